@@ -1,0 +1,21 @@
+//! outpost-core: everything between "these bytes came off a socket" and
+//! "these bytes go to the receiver", with no socket, file or clock inside.
+//!
+//! The crate is `no_std`. It allocates only while a plan is loaded and its
+//! buffers are sized; the steady state works in those buffers. Time is always
+//! an argument (`now_ms`, milliseconds since the Unix epoch), so the whole
+//! pipeline runs deterministically in tests and under a fuzzer.
+//!
+//! Entry points follow the sans-IO convention: `handle_*` takes input,
+//! `poll_*` hands back output or the next deadline.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
+
+pub mod error;
+pub mod labels;
+pub mod plan;

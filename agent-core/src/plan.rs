@@ -1,0 +1,767 @@
+//! The plan format: the one interface between `outpostc` and the agent.
+//!
+//! A plan file is a fixed 20-byte header followed by a postcard payload:
+//!
+//! | offset | size | field                                        |
+//! |--------|------|----------------------------------------------|
+//! | 0      | 8    | magic `OUTPOST\0`                            |
+//! | 8      | 2    | format version, little endian                |
+//! | 10     | 2    | flags, must be zero in version 1             |
+//! | 12     | 4    | payload length in bytes, little endian       |
+//! | 16     | 4    | CRC-32 (IEEE) of the payload, little endian  |
+//!
+//! The payload is [`Plan`] encoded with postcard 1.x. Every string in the
+//! plan lives once in [`Plan::strings`] and is referenced by [`StrId`], so a
+//! label name used by a hundred rules costs its bytes once.
+//!
+//! [`decode`] never panics: it checks the header, the length, the checksum,
+//! the postcard payload and then every cross-reference, and returns a
+//! [`PlanError`] that names the field at fault. `docs/plan-format.md` is the
+//! prose version of this module.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: [u8; 8] = *b"OUTPOST\0";
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 20;
+/// Plans are small (a few KiB); anything past this is not a plan we wrote.
+pub const MAX_PLAN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Index into [`Plan::strings`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StrId(pub u32);
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Interned strings; every [`StrId`] in the plan indexes this table.
+    pub strings: Vec<String>,
+    pub agent: Agent,
+    /// Added to every series last, sorted by name, unique names.
+    pub external_labels: Vec<LabelPair>,
+    pub receiver: Receiver,
+    pub queue: Queue,
+    pub wal: Wal,
+    /// Built-in node collectors; `None` on cluster-role agents.
+    pub node: Option<NodeCollectors>,
+    pub scrape_jobs: Vec<ScrapeJob>,
+    /// The agent's own `/metrics`, shipped like any target.
+    pub self_scrape: SelfScrape,
+    pub budget: Budget,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// DaemonSet: node collectors and node-local scrapes.
+    Node,
+    /// StatefulSet: cluster-wide scrapes such as kube-state-metrics.
+    Cluster,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Cluster => "cluster",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub cluster: StrId,
+    pub tenant: Option<StrId>,
+    pub role: Role,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelPair {
+    pub name: StrId,
+    pub value: StrId,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Receiver {
+    /// Full URL, `http://` or `https://`, with path (for Thanos Receive `/api/v1/receive`).
+    pub url: StrId,
+    /// Header name and value that carry the tenant, e.g. `THANOS-TENANT: tenant-a`.
+    pub tenant_header: Option<LabelPair>,
+    pub tls: Option<Tls>,
+    pub auth: Auth,
+    pub remote_timeout_ms: u32,
+    /// Applied after external labels, just before a sample is batched.
+    pub write_relabel: Vec<RelabelRule>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub ca_file: Option<StrId>,
+    pub cert_file: Option<StrId>,
+    pub key_file: Option<StrId>,
+    pub server_name: Option<StrId>,
+    /// Only set when the spec says so explicitly; the compiler warns about it.
+    pub insecure_skip_verify: bool,
+}
+
+/// Credentials are always file paths: a plan never carries a secret.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Auth {
+    None,
+    BearerTokenFile(StrId),
+    Basic { username: StrId, password_file: StrId },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Queue {
+    /// Samples each shard may hold ahead of the batch it is sending.
+    pub capacity: u32,
+    pub min_shards: u16,
+    pub max_shards: u16,
+    pub max_samples_per_send: u32,
+    pub batch_send_deadline_ms: u32,
+    pub min_backoff_ms: u32,
+    pub max_backoff_ms: u32,
+    /// Upper bound of one uncompressed WriteRequest; a batch closes before it is crossed.
+    pub max_batch_bytes: u32,
+    /// Samples older than this are dropped (reason `too_old`) instead of retried, so an
+    /// outage longer than the receiver's head window cannot starve fresh data.
+    pub max_sample_age_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// fsync after every appended batch.
+    Always,
+    /// fsync at most once per this many milliseconds.
+    IntervalMs(u32),
+    /// Leave it to the kernel.
+    Never,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Wal {
+    pub dir: StrId,
+    /// When the WAL reaches this size the oldest segment is dropped (reason `wal_full`).
+    pub max_bytes: u64,
+    pub segment_bytes: u32,
+    pub fsync: Fsync,
+}
+
+/// Per-target bounds. Hitting one fails the scrape with a named reason, as
+/// Prometheus does with `sample_limit`, `label_limit` and friends.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Decompressed body bytes.
+    pub body_bytes: u32,
+    /// Samples after metric relabeling.
+    pub samples: u32,
+    pub label_count: u16,
+    pub label_name_bytes: u16,
+    pub label_value_bytes: u32,
+}
+
+impl Limits {
+    /// Longest exposition line a target within these limits can send.
+    pub fn max_line_bytes(&self) -> usize {
+        let per_label = self.label_name_bytes as usize + 2 * self.label_value_bytes as usize + 4;
+        (per_label * (self.label_count as usize + 1) + 128).min(self.body_bytes as usize)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Collector {
+    Cpu,
+    Meminfo,
+    Loadavg,
+    Diskstats,
+    Filesystem,
+    Netdev,
+    Stat,
+    Uname,
+    Time,
+    Vmstat,
+    Pressure,
+}
+
+impl Collector {
+    pub const ALL: [Collector; 11] = [
+        Collector::Cpu,
+        Collector::Meminfo,
+        Collector::Loadavg,
+        Collector::Diskstats,
+        Collector::Filesystem,
+        Collector::Netdev,
+        Collector::Stat,
+        Collector::Uname,
+        Collector::Time,
+        Collector::Vmstat,
+        Collector::Pressure,
+    ];
+
+    /// node_exporter's name for the collector.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collector::Cpu => "cpu",
+            Collector::Meminfo => "meminfo",
+            Collector::Loadavg => "loadavg",
+            Collector::Diskstats => "diskstats",
+            Collector::Filesystem => "filesystem",
+            Collector::Netdev => "netdev",
+            Collector::Stat => "stat",
+            Collector::Uname => "uname",
+            Collector::Time => "time",
+            Collector::Vmstat => "vmstat",
+            Collector::Pressure => "pressure",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Collector> {
+        Collector::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NodeCollectors {
+    /// Sorted, unique.
+    pub collectors: Vec<Collector>,
+    pub interval_ms: u32,
+    /// The job label of node series (node_exporter's usual `node-exporter`).
+    pub job: StrId,
+    pub limits: Limits,
+    pub metric_relabel: Vec<RelabelRule>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ScrapeJob {
+    pub name: StrId,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub scheme: Scheme,
+    pub path: StrId,
+    /// `host:port`; `${NODE_NAME}` and `${NODE_IP}` are filled in at agent start.
+    pub targets: Vec<StrId>,
+    /// Added to every series of the job's targets (before `honor_labels` is applied).
+    pub labels: Vec<LabelPair>,
+    pub honor_labels: bool,
+    pub bearer_token_file: Option<StrId>,
+    pub tls: Option<Tls>,
+    pub limits: Limits,
+    pub metric_relabel: Vec<RelabelRule>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SelfScrape {
+    pub interval_ms: u32,
+    pub job: StrId,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelabelAction {
+    Replace,
+    Keep,
+    Drop,
+    KeepEqual,
+    DropEqual,
+    HashMod,
+    LabelMap,
+    LabelDrop,
+    LabelKeep,
+    Lowercase,
+    Uppercase,
+}
+
+impl RelabelAction {
+    pub const ALL: [RelabelAction; 11] = [
+        RelabelAction::Replace,
+        RelabelAction::Keep,
+        RelabelAction::Drop,
+        RelabelAction::KeepEqual,
+        RelabelAction::DropEqual,
+        RelabelAction::HashMod,
+        RelabelAction::LabelMap,
+        RelabelAction::LabelDrop,
+        RelabelAction::LabelKeep,
+        RelabelAction::Lowercase,
+        RelabelAction::Uppercase,
+    ];
+
+    /// Prometheus's spelling of the action.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelabelAction::Replace => "replace",
+            RelabelAction::Keep => "keep",
+            RelabelAction::Drop => "drop",
+            RelabelAction::KeepEqual => "keepequal",
+            RelabelAction::DropEqual => "dropequal",
+            RelabelAction::HashMod => "hashmod",
+            RelabelAction::LabelMap => "labelmap",
+            RelabelAction::LabelDrop => "labeldrop",
+            RelabelAction::LabelKeep => "labelkeep",
+            RelabelAction::Lowercase => "lowercase",
+            RelabelAction::Uppercase => "uppercase",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<RelabelAction> {
+        RelabelAction::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// One relabel rule with Prometheus's semantics. Defaults (separator `;`,
+/// regex `(.*)`, replacement `$1`) are filled in by the compiler, so the agent
+/// never guesses.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RelabelRule {
+    pub action: RelabelAction,
+    pub source_labels: Vec<StrId>,
+    pub separator: StrId,
+    /// The pattern as written in the spec, without anchors; the agent anchors
+    /// it on both ends, as Prometheus does.
+    pub regex: StrId,
+    pub modulus: u64,
+    pub target_label: StrId,
+    pub replacement: StrId,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub cpu_request_millis: u32,
+    pub cpu_limit_millis: u32,
+    pub memory_request_bytes: u64,
+    pub memory_limit_bytes: u64,
+}
+
+/// Why a plan was refused. Every variant names where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    TooShort {
+        len: usize,
+    },
+    TooLong {
+        len: usize,
+        max: usize,
+    },
+    BadMagic,
+    UnsupportedVersion {
+        found: u16,
+        supported: u16,
+    },
+    UnknownFlags(u16),
+    LengthMismatch {
+        header: u32,
+        actual: usize,
+    },
+    Checksum {
+        header: u32,
+        actual: u32,
+    },
+    Payload(postcard::Error),
+    TrailingBytes(usize),
+    /// A [`StrId`] at `field` points past the string table.
+    BadString {
+        field: &'static str,
+        id: u32,
+        strings: usize,
+    },
+    /// A value at `field` is outside what the agent accepts.
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::TooShort { len } => {
+                write!(f, "plan is {len} bytes, shorter than its {HEADER_LEN}-byte header")
+            }
+            PlanError::TooLong { len, max } => {
+                write!(f, "plan is {len} bytes, larger than the {max}-byte limit")
+            }
+            PlanError::BadMagic => write!(f, "not an outpost plan (magic bytes do not match)"),
+            PlanError::UnsupportedVersion { found, supported } => write!(
+                f,
+                "plan format version {found} is not supported by this agent (it reads version {supported}); use an outpostc that matches the agent"
+            ),
+            PlanError::UnknownFlags(flags) => write!(f, "plan header has unknown flags {flags:#06x}"),
+            PlanError::LengthMismatch { header, actual } => write!(
+                f,
+                "plan header says {header} payload bytes but {actual} follow (truncated or padded file)"
+            ),
+            PlanError::Checksum { header, actual } => write!(
+                f,
+                "plan checksum mismatch: header {header:#010x}, payload {actual:#010x} (corrupt file)"
+            ),
+            PlanError::Payload(e) => write!(f, "plan payload does not decode: {e}"),
+            PlanError::TrailingBytes(n) => write!(f, "plan payload has {n} bytes after the plan"),
+            PlanError::BadString { field, id, strings } => write!(
+                f,
+                "plan field `{field}` references string {id} but the table has {strings}"
+            ),
+            PlanError::Invalid { field, reason } => write!(f, "plan field `{field}`: {reason}"),
+        }
+    }
+}
+
+impl Plan {
+    /// The interned string behind `id`. Only valid on a plan that passed
+    /// [`decode`] or [`Plan::validate`]; an out-of-range id yields "".
+    pub fn str(&self, id: StrId) -> &str {
+        self.strings.get(id.0 as usize).map(String::as_str).unwrap_or("")
+    }
+
+    /// Checks every cross-reference and range the agent relies on.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let n = self.strings.len();
+        let s = |field: &'static str, id: StrId| -> Result<(), PlanError> {
+            if (id.0 as usize) < n {
+                Ok(())
+            } else {
+                Err(PlanError::BadString {
+                    field,
+                    id: id.0,
+                    strings: n,
+                })
+            }
+        };
+        let pairs = |field: &'static str, pairs: &[LabelPair]| -> Result<(), PlanError> {
+            pairs
+                .iter()
+                .try_for_each(|p| s(field, p.name).and_then(|_| s(field, p.value)))
+        };
+        let tls = |field: &'static str, tls: &Option<Tls>| -> Result<(), PlanError> {
+            if let Some(t) = tls {
+                for id in [t.ca_file, t.cert_file, t.key_file, t.server_name]
+                    .into_iter()
+                    .flatten()
+                {
+                    s(field, id)?;
+                }
+            }
+            Ok(())
+        };
+        let rules = |field: &'static str, rules: &[RelabelRule]| -> Result<(), PlanError> {
+            for r in rules {
+                for id in &r.source_labels {
+                    s(field, *id)?;
+                }
+                for id in [r.separator, r.regex, r.target_label, r.replacement] {
+                    s(field, id)?;
+                }
+                if r.action == RelabelAction::HashMod && r.modulus == 0 {
+                    return Err(PlanError::Invalid {
+                        field,
+                        reason: "hashmod with modulus 0",
+                    });
+                }
+            }
+            Ok(())
+        };
+        let limits = |field: &'static str, l: &Limits| -> Result<(), PlanError> {
+            if l.body_bytes == 0 || l.samples == 0 || l.label_count == 0 {
+                return Err(PlanError::Invalid {
+                    field,
+                    reason: "a limit is zero",
+                });
+            }
+            Ok(())
+        };
+
+        s("agent.cluster", self.agent.cluster)?;
+        if let Some(t) = self.agent.tenant {
+            s("agent.tenant", t)?;
+        }
+        pairs("external_labels", &self.external_labels)?;
+        if !self
+            .external_labels
+            .windows(2)
+            .all(|w| self.str(w[0].name) < self.str(w[1].name))
+        {
+            return Err(PlanError::Invalid {
+                field: "external_labels",
+                reason: "names must be sorted and unique",
+            });
+        }
+
+        let r = &self.receiver;
+        s("receiver.url", r.url)?;
+        if let Some(h) = &r.tenant_header {
+            pairs("receiver.tenant_header", core::slice::from_ref(h))?;
+        }
+        tls("receiver.tls", &r.tls)?;
+        match r.auth {
+            Auth::None => {}
+            Auth::BearerTokenFile(f) => s("receiver.auth", f)?,
+            Auth::Basic {
+                username,
+                password_file,
+            } => {
+                s("receiver.auth", username)?;
+                s("receiver.auth", password_file)?;
+            }
+        }
+        rules("receiver.write_relabel", &r.write_relabel)?;
+        if r.remote_timeout_ms == 0 {
+            return Err(PlanError::Invalid {
+                field: "receiver.remote_timeout_ms",
+                reason: "must be > 0",
+            });
+        }
+
+        let q = &self.queue;
+        if q.min_shards == 0 || q.min_shards > q.max_shards {
+            return Err(PlanError::Invalid {
+                field: "queue.min_shards",
+                reason: "must be between 1 and max_shards",
+            });
+        }
+        if q.max_samples_per_send == 0 || q.max_batch_bytes < 1024 {
+            return Err(PlanError::Invalid {
+                field: "queue.max_batch_bytes",
+                reason: "batches must hold at least one sample and 1 KiB",
+            });
+        }
+        if q.min_backoff_ms > q.max_backoff_ms {
+            return Err(PlanError::Invalid {
+                field: "queue.min_backoff_ms",
+                reason: "exceeds max_backoff_ms",
+            });
+        }
+
+        s("wal.dir", self.wal.dir)?;
+        if self.wal.segment_bytes < q.max_batch_bytes
+            || u64::from(self.wal.segment_bytes) > self.wal.max_bytes
+        {
+            return Err(PlanError::Invalid {
+                field: "wal.segment_bytes",
+                reason: "must hold one batch and fit within wal.max_bytes",
+            });
+        }
+
+        if let Some(node) = &self.node {
+            s("node.job", node.job)?;
+            limits("node.limits", &node.limits)?;
+            rules("node.metric_relabel", &node.metric_relabel)?;
+            if node.interval_ms == 0 {
+                return Err(PlanError::Invalid {
+                    field: "node.interval_ms",
+                    reason: "must be > 0",
+                });
+            }
+        }
+        for job in &self.scrape_jobs {
+            s("scrape_jobs.name", job.name)?;
+            s("scrape_jobs.path", job.path)?;
+            for t in &job.targets {
+                s("scrape_jobs.targets", *t)?;
+            }
+            pairs("scrape_jobs.labels", &job.labels)?;
+            if let Some(f) = job.bearer_token_file {
+                s("scrape_jobs.bearer_token_file", f)?;
+            }
+            tls("scrape_jobs.tls", &job.tls)?;
+            limits("scrape_jobs.limits", &job.limits)?;
+            rules("scrape_jobs.metric_relabel", &job.metric_relabel)?;
+            if job.interval_ms == 0 || job.timeout_ms == 0 || job.timeout_ms > job.interval_ms {
+                return Err(PlanError::Invalid {
+                    field: "scrape_jobs.timeout_ms",
+                    reason: "interval and timeout must be > 0 and timeout <= interval",
+                });
+            }
+        }
+        s("self_scrape.job", self.self_scrape.job)?;
+        if self.self_scrape.interval_ms == 0 {
+            return Err(PlanError::Invalid {
+                field: "self_scrape.interval_ms",
+                reason: "must be > 0",
+            });
+        }
+        Ok(())
+    }
+
+    /// Every target the plan scrapes, with its limits: used to size buffers
+    /// and to compute the worst case.
+    pub fn target_limits(&self) -> impl Iterator<Item = Limits> + '_ {
+        let node = self.node.iter().map(|n| n.limits);
+        let jobs = self
+            .scrape_jobs
+            .iter()
+            .flat_map(|j| core::iter::repeat_n(j.limits, j.targets.len()));
+        node.chain(jobs).chain(core::iter::once(SELF_SCRAPE_LIMITS))
+    }
+
+    /// The agent's worst-case memory, buffer by buffer. The agent sizes its
+    /// buffers from the same numbers, so this is the bound it runs within.
+    pub fn worst_case_memory(&self) -> MemoryBreakdown {
+        let targets: Vec<Limits> = self.target_limits().collect();
+        let mut scrape_bodies = 0u64;
+        let mut series_state = 0u64;
+        for l in &targets {
+            // The decompressed body and the line buffer.
+            scrape_bodies += u64::from(l.body_bytes) + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
+            // Previous and current series sets: a hash each, plus the encoded
+            // labels of the previous scrape for staleness markers, bounded by
+            // the body that produced them.
+            series_state += 2 * u64::from(l.samples) * SERIES_SLOT_BYTES + u64::from(l.body_bytes);
+        }
+        let q = &self.queue;
+        let shards = u64::from(q.max_shards);
+        // Each shard holds `capacity` samples read ahead plus the batch in
+        // flight, compressed and uncompressed.
+        let per_sample = u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send.max(1));
+        let queue = shards
+            * ((u64::from(q.capacity) + u64::from(q.max_samples_per_send))
+                * per_sample.max(MIN_SAMPLE_BYTES)
+                + snappy_max_len(u64::from(q.max_batch_bytes)));
+        // The batch being filled plus the one being encoded into the WAL.
+        let batching = 2 * u64::from(q.max_batch_bytes);
+        let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
+        let inflate = targets.len() as u64 * INFLATE_STATE_BYTES;
+        MemoryBreakdown {
+            fixed: FIXED_OVERHEAD_BYTES,
+            scrape_bodies,
+            inflate,
+            series_state,
+            batching,
+            queue,
+            connections,
+            strings: self.strings.iter().map(|s| s.len() as u64 + 24).sum(),
+        }
+    }
+}
+
+/// Limits of the agent's own `/metrics`, which it scrapes in-process.
+pub const SELF_SCRAPE_LIMITS: Limits = Limits {
+    body_bytes: 256 * 1024,
+    samples: 2000,
+    label_count: 16,
+    label_name_bytes: 64,
+    label_value_bytes: 256,
+};
+/// Binary text, stacks, allocator slack, rustls config and root store.
+pub const FIXED_OVERHEAD_BYTES: u64 = 6 * 1024 * 1024;
+/// Socket read buffer per scrape.
+pub const RECV_CHUNK_BYTES: u64 = 16 * 1024;
+/// A series-set slot: 64-bit hash, offset and length of its labels.
+pub const SERIES_SLOT_BYTES: u64 = 16;
+/// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).
+pub const MIN_SAMPLE_BYTES: u64 = 64;
+/// One client connection: TLS state, request and response buffers.
+pub const CONNECTION_BYTES: u64 = 64 * 1024;
+/// miniz_oxide's inflate state with its 32 KiB window.
+pub const INFLATE_STATE_BYTES: u64 = 48 * 1024;
+
+/// Snappy's documented worst case for an input of `n` bytes.
+pub const fn snappy_max_len(n: u64) -> u64 {
+    32 + n + n / 6
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct MemoryBreakdown {
+    pub fixed: u64,
+    pub scrape_bodies: u64,
+    pub inflate: u64,
+    pub series_state: u64,
+    pub batching: u64,
+    pub queue: u64,
+    pub connections: u64,
+    pub strings: u64,
+}
+
+impl MemoryBreakdown {
+    pub fn total(&self) -> u64 {
+        self.fixed
+            + self.scrape_bodies
+            + self.inflate
+            + self.series_state
+            + self.batching
+            + self.queue
+            + self.connections
+            + self.strings
+    }
+
+    /// `(name, bytes)` rows, for reports.
+    pub fn rows(&self) -> [(&'static str, u64); 8] {
+        [
+            ("fixed", self.fixed),
+            ("scrape_bodies", self.scrape_bodies),
+            ("inflate", self.inflate),
+            ("series_state", self.series_state),
+            ("batching", self.batching),
+            ("queue", self.queue),
+            ("connections", self.connections),
+            ("strings", self.strings),
+        ]
+    }
+}
+
+/// Serializes a plan with its header. Deterministic: the same plan gives
+/// the same bytes.
+pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_allocvec(plan)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Reads and validates a plan. Never panics, for any input.
+pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(PlanError::TooShort { len: bytes.len() });
+    }
+    if bytes.len() > MAX_PLAN_BYTES {
+        return Err(PlanError::TooLong {
+            len: bytes.len(),
+            max: MAX_PLAN_BYTES,
+        });
+    }
+    if bytes[..8] != MAGIC {
+        return Err(PlanError::BadMagic);
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let version = u16_at(8);
+    if version != FORMAT_VERSION {
+        return Err(PlanError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let flags = u16_at(10);
+    if flags != 0 {
+        return Err(PlanError::UnknownFlags(flags));
+    }
+    let len = u32_at(12);
+    let payload = &bytes[HEADER_LEN..];
+    if len as usize != payload.len() {
+        return Err(PlanError::LengthMismatch {
+            header: len,
+            actual: payload.len(),
+        });
+    }
+    let crc = u32_at(16);
+    let actual = crc32fast::hash(payload);
+    if crc != actual {
+        return Err(PlanError::Checksum { header: crc, actual });
+    }
+    let (plan, rest): (Plan, &[u8]) = postcard::take_from_bytes(payload).map_err(PlanError::Payload)?;
+    if !rest.is_empty() {
+        return Err(PlanError::TrailingBytes(rest.len()));
+    }
+    plan.validate()?;
+    Ok(plan)
+}

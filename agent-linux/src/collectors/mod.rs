@@ -1,0 +1,1 @@
+//! Node collectors: node_exporter-compatible metrics read from `/proc` and `/sys`.

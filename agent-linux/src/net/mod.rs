@@ -1,0 +1,1 @@
+//! Sockets, HTTP/1.1 and TLS for scrapes, remote write and the status server.

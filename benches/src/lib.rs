@@ -1,0 +1,1 @@
+//! Shared helpers for outpost's benchmarks: synthetic KSM-shaped exposition bodies.
