@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Statically linked x86_64 `outpost` with glibc's crt-static: the only static
+# target this toolchain carries (no musl std is installed here).
+# Output: target/x86_64-unknown-linux-gnu/release/outpost
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --locked --release -p outpost-agent --bin outpost --target x86_64-unknown-linux-gnu
+bin=target/x86_64-unknown-linux-gnu/release/outpost
+if ldd "$bin" >/dev/null 2>&1; then
+  echo "error: $bin is dynamically linked" >&2
+  exit 1
+fi
+echo "built $bin ($(stat -c %s "$bin") bytes, static)"
