@@ -5,6 +5,7 @@
 //! the capacity it was built with: a push that would is refused with
 //! [`LabelError`], which the caller turns into a failed scrape.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -35,10 +36,12 @@ struct Span {
 
 #[derive(Debug, Clone)]
 pub struct LabelSet {
-    arena: Vec<u8>,
+    /// A `String` rather than bytes so that reading a label is a slice, not
+    /// a UTF-8 validation: only `&str` ever enters it.
+    arena: String,
     spans: Vec<Span>,
     /// Compaction target, same capacity as `arena`.
-    spare: Vec<u8>,
+    spare: String,
 }
 
 impl LabelSet {
@@ -46,9 +49,9 @@ impl LabelSet {
     /// values add up to at most `max_bytes`.
     pub fn with_capacity(max_labels: usize, max_bytes: usize) -> Self {
         LabelSet {
-            arena: Vec::with_capacity(max_bytes),
+            arena: String::with_capacity(max_bytes),
             spans: Vec::with_capacity(max_labels),
-            spare: Vec::with_capacity(max_bytes),
+            spare: String::with_capacity(max_bytes),
         }
     }
 
@@ -70,9 +73,7 @@ impl LabelSet {
     }
 
     fn text(&self, at: u32, len: u32) -> &str {
-        let bytes = &self.arena[at as usize..(at + len) as usize];
-        // Only `&str` ever enters the arena, and spans cut at their edges.
-        core::str::from_utf8(bytes).unwrap_or("")
+        &self.arena[at as usize..(at + len) as usize]
     }
 
     /// Name and value of the `i`-th label, in the set's current order.
@@ -112,7 +113,7 @@ impl LabelSet {
     /// Appends `s` to the arena; the caller has reserved room for it.
     fn store(&mut self, s: &str) -> (u32, u32) {
         let at = self.arena.len() as u32;
-        self.arena.extend_from_slice(s.as_bytes());
+        self.arena.push_str(s);
         (at, s.len() as u32)
     }
 
@@ -122,10 +123,10 @@ impl LabelSet {
         for span in self.spans.iter_mut() {
             let name = &self.arena[span.name_at as usize..(span.name_at + span.name_len) as usize];
             span.name_at = self.spare.len() as u32;
-            self.spare.extend_from_slice(name);
+            self.spare.push_str(name);
             let value = &self.arena[span.value_at as usize..(span.value_at + span.value_len) as usize];
             span.value_at = self.spare.len() as u32;
-            self.spare.extend_from_slice(value);
+            self.spare.push_str(value);
         }
         core::mem::swap(&mut self.arena, &mut self.spare);
     }
@@ -191,7 +192,7 @@ impl LabelSet {
     /// Sorts by name, in place (no allocation).
     pub fn sort(&mut self) {
         let arena = &self.arena;
-        let name = |s: &Span| &arena[s.name_at as usize..(s.name_at + s.name_len) as usize];
+        let name = |s: &Span| &arena.as_bytes()[s.name_at as usize..(s.name_at + s.name_len) as usize];
         self.spans.sort_unstable_by(|a, b| name(a).cmp(name(b)));
     }
 

@@ -17,5 +17,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod error;
+pub mod expfmt;
 pub mod labels;
 pub mod plan;
+pub mod queue;
+pub mod relabel;
+pub mod remote_write;
+pub mod snappy;
+pub mod wal;

@@ -1,1 +1,184 @@
-fn main() {}
+//! outpostc: check a fleet spec, compile it into plans, explain a plan,
+//! and print the resource budget. Exit codes: 0 ok, 1 spec errors, 2 usage
+//! or I/O errors.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use outpost_compiler::{budget, explain, load_spec, Analysis};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "outpostc",
+    version,
+    about = "Compile an outpost fleet spec into agent plans"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the spec; writes nothing.
+    Check {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Write one plan per agent to DIR/<cluster>/[<tenant>/]<role>.plan.
+    Compile {
+        spec: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Decode a plan: targets, labels, rules, bounds, size, worst-case memory.
+    Explain {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Per-cluster requests, limits and worst-case memory next to the seed's.
+    Budget {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+const USAGE_OR_IO: u8 = 2;
+const SPEC_ERRORS: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            spec,
+            format,
+            deny_warnings,
+        } => match load(&spec) {
+            Ok(a) => ExitCode::from(report(&a, format, deny_warnings)),
+            Err(code) => code,
+        },
+        Command::Compile {
+            spec,
+            output,
+            format,
+            deny_warnings,
+        } => {
+            let a = match load(&spec) {
+                Ok(a) => a,
+                Err(code) => return code,
+            };
+            let status = report(&a, format, deny_warnings);
+            if status != 0 {
+                return ExitCode::from(status);
+            }
+            match write_plans(&a, &output) {
+                Ok(n) => {
+                    if format == Format::Text {
+                        eprintln!("wrote {n} plans under {}", output.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(USAGE_OR_IO)
+                }
+            }
+        }
+        Command::Explain { plan, format } => {
+            let bytes = match std::fs::read(&plan) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", plan.display());
+                    return ExitCode::from(USAGE_OR_IO);
+                }
+            };
+            match outpost_core::plan::decode(&bytes) {
+                Ok(p) => {
+                    match format {
+                        Format::Text => print!("{}", explain::explain_text(&p, bytes.len())),
+                        Format::Json => println!("{:#}", explain::explain_json(&p, bytes.len())),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", plan.display());
+                    ExitCode::from(SPEC_ERRORS)
+                }
+            }
+        }
+        Command::Budget { spec, format } => {
+            let a = match load(&spec) {
+                Ok(a) => a,
+                Err(code) => return code,
+            };
+            if a.has_errors() {
+                return ExitCode::from(report(&a, format, false));
+            }
+            let budgets = budget::cluster_budgets(&a.plans);
+            match format {
+                Format::Text => print!("{}", budget::budget_text(&budgets)),
+                Format::Json => println!("{:#}", budget::budget_json(&budgets)),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn load(spec: &Path) -> Result<Analysis, ExitCode> {
+    load_spec(spec).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", spec.display());
+        ExitCode::from(USAGE_OR_IO)
+    })
+}
+
+/// Prints the diagnostics and returns the exit status they call for.
+fn report(a: &Analysis, format: Format, deny_warnings: bool) -> u8 {
+    match format {
+        Format::Text => {
+            if !a.diagnostics.is_empty() {
+                let width = std::env::var("COLUMNS")
+                    .ok()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(100);
+                eprint!("{}", a.render_text(width));
+            }
+            let (errors, warnings) = outpost_compiler::compile::counts(&a.diagnostics);
+            eprintln!("{}: {errors} error(s), {warnings} warning(s)", a.name());
+        }
+        Format::Json => println!("{:#}", a.render_json()),
+    }
+    if a.has_errors() || (deny_warnings && a.has_warnings()) {
+        SPEC_ERRORS
+    } else {
+        0
+    }
+}
+
+fn write_plans(a: &Analysis, dir: &Path) -> Result<usize, String> {
+    for agent in &a.plans {
+        let path = dir.join(agent.rel_path());
+        let bytes = outpost_core::plan::encode(&agent.plan)
+            .map_err(|e| format!("encoding {}: {e}", path.display()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(a.plans.len())
+}

@@ -1,0 +1,1017 @@
+//! Relabeling with Prometheus's semantics, compiled once from the plan.
+//!
+//! [`RelabelProgram::build`] turns a list of [`RelabelRule`]s into compiled
+//! regexes, parsed replacement templates and scratch buffers sized from the
+//! label bound. [`RelabelProgram::apply`] then runs on every series without
+//! compiling or allocating: the joined source values, the expanded target and
+//! value, and the capture slots all live in those buffers.
+//!
+//! Semantics follow Prometheus 3 (`model/relabel`):
+//! - source values are joined with the separator, absent labels count as "";
+//! - the regex is anchored on both ends and `.` matches `\n` (`^(?s:RE)$`);
+//! - `replace` with no match leaves the labels alone; the target name is
+//!   itself a template; an empty target name skips the rule; an empty value
+//!   removes the target label;
+//! - templates follow Go's `Regexp.Expand`: `$1`, `${1}`, `$name`, `${name}`,
+//!   `$$` for a dollar, the longest run of letters, digits and `_` names the
+//!   group (so `$1x` is group `1x`, which is empty), a malformed reference is
+//!   kept as text;
+//! - `hashmod` is the big-endian `u64` of bytes 8..16 of the MD5 of the joined
+//!   value, modulo `modulus`;
+//! - `labelmap` reads the labels as they were before the rule, so one mapping
+//!   cannot feed another within the same rule;
+//! - a series whose label set ends up empty is dropped, as the scrape loop does.
+//!
+//! Known differences, kept on purpose or for lack of tables:
+//! - Go's RE2 syntax is translated to regex-automata's: `\d \w \s \b` (and
+//!   negations) become their ASCII forms as in Go, a `[` inside a class and
+//!   the class operators `&&`/`~~` become literals. `\Q...\E` is not
+//!   supported and is reported as a bad regex.
+//! - `lowercase`/`uppercase` use per-character mappings; the few characters
+//!   whose full uppercase expands to several characters (`ß`, Greek with
+//!   iota subscript, ligatures) are kept unchanged, where Go maps a handful of
+//!   them to a titlecase form.
+//! - `labelmap` skips a mapping whose resulting name is empty (Prometheus
+//!   would write a label with an empty name, which later fails the series).
+//! - `labelmap` visits labels in the set's order, not name order; this only
+//!   matters when two labels map to the same name.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::fmt::Write as _;
+
+use regex_automata::meta;
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Input, PatternID};
+
+use crate::labels::{LabelError, LabelSet};
+use crate::plan::{Plan, RelabelAction, RelabelRule};
+
+/// Prometheus's default regex; compiled to nothing, it always matches and
+/// captures the whole value as group 1.
+const MATCH_ALL: &str = "(.*)";
+
+/// Lazy DFA cache per regex. The cache grows only as states are discovered and
+/// is cleared, not grown, past this; relabel patterns need a few KiB.
+pub const DFA_CACHE_BYTES: usize = 256 * 1024;
+
+/// Room for a `u64` in decimal, whatever the label bound.
+const MIN_SCRATCH_BYTES: usize = 32;
+
+/// Why a rule could not be compiled. `rule` is the index in the slice given
+/// to [`RelabelProgram::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelabelBuildError {
+    BadRegex {
+        rule: usize,
+        pattern: String,
+        reason: String,
+    },
+    /// `replace`, `hashmod`, `lowercase`, `uppercase`, `keepequal` and
+    /// `dropequal` write or read `target_label`; it must be set.
+    MissingTargetLabel {
+        rule: usize,
+        action: &'static str,
+    },
+    ZeroModulus {
+        rule: usize,
+    },
+}
+
+impl fmt::Display for RelabelBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelabelBuildError::BadRegex {
+                rule,
+                pattern,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "relabel rule {rule}: field `regex` `{pattern}` does not compile: {reason}"
+                )
+            }
+            RelabelBuildError::MissingTargetLabel { rule, action } => write!(
+                f,
+                "relabel rule {rule}: action `{action}` needs field `target_label`"
+            ),
+            RelabelBuildError::ZeroModulus { rule } => {
+                write!(
+                    f,
+                    "relabel rule {rule}: action `hashmod` needs field `modulus` > 0"
+                )
+            }
+        }
+    }
+}
+
+/// Compiled rules plus the buffers `apply` works in.
+pub struct RelabelProgram {
+    rules: Vec<Rule>,
+    scratch: Scratch,
+    dropped_at_limit: u64,
+}
+
+impl fmt::Debug for RelabelProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelabelProgram")
+            .field("rules", &self.rules.len())
+            .field("max_label_bytes", &self.scratch.max_label_bytes)
+            .finish()
+    }
+}
+
+struct Rule {
+    action: RelabelAction,
+    sources: Vec<String>,
+    separator: String,
+    matcher: Matcher,
+    modulus: u64,
+    target: Template,
+    replacement: Template,
+}
+
+enum Matcher {
+    /// Actions that never look at the regex.
+    Unused,
+    /// The default `(.*)`: matches anything, group 1 is the whole value.
+    All,
+    /// `lit`, `lit.*` and alternations of them, the usual shape of
+    /// `drop`/`labeldrop` patterns: string compares instead of a regex
+    /// search. Only group 0 exists, as in the regex.
+    Literals(Vec<Branch>),
+    /// Boxed: the regex and its cache are large next to the other variants.
+    Regex(Box<CompiledRegex>),
+}
+
+struct Branch {
+    text: String,
+    /// The branch ended in `.*`, which under `(?s)` matches any rest.
+    any_suffix: bool,
+}
+
+impl Branch {
+    fn matches(&self, hay: &str) -> bool {
+        if self.any_suffix {
+            hay.starts_with(self.text.as_str())
+        } else {
+            hay == self.text
+        }
+    }
+}
+
+/// Splits a pattern made only of literal text, `.*` suffixes and `|` into
+/// its branches; `None` for anything a regex must handle.
+fn literal_branches(pattern: &str) -> Option<Vec<Branch>> {
+    pattern
+        .split('|')
+        .map(|branch| {
+            let (text, any_suffix) = match branch.strip_suffix(".*") {
+                Some(text) => (text, true),
+                None => (branch, false),
+            };
+            if text.chars().any(|c| r"\.+*?()|[]{}^$".contains(c)) {
+                return None;
+            }
+            Some(Branch {
+                text: String::from(text),
+                any_suffix,
+            })
+        })
+        .collect()
+}
+
+struct CompiledRegex {
+    re: meta::Regex,
+    cache: meta::Cache,
+}
+
+impl Matcher {
+    fn is_match(&mut self, hay: &str) -> bool {
+        match self {
+            Matcher::Unused | Matcher::All => true,
+            Matcher::Literals(branches) => branches.iter().any(|b| b.matches(hay)),
+            Matcher::Regex(c) => {
+                c.re.search_half_with(&mut c.cache, &Input::new(hay).earliest(true))
+                    .is_some()
+            }
+        }
+    }
+
+    /// Fills `slots` (group `i` at `2i`, `2i+1`) and returns how many it set,
+    /// or `None` when the regex does not match.
+    fn captures(&mut self, hay: &str, slots: &mut [Option<NonMaxUsize>]) -> Option<usize> {
+        match self {
+            Matcher::Unused => None,
+            Matcher::All => {
+                let end = NonMaxUsize::new(hay.len());
+                let start = NonMaxUsize::new(0);
+                slots[..4].copy_from_slice(&[start, end, start, end]);
+                Some(4)
+            }
+            Matcher::Literals(branches) => {
+                if !branches.iter().any(|b| b.matches(hay)) {
+                    return None;
+                }
+                slots[0] = NonMaxUsize::new(0);
+                slots[1] = NonMaxUsize::new(hay.len());
+                Some(2)
+            }
+            Matcher::Regex(c) => {
+                let n = c.re.group_info().slot_len();
+                c.re.search_slots_with(&mut c.cache, &Input::new(hay), &mut slots[..n])?;
+                Some(n)
+            }
+        }
+    }
+
+    fn slot_len(&self) -> usize {
+        match self {
+            Matcher::Unused => 0,
+            Matcher::All => 4,
+            Matcher::Literals(_) => 2,
+            Matcher::Regex(c) => c.re.group_info().slot_len(),
+        }
+    }
+
+    /// Group index behind a `$name` reference, as Go resolves it.
+    fn group_named(&self, name: &str) -> Option<usize> {
+        match self {
+            Matcher::Regex(c) => c.re.group_info().to_index(PatternID::ZERO, name),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Group(usize),
+}
+
+/// A replacement or target template, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Template {
+    pieces: Vec<Piece>,
+}
+
+impl Template {
+    fn literal(text: &str) -> Template {
+        let pieces = if text.is_empty() {
+            Vec::new()
+        } else {
+            alloc::vec![Piece::Text(String::from(text))]
+        };
+        Template { pieces }
+    }
+
+    /// Parses Go's `Regexp.Expand` template syntax, resolving names against
+    /// `matcher` so that expansion is a plain copy loop.
+    fn parse(template: &str, matcher: &Matcher, name_chars: &mut NameChars) -> Template {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut rest = template;
+        while let Some(dollar) = rest.find('$') {
+            text.push_str(&rest[..dollar]);
+            rest = &rest[dollar + 1..];
+            if let Some(after) = rest.strip_prefix('$') {
+                text.push('$');
+                rest = after;
+                continue;
+            }
+            let Some((name, after)) = name_chars.reference(rest) else {
+                // Malformed reference: Go keeps the dollar as text.
+                text.push('$');
+                continue;
+            };
+            rest = after;
+            let group = match go_group_number(name) {
+                Some(n) => Some(n),
+                None => matcher.group_named(name),
+            };
+            // A group the regex does not have expands to nothing.
+            if let Some(g) = group.filter(|g| 2 * g + 1 < matcher.slot_len()) {
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(core::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Group(g));
+            }
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Template { pieces }
+    }
+
+    /// Writes the expansion into `out` (cleared first), never past its
+    /// capacity: a result that would not fit could not be stored as a label.
+    fn expand(
+        &self,
+        hay: &str,
+        slots: &[Option<NonMaxUsize>],
+        out: &mut String,
+        limit: usize,
+    ) -> Result<(), LabelError> {
+        out.clear();
+        for piece in &self.pieces {
+            let part = match piece {
+                Piece::Text(t) => t.as_str(),
+                Piece::Group(g) => match (slots[2 * g], slots[2 * g + 1]) {
+                    (Some(start), Some(end)) => &hay[start.get()..end.get()],
+                    _ => "",
+                },
+            };
+            push_bounded(out, part, limit)?;
+        }
+        Ok(())
+    }
+}
+
+/// Go's number rule: all ASCII digits, below 1e8, no leading zero.
+fn go_group_number(name: &str) -> Option<usize> {
+    if name.len() > 1 && name.starts_with('0') {
+        return None;
+    }
+    let mut n: usize = 0;
+    for b in name.bytes() {
+        if !b.is_ascii_digit() || n >= 100_000_000 {
+            return None;
+        }
+        n = n * 10 + usize::from(b - b'0');
+    }
+    Some(n)
+}
+
+/// Classifies name characters of a template reference the way Go does
+/// (`unicode.IsLetter`, `unicode.IsDigit`, `_`). ASCII is decided inline; the
+/// Unicode classes are compiled only if a template needs them.
+struct NameChars {
+    unicode: Option<meta::Regex>,
+}
+
+impl NameChars {
+    fn is_name_char(&mut self, c: char) -> bool {
+        if c.is_ascii() {
+            return c.is_ascii_alphanumeric() || c == '_';
+        }
+        let re = self.unicode.get_or_insert_with(|| {
+            // A fixed, valid pattern: it cannot fail to compile.
+            meta::Regex::new(r"^[\p{L}\p{Nd}]$").expect("fixed pattern")
+        });
+        let mut buf = [0u8; 4];
+        re.is_match(c.encode_utf8(&mut buf) as &str)
+    }
+
+    /// Splits `$`-less text after a dollar into the referenced name and the
+    /// rest, or `None` when the reference is malformed.
+    fn reference<'t>(&mut self, after_dollar: &'t str) -> Option<(&'t str, &'t str)> {
+        let (braced, body) = match after_dollar.strip_prefix('{') {
+            Some(b) => (true, b),
+            None => (false, after_dollar),
+        };
+        let end = body
+            .char_indices()
+            .find(|&(_, c)| !self.is_name_char(c))
+            .map_or(body.len(), |(i, _)| i);
+        if end == 0 {
+            return None;
+        }
+        let name = &body[..end];
+        if braced {
+            let rest = body[end..].strip_prefix('}')?;
+            Some((name, rest))
+        } else {
+            Some((name, &body[end..]))
+        }
+    }
+}
+
+struct Scratch {
+    joined: String,
+    value: String,
+    target: String,
+    slots: Vec<Option<NonMaxUsize>>,
+    /// Labels as they were before a `labelmap` rule.
+    snapshot: LabelSet,
+    max_label_bytes: usize,
+}
+
+impl RelabelProgram {
+    /// Compiles `rules` (strings resolved through `plan`). `max_label_bytes`
+    /// bounds the names and values of one series together, as the caller's
+    /// [`LabelSet`] does; scratch buffers are sized from it.
+    pub fn build(
+        plan: &Plan,
+        rules: &[RelabelRule],
+        max_label_bytes: usize,
+    ) -> Result<RelabelProgram, RelabelBuildError> {
+        let mut name_chars = NameChars { unicode: None };
+        let mut compiled = Vec::with_capacity(rules.len());
+        let mut joined_cap = 0;
+        let mut slots_len = 0;
+        let mut needs_snapshot = false;
+        for (index, rule) in rules.iter().enumerate() {
+            let compiled_rule = compile_rule(plan, index, rule, &mut name_chars)?;
+            joined_cap = joined_cap.max(joined_bound(&compiled_rule, max_label_bytes));
+            slots_len = slots_len.max(compiled_rule.matcher.slot_len());
+            needs_snapshot |= compiled_rule.action == RelabelAction::LabelMap;
+            compiled.push(compiled_rule);
+        }
+        let value_cap = max_label_bytes.max(MIN_SCRATCH_BYTES);
+        let snapshot = if needs_snapshot {
+            // Label count is unknown here; `reserve_labels` or the first
+            // labelmap run sizes it.
+            LabelSet::with_capacity(0, max_label_bytes)
+        } else {
+            LabelSet::with_capacity(0, 0)
+        };
+        Ok(RelabelProgram {
+            rules: compiled,
+            scratch: Scratch {
+                joined: String::with_capacity(joined_cap.max(MIN_SCRATCH_BYTES)),
+                value: String::with_capacity(value_cap),
+                target: String::with_capacity(value_cap),
+                slots: alloc::vec![None; slots_len.max(4)],
+                snapshot,
+                max_label_bytes,
+            },
+            dropped_at_limit: 0,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Sizes the `labelmap` snapshot for label sets of up to `max_labels`
+    /// pairs, so the first series does not allocate it.
+    pub fn reserve_labels(&mut self, max_labels: usize) {
+        let needs_snapshot = self.rules.iter().any(|r| r.action == RelabelAction::LabelMap);
+        if needs_snapshot && self.scratch.snapshot.max_labels() < max_labels {
+            self.scratch.snapshot = LabelSet::with_capacity(max_labels, self.scratch.max_label_bytes);
+        }
+    }
+
+    /// Heap bytes held now: compiled regexes, their caches and the scratch
+    /// buffers. Each regex cache may grow to [`DFA_CACHE_BYTES`] on inputs
+    /// that visit many DFA states; [`RelabelProgram::regex_count`] gives the
+    /// multiplier for a worst-case figure.
+    pub fn heap_bytes(&self) -> usize {
+        let s = &self.scratch;
+        let label_set = |l: &LabelSet| l.max_labels() * 16 + 2 * s.max_label_bytes.min(usize::MAX / 4);
+        let snapshot = if s.snapshot.max_labels() > 0 {
+            label_set(&s.snapshot)
+        } else {
+            0
+        };
+        let rules: usize = self
+            .rules
+            .iter()
+            .map(|r| {
+                let strings: usize =
+                    r.sources.iter().map(String::capacity).sum::<usize>() + r.separator.capacity();
+                let matcher = match &r.matcher {
+                    Matcher::Regex(c) => c.re.memory_usage() + c.cache.memory_usage(),
+                    Matcher::Literals(b) => b.iter().map(|b| b.text.capacity()).sum(),
+                    Matcher::Unused | Matcher::All => 0,
+                };
+                core::mem::size_of::<Rule>() + strings + matcher
+            })
+            .sum();
+        rules
+            + s.joined.capacity()
+            + s.value.capacity()
+            + s.target.capacity()
+            + s.slots.len() * core::mem::size_of::<Option<NonMaxUsize>>()
+            + snapshot
+    }
+
+    /// Rules that run the regex engine (each with its own lazy DFA cache).
+    pub fn regex_count(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| matches!(r.matcher, Matcher::Regex(_)))
+            .count()
+    }
+
+    /// Series dropped by [`RelabelProgram::apply`] because a rewritten label
+    /// did not fit the label bounds.
+    pub fn dropped_at_limit(&self) -> u64 {
+        self.dropped_at_limit
+    }
+
+    /// Applies all rules in order to `labels` (which include `__name__`).
+    /// Returns false when the series is dropped: by a `keep`/`drop` style
+    /// rule, because no label is left, or because a rewrite hit a label bound
+    /// (counted in [`RelabelProgram::dropped_at_limit`]).
+    pub fn apply(&mut self, labels: &mut LabelSet) -> bool {
+        match self.try_apply(labels) {
+            Ok(keep) => keep,
+            Err(_) => {
+                self.dropped_at_limit += 1;
+                false
+            }
+        }
+    }
+
+    /// Like [`RelabelProgram::apply`], but hands a label-bound error to the
+    /// caller, who may fail the scrape instead (Prometheus's `label_limit`).
+    /// On error `labels` holds the rules' work up to the failing rule.
+    pub fn try_apply(&mut self, labels: &mut LabelSet) -> Result<bool, LabelError> {
+        let RelabelProgram { rules, scratch, .. } = self;
+        for rule in rules.iter_mut() {
+            if !run_rule(rule, scratch, labels)? {
+                return Ok(false);
+            }
+        }
+        Ok(!labels.is_empty())
+    }
+}
+
+fn compile_rule(
+    plan: &Plan,
+    index: usize,
+    rule: &RelabelRule,
+    name_chars: &mut NameChars,
+) -> Result<Rule, RelabelBuildError> {
+    use RelabelAction as A;
+    let action = rule.action;
+    let target_text = plan.str(rule.target_label);
+    let needs_target = matches!(
+        action,
+        A::Replace | A::HashMod | A::Lowercase | A::Uppercase | A::KeepEqual | A::DropEqual
+    );
+    if needs_target && target_text.is_empty() {
+        return Err(RelabelBuildError::MissingTargetLabel {
+            rule: index,
+            action: action.name(),
+        });
+    }
+    if action == A::HashMod && rule.modulus == 0 {
+        return Err(RelabelBuildError::ZeroModulus { rule: index });
+    }
+    let uses_regex = matches!(
+        action,
+        A::Replace | A::Keep | A::Drop | A::LabelMap | A::LabelDrop | A::LabelKeep
+    );
+    let pattern = plan.str(rule.regex);
+    let matcher = if !uses_regex {
+        Matcher::Unused
+    } else if pattern == MATCH_ALL {
+        Matcher::All
+    } else {
+        compile_regex(pattern).map_err(|reason| RelabelBuildError::BadRegex {
+            rule: index,
+            pattern: String::from(pattern),
+            reason,
+        })?
+    };
+    let replacement_text = plan.str(rule.replacement);
+    let (target, replacement) = match action {
+        A::Replace => (
+            Template::parse(target_text, &matcher, name_chars),
+            Template::parse(replacement_text, &matcher, name_chars),
+        ),
+        A::LabelMap => (
+            Template::literal(""),
+            Template::parse(replacement_text, &matcher, name_chars),
+        ),
+        _ => (Template::literal(target_text), Template::literal("")),
+    };
+    Ok(Rule {
+        action,
+        sources: rule
+            .source_labels
+            .iter()
+            .map(|&id| String::from(plan.str(id)))
+            .collect(),
+        separator: String::from(plan.str(rule.separator)),
+        matcher,
+        modulus: rule.modulus,
+        target,
+        replacement,
+    })
+}
+
+fn compile_regex(pattern: &str) -> Result<Matcher, String> {
+    if let Some(branches) = literal_branches(pattern) {
+        return Ok(Matcher::Literals(branches));
+    }
+    let translated = translate_go_syntax(pattern);
+    let mut anchored = String::with_capacity(translated.len() + 8);
+    anchored.push_str("^(?s:");
+    anchored.push_str(&translated);
+    anchored.push_str(")$");
+    let config = meta::Config::new().hybrid_cache_capacity(DFA_CACHE_BYTES);
+    let re = meta::Builder::new()
+        .configure(config)
+        .build(&anchored)
+        .map_err(|e| {
+            let mut reason = String::new();
+            let _ = write!(reason, "{e}");
+            reason
+        })?;
+    let cache = re.create_cache();
+    Ok(Matcher::Regex(Box::new(CompiledRegex { re, cache })))
+}
+
+/// Longest joined value a rule can build from labels of `max_label_bytes`.
+/// A label listed twice is counted twice.
+fn joined_bound(rule: &Rule, max_label_bytes: usize) -> usize {
+    let n = rule.sources.len();
+    if n == 0 {
+        return 0;
+    }
+    let most_repeats = rule
+        .sources
+        .iter()
+        .map(|s| rule.sources.iter().filter(|t| *t == s).count())
+        .max()
+        .unwrap_or(1);
+    most_repeats * max_label_bytes + (n - 1) * rule.separator.len()
+}
+
+fn push_bounded(out: &mut String, part: &str, limit: usize) -> Result<(), LabelError> {
+    if out.len() + part.len() > out.capacity() {
+        return Err(LabelError::TooManyBytes { limit });
+    }
+    out.push_str(part);
+    Ok(())
+}
+
+fn join_sources(rule: &Rule, labels: &LabelSet, out: &mut String, limit: usize) -> Result<(), LabelError> {
+    out.clear();
+    for (i, name) in rule.sources.iter().enumerate() {
+        if i > 0 {
+            push_bounded(out, &rule.separator, limit)?;
+        }
+        push_bounded(out, labels.get(name).unwrap_or(""), limit)?;
+    }
+    Ok(())
+}
+
+/// Runs one rule; false means the series is dropped.
+fn run_rule(rule: &mut Rule, s: &mut Scratch, labels: &mut LabelSet) -> Result<bool, LabelError> {
+    use RelabelAction as A;
+    let limit = s.max_label_bytes;
+    match rule.action {
+        A::Keep | A::Drop => {
+            join_sources(rule, labels, &mut s.joined, limit)?;
+            let matched = rule.matcher.is_match(&s.joined);
+            Ok(matched == (rule.action == A::Keep))
+        }
+        A::KeepEqual | A::DropEqual => {
+            join_sources(rule, labels, &mut s.joined, limit)?;
+            let target = target_name(&rule.target);
+            let equal = labels.get(target).unwrap_or("") == s.joined;
+            Ok(equal == (rule.action == A::KeepEqual))
+        }
+        A::Replace => {
+            join_sources(rule, labels, &mut s.joined, limit)?;
+            if rule.matcher.captures(&s.joined, &mut s.slots).is_none() {
+                return Ok(true);
+            }
+            rule.target.expand(&s.joined, &s.slots, &mut s.target, limit)?;
+            if s.target.is_empty() {
+                return Ok(true);
+            }
+            rule.replacement
+                .expand(&s.joined, &s.slots, &mut s.value, limit)?;
+            labels.set(&s.target, &s.value)?;
+            Ok(true)
+        }
+        A::Lowercase | A::Uppercase => {
+            join_sources(rule, labels, &mut s.joined, limit)?;
+            s.value.clear();
+            let upper = rule.action == A::Uppercase;
+            for c in s.joined.chars() {
+                let mapped = if upper { upper_char(c) } else { lower_char(c) };
+                let mut buf = [0u8; 4];
+                push_bounded(&mut s.value, mapped.encode_utf8(&mut buf), limit)?;
+            }
+            labels.set(target_name(&rule.target), &s.value)?;
+            Ok(true)
+        }
+        A::HashMod => {
+            join_sources(rule, labels, &mut s.joined, limit)?;
+            let digest = md5(s.joined.as_bytes());
+            let mut tail = [0u8; 8];
+            tail.copy_from_slice(&digest[8..]);
+            let bucket = u64::from_be_bytes(tail) % rule.modulus;
+            s.value.clear();
+            // The scratch holds at least MIN_SCRATCH_BYTES, enough for any u64.
+            let _ = write!(s.value, "{bucket}");
+            labels.set(target_name(&rule.target), &s.value)?;
+            Ok(true)
+        }
+        A::LabelMap => {
+            if s.snapshot.max_labels() < labels.len() {
+                // Only when `reserve_labels` was not told the label bound.
+                s.snapshot = LabelSet::with_capacity(labels.max_labels(), limit);
+            }
+            s.snapshot.copy_from(labels)?;
+            for i in 0..s.snapshot.len() {
+                let (name, value) = s.snapshot.at(i);
+                if rule.matcher.captures(name, &mut s.slots).is_none() {
+                    continue;
+                }
+                rule.replacement.expand(name, &s.slots, &mut s.target, limit)?;
+                if !s.target.is_empty() {
+                    labels.set(&s.target, value)?;
+                }
+            }
+            Ok(true)
+        }
+        A::LabelDrop | A::LabelKeep => {
+            let keep_matching = rule.action == A::LabelKeep;
+            let matcher = &mut rule.matcher;
+            labels.retain(|name, _| matcher.is_match(name) == keep_matching);
+            Ok(true)
+        }
+    }
+}
+
+/// Target of actions that take `target_label` literally.
+fn target_name(t: &Template) -> &str {
+    match t.pieces.first() {
+        Some(Piece::Text(text)) => text,
+        _ => "",
+    }
+}
+
+/// Go's `unicode.ToLower` is a one-to-one mapping; Rust's full mapping only
+/// expands `İ`, whose simple lowercase is the first character, `i`.
+fn lower_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// One-to-one uppercase; characters whose full mapping expands are kept.
+fn upper_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    let mut mapped = c.to_uppercase();
+    match (mapped.next(), mapped.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// Rewrites Go RE2 syntax into regex-automata syntax where the two differ in
+/// meaning: Perl classes and word boundaries are ASCII in Go, `[` inside a
+/// class is literal in Go, and `&&`/`~~` are not class operators in Go.
+fn translate_go_syntax(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // A `]` right after `[` or `[^` is a literal in both syntaxes.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = class_start;
+        class_start = false;
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                let (positive, negated) = match e {
+                    'd' | 'D' => ("0-9", e == 'D'),
+                    'w' | 'W' => ("0-9A-Za-z_", e == 'W'),
+                    's' | 'S' => (r"\t\n\f\r ", e == 'S'),
+                    'b' | 'B' if !in_class => {
+                        out.push_str(if e == 'b' { r"(?-u:\b)" } else { r"(?-u:\B)" });
+                        continue;
+                    }
+                    _ => {
+                        out.push('\\');
+                        out.push(e);
+                        continue;
+                    }
+                };
+                match (in_class, negated) {
+                    (true, false) => out.push_str(positive),
+                    _ => {
+                        out.push('[');
+                        if negated {
+                            out.push('^');
+                        }
+                        out.push_str(positive);
+                        out.push(']');
+                    }
+                }
+            }
+            '[' if !in_class => {
+                out.push('[');
+                in_class = true;
+                class_start = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' => {
+                if chars.peek() == Some(&':') {
+                    // POSIX class `[:alpha:]`: same meaning in both, copy it.
+                    out.push('[');
+                    for p in chars.by_ref() {
+                        out.push(p);
+                        if p == ']' {
+                            break;
+                        }
+                    }
+                } else {
+                    out.push_str(r"\[");
+                }
+            }
+            ']' if in_class && !at_class_start => {
+                out.push(']');
+                in_class = false;
+            }
+            '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const MD5_SHIFTS: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+
+/// RFC 1321's table: floor(abs(sin(i + 1)) * 2^32).
+const MD5_K: [u32; 64] = [
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+];
+
+fn md5_block(state: &mut [u32; 4], block: &[u8]) {
+    let mut m = [0u32; 16];
+    for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
+        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    let [mut a, mut b, mut c, mut d] = *state;
+    for i in 0..64 {
+        let (f, g) = match i / 16 {
+            0 => ((b & c) | (!b & d), i),
+            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+            2 => (b ^ c ^ d, (3 * i + 5) % 16),
+            _ => (c ^ (b | !d), (7 * i) % 16),
+        };
+        let rotated = f
+            .wrapping_add(a)
+            .wrapping_add(MD5_K[i])
+            .wrapping_add(m[g])
+            .rotate_left(MD5_SHIFTS[(i / 16) * 4 + i % 4]);
+        a = d;
+        d = c;
+        c = b;
+        b = b.wrapping_add(rotated);
+    }
+    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+        *s = s.wrapping_add(v);
+    }
+}
+
+/// MD5 of `data` (RFC 1321), on the stack: `hashmod` needs it per series.
+pub fn md5(data: &[u8]) -> [u8; 16] {
+    let mut state = [0x6745_2301u32, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    let mut blocks = data.chunks_exact(64);
+    for block in blocks.by_ref() {
+        md5_block(&mut state, block);
+    }
+    let rest = blocks.remainder();
+    let mut tail = [0u8; 128];
+    tail[..rest.len()].copy_from_slice(rest);
+    tail[rest.len()] = 0x80;
+    let tail_len = if rest.len() < 56 { 64 } else { 128 };
+    let bits = (data.len() as u64).wrapping_mul(8);
+    tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_le_bytes());
+    for block in tail[..tail_len].chunks_exact(64) {
+        md5_block(&mut state, block);
+    }
+    let mut out = [0u8; 16];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::format;
+    use std::string::ToString;
+    use std::vec;
+
+    fn hex(d: [u8; 16]) -> std::string::String {
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn md5_matches_rfc_1321_vectors() {
+        assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex(md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(hex(md5(b"message digest")), "f96b697d7cb7938d525a2f31aaf161d0");
+        assert_eq!(
+            hex(md5(
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            )),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
+    }
+
+    #[test]
+    fn md5_table_is_the_sine_table() {
+        for (i, k) in MD5_K.iter().enumerate() {
+            let expected = (((i + 1) as f64).sin().abs() * 4_294_967_296.0) as u32;
+            assert_eq!(*k, expected, "K[{i}]");
+        }
+    }
+
+    #[test]
+    fn go_numbers_follow_expand_rules() {
+        assert_eq!(go_group_number("1"), Some(1));
+        assert_eq!(go_group_number("0"), Some(0));
+        assert_eq!(go_group_number("01"), None);
+        assert_eq!(go_group_number("1x"), None);
+        assert_eq!(go_group_number("123456789"), Some(123_456_789));
+        assert_eq!(go_group_number("1234567890"), None);
+    }
+
+    #[test]
+    fn translation_keeps_go_meaning() {
+        assert_eq!(translate_go_syntax(r"a\d+"), "a[0-9]+");
+        assert_eq!(translate_go_syntax(r"[\d_]"), "[0-9_]");
+        assert_eq!(translate_go_syntax(r"[^\S]"), r"[^[^\t\n\f\r ]]");
+        assert_eq!(translate_go_syntax(r"[[]"), r"[\[]");
+        assert_eq!(translate_go_syntax(r"[]a]"), "[]a]");
+        assert_eq!(translate_go_syntax(r"[[:alpha:]x]"), "[[:alpha:]x]");
+        assert_eq!(translate_go_syntax(r"\bx\.y"), r"(?-u:\b)x\.y");
+        assert_eq!(translate_go_syntax(r"[a&&b]"), r"[a\&\&b]");
+        for p in [
+            r"a\d+",
+            r"[\d_]",
+            r"[^\S]",
+            r"[[]",
+            r"[]a]",
+            r"[[:alpha:]x]",
+            r"\bx\.y",
+            r"[a&&b]",
+        ] {
+            assert!(compile_regex(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn literal_patterns_skip_the_regex_engine() {
+        let literal = |p: &str| matches!(compile_regex(p), Ok(Matcher::Literals(_)));
+        assert!(literal("go_gc_.*|go_memstats_.*"));
+        assert!(literal("uid"));
+        assert!(literal(".*"));
+        assert!(!literal("a.b"));
+        assert!(!literal(r"team-\d+"));
+        assert!(!literal("a.*.*"));
+        assert!(!literal("(a)"));
+        let mut m = compile_regex("go_gc_.*|up").ok().unwrap();
+        assert!(m.is_match("go_gc_x") && m.is_match("up") && !m.is_match("upx") && !m.is_match("go_gc"));
+    }
+
+    #[test]
+    fn template_parse_follows_go_expand() {
+        let m = compile_regex("(?P<first>a)(b)").ok().unwrap();
+        let mut nc = NameChars { unicode: None };
+        let t = |s: &str, nc: &mut NameChars| Template::parse(s, &m, nc).pieces;
+        assert_eq!(t("$1", &mut nc), vec![Piece::Group(1)]);
+        assert_eq!(
+            t("${2}x", &mut nc),
+            vec![Piece::Group(2), Piece::Text("x".to_string())]
+        );
+        // `$1x` names group "1x", which does not exist.
+        assert_eq!(t("$1x-", &mut nc), vec![Piece::Text("-".to_string())]);
+        assert_eq!(t("$first", &mut nc), vec![Piece::Group(1)]);
+        assert_eq!(t("$$1", &mut nc), vec![Piece::Text("$1".to_string())]);
+        assert_eq!(t("${1", &mut nc), vec![Piece::Text("${1".to_string())]);
+        assert_eq!(t("a$", &mut nc), vec![Piece::Text("a$".to_string())]);
+        assert_eq!(t("$9", &mut nc), vec![]);
+        assert_eq!(t("$é", &mut nc), vec![]);
+        assert_eq!(t("$-", &mut nc), vec![Piece::Text("$-".to_string())]);
+    }
+}

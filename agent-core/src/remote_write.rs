@@ -1,0 +1,342 @@
+//! Remote write 1.0: the `prometheus.WriteRequest` protobuf, encoded by hand
+//! into a buffer sized once from the plan, then snappy-compressed.
+//!
+//! Wire shape (field numbers of Prometheus's `remote.proto`/`types.proto`):
+//! `WriteRequest { repeated TimeSeries timeseries = 1; }`,
+//! `TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }`,
+//! `Label { string name = 1; string value = 2; }`,
+//! `Sample { double value = 1; int64 timestamp = 2; }`.
+//!
+//! Every pushed sample becomes its own `TimeSeries` entry, which the spec
+//! allows; it keeps a push O(labels) with no lookup table. The sample's value
+//! and timestamp fields are always written, even when zero, so `-0.0` and
+//! NaN payloads (the staleness marker) reach the receiver bit for bit.
+
+use crate::labels::LabelSet;
+use crate::plan;
+use crate::snappy::{self, Compressor};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Prometheus's staleness marker, a NaN with this exact payload.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Headers every remote-write request carries; the tenant header, when the
+/// plan has one, comes from `plan::Receiver::tenant_header`.
+pub const HEADERS: [(&str, &str); 3] = [
+    ("Content-Encoding", "snappy"),
+    ("Content-Type", "application/x-protobuf"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_I64: u8 = 1;
+const WIRE_LEN: u8 = 2;
+
+const fn tag(field: u8, wire: u8) -> u8 {
+    (field << 3) | wire
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// Taking this sample would cross `queue.max_samples_per_send` or
+    /// `queue.max_batch_bytes`: close the batch and push again.
+    BatchFull,
+    /// One sample's series is larger than `queue.max_batch_bytes` on its own;
+    /// it can never be sent and is dropped by the caller.
+    SeriesTooLarge { need: usize, limit: usize },
+    /// Label names are not sorted and unique (remote write 1.0 requires it).
+    LabelsNotSorted { at: usize },
+    /// The series has no `__name__` label (remote write 1.0 requires one).
+    MissingMetricName,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::BatchFull => write!(f, "remote-write batch is full"),
+            PushError::SeriesTooLarge { need, limit } => write!(
+                f,
+                "one series encodes to {need} bytes, more than queue.max_batch_bytes ({limit})"
+            ),
+            PushError::LabelsNotSorted { at } => {
+                write!(f, "label {at} is not sorted by name or repeats a name")
+            }
+            PushError::MissingMetricName => write!(f, "series has no __name__ label"),
+        }
+    }
+}
+
+fn varint_len(v: u64) -> usize {
+    // 7 payload bits per byte; zero still takes one byte.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Bytes of a length-delimited field holding `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn label_len(name: &str, value: &str) -> usize {
+    // An empty value is left out, as proto3 encoders do; it decodes as "".
+    let value = if value.is_empty() {
+        0
+    } else {
+        field_len(value.len())
+    };
+    field_len(name.len()) + value
+}
+
+fn sample_len(timestamp_ms: i64) -> usize {
+    1 + 8 + 1 + varint_len(timestamp_ms as u64)
+}
+
+/// Checks the remote-write 1.0 rules on a series: names sorted and unique,
+/// `__name__` present.
+pub fn check_labels(labels: &LabelSet) -> Result<(), PushError> {
+    let mut has_name = false;
+    let mut prev: Option<&str> = None;
+    for (i, (name, _)) in labels.iter().enumerate() {
+        if prev.is_some_and(|p| p >= name) {
+            return Err(PushError::LabelsNotSorted { at: i });
+        }
+        has_name |= name == "__name__";
+        prev = Some(name);
+    }
+    if has_name {
+        Ok(())
+    } else {
+        Err(PushError::MissingMetricName)
+    }
+}
+
+/// Accumulates samples into one encoded `WriteRequest`, within the plan's
+/// bounds, without ever growing its buffer.
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    max_bytes: usize,
+    max_samples: u32,
+    samples: u32,
+    oldest_timestamp_ms: i64,
+    newest_timestamp_ms: i64,
+    opened_at_ms: Option<u64>,
+    compressor: Compressor,
+}
+
+impl BatchBuilder {
+    /// Allocates the batch buffer (`queue.max_batch_bytes`) and the snappy
+    /// table, once.
+    pub fn new(queue: &plan::Queue) -> Self {
+        BatchBuilder::with_bounds(queue.max_samples_per_send, queue.max_batch_bytes as usize)
+    }
+
+    pub fn with_bounds(max_samples: u32, max_bytes: usize) -> Self {
+        BatchBuilder {
+            buf: Vec::with_capacity(max_bytes),
+            max_bytes,
+            max_samples,
+            samples: 0,
+            oldest_timestamp_ms: i64::MAX,
+            newest_timestamp_ms: i64::MIN,
+            opened_at_ms: None,
+            compressor: Compressor::new(),
+        }
+    }
+
+    /// Capacity `out` needs for [`BatchBuilder::finish_into`] on a full batch.
+    pub fn max_compressed_len(&self) -> usize {
+        snappy::max_compressed_len(self.max_bytes)
+    }
+
+    /// Records when the batch was opened, for `batch_send_deadline`. Only the
+    /// first call on an empty batch counts. Without it, the first sample's
+    /// timestamp stands in.
+    pub fn begin(&mut self, now_ms: u64) {
+        if self.opened_at_ms.is_none() {
+            self.opened_at_ms = Some(now_ms);
+        }
+    }
+
+    /// Appends one sample of the series `labels` (sorted by name, with
+    /// `__name__`). On error nothing is written.
+    pub fn push(&mut self, labels: &LabelSet, value: f64, timestamp_ms: i64) -> Result<(), PushError> {
+        debug_assert_eq!(
+            check_labels(labels),
+            Ok(()),
+            "labels must be sorted with __name__"
+        );
+        check_labels(labels)?;
+        let labels_len: usize = labels.iter().map(|(n, v)| field_len(label_len(n, v))).sum();
+        let series_len = labels_len + field_len(sample_len(timestamp_ms));
+        let need = field_len(series_len);
+        if need > self.max_bytes {
+            return Err(PushError::SeriesTooLarge {
+                need,
+                limit: self.max_bytes,
+            });
+        }
+        if self.samples >= self.max_samples || self.buf.len() + need > self.max_bytes {
+            return Err(PushError::BatchFull);
+        }
+        let buf = &mut self.buf;
+        buf.push(tag(1, WIRE_LEN));
+        put_varint(buf, series_len as u64);
+        for (name, value) in labels.iter() {
+            buf.push(tag(1, WIRE_LEN));
+            put_varint(buf, label_len(name, value) as u64);
+            buf.push(tag(1, WIRE_LEN));
+            put_varint(buf, name.len() as u64);
+            buf.extend_from_slice(name.as_bytes());
+            if !value.is_empty() {
+                buf.push(tag(2, WIRE_LEN));
+                put_varint(buf, value.len() as u64);
+                buf.extend_from_slice(value.as_bytes());
+            }
+        }
+        buf.push(tag(2, WIRE_LEN));
+        put_varint(buf, sample_len(timestamp_ms) as u64);
+        buf.push(tag(1, WIRE_I64));
+        buf.extend_from_slice(&value.to_bits().to_le_bytes());
+        buf.push(tag(2, WIRE_VARINT));
+        // int64 is a plain varint of the two's complement: negative times take 10 bytes.
+        put_varint(buf, timestamp_ms as u64);
+
+        if self.samples == 0 && self.opened_at_ms.is_none() {
+            self.opened_at_ms = Some(timestamp_ms.max(0) as u64);
+        }
+        self.samples += 1;
+        self.oldest_timestamp_ms = self.oldest_timestamp_ms.min(timestamp_ms);
+        self.newest_timestamp_ms = self.newest_timestamp_ms.max(timestamp_ms);
+        Ok(())
+    }
+
+    pub fn samples(&self) -> u32 {
+        self.samples
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+
+    /// Bytes of the uncompressed `WriteRequest` so far.
+    pub fn encoded_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The uncompressed `WriteRequest` so far (for tests and debugging).
+    pub fn encoded(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn oldest_timestamp_ms(&self) -> Option<i64> {
+        (self.samples > 0).then_some(self.oldest_timestamp_ms)
+    }
+
+    pub fn newest_timestamp_ms(&self) -> Option<i64> {
+        (self.samples > 0).then_some(self.newest_timestamp_ms)
+    }
+
+    pub fn opened_at_ms(&self) -> Option<u64> {
+        self.opened_at_ms
+    }
+
+    /// True once a non-empty batch has been open for `deadline_ms`
+    /// (`queue.batch_send_deadline_ms`).
+    pub fn is_due(&self, now_ms: u64, deadline_ms: u64) -> bool {
+        match self.opened_at_ms {
+            Some(at) if self.samples > 0 => now_ms >= at.saturating_add(deadline_ms),
+            _ => false,
+        }
+    }
+
+    /// Snappy-compresses the `WriteRequest` into `out` (replacing its
+    /// contents), clears the builder, and returns the compressed length.
+    /// `out` should have [`BatchBuilder::max_compressed_len`] capacity
+    /// (`plan::snappy_max_len(max_batch_bytes)`); with less, it grows once.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
+        out.clear();
+        out.resize(snappy::max_compressed_len(self.buf.len()), 0);
+        // Cannot fail: `out` was just sized to the bound.
+        let n = self.compressor.compress(&self.buf, out).unwrap_or(0);
+        out.truncate(n);
+        self.clear();
+        n
+    }
+
+    /// Empties the batch, keeping its storage.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.samples = 0;
+        self.oldest_timestamp_ms = i64::MAX;
+        self.newest_timestamp_ms = i64::MIN;
+        self.opened_at_ms = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(pairs: &[(&str, &str)]) -> LabelSet {
+        let mut l = LabelSet::with_capacity(8, 256);
+        for (n, v) in pairs {
+            l.push(n, v).unwrap();
+        }
+        l
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for (v, n) in [
+            (0u64, 1),
+            (127, 1),
+            (128, 2),
+            (16383, 2),
+            (16384, 3),
+            (u64::MAX, 10),
+        ] {
+            assert_eq!(varint_len(v), n, "{v}");
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), n);
+        }
+    }
+
+    #[test]
+    fn encoded_len_matches_prediction() {
+        let mut b = BatchBuilder::with_bounds(10, 4096);
+        let l = series(&[("__name__", "up"), ("job", "node")]);
+        b.push(&l, 1.0, 1_700_000_000_000).unwrap();
+        b.push(&l, 0.0, -5).unwrap();
+        let one = 2 + (2 + 14) + (2 + 11) + (2 + 1 + 8 + 1 + 6);
+        assert_eq!(b.encoded_len(), one + (one - 6 + 10));
+        assert_eq!(b.oldest_timestamp_ms(), Some(-5));
+    }
+
+    #[test]
+    fn unsorted_or_nameless_series_are_refused() {
+        let b = BatchBuilder::with_bounds(10, 4096);
+        assert_eq!(
+            check_labels(&series(&[("job", "a")])),
+            Err(PushError::MissingMetricName)
+        );
+        assert_eq!(
+            check_labels(&series(&[("__name__", "up"), ("job", "a"), ("instance", "x")])),
+            Err(PushError::LabelsNotSorted { at: 2 })
+        );
+        assert_eq!(
+            check_labels(&series(&[("__name__", "up"), ("a", "1"), ("a", "2")])),
+            Err(PushError::LabelsNotSorted { at: 2 })
+        );
+        assert_eq!(b.samples(), 0);
+        assert!(!b.is_due(u64::MAX, 0));
+    }
+}

@@ -1,0 +1,359 @@
+//! Snappy block format (the unframed one remote write requires), both ways,
+//! into caller-owned buffers.
+//!
+//! The stream is a varint of the uncompressed length followed by elements;
+//! the two low bits of each element's tag say what it is:
+//! `00` literal, `01` copy with an 11-bit offset, `10` copy with a 16-bit
+//! offset, `11` copy with a 32-bit offset. The compressor works on 64 KiB
+//! blocks so every offset fits the 16-bit form, like the reference encoder.
+//!
+//! [`Compressor`] owns its hash table; it is allocated once and reused, so
+//! compressing allocates nothing. [`decompress`] is bounded by the output
+//! slice and refuses malformed input instead of panicking.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Matches are searched within blocks of this size (offsets stay < 64 KiB).
+const BLOCK_BYTES: usize = 1 << 16;
+const TABLE_BITS: u32 = 14;
+/// Inputs shorter than this are not worth searching and leave room for the
+/// 4-byte loads of the match finder.
+const MIN_SEARCH_BYTES: usize = 16;
+
+/// Largest output [`Compressor::compress`] can produce for `n` input bytes.
+/// Same bound as [`crate::plan::snappy_max_len`], kept in `usize`.
+pub const fn max_compressed_len(n: usize) -> usize {
+    32 + n + n / 6
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnappyError {
+    /// The output slice is smaller than the bound the operation needs.
+    OutputTooSmall { need: usize, have: usize },
+    /// The length preamble is not a valid varint of at most 32 bits.
+    BadPreamble,
+    /// An element runs past the end of the input.
+    Truncated { at: usize },
+    /// A copy points before the start of the output, or has offset 0.
+    BadOffset { at: usize },
+    /// The elements produce more or fewer bytes than the preamble says.
+    LengthMismatch { expected: usize, produced: usize },
+}
+
+impl fmt::Display for SnappyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnappyError::OutputTooSmall { need, have } => {
+                write!(f, "snappy: output buffer of {have} bytes, {need} needed")
+            }
+            SnappyError::BadPreamble => write!(f, "snappy: invalid length preamble"),
+            SnappyError::Truncated { at } => write!(f, "snappy: element at byte {at} is truncated"),
+            SnappyError::BadOffset { at } => write!(f, "snappy: copy at byte {at} has an invalid offset"),
+            SnappyError::LengthMismatch { expected, produced } => write!(
+                f,
+                "snappy: preamble says {expected} bytes, elements produce {produced}"
+            ),
+        }
+    }
+}
+
+/// A reusable compressor; the hash table is its only storage (32 KiB).
+pub struct Compressor {
+    table: Vec<u16>,
+}
+
+impl Default for Compressor {
+    fn default() -> Self {
+        Compressor::new()
+    }
+}
+
+impl Compressor {
+    pub fn new() -> Self {
+        Compressor {
+            table: vec![0; 1 << TABLE_BITS],
+        }
+    }
+
+    /// Compresses `input` into `out` and returns the bytes written. `out`
+    /// must hold [`max_compressed_len`]`(input.len())` bytes; the check is
+    /// made up front so a short buffer never yields a half-written stream.
+    pub fn compress(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, SnappyError> {
+        let need = max_compressed_len(input.len());
+        if out.len() < need || input.len() > u32::MAX as usize {
+            return Err(SnappyError::OutputTooSmall {
+                need,
+                have: out.len(),
+            });
+        }
+        let mut w = put_varint(out, 0, input.len() as u32);
+        for block in input.chunks(BLOCK_BYTES) {
+            w = self.compress_block(block, out, w);
+        }
+        Ok(w)
+    }
+
+    fn compress_block(&mut self, block: &[u8], out: &mut [u8], mut w: usize) -> usize {
+        if block.len() < MIN_SEARCH_BYTES {
+            return put_literal(out, w, block);
+        }
+        // Positions are block-relative, so a stale entry from an earlier
+        // block is harmless: every candidate is verified before use.
+        self.table.fill(0);
+        let last_search = block.len() - MIN_SEARCH_BYTES;
+        let mut ip = 1usize;
+        let mut next_emit = 0usize;
+        'outer: loop {
+            // Step faster through data that does not match, as the reference
+            // encoder does: after 32 misses the stride grows by one byte.
+            let mut misses = 32u32;
+            let candidate = loop {
+                if ip > last_search {
+                    break 'outer;
+                }
+                let word = load_u32(block, ip);
+                let slot = hash(word);
+                let candidate = self.table[slot] as usize;
+                self.table[slot] = ip as u16;
+                if candidate < ip && load_u32(block, candidate) == word {
+                    break candidate;
+                }
+                ip += (misses >> 5) as usize;
+                misses += 1;
+            };
+            w = put_literal(out, w, &block[next_emit..ip]);
+            let mut len = 4;
+            while ip + len < block.len() && block[candidate + len] == block[ip + len] {
+                len += 1;
+            }
+            w = put_copy(out, w, ip - candidate, len);
+            ip += len;
+            next_emit = ip;
+            if ip > last_search {
+                break;
+            }
+            // Seed the table with the position just before the next search
+            // so runs of repeats chain into each other.
+            let prev = ip - 1;
+            self.table[hash(load_u32(block, prev))] = prev as u16;
+        }
+        put_literal(out, w, &block[next_emit..])
+    }
+}
+
+fn load_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn hash(word: u32) -> usize {
+    (word.wrapping_mul(0x1e35_a7bd) >> (32 - TABLE_BITS)) as usize
+}
+
+fn put_varint(out: &mut [u8], mut w: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        out[w] = (v as u8) | 0x80;
+        v >>= 7;
+        w += 1;
+    }
+    out[w] = v as u8;
+    w + 1
+}
+
+fn put_literal(out: &mut [u8], mut w: usize, lit: &[u8]) -> usize {
+    if lit.is_empty() {
+        return w;
+    }
+    let n = lit.len() - 1;
+    if n < 60 {
+        out[w] = (n as u8) << 2;
+        w += 1;
+    } else {
+        let bytes = (4 - ((n as u32).leading_zeros() as usize / 8)).max(1);
+        let n_le = (n as u32).to_le_bytes();
+        out[w] = ((59 + bytes) as u8) << 2;
+        out[w + 1..w + 1 + bytes].copy_from_slice(&n_le[..bytes]);
+        w += 1 + bytes;
+    }
+    out[w..w + lit.len()].copy_from_slice(lit);
+    w + lit.len()
+}
+
+fn put_copy(out: &mut [u8], mut w: usize, offset: usize, mut len: usize) -> usize {
+    // Long matches are cut into 64-byte copies, leaving a tail of at least 4
+    // so the last piece is still encodable.
+    while len >= 68 {
+        w = put_copy_2(out, w, offset, 64);
+        len -= 64;
+    }
+    if len > 64 {
+        w = put_copy_2(out, w, offset, 60);
+        len -= 60;
+    }
+    if len < 12 && offset < 2048 {
+        out[w] = 0b01 | (((len - 4) as u8) << 2) | (((offset >> 8) as u8) << 5);
+        out[w + 1] = offset as u8;
+        w + 2
+    } else {
+        put_copy_2(out, w, offset, len)
+    }
+}
+
+fn put_copy_2(out: &mut [u8], w: usize, offset: usize, len: usize) -> usize {
+    out[w] = 0b10 | (((len - 1) as u8) << 2);
+    out[w + 1..w + 3].copy_from_slice(&(offset as u16).to_le_bytes());
+    w + 3
+}
+
+/// The uncompressed length a stream announces, and where its elements start.
+pub fn decompressed_len(input: &[u8]) -> Result<(usize, usize), SnappyError> {
+    let mut v: u64 = 0;
+    for (i, b) in input.iter().enumerate().take(5) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if v > u64::from(u32::MAX) {
+                return Err(SnappyError::BadPreamble);
+            }
+            return Ok((v as usize, i + 1));
+        }
+    }
+    Err(SnappyError::BadPreamble)
+}
+
+/// Decompresses a block-format stream into `out`, returning the length.
+/// Never panics and never writes past `out`, whatever `input` holds.
+pub fn decompress(input: &[u8], out: &mut [u8]) -> Result<usize, SnappyError> {
+    let (expected, mut r) = decompressed_len(input)?;
+    if expected > out.len() {
+        return Err(SnappyError::OutputTooSmall {
+            need: expected,
+            have: out.len(),
+        });
+    }
+    let out = &mut out[..expected];
+    let mut w = 0usize;
+    let overrun = |produced: usize| SnappyError::LengthMismatch { expected, produced };
+    while r < input.len() {
+        let at = r;
+        let tag = input[r];
+        r += 1;
+        let (offset, len) = match tag & 0b11 {
+            0b00 => {
+                let mut n = (tag >> 2) as usize;
+                if n >= 60 {
+                    let bytes = n - 59;
+                    let ext = input.get(r..r + bytes).ok_or(SnappyError::Truncated { at })?;
+                    n = ext.iter().rev().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+                    r += bytes;
+                }
+                let len = n + 1;
+                let lit = input.get(r..r + len).ok_or(SnappyError::Truncated { at })?;
+                let dst = out.get_mut(w..w + len).ok_or(overrun(w + len))?;
+                dst.copy_from_slice(lit);
+                r += len;
+                w += len;
+                continue;
+            }
+            0b01 => {
+                let b = *input.get(r).ok_or(SnappyError::Truncated { at })?;
+                r += 1;
+                (
+                    (((tag >> 5) as usize) << 8) | b as usize,
+                    ((tag >> 2) & 0b111) as usize + 4,
+                )
+            }
+            0b10 => {
+                let b = input.get(r..r + 2).ok_or(SnappyError::Truncated { at })?;
+                r += 2;
+                (u16::from_le_bytes([b[0], b[1]]) as usize, (tag >> 2) as usize + 1)
+            }
+            _ => {
+                let b = input.get(r..r + 4).ok_or(SnappyError::Truncated { at })?;
+                r += 4;
+                (
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
+                    (tag >> 2) as usize + 1,
+                )
+            }
+        };
+        if offset == 0 || offset > w {
+            return Err(SnappyError::BadOffset { at });
+        }
+        if w + len > expected {
+            return Err(overrun(w + len));
+        }
+        // Byte by byte: an overlapping copy (offset < len) repeats a pattern.
+        for i in w..w + len {
+            out[i] = out[i - offset];
+        }
+        w += len;
+    }
+    if w != expected {
+        return Err(SnappyError::LengthMismatch {
+            expected,
+            produced: w,
+        });
+    }
+    Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(input: &[u8]) -> usize {
+        let mut c = Compressor::new();
+        let mut out = vec![0u8; max_compressed_len(input.len())];
+        let n = c.compress(input, &mut out).unwrap();
+        let mut back = vec![0u8; input.len()];
+        assert_eq!(decompress(&out[..n], &mut back), Ok(input.len()));
+        assert_eq!(back, input);
+        n
+    }
+
+    #[test]
+    fn edge_sizes_round_trip() {
+        for len in [0, 1, 15, 16, 17, 60, 61, 256, 257, 65535, 65536, 65537, 200_000] {
+            let data: std::vec::Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i / 7) as u8).collect();
+            round_trip(&data);
+        }
+    }
+
+    #[test]
+    fn repetitive_input_compresses() {
+        let data = [b'a'; 10_000];
+        assert!(round_trip(&data) < 600);
+    }
+
+    #[test]
+    fn short_output_is_refused_before_writing() {
+        let mut c = Compressor::new();
+        let mut out = [0u8; 8];
+        assert_eq!(
+            c.compress(&[1u8; 100], &mut out),
+            Err(SnappyError::OutputTooSmall { need: 148, have: 8 })
+        );
+    }
+
+    #[test]
+    fn malformed_streams_are_errors() {
+        let mut out = [0u8; 64];
+        assert_eq!(decompress(&[], &mut out), Err(SnappyError::BadPreamble));
+        // Copy before any output.
+        assert_eq!(
+            decompress(&[4, 0b01, 1], &mut out),
+            Err(SnappyError::BadOffset { at: 1 })
+        );
+        // Literal longer than the input.
+        assert_eq!(
+            decompress(&[4, 3 << 2, b'a'], &mut out),
+            Err(SnappyError::Truncated { at: 1 })
+        );
+        // Announces more than the output holds.
+        assert!(matches!(
+            decompress(&[200, 1], &mut out),
+            Err(SnappyError::OutputTooSmall { .. })
+        ));
+    }
+}

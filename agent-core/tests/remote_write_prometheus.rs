@@ -1,0 +1,241 @@
+//! Against the real peer: Debian's Prometheus 2.42 with its remote-write
+//! receiver. Batches built by `BatchBuilder` are POSTed with `HEADERS`, read
+//! back through PromQL, and a refused (out-of-bounds) batch is classified by
+//! the sender as a drop that does not block the next one.
+
+use outpost_core::labels::LabelSet;
+use outpost_core::plan::Queue;
+use outpost_core::queue::{BatchMeta, DropReason, Outcome, Sender};
+use outpost_core::remote_write::{BatchBuilder, HEADERS, STALE_NAN_BITS};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Kills and reaps the server however the test ends.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus() -> Server {
+    let dir = std::env::temp_dir().join(format!("outpost-rw-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let port = free_port();
+    let child = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let server = Server { child, port, dir };
+    for _ in 0..300 {
+        if let Ok((200, _)) = http(port, "GET", "/-/ready", &[], &[]) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("prometheus on 127.0.0.1:{port} did not become ready in 30 s");
+}
+
+/// A minimal HTTP/1.1 exchange, one request per connection.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn query(port: u16, promql: &str, at_ms: u64) -> String {
+    let q: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let path = format!(
+        "/api/v1/query?query={q}&time={}.{:03}",
+        at_ms / 1000,
+        at_ms % 1000
+    );
+    let (status, body) = http(port, "GET", &path, &[], &[]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn series(pairs: &[(&str, &str)]) -> LabelSet {
+    let mut l = LabelSet::with_capacity(8, 256);
+    for (n, v) in pairs {
+        l.push(n, v).unwrap();
+    }
+    l
+}
+
+fn post(port: u16, body: &[u8]) -> u16 {
+    let (status, _) = http(port, "POST", "/api/v1/write", &HEADERS, body).unwrap();
+    status
+}
+
+#[test]
+fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
+    if !std::path::Path::new(PROMETHEUS).exists() {
+        eprintln!("SKIPPED: {PROMETHEUS} is not installed");
+        return;
+    }
+    let server = start_prometheus();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut b = BatchBuilder::with_bounds(1000, 1 << 20);
+    let mut out = Vec::with_capacity(b.max_compressed_len());
+
+    // 100 series of one metric, plus a value whose bits must survive.
+    for i in 0..100 {
+        let l = series(&[
+            ("__name__", "outpost_rw_test"),
+            ("i", &format!("{i:03}")),
+            ("job", "rw"),
+            ("zone", "東京"),
+        ]);
+        b.push(&l, i as f64 + 0.5, now as i64 - 1000).unwrap();
+    }
+    let n = b.finish_into(&mut out);
+    assert!(n > 0);
+    assert_eq!(post(server.port, &out), 204);
+
+    let body = query(
+        server.port,
+        "count(outpost_rw_test{job=\"rw\",zone=\"東京\"})",
+        now,
+    );
+    assert!(body.contains("\"100\""), "{body}");
+    let body = query(server.port, "sum(outpost_rw_test)", now);
+    println!("prometheus answered: {body}");
+    // 0.5 + 1.5 + ... + 99.5 = 5000
+    assert!(body.contains("\"5000\""), "{body}");
+    let body = query(server.port, "outpost_rw_test{i=\"042\"}", now);
+    assert!(body.contains("\"42.5\""), "{body}");
+
+    // A staleness marker ends the series: an instant query after it finds nothing.
+    let l = series(&[
+        ("__name__", "outpost_rw_test"),
+        ("i", "042"),
+        ("job", "rw"),
+        ("zone", "東京"),
+    ]);
+    b.push(&l, f64::from_bits(STALE_NAN_BITS), now as i64 - 500)
+        .unwrap();
+    b.finish_into(&mut out);
+    assert_eq!(post(server.port, &out), 204);
+    let body = query(server.port, "count(outpost_rw_test)", now);
+    assert!(body.contains("\"99\""), "stale marker not honoured: {body}");
+
+    // Samples far older than the head are refused with a 4xx; the sender
+    // drops that batch and sends the next one at once.
+    let q = Queue {
+        capacity: 100,
+        min_shards: 1,
+        max_shards: 1,
+        max_samples_per_send: 1000,
+        batch_send_deadline_ms: 5000,
+        min_backoff_ms: 30,
+        max_backoff_ms: 5000,
+        max_batch_bytes: 1 << 20,
+        max_sample_age_ms: 0,
+    };
+    let mut sender = Sender::new(&q);
+    let old = series(&[("__name__", "outpost_rw_old"), ("job", "rw")]);
+    let fresh = series(&[("__name__", "outpost_rw_fresh"), ("job", "rw")]);
+    let mut bodies = Vec::new();
+    for (seq, (l, ts)) in [
+        (&old, now as i64 - 30 * 24 * 3_600_000),
+        (&fresh, now as i64 - 200),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        b.push(l, 1.0, ts).unwrap();
+        let meta = BatchMeta {
+            seq: seq as u64,
+            shard: 0,
+            samples: 1,
+            oldest_timestamp_ms: ts,
+            newest_timestamp_ms: ts,
+            bytes: 0,
+        };
+        let n = b.finish_into(&mut out);
+        bodies.push(out.clone());
+        sender
+            .handle_enqueued(BatchMeta {
+                bytes: n as u32,
+                ..meta
+            })
+            .unwrap();
+    }
+    let first = sender.poll_transmit(now).unwrap();
+    let status = post(server.port, &bodies[first.seq as usize]);
+    assert!((400..500).contains(&status), "old sample got {status}");
+    assert_eq!(
+        sender.handle_response(first.seq, status, None, now),
+        Outcome::Dropped {
+            seq: 0,
+            reason: DropReason::Http4xx
+        }
+    );
+    let second = sender.poll_transmit(now).expect("the next batch is not blocked");
+    let status = post(server.port, &bodies[second.seq as usize]);
+    assert_eq!(
+        sender.handle_response(second.seq, status, None, now),
+        Outcome::Acked { seq: 1 }
+    );
+    let body = query(server.port, "outpost_rw_fresh", now);
+    assert!(body.contains("\"1\""), "{body}");
+    assert_eq!(sender.ack_floor(), Some(2));
+}

@@ -1,0 +1,559 @@
+//! Collectors against the fixture trees in `src/testdata` (captured from a 2-CPU VM, then edited
+//! to reach the corner cases: partitions, old-kernel diskstats, escaped mount points, ...).
+
+use super::*;
+
+fn fixture_paths(rootfs: &Path) -> Paths {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
+    Paths {
+        procfs: testdata.join("proc"),
+        sysfs: testdata.join("sys"),
+        rootfs: rootfs.to_path_buf(),
+    }
+}
+
+/// Renders one collector and returns the text without the scrape-meta and build-info families.
+fn render(collector: Collector, rootfs: &Path) -> (String, usize) {
+    let mut node = NodeCollector::new(fixture_paths(rootfs), &[collector]);
+    let mut out = String::new();
+    let samples = node.collect(&mut out);
+    let end = out
+        .find("# HELP node_scrape_collector_duration_seconds")
+        .expect("scrape meta present");
+    assert!(
+        out.contains(&format!(
+            "node_scrape_collector_success{{collector=\"{}\"}} 1\n",
+            collector.name()
+        )),
+        "{collector:?} failed: {:?}\n{out}",
+        node.failures().map(|(_, e)| e.to_string()).collect::<Vec<_>>()
+    );
+    // Everything after the collector's own text: 2 meta samples and outpost_build_info.
+    (out[..end].to_string(), samples - 3)
+}
+
+fn no_rootfs() -> PathBuf {
+    PathBuf::from("/nonexistent-outpost-rootfs")
+}
+
+#[test]
+fn cpu_seconds_and_guest_seconds_per_cpu_and_mode() {
+    let (text, samples) = render(Collector::Cpu, &no_rootfs());
+    let expected = "\
+# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.
+# TYPE node_cpu_seconds_total counter
+node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 55.04
+node_cpu_seconds_total{cpu=\"0\",mode=\"nice\"} 0
+node_cpu_seconds_total{cpu=\"0\",mode=\"system\"} 33.21
+node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 5929.27
+node_cpu_seconds_total{cpu=\"0\",mode=\"iowait\"} 0.63
+node_cpu_seconds_total{cpu=\"0\",mode=\"irq\"} 0
+node_cpu_seconds_total{cpu=\"0\",mode=\"softirq\"} 0.06
+node_cpu_seconds_total{cpu=\"0\",mode=\"steal\"} 0.1
+node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 61.14
+node_cpu_seconds_total{cpu=\"1\",mode=\"nice\"} 0
+node_cpu_seconds_total{cpu=\"1\",mode=\"system\"} 36.76
+node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"} 5918.77
+node_cpu_seconds_total{cpu=\"1\",mode=\"iowait\"} 4.95
+node_cpu_seconds_total{cpu=\"1\",mode=\"irq\"} 0
+node_cpu_seconds_total{cpu=\"1\",mode=\"softirq\"} 0.39
+node_cpu_seconds_total{cpu=\"1\",mode=\"steal\"} 0.18
+# HELP node_cpu_guest_seconds_total Seconds the CPUs spent in guests (VMs) for each mode.
+# TYPE node_cpu_guest_seconds_total counter
+node_cpu_guest_seconds_total{cpu=\"0\",mode=\"user\"} 0
+node_cpu_guest_seconds_total{cpu=\"0\",mode=\"nice\"} 0
+node_cpu_guest_seconds_total{cpu=\"1\",mode=\"user\"} 0.12
+node_cpu_guest_seconds_total{cpu=\"1\",mode=\"nice\"} 0.03
+# HELP node_cpu_core_throttles_total Number of times this CPU core has been throttled.
+# TYPE node_cpu_core_throttles_total counter
+node_cpu_core_throttles_total{core=\"0\",package=\"0\"} 5
+# HELP node_cpu_package_throttles_total Number of times this CPU package has been throttled.
+# TYPE node_cpu_package_throttles_total counter
+node_cpu_package_throttles_total{package=\"0\"} 7
+# HELP node_cpu_isolated Whether each core is isolated, information from /sys/devices/system/cpu/isolated.
+# TYPE node_cpu_isolated gauge
+node_cpu_isolated{cpu=\"1\"} 1
+node_cpu_isolated{cpu=\"3\"} 1
+node_cpu_isolated{cpu=\"4\"} 1
+";
+    assert_eq!(text, expected);
+    // Both fixture CPUs are threads of core 0 in package 0: one series each for core and package.
+    assert_eq!(samples, 16 + 4 + 1 + 1 + 3);
+}
+
+#[test]
+fn stat_counters_and_procs() {
+    let (text, samples) = render(Collector::Stat, &no_rootfs());
+    let expected = "\
+# HELP node_boot_time_seconds Node boot time, in unixtime.
+# TYPE node_boot_time_seconds gauge
+node_boot_time_seconds 1795539039
+# HELP node_context_switches_total Total number of context switches.
+# TYPE node_context_switches_total counter
+node_context_switches_total 498872
+# HELP node_forks_total Total number of forks.
+# TYPE node_forks_total counter
+node_forks_total 10701
+# HELP node_intr_total Total number of interrupts serviced.
+# TYPE node_intr_total counter
+node_intr_total 289766
+# HELP node_procs_blocked Number of processes blocked waiting for I/O to complete.
+# TYPE node_procs_blocked gauge
+node_procs_blocked 2
+# HELP node_procs_running Number of processes in runnable state.
+# TYPE node_procs_running gauge
+node_procs_running 1
+";
+    assert_eq!(text, expected);
+    assert_eq!(samples, 6);
+}
+
+#[test]
+fn meminfo_units_and_parenthesised_names() {
+    let (text, samples) = render(Collector::Meminfo, &no_rootfs());
+    let fixture = std::fs::read_to_string(fixture_paths(&no_rootfs()).procfs.join("meminfo")).unwrap();
+    assert_eq!(samples, fixture.lines().count());
+    for line in [
+        "# HELP node_memory_MemTotal_bytes Memory information field MemTotal_bytes.\n\
+         # TYPE node_memory_MemTotal_bytes gauge\n\
+         node_memory_MemTotal_bytes 25276514304\n",
+        "\nnode_memory_Active_anon_bytes 1605632\n",
+        "# HELP node_memory_Active_anon_bytes Memory information field Active_anon_bytes.\n",
+        "\nnode_memory_HugePages_Total 0\n",
+        "\nnode_memory_VmallocTotal_bytes 35184372087808\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[test]
+fn loadavg_three_gauges() {
+    let (text, samples) = render(Collector::Loadavg, &no_rootfs());
+    assert_eq!(
+        text,
+        "# HELP node_load1 1m load average.\n# TYPE node_load1 gauge\nnode_load1 0.25\n\
+         # HELP node_load5 5m load average.\n# TYPE node_load5 gauge\nnode_load5 0.1\n\
+         # HELP node_load15 15m load average.\n# TYPE node_load15 gauge\nnode_load15 0.05\n"
+    );
+    assert_eq!(samples, 3);
+}
+
+#[test]
+fn vmstat_default_field_filter() {
+    let (text, samples) = render(Collector::Vmstat, &no_rootfs());
+    let names: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        names,
+        [
+            "node_vmstat_pgpgin 2470865",
+            "node_vmstat_pgpgout 9111308",
+            "node_vmstat_pswpin 0",
+            "node_vmstat_pswpout 0",
+            "node_vmstat_pgfault 7337702",
+            "node_vmstat_pgmajfault 1541",
+            "node_vmstat_oom_kill 3",
+        ]
+    );
+    assert_eq!(samples, 7);
+    assert!(text.contains(
+        "# HELP node_vmstat_oom_kill /proc/vmstat information field oom_kill.\n# TYPE node_vmstat_oom_kill untyped\n"
+    ));
+}
+
+#[test]
+fn pressure_seconds_from_microseconds() {
+    let (text, samples) = render(Collector::Pressure, &no_rootfs());
+    let values: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        values,
+        [
+            "node_pressure_cpu_waiting_seconds_total 26.284003",
+            "node_pressure_io_waiting_seconds_total 5.863175",
+            "node_pressure_io_stalled_seconds_total 4.372274",
+            "node_pressure_memory_waiting_seconds_total 1.5",
+            "node_pressure_memory_stalled_seconds_total 0.00025",
+        ]
+    );
+    assert_eq!(samples, 5);
+}
+
+#[test]
+fn missing_pressure_files_fail_only_that_collector() {
+    let empty = tempfile::tempdir().unwrap();
+    let mut paths = fixture_paths(&no_rootfs());
+    // A procfs with stat but without pressure/: a kernel without CONFIG_PSI.
+    std::fs::copy(paths.procfs.join("stat"), empty.path().join("stat")).unwrap();
+    paths.procfs = empty.path().to_path_buf();
+    let mut node = NodeCollector::new(paths, &[Collector::Pressure, Collector::Stat]);
+    let mut out = String::new();
+    let samples = node.collect(&mut out);
+    assert!(out.contains("node_scrape_collector_success{collector=\"pressure\"} 0\n"));
+    assert!(out.contains("node_scrape_collector_success{collector=\"stat\"} 1\n"));
+    assert!(!out.contains("node_pressure_"), "{out}");
+    // 6 stat samples, 2 + 2 meta samples, build info.
+    assert_eq!(samples, 6 + 4 + 1);
+    let failures: Vec<_> = node.failures().collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, Collector::Pressure);
+    assert!(
+        failures[0].1.to_string().contains("pressure/cpu"),
+        "{}",
+        failures[0].1
+    );
+}
+
+#[test]
+fn diskstats_excludes_partitions_and_handles_short_lines() {
+    let (text, samples) = render(Collector::Diskstats, &no_rootfs());
+    assert!(
+        !text.contains("loop0") && !text.contains("vda1") && !text.contains("nvme0n1p1"),
+        "{text}"
+    );
+    for line in [
+        "node_disk_info{device=\"vda\",major=\"254\",minor=\"0\",model=\"\",path=\"\",revision=\"\",serial=\"\",wwn=\"\"} 1\n",
+        "node_disk_reads_completed_total{device=\"vda\"} 52900\n",
+        "node_disk_read_bytes_total{device=\"vda\"} 2531640320\n",
+        "node_disk_read_time_seconds_total{device=\"vda\"} 50.579\n",
+        "node_disk_written_bytes_total{device=\"vda\"} 9330425856\n",
+        "node_disk_io_now{device=\"nvme0n1\"} 1\n",
+        "node_disk_io_time_weighted_seconds_total{device=\"nvme0n1\"} 0.008\n",
+        "node_disk_discarded_sectors_total{device=\"vda\"} 283512\n",
+        "node_disk_flush_requests_time_seconds_total{device=\"vda\"} 0.037\n",
+        "node_disk_flush_requests_total{device=\"zram0\"} 0\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // nvme0n1 has the 11 pre-4.18 columns: no discard or flush series for it.
+    assert!(!text.contains("node_disk_discards_completed_total{device=\"nvme0n1\"}"));
+    // 3 devices: info + 11 columns each, and 6 discard/flush columns for vda and zram0.
+    assert_eq!(samples, 3 * 12 + 2 * 6);
+}
+
+#[test]
+fn disk_info_reads_udev_properties_under_rootfs() {
+    let rootfs = tempfile::tempdir().unwrap();
+    let udev = rootfs.path().join("run/udev/data");
+    std::fs::create_dir_all(&udev).unwrap();
+    std::fs::write(
+        udev.join("b254:0"),
+        "S:disk/by-path/pci-0000:00:05.0\nE:ID_PATH=pci-0000:00:05.0\nE:ID_MODEL=Virtual \"Disk\"\n\
+         E:ID_SERIAL_SHORT=abc123\nE:ID_REVISION=1.0\nE:ID_WWN=0x5000\nE:ID_MODEL_ENC=x\n\
+         E:ID_ATA=1\nE:ID_ATA_ROTATION_RATE_RPM=7200\nE:ID_ATA_WRITE_CACHE=1\nE:ID_ATA_WRITE_CACHE_ENABLED=0\n\
+         E:ID_FS_TYPE=ext4\nE:ID_FS_USAGE=filesystem\nE:ID_FS_UUID=1234-abcd\nE:ID_FS_VERSION=1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        udev.join("b253:0"),
+        "E:DM_NAME=vg-root\nE:DM_UUID=LVM-x\nE:DM_VG_NAME=vg\nE:DM_LV_NAME=root\n",
+    )
+    .unwrap();
+    // Without ID_ATA the ATA attributes are not trusted, as in node_exporter.
+    std::fs::write(udev.join("b259:0"), "E:ID_ATA_ROTATION_RATE_RPM=0\n").unwrap();
+    let (text, samples) = render(Collector::Diskstats, rootfs.path());
+    for expected in [
+        "node_disk_info{device=\"vda\",major=\"254\",minor=\"0\",model=\"Virtual \\\"Disk\\\"\",\
+         path=\"pci-0000:00:05.0\",revision=\"1.0\",serial=\"abc123\",wwn=\"0x5000\"} 1\n",
+        "# HELP node_disk_filesystem_info Info about disk filesystem.\n\
+         # TYPE node_disk_filesystem_info gauge\n\
+         node_disk_filesystem_info{device=\"vda\",type=\"ext4\",usage=\"filesystem\",uuid=\"1234-abcd\",\
+         version=\"1.0\"} 1\n# HELP",
+        "# TYPE node_disk_device_mapper_info gauge\n\
+         node_disk_device_mapper_info{device=\"zram0\",lv_layer=\"\",lv_name=\"root\",name=\"vg-root\",\
+         uuid=\"LVM-x\",vg_name=\"vg\"} 1\n# HELP",
+        "# TYPE node_disk_ata_rotation_rate_rpm gauge\nnode_disk_ata_rotation_rate_rpm{device=\"vda\"} 7200\n# HELP",
+        "\nnode_disk_ata_write_cache{device=\"vda\"} 1\n",
+        "\nnode_disk_ata_write_cache_enabled{device=\"vda\"} 0\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("node_disk_ata_rotation_rate_rpm{device=\"nvme0n1\"}"));
+    // The 48 samples of the udev-less run, plus filesystem, device mapper and 3 ATA series.
+    assert_eq!(samples, 48 + 1 + 1 + 3);
+}
+
+#[test]
+fn disk_exclusion_matches_node_exporter_default() {
+    for excluded in [
+        "ram0",
+        "loop12",
+        "fd0",
+        "sda1",
+        "hdb2",
+        "vda15",
+        "xvda1",
+        "nvme0n1p1",
+        "nvme10n2p33",
+    ] {
+        assert!(procfs::disk_excluded(excluded), "{excluded}");
+    }
+    for kept in [
+        "sda", "vda", "xvdf", "nvme0n1", "zram0", "dm-0", "md0", "mmcblk0", "sr0", "ram", "loopx1",
+    ] {
+        assert!(!procfs::disk_excluded(kept), "{kept}");
+    }
+}
+
+#[test]
+fn netdev_all_columns_without_lo() {
+    let (text, samples) = render(Collector::Netdev, &no_rootfs());
+    assert!(!text.contains("\"lo\""));
+    let values: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        values,
+        [
+            "node_network_receive_bytes_total{device=\"eth0\"} 123735642",
+            "node_network_receive_packets_total{device=\"eth0\"} 4204",
+            "node_network_receive_errs_total{device=\"eth0\"} 1",
+            "node_network_receive_drop_total{device=\"eth0\"} 2",
+            "node_network_receive_fifo_total{device=\"eth0\"} 3",
+            "node_network_receive_frame_total{device=\"eth0\"} 4",
+            "node_network_receive_compressed_total{device=\"eth0\"} 5",
+            "node_network_receive_multicast_total{device=\"eth0\"} 6",
+            "node_network_transmit_bytes_total{device=\"eth0\"} 266793",
+            "node_network_transmit_packets_total{device=\"eth0\"} 2600",
+            "node_network_transmit_errs_total{device=\"eth0\"} 7",
+            "node_network_transmit_drop_total{device=\"eth0\"} 8",
+            "node_network_transmit_fifo_total{device=\"eth0\"} 9",
+            "node_network_transmit_colls_total{device=\"eth0\"} 10",
+            "node_network_transmit_carrier_total{device=\"eth0\"} 11",
+            "node_network_transmit_compressed_total{device=\"eth0\"} 12",
+            "node_network_receive_nohandler_total{device=\"eth0\"} 0",
+        ]
+    );
+    assert_eq!(samples, 17);
+    assert!(text.starts_with(
+        "# HELP node_network_receive_bytes_total Network device statistic receive_bytes.\n\
+         # TYPE node_network_receive_bytes_total counter\n"
+    ));
+}
+
+#[test]
+fn filesystem_filters_dedups_unescapes_and_reports_errors() {
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    let (text, samples) = render(Collector::Filesystem, rootfs.path());
+    let labels_root = "{device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\"}";
+    let labels_data = "{device=\"/dev/vdb\",fstype=\"ext4\",mountpoint=\"/data dir\"}";
+    let labels_missing = "{device=\"/dev/vdc\",fstype=\"xfs\",mountpoint=\"/missing\"}";
+    assert!(
+        text.contains(&format!("node_filesystem_readonly{labels_root} 0\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("node_filesystem_readonly{labels_data} 1\n")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("node_filesystem_device_error{labels_root} 0\n")));
+    assert!(text.contains(&format!("node_filesystem_device_error{labels_missing} 1\n")));
+    // A mount whose statvfs failed has only device_error, as in node_exporter.
+    assert_eq!(text.matches(labels_missing).count(), 1);
+    assert_eq!(
+        text.matches(labels_root).count(),
+        7,
+        "root listed twice in mounts, rendered once"
+    );
+    for excluded in ["/proc", "/sys", "/dev/shm", "overlay", "/var/lib/docker"] {
+        assert!(!text.contains(excluded), "{excluded} should be excluded:\n{text}");
+    }
+    // Two statvfs-able mounts times 7 families, plus the failed mount's device_error.
+    assert_eq!(samples, 2 * 7 + 1);
+    // The sizes are those of the directory's filesystem.
+    let size_line = text
+        .lines()
+        .find(|l| l.starts_with("node_filesystem_size_bytes{"))
+        .unwrap();
+    let size: u64 = size_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(size > 0);
+}
+
+#[test]
+fn mount_point_and_fs_type_exclusions() {
+    for excluded in [
+        "/dev",
+        "/dev/shm",
+        "/proc",
+        "/run/user/0",
+        "/sys/fs/cgroup",
+        "/mnt",
+        "/media/usb",
+    ] {
+        assert!(procfs::mount_point_excluded(excluded), "{excluded}");
+    }
+    assert!(procfs::mount_point_excluded("/var/lib/docker/overlay2/x/merged"));
+    assert!(procfs::mount_point_excluded(
+        "/var/lib/containers/storage/overlay"
+    ));
+    for kept in [
+        "/",
+        "/devices",
+        "/home",
+        "/var/lib/docker",
+        "/var/lib/kubelet",
+        "/runner",
+    ] {
+        assert!(!procfs::mount_point_excluded(kept), "{kept}");
+    }
+    for excluded in ["cgroup2", "overlay", "tracefs", "squashfs", "nsfs"] {
+        assert!(procfs::fs_type_excluded(excluded));
+    }
+    for kept in ["ext4", "xfs", "tmpfs", "btrfs", "vfat", "nfs4"] {
+        assert!(!procfs::fs_type_excluded(kept));
+    }
+}
+
+#[test]
+fn time_and_clocksources() {
+    let (text, samples) = render(Collector::Time, &no_rootfs());
+    assert!(text.starts_with(
+        "# HELP node_time_seconds System time in seconds since epoch (1970).\n# TYPE node_time_seconds gauge\n"
+    ));
+    assert!(text
+        .contains("# TYPE node_time_zone_offset_seconds gauge\nnode_time_zone_offset_seconds{time_zone=\""));
+    assert!(text.contains(
+        "node_time_clocksource_available_info{clocksource=\"kvm-clock\",device=\"0\"} 1\n\
+         node_time_clocksource_available_info{clocksource=\"tsc\",device=\"0\"} 1\n"
+    ));
+    assert!(text.contains("node_time_clocksource_current_info{clocksource=\"tsc\",device=\"0\"} 1\n"));
+    assert_eq!(samples, 5);
+}
+
+#[test]
+fn uname_labels_match_the_kernel() {
+    let (text, samples) = render(Collector::Uname, &no_rootfs());
+    assert_eq!(samples, 1);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(
+        text.contains(&format!("release=\"{}\"", release.trim())),
+        "{text}"
+    );
+    assert!(text.contains("sysname=\"Linux\""));
+}
+
+#[test]
+fn every_collector_at_once_and_buffer_reuse() {
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    let mut node = NodeCollector::new(fixture_paths(rootfs.path()), &Collector::ALL);
+    let mut out = String::new();
+    let first = node.collect(&mut out);
+    assert_eq!(node.failures().count(), 0);
+    let capacity = out.capacity();
+    let second = node.collect(&mut out);
+    assert_eq!(first, second);
+    assert_eq!(
+        out.capacity(),
+        capacity,
+        "second scrape must fit the first one's buffer"
+    );
+    assert_eq!(out.matches("node_scrape_collector_success{").count(), 11);
+    assert!(out.contains("outpost_build_info{arch=\""));
+    // Each family's samples follow its own header, and no family is announced twice.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut current = "";
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap();
+            assert!(seen.insert(current.to_string()), "{current} announced twice");
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "sample outside its family: {line}");
+        }
+    }
+}
+
+#[test]
+fn process_metrics_from_self_stat() {
+    let paths = fixture_paths(&no_rootfs());
+    let mut out = String::from("# existing\n");
+    render_process_metrics(&paths.procfs, &mut out);
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    assert!(out.starts_with("# existing\n"));
+    assert!(out.contains("process_cpu_seconds_total 3\n"), "{out}");
+    assert!(out.contains(&format!("process_resident_memory_bytes {}\n", 2560 * page)));
+    assert!(out.contains("process_virtual_memory_bytes 104857600\n"));
+    assert!(
+        out.contains("process_start_time_seconds 1795539162.45\n"),
+        "{out}"
+    );
+    assert!(out.contains("# TYPE process_max_fds gauge\nprocess_max_fds "));
+    // The fixture has no self/fd directory: the family is left out rather than reported as 0.
+    assert!(!out.contains("process_open_fds"));
+}
+
+#[test]
+fn process_metrics_of_this_process() {
+    let mut out = String::new();
+    render_process_metrics(Path::new("/proc"), &mut out);
+    let open: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("process_open_fds "))
+        .expect("open fds on a real procfs")
+        .parse()
+        .unwrap();
+    // stdin/stdout/stderr at least.
+    assert!(open >= 3, "{out}");
+    assert_eq!(out.matches("# TYPE ").count(), 7);
+}
+
+#[test]
+fn empty_meminfo_fails_even_after_other_collectors_wrote_samples() {
+    let procfs = tempfile::tempdir().unwrap();
+    let fixture = fixture_paths(&no_rootfs());
+    std::fs::copy(fixture.procfs.join("stat"), procfs.path().join("stat")).unwrap();
+    std::fs::write(procfs.path().join("meminfo"), "").unwrap();
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        ..fixture
+    };
+    let mut node = NodeCollector::new(paths, &[Collector::Meminfo, Collector::Cpu]);
+    let mut out = String::new();
+    node.collect(&mut out);
+    assert!(
+        out.contains("node_scrape_collector_success{collector=\"cpu\"} 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node_scrape_collector_success{collector=\"meminfo\"} 0\n"),
+        "{out}"
+    );
+    assert!(!out.contains("node_memory_"));
+}
+
+#[test]
+fn cpu_counters_never_go_back_unless_the_cpu_was_replugged() {
+    let procfs = tempfile::tempdir().unwrap();
+    let stat = procfs.path().join("stat");
+    let write_stat = |user: u64, idle: u64, iowait: u64| {
+        let line = format!("cpu0 {user} 0 0 {idle} {iowait} 0 0 0 0 0\n");
+        std::fs::write(&stat, format!("cpu  1 1 1 1 1 1 1 1 1 1\n{line}")).unwrap();
+    };
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        ..fixture_paths(&no_rootfs())
+    };
+    let mut node = NodeCollector::new(paths, &[Collector::Cpu]);
+    let mut out = String::new();
+    let mut scrape = |out: &mut String| {
+        node.collect(out);
+        let value = |mode: &str| -> f64 {
+            let prefix = format!("node_cpu_seconds_total{{cpu=\"0\",mode=\"{mode}\"}} ");
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (value("user"), value("idle"), value("iowait"))
+    };
+    write_stat(100, 100_000, 50);
+    assert_eq!(scrape(&mut out), (1.0, 1000.0, 0.5));
+    // iowait falls (the kernel does that): the higher value stays.
+    write_stat(110, 100_100, 40);
+    assert_eq!(scrape(&mut out), (1.1, 1001.0, 0.5));
+    // idle falls by 2 s, less than the 3 s hot-plug threshold: kept.
+    write_stat(120, 99_900, 60);
+    assert_eq!(scrape(&mut out), (1.2, 1001.0, 0.6));
+    // idle falls by 5 s: a re-plugged CPU, whose counters start over.
+    write_stat(5, 99_600, 1);
+    assert_eq!(scrape(&mut out), (0.05, 996.0, 0.01));
+}

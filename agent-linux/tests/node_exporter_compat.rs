@@ -1,0 +1,646 @@
+//! outpost's node collectors side by side with the real node_exporter 1.5 on this machine.
+//!
+//! For every collector outpost implements, each metric name node_exporter exports must exist in
+//! outpost with the same type, the same label names and the same series (label sets), unless it
+//! is in [`ALLOWED`] with a reason. Values are compared where they must agree (see
+//! [`check_values`]). The result is written to `docs/node-exporter-compat.md` with
+//! `OUTPOST_WRITE_COMPAT_DOC=1`; otherwise the committed file must match what this run produces.
+//!
+//! A second test counts heap allocations of a warmed-up scrape of the real `/proc` and `/sys`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
+use outpost_core::plan::Collector;
+
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+/// Allocations made by the current thread; other test threads do not disturb the count.
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+/// Names or prefixes (ending in `_`) node_exporter exports that outpost deliberately does not.
+const ALLOWED: &[(&str, &str)] = &[
+    (
+        "node_exporter_build_info",
+        "outpost exports `outpost_build_info{arch,branch,os,revision,rustversion,version}` instead: \
+         it is not node_exporter",
+    ),
+    (
+        "go_",
+        "Go runtime metrics of the node_exporter process; outpost is not a Go program",
+    ),
+    (
+        "promhttp_",
+        "node_exporter's HTTP handler metrics; outpost's own HTTP self-metrics live on the agent's /metrics",
+    ),
+];
+
+fn allowed(name: &str) -> Option<(&'static str, &'static str)> {
+    ALLOWED
+        .iter()
+        .find(|(pattern, _)| {
+            if pattern.ends_with('_') {
+                name.starts_with(pattern)
+            } else {
+                name == *pattern
+            }
+        })
+        .copied()
+}
+
+/// The report's grouping: node_exporter's collector that exports a name.
+fn group_of(name: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 16] = [
+        ("node_cpu_", "cpu"),
+        ("node_memory_", "meminfo"),
+        ("node_load", "loadavg"),
+        ("node_disk_", "diskstats"),
+        ("node_filesystem_", "filesystem"),
+        ("node_network_", "netdev"),
+        ("node_boot_time_seconds", "stat"),
+        ("node_context_switches_total", "stat"),
+        ("node_forks_total", "stat"),
+        ("node_intr_total", "stat"),
+        ("node_procs_", "stat"),
+        ("node_uname_", "uname"),
+        ("node_time_", "time"),
+        ("node_vmstat_", "vmstat"),
+        ("node_pressure_", "pressure"),
+        ("process_", "process (agent /metrics)"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map_or("exporter self-metrics", |(_, group)| group)
+}
+
+type LabelSet = Vec<(String, String)>;
+
+#[derive(Default, Debug)]
+struct Family {
+    kind: String,
+    series: BTreeMap<LabelSet, f64>,
+}
+
+/// A strict-enough text-format reader: the families, their types and every series.
+fn parse(text: &str) -> BTreeMap<String, Family> {
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line has a type");
+            families.entry(name.to_string()).or_default().kind = kind.to_string();
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).expect("sample has a value");
+        let name = &line[..name_end];
+        let mut labels = LabelSet::new();
+        let mut rest = &line[name_end..];
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices().peekable();
+            loop {
+                let start = chars.peek().expect("label set closes").0;
+                if body[start..].starts_with('}') {
+                    rest = &body[start + 1..];
+                    break;
+                }
+                let eq = body[start..].find("=\"").expect("label has a quoted value") + start;
+                let label = body[start..eq].trim_start_matches(',').to_string();
+                while chars.peek().is_some_and(|(i, _)| *i <= eq + 1) {
+                    chars.next();
+                }
+                let mut value = String::new();
+                loop {
+                    match chars.next().expect("label value closes") {
+                        (_, '\\') => match chars.next().expect("escape completes").1 {
+                            'n' => value.push('\n'),
+                            other => value.push(other),
+                        },
+                        (_, '"') => break,
+                        (_, c) => value.push(c),
+                    }
+                }
+                if chars.peek().is_some_and(|(_, c)| *c == ',') {
+                    chars.next();
+                }
+                labels.push((label, value));
+            }
+        }
+        labels.sort();
+        let value_text = rest.trim().split(' ').next().unwrap();
+        let value: f64 = match value_text {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let family = families.entry(name.to_string()).or_default();
+        assert!(
+            family.series.insert(labels, value).is_none(),
+            "duplicate series: {line}"
+        );
+    }
+    families
+}
+
+fn label_names(family: &Family) -> BTreeSet<Vec<String>> {
+    family
+        .series
+        .keys()
+        .map(|labels| labels.iter().map(|(n, _)| n.clone()).collect())
+        .collect()
+}
+
+/// Kills node_exporter however the test ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // HTTP/1.0 keeps Go's server from chunking the body.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("HTTP response has a header");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    Ok(body.to_string())
+}
+
+fn enabled_collectors() -> Vec<Collector> {
+    Collector::ALL.to_vec()
+}
+
+fn start_node_exporter() -> (ChildGuard, u16) {
+    let port = free_port();
+    let mut command = Command::new(NODE_EXPORTER);
+    command
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--collector.disable-defaults")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for collector in enabled_collectors() {
+        command.arg(format!("--collector.{}", collector.name()));
+    }
+    let guard = ChildGuard(command.spawn().expect("start node_exporter"));
+    // Readiness, not timing: poll until it accepts, giving up after a generous bound.
+    for _ in 0..400 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (guard, port);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("node_exporter did not listen on 127.0.0.1:{port}");
+}
+
+/// Values that must agree. `slack_seconds` is how much later outpost read the counters.
+fn check_values(
+    node_exporter: &BTreeMap<String, Family>,
+    outpost: &BTreeMap<String, Family>,
+    slack_seconds: f64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let exact = [
+        "node_uname_info",
+        "node_memory_MemTotal_bytes",
+        "node_memory_SwapTotal_bytes",
+        "node_memory_VmallocTotal_bytes",
+        "node_boot_time_seconds",
+        "node_filesystem_size_bytes",
+        "node_filesystem_files",
+        "node_filesystem_readonly",
+        "node_filesystem_device_error",
+        "node_disk_info",
+        "node_time_zone_offset_seconds",
+        "node_time_clocksource_available_info",
+        "node_time_clocksource_current_info",
+    ];
+    for name in exact {
+        let (Some(theirs), Some(ours)) = (node_exporter.get(name), outpost.get(name)) else {
+            continue;
+        };
+        for (labels, value) in &theirs.series {
+            if ours.series.get(labels) != Some(value) {
+                problems.push(format!(
+                    "{name}{labels:?}: node_exporter {value}, outpost {:?}",
+                    ours.series.get(labels)
+                ));
+            }
+        }
+    }
+    // Counters read from the same file a moment later: never behind, and for CPU time not ahead
+    // by more than the CPUs could have run in between.
+    let monotonic_groups = ["cpu", "diskstats", "netdev", "stat", "pressure", "vmstat"];
+    for (name, theirs) in node_exporter {
+        let counter = theirs.kind == "counter" || name.starts_with("node_vmstat_");
+        if !counter || !monotonic_groups.contains(&group_of(name)) {
+            continue;
+        }
+        let Some(ours) = outpost.get(name) else { continue };
+        for (labels, &then) in &theirs.series {
+            let Some(&now) = ours.series.get(labels) else {
+                continue;
+            };
+            let mode = labels.iter().find(|(n, _)| n == "mode").map(|(_, v)| v.as_str());
+            // The kernel's idle and iowait clocks may step back a little (NO_HZ accounting).
+            let behind_allowed = if matches!(mode, Some("idle" | "iowait")) {
+                0.1
+            } else {
+                1e-9 * then.abs()
+            };
+            if now < then - behind_allowed {
+                problems.push(format!(
+                    "{name}{labels:?}: outpost {now} behind node_exporter {then}"
+                ));
+            }
+            if name == "node_cpu_seconds_total" && now - then > 2.0 + slack_seconds {
+                problems.push(format!(
+                    "{name}{labels:?}: outpost {now} ahead of node_exporter {then} by > 2 s"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Names, types, label names and series of node_exporter's families against outpost's.
+fn compare(
+    theirs: &BTreeMap<String, Family>,
+    ours: &BTreeMap<String, Family>,
+) -> (Vec<String>, BTreeMap<&'static str, GroupReport>) {
+    let mut problems = Vec::new();
+    let mut groups: BTreeMap<&'static str, GroupReport> = BTreeMap::new();
+    for (name, family) in theirs {
+        let report = groups.entry(group_of(name)).or_default();
+        if let Some((pattern, reason)) = allowed(name) {
+            // A prefix is listed once with its count: the Go runtime's names are not ours to list.
+            let shown = if pattern.ends_with('_') {
+                format!("{pattern}*")
+            } else {
+                name.clone()
+            };
+            match report.allowed.iter_mut().find(|(listed, _, _)| *listed == shown) {
+                Some((_, count, _)) => *count += 1,
+                None => report.allowed.push((shown, 1, reason)),
+            }
+            continue;
+        }
+        let Some(our_family) = ours.get(name) else {
+            problems.push(format!("{name}: exported by node_exporter, missing in outpost"));
+            continue;
+        };
+        if our_family.kind != family.kind {
+            problems.push(format!(
+                "{name}: type {} in node_exporter, {} in outpost",
+                family.kind, our_family.kind
+            ));
+        }
+        let names = label_names(family);
+        if names != label_names(our_family) {
+            problems.push(format!(
+                "{name}: label names {names:?} vs outpost {:?}",
+                label_names(our_family)
+            ));
+        }
+        // Process metrics describe different processes; their presence and shape is what counts.
+        if !name.starts_with("process_") {
+            let their_series: BTreeSet<_> = family.series.keys().collect();
+            let our_series: BTreeSet<_> = our_family.series.keys().collect();
+            if their_series != our_series {
+                problems.push(format!(
+                    "{name}: series differ; node_exporter only {:?}, outpost only {:?}",
+                    their_series.difference(&our_series).collect::<Vec<_>>(),
+                    our_series.difference(&their_series).collect::<Vec<_>>()
+                ));
+            }
+        }
+        let labels = names.iter().next().cloned().unwrap_or_default();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("; labels {}", labels.join(", "))
+        };
+        report.matched.push(format!("`{name}` ({}{labels})", family.kind));
+    }
+    for name in ours.keys().filter(|n| !theirs.contains_key(*n)) {
+        groups
+            .entry(group_of(name))
+            .or_default()
+            .outpost_only
+            .push(name.clone());
+    }
+    (problems, groups)
+}
+
+#[derive(Default)]
+struct GroupReport {
+    matched: Vec<String>,
+    /// (name or `prefix*`, how many node_exporter names, reason)
+    allowed: Vec<(String, usize, &'static str)>,
+    outpost_only: Vec<String>,
+}
+
+fn allowed_count(report: &GroupReport) -> usize {
+    report.allowed.iter().map(|(_, count, _)| count).sum()
+}
+
+fn render_doc(version: &str, groups: &BTreeMap<&'static str, GroupReport>) -> String {
+    let mut doc = String::new();
+    let _ = writeln!(doc, "# node_exporter compatibility\n");
+    let _ = writeln!(
+        doc,
+        "Generated by `agent-linux/tests/node_exporter_compat.rs`, which runs `{version}` with only the \
+         collectors outpost implements (`--collector.disable-defaults --collector.cpu ...`) next to \
+         outpost's `NodeCollector` on the same machine and compares every series. Regenerate with \
+         `OUTPOST_WRITE_COMPAT_DOC=1 cargo test -p outpost-agent --test node_exporter_compat`; without \
+         the variable the test fails when this file is stale.\n"
+    );
+    doc.push_str(
+        "A name is *matched* when outpost exports it with the same type, the same label names and the \
+         same series (label sets). Values that must agree are compared:\n\n\
+         - exactly: `node_uname_info` labels, `node_memory_MemTotal_bytes`, `node_memory_SwapTotal_bytes`, \
+         `node_memory_VmallocTotal_bytes`, `node_boot_time_seconds`, filesystem size, files, readonly and \
+         device_error, `node_disk_info`, the time zone offset and clocksources;\n\
+         - counters of cpu, diskstats, netdev, stat, pressure and vmstat (read by outpost just after \
+         node_exporter): outpost is never behind node_exporter (idle and iowait CPU time may step back \
+         by up to 0.1 s, as the kernel's NO_HZ accounting does), and `node_cpu_seconds_total` is at \
+         most 2 s (plus the time between the two reads) ahead per cpu and mode.\n\n\
+         The names below are those this machine's kernel exposes; a kernel with more `/proc/meminfo` or \
+         `/proc/vmstat` fields yields more names, each handled the same way.\n\n",
+    );
+    doc.push_str(
+        "Known differences that this comparison cannot show:\n\n\
+         - `filesystem`: node_exporter runs `statfs` in a goroutine with a timeout and marks hung mounts \
+         (a dead NFS server) as stuck; outpost calls `statvfs` inline, so a hung network mount stalls the \
+         scrape. Exclude such mount points until this is addressed.\n\
+         - `netdev`: node_exporter 1.5 reads netlink; outpost reads `/proc/net/dev` and takes \
+         `receive_nohandler` from `/sys/class/net/<device>/statistics/rx_nohandler`. Same counters, same \
+         names.\n\
+         - `diskstats`: udev properties are read from `<rootfs>/run/udev/data` (node_exporter's \
+         `--path.udev.data` is not rootfs-relative).\n\
+         - Exclusion filters are node_exporter 1.5's defaults, built in; they are not configurable yet.\n\
+         - HELP texts follow node_exporter's; Prometheus ignores them.\n\n",
+    );
+    doc.push_str(
+        "Allow-list (`ALLOWED` in the test; names node_exporter may export that outpost does not):\n\n",
+    );
+    for (pattern, reason) in ALLOWED {
+        let shown = if pattern.ends_with('_') {
+            format!("{pattern}*")
+        } else {
+            pattern.to_string()
+        };
+        let _ = writeln!(doc, "- `{shown}`: {reason}");
+    }
+    doc.push_str("\n| collector | node_exporter names | matched | allow-listed | outpost only |\n");
+    doc.push_str("|---|---:|---:|---:|---:|\n");
+    for (group, report) in groups {
+        let _ = writeln!(
+            doc,
+            "| {group} | {} | {} | {} | {} |",
+            report.matched.len() + allowed_count(report),
+            report.matched.len(),
+            allowed_count(report),
+            report.outpost_only.len()
+        );
+    }
+    for (group, report) in groups {
+        let _ = writeln!(doc, "\n## {group}\n");
+        if !report.matched.is_empty() {
+            doc.push_str("Matched:\n\n");
+            for line in &report.matched {
+                let _ = writeln!(doc, "- {line}");
+            }
+        }
+        if !report.allowed.is_empty() {
+            doc.push_str("\nAllow-listed (node_exporter only):\n\n");
+            for (name, count, reason) in &report.allowed {
+                if *count == 1 {
+                    let _ = writeln!(doc, "- `{name}`: {reason}");
+                } else {
+                    let _ = writeln!(doc, "- `{name}` ({count} names): {reason}");
+                }
+            }
+        }
+        if !report.outpost_only.is_empty() {
+            doc.push_str("\noutpost only:\n\n");
+            for name in &report.outpost_only {
+                let _ = writeln!(doc, "- `{name}`");
+            }
+        }
+    }
+    doc
+}
+
+fn node_exporter_version() -> String {
+    let output = Command::new(NODE_EXPORTER)
+        .arg("--version")
+        .output()
+        .expect("node_exporter --version");
+    let text =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    // "node_exporter, version 1.5.0 (branch: ..., revision: ...)": the version only, so that a
+    // Debian rebuild does not make the document stale.
+    let version = text
+        .split("version ")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("unknown");
+    format!("node_exporter {version}")
+}
+
+#[test]
+fn node_exporter_compatibility_report() {
+    if !Path::new(NODE_EXPORTER).exists() {
+        eprintln!("SKIPPED: {NODE_EXPORTER} is not installed (apt-get install prometheus-node-exporter)");
+        return;
+    }
+    let (_node_exporter, port) = start_node_exporter();
+    let mut node = NodeCollector::new(Paths::default(), &enabled_collectors());
+    let mut out = String::new();
+    // One scrape each beforehand, so both sides have warmed up (udev lookups, tz data).
+    http_get(port, "/metrics").expect("node_exporter /metrics");
+    node.collect(&mut out);
+
+    let their_text = http_get(port, "/metrics").expect("node_exporter /metrics");
+    let read_at = Instant::now();
+    let samples = node.collect(&mut out);
+    let slack = read_at.elapsed().as_secs_f64();
+    eprintln!(
+        "outpost: {samples} node samples, {} bytes of exposition text",
+        out.len()
+    );
+    render_process_metrics(Path::new("/proc"), &mut out);
+
+    let failures: Vec<String> = node.failures().map(|(c, e)| format!("{c:?}: {e}")).collect();
+    assert!(failures.is_empty(), "outpost collectors failed: {failures:?}");
+    let theirs = parse(&their_text);
+    let ours = parse(&out);
+    let collect_seconds: f64 = ours["node_scrape_collector_duration_seconds"]
+        .series
+        .values()
+        .sum();
+    eprintln!(
+        "outpost: collectors took {:.3} ms in all (this build's profile)",
+        collect_seconds * 1e3
+    );
+    assert_eq!(
+        samples,
+        ours.values().map(|f| f.series.len()).sum::<usize>()
+            - ours
+                .iter()
+                .filter(|(n, _)| n.starts_with("process_"))
+                .map(|(_, f)| f.series.len())
+                .sum::<usize>()
+    );
+
+    let (mut problems, groups) = compare(&theirs, &ours);
+    problems.extend(check_values(&theirs, &ours, slack));
+    assert!(problems.is_empty(), "incompatibilities:\n{}", problems.join("\n"));
+
+    let doc = render_doc(&node_exporter_version(), &groups);
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/node-exporter-compat.md");
+    if std::env::var("OUTPOST_WRITE_COMPAT_DOC").as_deref() == Ok("1") {
+        std::fs::write(&doc_path, &doc).expect("write docs/node-exporter-compat.md");
+    } else {
+        let committed = std::fs::read_to_string(&doc_path).unwrap_or_default();
+        assert!(
+            committed == doc,
+            "{} is stale; regenerate with OUTPOST_WRITE_COMPAT_DOC=1 cargo test -p outpost-agent --test \
+             node_exporter_compat\n--- expected ---\n{doc}",
+            doc_path.display()
+        );
+    }
+}
+
+#[test]
+fn warm_scrape_of_this_machine_allocates_nothing() {
+    let mut node = NodeCollector::new(Paths::default(), &enabled_collectors());
+    let mut out = String::new();
+    // Two warm-up scrapes let every buffer reach this machine's sizes.
+    let first = node.collect(&mut out);
+    node.collect(&mut out);
+    let before = allocations();
+    let samples = node.collect(&mut out);
+    let allocated = allocations() - before;
+    assert!(
+        first > 50 && samples > 50,
+        "{first} / {samples} samples: is /proc mounted?"
+    );
+    assert_eq!(
+        node.failures().count(),
+        0,
+        "{:?}",
+        node.failures()
+            .map(|(c, e)| format!("{c:?}: {e}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        allocated, 0,
+        "a warm scrape of {samples} samples allocated {allocated} times"
+    );
+}
+
+#[test]
+fn comparison_reports_every_kind_of_difference() {
+    let theirs = parse(
+        "# TYPE node_load1 gauge\nnode_load1 1\n\
+         # TYPE node_forks_total counter\nnode_forks_total 100\n\
+         # TYPE node_network_receive_bytes_total counter\n\
+         node_network_receive_bytes_total{device=\"eth0\"} 5\n\
+         node_network_receive_bytes_total{device=\"eth1\"} 5\n\
+         # TYPE node_memory_MemTotal_bytes gauge\nnode_memory_MemTotal_bytes 1024\n\
+         # TYPE node_uname_info gauge\nnode_uname_info{sysname=\"Linux\",release=\"6.1\"} 1\n\
+         # TYPE node_procs_running gauge\nnode_procs_running 1\n\
+         # TYPE go_goroutines gauge\ngo_goroutines 7\n\
+         # TYPE go_threads gauge\ngo_threads 7\n",
+    );
+    let ours = parse(
+        "# TYPE node_load1 counter\nnode_load1 1\n\
+         # TYPE node_forks_total counter\nnode_forks_total 99\n\
+         # TYPE node_network_receive_bytes_total counter\n\
+         node_network_receive_bytes_total{device=\"eth0\"} 6\n\
+         # TYPE node_memory_MemTotal_bytes gauge\nnode_memory_MemTotal_bytes 2048\n\
+         # TYPE node_uname_info gauge\nnode_uname_info{sysname=\"Linux\",machine=\"x86_64\"} 1\n\
+         # TYPE outpost_build_info gauge\noutpost_build_info{version=\"1\"} 1\n",
+    );
+    let (problems, groups) = compare(&theirs, &ours);
+    let problems_text = problems.join("\n");
+    assert!(problems_text.contains("node_load1: type gauge in node_exporter, counter in outpost"));
+    assert!(problems_text.contains("node_network_receive_bytes_total: series differ"));
+    assert!(problems_text.contains("node_uname_info: label names"));
+    assert!(problems_text.contains("node_procs_running: exported by node_exporter, missing in outpost"));
+    // uname differs in label names and, with them, in series.
+    assert_eq!(problems.len(), 5, "{problems_text}");
+    let values = check_values(&theirs, &ours, 0.0);
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert!(values[0].contains("node_uname_info"), "{values:?}");
+    assert!(
+        values[1].contains("node_memory_MemTotal_bytes[]: node_exporter 1024, outpost Some(2048.0)"),
+        "{values:?}"
+    );
+    assert!(
+        values[2].contains("node_forks_total") && values[2].contains("behind"),
+        "{values:?}"
+    );
+    let exporter = &groups["exporter self-metrics"];
+    assert_eq!(exporter.allowed.len(), 1);
+    assert_eq!(
+        (exporter.allowed[0].0.as_str(), exporter.allowed[0].1),
+        ("go_*", 2)
+    );
+    assert_eq!(exporter.outpost_only, ["outpost_build_info"]);
+}

@@ -1,0 +1,121 @@
+//! `outpostc budget`: what each cluster asks of its nodes, next to what the
+//! seed deployment asked.
+
+use crate::compile::AgentPlan;
+use crate::units::format_size;
+use outpost_core::plan::Role;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// kube-state-metrics stays upstream; its resources are the seed's.
+pub const KSM_CPU_REQUEST_MILLIS: u32 = 50;
+pub const KSM_MEMORY_REQUEST_BYTES: u64 = 64 << 20;
+pub const KSM_CPU_LIMIT_MILLIS: u32 = 100;
+pub const KSM_MEMORY_LIMIT_BYTES: u64 = 128 << 20;
+/// The seed's requests per agent unit: Prometheus agent 200m/256Mi plus
+/// node_exporter 100m/64Mi (one node), then one KSM per cluster.
+pub const SEED_UNIT_CPU_MILLIS: u32 = 300;
+pub const SEED_UNIT_MEMORY_BYTES: u64 = 320 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterBudget {
+    pub cluster: String,
+    pub agents: usize,
+    pub cpu_request_millis: u32,
+    pub cpu_limit_millis: u32,
+    pub memory_request_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub worst_case_bytes: u64,
+    pub seed_cpu_request_millis: u32,
+    pub seed_memory_request_bytes: u64,
+}
+
+/// Per cluster: every cluster-role agent, one node-role agent per tenant
+/// (that is, per node: the DaemonSet's cost on each node) and the KSM.
+pub fn cluster_budgets(plans: &[AgentPlan]) -> Vec<ClusterBudget> {
+    let mut by_cluster: BTreeMap<&str, ClusterBudget> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for a in plans {
+        let e = by_cluster.entry(a.cluster.as_str()).or_insert_with(|| {
+            order.push(a.cluster.as_str());
+            ClusterBudget {
+                cluster: a.cluster.clone(),
+                cpu_request_millis: KSM_CPU_REQUEST_MILLIS,
+                cpu_limit_millis: KSM_CPU_LIMIT_MILLIS,
+                memory_request_bytes: KSM_MEMORY_REQUEST_BYTES,
+                memory_limit_bytes: KSM_MEMORY_LIMIT_BYTES,
+                seed_cpu_request_millis: KSM_CPU_REQUEST_MILLIS,
+                seed_memory_request_bytes: KSM_MEMORY_REQUEST_BYTES,
+                ..ClusterBudget::default()
+            }
+        });
+        let b = &a.plan.budget;
+        e.agents += 1;
+        e.cpu_request_millis += b.cpu_request_millis;
+        e.cpu_limit_millis += b.cpu_limit_millis;
+        e.memory_request_bytes += b.memory_request_bytes;
+        e.memory_limit_bytes += b.memory_limit_bytes;
+        e.worst_case_bytes += a.plan.worst_case_memory().total();
+        // The seed ran one Prometheus agent and one node_exporter per unit.
+        if a.role == Role::Cluster {
+            e.seed_cpu_request_millis += SEED_UNIT_CPU_MILLIS;
+            e.seed_memory_request_bytes += SEED_UNIT_MEMORY_BYTES;
+        }
+    }
+    order.into_iter().filter_map(|c| by_cluster.remove(c)).collect()
+}
+
+pub fn budget_text(budgets: &[ClusterBudget]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<14} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}   {:>16}",
+        "cluster", "agents", "cpu req", "mem req", "cpu lim", "mem lim", "worst case", "seed requests"
+    );
+    for b in budgets {
+        let _ = writeln!(
+            o,
+            "{:<14} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}   {:>16}",
+            b.cluster,
+            b.agents,
+            format!("{}m", b.cpu_request_millis),
+            format_size(b.memory_request_bytes),
+            format!("{}m", b.cpu_limit_millis),
+            format_size(b.memory_limit_bytes),
+            format_size(b.worst_case_bytes),
+            format!(
+                "{}m/{}",
+                b.seed_cpu_request_millis,
+                format_size(b.seed_memory_request_bytes)
+            ),
+        );
+    }
+    o.push_str(
+        "\nNode-role agents are counted once (one node); the DaemonSet adds that much per node.\n\
+         Totals include kube-state-metrics at the seed's 50m/64Mi requests, 100m/128Mi limits.\n\
+         The seed's requests: 350m/384Mi per ordinary cluster, 650m/704Mi for a two-tenant cluster.\n",
+    );
+    o
+}
+
+pub fn budget_json(budgets: &[ClusterBudget]) -> Value {
+    Value::Array(
+        budgets
+            .iter()
+            .map(|b| {
+                json!({
+                    "cluster": b.cluster,
+                    "agents": b.agents,
+                    "cpu_request_millis": b.cpu_request_millis,
+                    "cpu_limit_millis": b.cpu_limit_millis,
+                    "memory_request_bytes": b.memory_request_bytes,
+                    "memory_limit_bytes": b.memory_limit_bytes,
+                    "worst_case_bytes": b.worst_case_bytes,
+                    "seed_cpu_request_millis": b.seed_cpu_request_millis,
+                    "seed_memory_request_bytes": b.seed_memory_request_bytes,
+                })
+            })
+            .collect(),
+    )
+}
