@@ -41,13 +41,56 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
 
-/// Exercises the plan decoder so the linker keeps the core's code paths.
+/// Runs a body through the parser and into a compressed batch, so the
+/// linker keeps the core's hot path and the check covers its dependencies.
+fn pipeline_smoke() -> bool {
+    use outpost_core::{expfmt, labels::LabelSet, plan, remote_write::BatchBuilder};
+    let limits = plan::Limits {
+        body_bytes: 4096,
+        samples: 16,
+        label_count: 8,
+        label_name_bytes: 64,
+        label_value_bytes: 128,
+    };
+    let mut parser = expfmt::Parser::new(&limits);
+    parser.reset(expfmt::Format::PrometheusText);
+    let mut batch = BatchBuilder::with_bounds(16, 4096);
+    let mut series = LabelSet::with_capacity(9, 1024);
+    let mut sink = |s: &expfmt::Sample<'_>| {
+        series.clear();
+        let _ = series.push("__name__", s.name);
+        for (n, v) in s.labels.iter() {
+            let _ = series.push(n, v);
+        }
+        series.sort();
+        let _ = batch.push(&series, s.value, s.timestamp_ms.unwrap_or(0));
+        Ok(())
+    };
+    let body = b"# TYPE up gauge\nup{job=\"node\"} 1 1700000000000\n";
+    if parser.handle_chunk(body, &mut sink).is_err() || parser.finish(&mut sink).is_err() {
+        return false;
+    }
+    let mut out = alloc::vec::Vec::with_capacity(8192);
+    batch.finish_into(&mut out) > 0
+}
+
+/// Exercises the plan decoder and the pipeline.
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const u8) -> c_int {
-    let verdict = match outpost_core::plan::decode(b"not a plan at all, just bytes") {
-        Err(outpost_core::plan::PlanError::BadMagic) => b"no_std check: plan decoder ran\n".as_slice(),
-        _ => b"no_std check: unexpected decoder result\n".as_slice(),
+    let decoded = matches!(
+        outpost_core::plan::decode(b"not a plan at all, just bytes"),
+        Err(outpost_core::plan::PlanError::BadMagic)
+    );
+    let ok = decoded && pipeline_smoke();
+    let verdict = if ok {
+        b"no_std check: plan decoder and pipeline ran\n".as_slice()
+    } else {
+        b"no_std check: unexpected result\n".as_slice()
     };
     unsafe { write(1, verdict.as_ptr() as *const c_void, verdict.len()) };
-    0
+    if ok {
+        0
+    } else {
+        1
+    }
 }
