@@ -2,5 +2,11 @@
 //! the mio event loop, sockets and TLS, `/proc` and `/sys`, the on-disk WAL,
 //! the status endpoints and signals.
 
+pub mod agent;
+pub mod cli;
 pub mod collectors;
+pub mod log;
 pub mod net;
+pub mod pipeline;
+pub mod status;
+pub mod wal;

@@ -1,1 +1,44 @@
-fn main() {}
+//! `outpost`: runs a compiled plan. See `outpost --help`.
+
+use std::process::ExitCode;
+
+use outpost_agent::agent::{load_plan, Agent};
+use outpost_agent::cli::{self, Command};
+use outpost_agent::log;
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("outpost: {e}\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let args = match command {
+        Command::Version => {
+            println!("outpost {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(args) => *args,
+    };
+    log::init(args.log_format, args.log_level);
+    let plan = match load_plan(&args.plan) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("outpost: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let agent = match Agent::start(args, plan) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("outpost: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    ExitCode::from(agent.run() as u8)
+}

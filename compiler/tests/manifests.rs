@@ -549,27 +549,63 @@ fn a_secret_file_beside_the_plan_is_refused_with_its_place() {
     assert!(message.contains("/etc/outpost/tls"), "{message}");
 }
 
+fn kubectl_kustomize(dir: &Path) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl is installed (/usr/bin/kubectl)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `kubectl kustomize` output per cluster, from the files as written to disk.
-fn kustomize_all() -> Vec<(String, String)> {
-    let files = render_example();
+fn kustomize_files(files: &[ManifestFile]) -> Vec<(String, String)> {
     let dir = tempfile::tempdir().unwrap();
-    manifests::write_files(&files, dir.path()).unwrap();
-    ["cluster-02", "cluster-03", "cluster-04"]
+    manifests::write_files(files, dir.path()).unwrap();
+    let clusters: BTreeSet<PathBuf> = files
+        .iter()
+        .map(|f| f.path.parent().unwrap().to_path_buf())
+        .collect();
+    clusters
         .into_iter()
         .map(|cluster| {
-            let out = Command::new("kubectl")
-                .arg("kustomize")
-                .arg(dir.path().join(cluster))
-                .output()
-                .expect("kubectl is installed (/usr/bin/kubectl)");
-            assert!(
-                out.status.success(),
-                "kubectl kustomize {cluster} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            (cluster.to_string(), String::from_utf8(out.stdout).unwrap())
+            let rendered = kubectl_kustomize(&dir.path().join(&cluster));
+            (cluster.display().to_string(), rendered)
         })
         .collect()
+}
+
+fn kustomize_all() -> Vec<(String, String)> {
+    kustomize_files(&render_example())
+}
+
+#[test]
+fn a_cluster_directory_works_as_a_kustomize_base() {
+    let files = render_example();
+    let dir = tempfile::tempdir().unwrap();
+    manifests::write_files(&files, &dir.path().join("base")).unwrap();
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "resources: [../base/cluster-03]\n\
+         images:\n- name: ghcr.io/outpost/outpost\n  newName: registry.example.net/outpost\n  newTag: 0.1.1\n",
+    )
+    .unwrap();
+    let rendered = kubectl_kustomize(&overlay);
+    assert!(!rendered.contains("ghcr.io/outpost/outpost"));
+    assert_eq!(
+        rendered
+            .matches("image: registry.example.net/outpost:0.1.1")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -640,7 +676,13 @@ fn every_rendered_object_passes_strict_validation_for_kubernetes_1_32() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for (cluster, rendered) in kustomize_all() {
+    let mut rendered_sets = kustomize_all();
+    // A spec without tenants, TLS or kubelet scrapes takes other branches.
+    rendered_sets.extend(kustomize_files(
+        &render_text("minimal.yaml", MINIMAL_SPEC).unwrap(),
+    ));
+    assert_eq!(rendered_sets.len(), 4);
+    for (cluster, rendered) in rendered_sets {
         let path = dir.path().join(format!("{cluster}.yaml"));
         std::fs::write(&path, &rendered).unwrap();
         let out = Command::new(&validator)
