@@ -50,7 +50,7 @@ impl KsmSeries {
         match self.kind {
             ValueKind::Constant => self.base,
             ValueKind::Flag => {
-                if (i * 7919 + tick) % 500 == 0 {
+                if (i * 7919 + tick).is_multiple_of(500) {
                     1.0 - self.base
                 } else {
                     self.base
