@@ -1,0 +1,1569 @@
+//! The event loop: one mio `Poll`, one thread.
+//!
+//! Everything the agent does is a reaction to a socket event or a deadline:
+//! scrape timers per target, request timeouts, the batch send deadline, the
+//! sender's backoff, WAL fsync intervals. Each turn computes the earliest
+//! deadline, polls until then, and works whatever became ready.
+//!
+//! Data path: scrape body -> [`TargetPipeline`] -> [`Batcher`] -> closed
+//! batch -> [`DiskWal::append`] -> fed to the [`Sender`] as its window has
+//! room -> payload read back from the WAL -> POST on the shard's connection
+//! -> response -> ack -> WAL segments below the ack floor deleted. Replay
+//! after a restart is the same path: the WAL lists the unsent records and
+//! the sender takes them as its window allows.
+
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+use outpost_core::expfmt::Format;
+use outpost_core::plan::{self, Auth, Plan, Scheme};
+use outpost_core::queue::{BatchMeta, DropReason, Outcome, Sender};
+use outpost_core::remote_write::{BatchBuilder, HEADERS};
+use rustls::ClientConfig;
+
+use crate::cli::RunArgs;
+use crate::collectors::{self, NodeCollector, Paths};
+use crate::log;
+use crate::net::{
+    BodyLimits, ConnBuffers, Failure, HttpClientConn, HttpServer, Progress, Request, Responder, Response,
+    ServerLimits,
+};
+use crate::pipeline::{job_labels, BatchSink, Batcher, TargetLabels, TargetPipeline};
+use crate::status::{self, RuntimeInfo, TargetStats};
+use crate::wal::{DiskWal, WalConfig};
+
+const SIGNAL_TOKEN: Token = Token(0);
+const LISTENER_TOKEN: Token = Token(1);
+const STATUS_CONN_BASE: usize = 2;
+const STATUS_CONNS: usize = 16;
+const TARGET_TOKEN_BASE: usize = 1_000;
+const SHARD_TOKEN_BASE: usize = 1_000_000;
+/// Longest sleep of the loop: the ack floor is persisted about this often.
+const MAX_SLEEP_MS: u64 = 1_000;
+const RESHARD_CHECK_MS: u64 = 10_000;
+const SHUTDOWN_BUDGET_MS: u64 = 4_000;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads and validates a plan file; the error names the file.
+pub fn load_plan(path: &Path) -> Result<Plan, String> {
+    let bytes = fs::read(path).map_err(|e| format!("plan {}: {e}", path.display()))?;
+    plan::decode(&bytes).map_err(|e| format!("plan {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------- signals
+
+static SIGNAL_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = SIGNAL_WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// The self-pipe: signal handlers write the signal number, the loop reads
+/// it as an ordinary readable event.
+struct SignalPipe {
+    read_fd: RawFd,
+}
+
+impl SignalPipe {
+    fn install() -> io::Result<SignalPipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds is a valid two-int array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        SIGNAL_WRITE_FD.store(fds[1], Ordering::Relaxed);
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction with a plain handler and an empty mask is valid.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(SignalPipe { read_fd: fds[0] })
+    }
+
+    /// Signals that arrived since the last call.
+    fn drain(&self, out: &mut Vec<libc::c_int>) {
+        let mut buf = [0u8; 16];
+        loop {
+            // SAFETY: reading into a local buffer of the stated length.
+            let n = unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            out.extend(buf[..n as usize].iter().map(|&b| libc::c_int::from(b)));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- secrets
+
+/// A credential file, re-read when its modification time changes (rotated
+/// service-account tokens). Its content is never logged.
+struct FileSecret {
+    path: PathBuf,
+    mtime: Option<SystemTime>,
+    value: Vec<u8>,
+}
+
+impl FileSecret {
+    fn new(path: &str) -> FileSecret {
+        FileSecret {
+            path: PathBuf::from(path),
+            mtime: None,
+            value: Vec::new(),
+        }
+    }
+
+    /// The trimmed file content, refreshed if the file changed.
+    fn get(&mut self) -> &[u8] {
+        let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if mtime.is_none() || mtime != self.mtime {
+            match fs::read(&self.path) {
+                Ok(mut v) => {
+                    while v.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                        v.pop();
+                    }
+                    self.value = v;
+                    self.mtime = mtime;
+                }
+                Err(e) => {
+                    log::warn(
+                        "cannot read credential file",
+                        &[("path", &self.path.display()), ("err", &e)],
+                    );
+                }
+            }
+        }
+        &self.value
+    }
+}
+
+fn base64(input: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- endpoints
+
+/// A parsed `http(s)://host[:port]/path` URL. Resolved at start, or later
+/// if the name does not resolve yet (cluster DNS may come up after us).
+#[derive(Debug, Clone)]
+struct Endpoint {
+    https: bool,
+    host: String,
+    port: u16,
+    /// `Host` header: the URL's host and port as written.
+    authority: String,
+    path: String,
+    addr: Option<SocketAddr>,
+}
+
+fn parse_url(url: &str) -> Result<Endpoint, String> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("url {url}: scheme must be http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let default_port = if https { 443 } else { 80 };
+    let (host, port) = split_host_port(authority, default_port).map_err(|e| format!("url {url}: {e}"))?;
+    let addr = match resolve(&host, port) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            log::warn(
+                "receiver does not resolve yet; retrying at each send",
+                &[("url", &url), ("err", &e)],
+            );
+            None
+        }
+    };
+    Ok(Endpoint {
+        https,
+        host,
+        port,
+        authority: authority.to_string(),
+        path: path.to_string(),
+        addr,
+    })
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed [ in IPv6 address")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("bad port {p}"))?,
+            None => default_port,
+        };
+        return Ok((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Ok((h.to_string(), p.parse().map_err(|_| format!("bad port {p}"))?)),
+        None => Ok((authority.to_string(), default_port)),
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))
+}
+
+fn tls_config(plan: &Plan, tls: &Option<plan::Tls>) -> Result<Option<Arc<ClientConfig>>, String> {
+    let t = tls.clone().unwrap_or(plan::Tls {
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        server_name: None,
+        insecure_skip_verify: false,
+    });
+    let path = |id: Option<plan::StrId>| id.map(|i| PathBuf::from(plan.str(i)));
+    let (ca, cert, key) = (path(t.ca_file), path(t.cert_file), path(t.key_file));
+    if t.insecure_skip_verify {
+        log::warn(
+            "TLS server verification is OFF for an endpoint (insecure_skip_verify)",
+            &[],
+        );
+    }
+    crate::net::client_config(
+        ca.as_deref(),
+        cert.as_deref(),
+        key.as_deref(),
+        t.insecure_skip_verify,
+    )
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
+fn fill_node_vars(s: &str, args: &RunArgs) -> String {
+    s.replace("${NODE_NAME}", &args.node_name)
+        .replace("${NODE_IP}", &args.node_ip)
+}
+
+// ---------------------------------------------------------------- targets
+
+const SCRAPE_ACCEPT: &[u8] =
+    b"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+
+/// What it takes to build a target's connection once its name resolves.
+struct Unresolved {
+    host: String,
+    port: u16,
+    tls: Option<Arc<ClientConfig>>,
+    server_name: String,
+    token: Token,
+    bufs: ConnBuffers,
+}
+
+struct HttpTarget {
+    conn: HttpClientConn,
+    unresolved: Option<Unresolved>,
+    /// `X-Prometheus-Scrape-Timeout-Seconds`, rendered once.
+    timeout_header: String,
+    auth_header: Vec<u8>,
+    authority: String,
+    path: String,
+    timeout_ms: u64,
+    bearer: Option<FileSecret>,
+    limits: BodyLimits,
+}
+
+enum Source {
+    Node,
+    SelfScrape,
+    Http(Box<HttpTarget>),
+}
+
+struct Target {
+    pipeline: TargetPipeline,
+    source: Source,
+    interval_ms: u64,
+    next_at_ms: u64,
+    started_ms: Option<u64>,
+    begun: bool,
+    up: Option<bool>,
+    stats: TargetStats,
+}
+
+/// Everything built from the scrape side of a plan; replaced on reload.
+struct Scraping {
+    targets: Vec<Target>,
+    batcher: Batcher,
+    node: Option<NodeCollector>,
+    batch_deadline_ms: u64,
+}
+
+impl Scraping {
+    fn build(plan: &Plan, args: &RunArgs, shards: u16, now: u64) -> Result<Scraping, String> {
+        let mut targets = Vec::new();
+        let mut max_labels = 0usize;
+        let mut max_label_bytes = 0usize;
+        let mut grow = |l: &plan::Limits, t: &TargetLabels| {
+            max_labels = max_labels.max(l.label_count as usize + 2 + t.extra.len());
+            let bytes = l.label_count as usize * (l.label_name_bytes as usize + l.label_value_bytes as usize);
+            max_label_bytes = max_label_bytes.max(bytes + t.job.len() + t.instance.len() + 64);
+        };
+        let mut node = None;
+        if let Some(n) = &plan.node {
+            let labels = TargetLabels {
+                job: plan.str(n.job).to_string(),
+                instance: args.node_name.clone(),
+                extra: Vec::new(),
+                honor_labels: false,
+            };
+            grow(&n.limits, &labels);
+            targets.push(Target::new(
+                TargetPipeline::new(plan, labels, n.limits, &n.metric_relabel)?,
+                Source::Node,
+                n.interval_ms,
+            ));
+            let paths = Paths {
+                procfs: args.procfs.clone(),
+                sysfs: args.sysfs.clone(),
+                rootfs: args.rootfs.clone(),
+            };
+            node = Some(NodeCollector::new(paths, &n.collectors));
+        }
+        for job in &plan.scrape_jobs {
+            let tls = match job.scheme {
+                Scheme::Https => {
+                    tls_config(plan, &job.tls).map_err(|e| format!("job {}: {e}", plan.str(job.name)))?
+                }
+                Scheme::Http => None,
+            };
+            for target in &job.targets {
+                let instance = fill_node_vars(plan.str(*target), args);
+                let labels = job_labels(plan, job, &instance);
+                grow(&job.limits, &labels);
+                let default_port = if job.scheme == Scheme::Https { 443 } else { 80 };
+                let (host, port) = split_host_port(&instance, default_port)
+                    .map_err(|e| format!("job {} target {instance}: {e}", labels.job))?;
+                // An unresolvable target is not fatal: it scrapes as down and
+                // is resolved again before each scrape until it resolves.
+                let resolved = resolve(&host, port);
+                if let Err(e) = &resolved {
+                    log::warn(
+                        "target does not resolve",
+                        &[("job", &labels.job), ("target", &instance), ("err", e)],
+                    );
+                }
+                let addr = resolved
+                    .as_ref()
+                    .copied()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+                let server_name = job
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.server_name)
+                    .map(|s| plan.str(s).to_string())
+                    .unwrap_or_else(|| host.clone());
+                let token = Token(TARGET_TOKEN_BASE + targets.len());
+                let bufs = ConnBuffers {
+                    read_bytes: 16 * 1024,
+                    head_bytes: 8 * 1024,
+                    request_bytes: 4 * 1024,
+                    inflate_out_bytes: 32 * 1024,
+                };
+                let conn = HttpClientConn::new(addr, tls.clone(), &server_name, token, bufs)
+                    .map_err(|e| format!("job {} target {instance}: {e}", labels.job))?;
+                let http = HttpTarget {
+                    conn,
+                    unresolved: resolved.is_err().then(|| Unresolved {
+                        host,
+                        port,
+                        tls: tls.clone(),
+                        server_name,
+                        token,
+                        bufs,
+                    }),
+                    timeout_header: format!("{}", f64::from(job.timeout_ms) / 1000.0),
+                    auth_header: Vec::with_capacity(4096),
+                    authority: instance.clone(),
+                    path: plan.str(job.path).to_string(),
+                    timeout_ms: u64::from(job.timeout_ms),
+                    bearer: job.bearer_token_file.map(|f| FileSecret::new(plan.str(f))),
+                    limits: BodyLimits {
+                        max_body_bytes: u64::from(job.limits.body_bytes),
+                        max_decoded_bytes: u64::from(job.limits.body_bytes),
+                    },
+                };
+                targets.push(Target::new(
+                    TargetPipeline::new(plan, labels, job.limits, &job.metric_relabel)?,
+                    Source::Http(Box::new(http)),
+                    job.interval_ms,
+                ));
+            }
+        }
+        let self_labels = TargetLabels {
+            job: plan.str(plan.self_scrape.job).to_string(),
+            instance: format!("{}:{}", args.node_name, args.listen.port()),
+            extra: Vec::new(),
+            honor_labels: false,
+        };
+        grow(&plan::SELF_SCRAPE_LIMITS, &self_labels);
+        targets.push(Target::new(
+            TargetPipeline::new(plan, self_labels, plan::SELF_SCRAPE_LIMITS, &[])?,
+            Source::SelfScrape,
+            plan.self_scrape.interval_ms,
+        ));
+        // Spread first scrapes over each interval so targets do not all
+        // fire in the same millisecond.
+        let n = targets.len() as u64;
+        for (i, t) in targets.iter_mut().enumerate() {
+            t.next_at_ms = now + t.interval_ms * i as u64 / n.max(1) / 4;
+        }
+        Ok(Scraping {
+            batcher: Batcher::new(plan, shards, max_labels, max_label_bytes)?,
+            targets,
+            node,
+            batch_deadline_ms: u64::from(plan.queue.batch_send_deadline_ms),
+        })
+    }
+
+    fn close(&mut self, registry: &Registry) {
+        for t in &mut self.targets {
+            if let Source::Http(h) = &mut t.source {
+                h.conn.close(registry);
+            }
+        }
+    }
+}
+
+impl Target {
+    fn new(pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+        let stats = TargetStats {
+            job: pipeline.target.job.clone(),
+            instance: pipeline.target.instance.clone(),
+            ..TargetStats::default()
+        };
+        Target {
+            pipeline,
+            source,
+            interval_ms: u64::from(interval_ms.max(1)),
+            next_at_ms: 0,
+            started_ms: None,
+            begun: false,
+            up: None,
+            stats,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- sending
+
+struct ShardConn {
+    conn: HttpClientConn,
+    in_flight: Option<u64>,
+    payload: Vec<u8>,
+}
+
+/// The durable half: WAL, sender state machine and receiver connections.
+/// It outlives plan reloads.
+struct Shipping {
+    wal: DiskWal,
+    sender: Sender,
+    shards: Vec<Option<ShardConn>>,
+    receiver: Endpoint,
+    receiver_url: String,
+    tls: Option<Arc<ClientConfig>>,
+    server_name: String,
+    tenant_header: Option<(String, Vec<u8>)>,
+    auth: Option<(FileSecret, Option<String>)>,
+    auth_value: Vec<u8>,
+    remote_timeout_ms: u64,
+    max_payload: usize,
+    /// Next WAL seq to hand to the sender.
+    fed_upto: u64,
+    batch_buf: Vec<u8>,
+    dropped: Vec<BatchMeta>,
+    now_ms: u64,
+    last_persist_ms: u64,
+    consecutive_failures: u64,
+}
+
+impl BatchSink for Shipping {
+    fn batch_closed(&mut self, shard: u16, batch: &mut BatchBuilder) {
+        let samples = batch.samples();
+        let oldest = batch.oldest_timestamp_ms().unwrap_or(0);
+        let newest = batch.newest_timestamp_ms().unwrap_or(0);
+        batch.finish_into(&mut self.batch_buf);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        let batch = BatchMeta {
+            seq: 0,
+            shard,
+            samples,
+            oldest_timestamp_ms: oldest,
+            newest_timestamp_ms: newest,
+            bytes: 0,
+        };
+        let appended = self.wal.append(batch, &self.batch_buf, self.now_ms, &mut dropped);
+        if let Err(e) = appended {
+            log::error(
+                "batch lost: WAL append failed",
+                &[("samples", &samples), ("err", &e)],
+            );
+            self.sender
+                .counters
+                .record_dropped(DropReason::WalCorrupt, u64::from(samples));
+        }
+        for meta in dropped.drain(..) {
+            // Records the sender already holds are counted when their turn
+            // comes (see `give_up_missing`); the rest are counted here.
+            if meta.seq >= self.fed_upto {
+                self.sender
+                    .counters
+                    .record_dropped(DropReason::WalFull, u64::from(meta.samples));
+            }
+        }
+        self.dropped = dropped;
+    }
+}
+
+impl Shipping {
+    fn open(plan: &Plan, args: &RunArgs) -> Result<Shipping, String> {
+        let url = plan.str(plan.receiver.url).to_string();
+        let receiver = parse_url(&url).map_err(|e| format!("receiver.{e}"))?;
+        let tls = if receiver.https {
+            tls_config(plan, &plan.receiver.tls).map_err(|e| format!("receiver.tls: {e}"))?
+        } else {
+            None
+        };
+        let server_name = plan
+            .receiver
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name)
+            .map(|s| plan.str(s).to_string())
+            .unwrap_or_else(|| receiver.host.clone());
+        let max_payload = plan::snappy_max_len(u64::from(plan.queue.max_batch_bytes)) as usize;
+        let dir = args
+            .wal_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(plan.str(plan.wal.dir)));
+        let wal = DiskWal::open(WalConfig {
+            dir,
+            segment_bytes: u64::from(plan.wal.segment_bytes),
+            max_bytes: plan.wal.max_bytes,
+            fsync: plan.wal.fsync,
+            max_payload_bytes: max_payload,
+            // The sender's window plus a look-ahead: what may sit in memory.
+            max_window_records: Sender::new(&plan.queue).window() + 64,
+        })?;
+        let auth = match &plan.receiver.auth {
+            Auth::None => None,
+            Auth::BearerTokenFile(f) => Some((FileSecret::new(plan.str(*f)), None)),
+            Auth::Basic {
+                username,
+                password_file,
+            } => Some((
+                FileSecret::new(plan.str(*password_file)),
+                Some(plan.str(*username).to_string()),
+            )),
+        };
+        let sender = Sender::new(&plan.queue);
+        let shards = (0..plan.queue.max_shards.max(1)).map(|_| None).collect();
+        let fed_upto = wal.ack_floor();
+        Ok(Shipping {
+            fed_upto,
+            wal,
+            sender,
+            shards,
+            receiver_url: url,
+            receiver,
+            tls,
+            server_name,
+            tenant_header: plan.receiver.tenant_header.map(|h| {
+                (
+                    plan.str(h.name).to_string(),
+                    plan.str(h.value).as_bytes().to_vec(),
+                )
+            }),
+            auth,
+            auth_value: Vec::new(),
+            remote_timeout_ms: u64::from(plan.receiver.remote_timeout_ms),
+            max_payload,
+            batch_buf: Vec::with_capacity(max_payload),
+            dropped: Vec::new(),
+            now_ms: 0,
+            last_persist_ms: 0,
+            consecutive_failures: 0,
+        })
+    }
+
+    /// Hands WAL records to the sender as its window has room.
+    fn feed(&mut self) {
+        let last_shard = self.shards.len().saturating_sub(1) as u16;
+        while self.sender.has_room() {
+            let meta = match self.wal.peek_from(self.fed_upto) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    log::error("cannot read the WAL", &[("err", &e)]);
+                    break;
+                }
+            };
+            // A WAL written under a plan with more shards: per-series order
+            // only matters within one run's batches, which keep their shard.
+            let meta = BatchMeta {
+                shard: meta.shard.min(last_shard),
+                ..meta
+            };
+            if self.sender.handle_enqueued(meta).is_err() {
+                break;
+            }
+            self.fed_upto = meta.seq + 1;
+        }
+    }
+
+    fn refresh_auth(&mut self) {
+        self.auth_value.clear();
+        let Some((secret, user)) = &mut self.auth else {
+            return;
+        };
+        let value = secret.get();
+        match user {
+            None => {
+                self.auth_value.extend_from_slice(b"Bearer ");
+                self.auth_value.extend_from_slice(value);
+            }
+            Some(user) => {
+                let mut plain = Vec::with_capacity(user.len() + 1 + value.len());
+                plain.extend_from_slice(user.as_bytes());
+                plain.push(b':');
+                plain.extend_from_slice(value);
+                self.auth_value.extend_from_slice(b"Basic ");
+                base64(&plain, &mut self.auth_value);
+            }
+        }
+    }
+
+    /// The sender offered a batch whose WAL record is gone (deleted because
+    /// the WAL was full) or unreadable. The sender has no call for "dropped
+    /// before sending", so it is resolved as a non-retryable answer and the
+    /// counters are moved to the true reason.
+    fn give_up_missing(&mut self, meta: BatchMeta, reason: DropReason, now: u64) {
+        let outcome = self.sender.handle_response(meta.seq, 0, None, now);
+        if let Outcome::Dropped {
+            reason: DropReason::HttpOther,
+            ..
+        } = outcome
+        {
+            let samples = u64::from(meta.samples);
+            let c = &mut self.sender.counters;
+            c.dropped_http_other = c.dropped_http_other.saturating_sub(samples);
+            c.samples_total = c.samples_total.saturating_sub(samples);
+            c.sent_batches = c.sent_batches.saturating_sub(1);
+            c.sent_bytes_total = c.sent_bytes_total.saturating_sub(u64::from(meta.bytes));
+            c.record_dropped(reason, samples);
+        }
+    }
+
+    /// Starts every send the sender allows now.
+    fn transmit(&mut self, registry: &Registry, now: u64) {
+        while let Some(meta) = self.sender.poll_transmit(now) {
+            let shard = usize::from(meta.shard).min(self.shards.len() - 1);
+            if self.shards[shard].is_none() {
+                let bufs = ConnBuffers {
+                    read_bytes: 16 * 1024,
+                    head_bytes: 8 * 1024,
+                    request_bytes: self.max_payload + 4096,
+                    inflate_out_bytes: 16 * 1024,
+                };
+                if self.receiver.addr.is_none() {
+                    match resolve(&self.receiver.host, self.receiver.port) {
+                        Ok(a) => self.receiver.addr = Some(a),
+                        Err(e) => {
+                            self.consecutive_failures += 1;
+                            if self.consecutive_failures % 10 == 1 {
+                                log::warn("remote write failed", &[("url", &self.receiver_url), ("err", &e)]);
+                            }
+                            self.sender.handle_transport_error(meta.seq, now);
+                            continue;
+                        }
+                    }
+                }
+                let addr = self.receiver.addr.expect("resolved above");
+                match HttpClientConn::new(
+                    addr,
+                    self.tls.clone(),
+                    &self.server_name,
+                    Token(SHARD_TOKEN_BASE + shard),
+                    bufs,
+                ) {
+                    Ok(conn) => {
+                        self.shards[shard] = Some(ShardConn {
+                            conn,
+                            in_flight: None,
+                            payload: Vec::with_capacity(self.max_payload),
+                        })
+                    }
+                    Err(e) => {
+                        log::error(
+                            "cannot set up receiver connection",
+                            &[("url", &self.receiver_url), ("err", &e)],
+                        );
+                        self.sender.handle_transport_error(meta.seq, now);
+                        continue;
+                    }
+                }
+            }
+            let sc = self.shards[shard].as_mut().expect("created above");
+            match self.wal.read_payload(meta.seq, &mut sc.payload) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // Deleted while queued because the WAL was full.
+                    self.give_up_missing(meta, DropReason::WalFull, now);
+                    continue;
+                }
+                Err(e) => {
+                    log::error(
+                        "cannot read batch back from the WAL",
+                        &[("seq", &meta.seq), ("err", &e)],
+                    );
+                    self.give_up_missing(meta, DropReason::WalCorrupt, now);
+                    continue;
+                }
+            }
+            self.refresh_auth();
+            let sc = self.shards[shard].as_mut().expect("created above");
+            // A fixed array: sending allocates nothing.
+            let mut headers: [(&str, &[u8]); HEADERS.len() + 2] = [("", b""); HEADERS.len() + 2];
+            for (slot, (n, v)) in headers.iter_mut().zip(HEADERS.iter()) {
+                *slot = (n, v.as_bytes());
+            }
+            let mut count = HEADERS.len();
+            if let Some((n, v)) = &self.tenant_header {
+                headers[count] = (n.as_str(), v.as_slice());
+                count += 1;
+            }
+            if !self.auth_value.is_empty() {
+                headers[count] = ("Authorization", self.auth_value.as_slice());
+                count += 1;
+            }
+            let req = Request {
+                method: "POST",
+                path: &self.receiver.path,
+                host: &self.receiver.authority,
+                headers: &headers[..count],
+                body: &sc.payload,
+                accept_gzip: false,
+                limits: BodyLimits {
+                    max_body_bytes: 64 * 1024,
+                    max_decoded_bytes: 64 * 1024,
+                },
+                timeout_ms: self.remote_timeout_ms,
+            };
+            match sc.conn.start_request(registry, &req, now) {
+                Ok(()) => sc.in_flight = Some(meta.seq),
+                Err(e) => {
+                    self.consecutive_failures += 1;
+                    if self.consecutive_failures % 10 == 1 {
+                        log::warn(
+                            "remote write failed",
+                            &[
+                                ("url", &self.receiver_url),
+                                ("consecutive_failures", &self.consecutive_failures),
+                                ("err", &e),
+                            ],
+                        );
+                    }
+                    self.sender.handle_transport_error(meta.seq, now);
+                }
+            }
+        }
+    }
+
+    fn handle_shard_event(&mut self, registry: &Registry, shard: usize, now: u64, timeout: bool) {
+        let Some(sc) = self.shards.get_mut(shard).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut discard = |_: &crate::net::ResponseHead, _: &[u8]| -> Result<(), ()> { Ok(()) };
+        let progress = if timeout {
+            sc.conn.handle_timeout::<()>(registry, now)
+        } else {
+            sc.conn.handle_event(registry, now, &mut discard)
+        };
+        let Some(seq) = sc.in_flight else {
+            return;
+        };
+        let outcome = match progress {
+            Progress::Pending => return,
+            Progress::Done(head) => {
+                if head.is_success() {
+                    if self.consecutive_failures > 0 {
+                        log::info(
+                            "remote write recovered",
+                            &[
+                                ("url", &self.receiver_url),
+                                ("failures", &self.consecutive_failures),
+                            ],
+                        );
+                    }
+                    self.consecutive_failures = 0;
+                }
+                let retry_after = head.retry_after_s.map(|s| u64::from(s) * 1000);
+                let outcome = self.sender.handle_response(seq, head.status, retry_after, now);
+                if !head.is_success() {
+                    log::warn(
+                        "receiver refused a batch",
+                        &[
+                            ("url", &self.receiver_url),
+                            ("status", &head.status),
+                            ("seq", &seq),
+                            ("outcome", &outcome_name(&outcome)),
+                        ],
+                    );
+                }
+                outcome
+            }
+            Progress::Failed(f) => {
+                let err = match f {
+                    Failure::Net(e) => e.to_string(),
+                    Failure::Sink(()) => "sink".to_string(),
+                };
+                self.consecutive_failures += 1;
+                // An outage fails every retry; one line per ten keeps the log readable.
+                if self.consecutive_failures % 10 == 1 {
+                    log::warn(
+                        "remote write failed",
+                        &[
+                            ("url", &self.receiver_url),
+                            ("seq", &seq),
+                            ("consecutive_failures", &self.consecutive_failures),
+                            ("err", &err),
+                        ],
+                    );
+                }
+                self.sender.handle_transport_error(seq, now)
+            }
+        };
+        sc.in_flight = None;
+        let _ = outcome;
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let conns = self
+            .shards
+            .iter()
+            .flatten()
+            .filter_map(|s| s.conn.deadline_ms())
+            .min();
+        [conns, self.sender.poll_timeout(), self.wal.next_sync_ms()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn settle(&mut self, now: u64) {
+        if let Some(floor) = self.sender.ack_floor() {
+            self.wal.ack(floor);
+        }
+        if now >= self.last_persist_ms + MAX_SLEEP_MS {
+            self.wal.persist_ack_floor();
+            self.last_persist_ms = now;
+        }
+        if self.wal.next_sync_ms().is_some_and(|t| now >= t) {
+            self.wal.sync(now);
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.shards
+            .iter()
+            .flatten()
+            .filter(|s| s.in_flight.is_some())
+            .count()
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Acked { .. } => "acked",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Dropped { reason, .. } => reason.as_str(),
+        Outcome::Unknown { .. } => "unknown",
+    }
+}
+
+// ---------------------------------------------------------------- status
+
+/// Renders the agent's own `/metrics`: what a Prometheus agent exports,
+/// plus outpost's scrape and WAL families and process metrics.
+fn render_self_metrics(
+    out: &mut String,
+    ship: &Shipping,
+    scraping: &Scraping,
+    procfs: &Path,
+    scratch: &mut String,
+) {
+    out.clear();
+    let _ = ship.sender.render_metrics(out, "outpost", &ship.receiver_url);
+    let targets = scraping.targets.iter().map(|t| &t.stats);
+    status::render_agent_metrics(out, targets, &ship.wal.counters, ship.wal.total_bytes());
+    scratch.clear();
+    collectors::render_process_metrics(procfs, scratch);
+    out.push_str(scratch);
+}
+
+struct StatusView<'a> {
+    ship: &'a Shipping,
+    scraping: &'a Scraping,
+    info: &'a RuntimeInfo,
+    procfs: &'a Path,
+    ready: bool,
+    text: &'a mut String,
+    scratch: &'a mut String,
+}
+
+impl Responder for StatusView<'_> {
+    fn respond(&mut self, method: &str, path: &str, out: &mut Response) {
+        if method != "GET" && method != "HEAD" {
+            out.status = 405;
+            out.body.extend_from_slice(b"Method Not Allowed\n");
+            return;
+        }
+        match path {
+            "/metrics" => {
+                render_self_metrics(self.text, self.ship, self.scraping, self.procfs, self.scratch);
+                out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                out.body.extend_from_slice(self.text.as_bytes());
+            }
+            "/-/healthy" => out.body.extend_from_slice(b"Healthy\n"),
+            "/-/ready" if self.ready => out.body.extend_from_slice(b"Ready\n"),
+            "/-/ready" => {
+                out.status = 503;
+                out.body.extend_from_slice(b"Service Unavailable\n");
+            }
+            "/api/v1/status/runtimeinfo" => {
+                self.text.clear();
+                status::render_runtimeinfo(self.info, self.text);
+                out.content_type = "application/json";
+                out.body.extend_from_slice(self.text.as_bytes());
+            }
+            _ => {
+                out.status = 404;
+                out.body.extend_from_slice(b"404 page not found\n");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the agent
+
+pub struct Agent {
+    args: RunArgs,
+    poll: Poll,
+    signals: SignalPipe,
+    server: HttpServer,
+    plan: Plan,
+    scraping: Scraping,
+    ship: Shipping,
+    info: RuntimeInfo,
+    ready: bool,
+    last_reshard_check_ms: u64,
+    text: String,
+    scratch: String,
+    node_body: String,
+}
+
+impl Agent {
+    /// Loads everything the plan describes: WAL (scanned, not loaded),
+    /// targets, status server. Errors name the plan field or the file.
+    pub fn start(args: RunArgs, plan: Plan) -> Result<Agent, String> {
+        let now = now_ms();
+        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+        let signals = SignalPipe::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        poll.registry()
+            .register(&mut SourceFd(&signals.read_fd), SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(|e| format!("cannot register signal pipe: {e}"))?;
+        let ship = Shipping::open(&plan, &args)?;
+        let scraping = Scraping::build(&plan, &args, ship.sender.shards(), now)?;
+        let server = HttpServer::bind(
+            args.listen,
+            poll.registry(),
+            LISTENER_TOKEN,
+            STATUS_CONN_BASE,
+            ServerLimits {
+                max_conns: STATUS_CONNS,
+                ..ServerLimits::default()
+            },
+        )
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+        let info = RuntimeInfo {
+            start_time_ms: now,
+            cwd: std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            reload_config_success: true,
+            last_config_time_ms: now,
+            corruption_count: ship.wal.counters.corruptions,
+            wal_dir: ship.wal.dir().display().to_string(),
+            wal_max_bytes: plan.wal.max_bytes,
+        };
+        log::info(
+            "outpost started",
+            &[
+                ("version", &env!("CARGO_PKG_VERSION")),
+                ("plan", &args.plan.display()),
+                ("role", &plan.agent.role.as_str()),
+                ("targets", &scraping.targets.len()),
+                ("receiver", &ship.receiver_url),
+                ("wal_dir", &ship.wal.dir().display()),
+                ("wal_replay_records", &ship.wal.counters.replayed_records),
+                ("wal_replay_samples", &ship.wal.counters.replayed_samples),
+                ("listen", &args.listen),
+            ],
+        );
+        Ok(Agent {
+            args,
+            poll,
+            signals,
+            server,
+            plan,
+            scraping,
+            ship,
+            info,
+            ready: false,
+            last_reshard_check_ms: now,
+            text: String::with_capacity(64 * 1024),
+            scratch: String::with_capacity(8 * 1024),
+            node_body: String::with_capacity(256 * 1024),
+        })
+    }
+
+    pub fn listen_addr(&self) -> io::Result<SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// Runs until SIGTERM/SIGINT; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        let mut events = Events::with_capacity(256);
+        let mut signals = Vec::new();
+        // The WAL was scanned in `start`; what it holds goes to the sender now.
+        self.ship.feed();
+        self.ready = true;
+        loop {
+            let now = now_ms();
+            self.ship.now_ms = now;
+            self.tick(now);
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_sub(now_ms()).min(MAX_SLEEP_MS));
+            let timeout = Duration::from_millis(timeout.unwrap_or(MAX_SLEEP_MS));
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error("poll failed", &[("err", &e)]);
+                    return 1;
+                }
+            }
+            let now = now_ms();
+            self.ship.now_ms = now;
+            for event in events.iter() {
+                let token = event.token();
+                if token == SIGNAL_TOKEN {
+                    self.signals.drain(&mut signals);
+                } else if self.server.owns(token) {
+                    let mut view = StatusView {
+                        ship: &self.ship,
+                        scraping: &self.scraping,
+                        info: &self.info,
+                        procfs: &self.args.procfs,
+                        ready: self.ready,
+                        text: &mut self.text,
+                        scratch: &mut self.scratch,
+                    };
+                    self.server
+                        .handle_event(self.poll.registry(), token, now, &mut view);
+                } else if token.0 >= SHARD_TOKEN_BASE {
+                    self.ship.handle_shard_event(
+                        self.poll.registry(),
+                        token.0 - SHARD_TOKEN_BASE,
+                        now,
+                        false,
+                    );
+                } else if token.0 >= TARGET_TOKEN_BASE {
+                    self.handle_target_event(token.0 - TARGET_TOKEN_BASE, now, false);
+                }
+            }
+            for signal in signals.drain(..) {
+                match signal {
+                    libc::SIGHUP => self.reload(now),
+                    libc::SIGTERM | libc::SIGINT => return self.shutdown(signal),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Works every deadline that has passed.
+    fn tick(&mut self, now: u64) {
+        self.server.handle_timeout(self.poll.registry(), now);
+        for i in 0..self.scraping.targets.len() {
+            let t = &self.scraping.targets[i];
+            let timed_out = match &t.source {
+                Source::Http(h) => h.conn.deadline_ms().is_some_and(|d| now >= d),
+                _ => false,
+            };
+            if timed_out {
+                self.handle_target_event(i, now, true);
+            }
+            if self.scraping.targets[i].started_ms.is_none() && now >= self.scraping.targets[i].next_at_ms {
+                self.start_scrape(i, now);
+            }
+        }
+        for shard in 0..self.ship.shards.len() {
+            let due = self.ship.shards[shard]
+                .as_ref()
+                .and_then(|s| s.conn.deadline_ms())
+                .is_some_and(|d| now >= d);
+            if due {
+                self.ship
+                    .handle_shard_event(self.poll.registry(), shard, now, true);
+            }
+        }
+        let deadline = self.scraping.batch_deadline_ms;
+        self.scraping.batcher.close_due(now, deadline, &mut self.ship);
+        self.maybe_reshard(now);
+        self.ship.settle(now);
+        self.ship.feed();
+        self.ship.transmit(self.poll.registry(), now);
+    }
+
+    fn maybe_reshard(&mut self, now: u64) {
+        if now < self.last_reshard_check_ms + RESHARD_CHECK_MS {
+            return;
+        }
+        self.last_reshard_check_ms = now;
+        let sender = &mut self.ship.sender;
+        if sender.desired_shards() == sender.shards() {
+            return;
+        }
+        self.scraping.batcher.close_all(&mut self.ship);
+        if let Some(n) = self.ship.sender.poll_reshard(self.ship.wal.next_seq()) {
+            log::info("resharding", &[("shards", &n)]);
+            self.scraping
+                .batcher
+                .set_shards(n, &self.plan.queue, &mut self.ship);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let targets = self
+            .scraping
+            .targets
+            .iter()
+            .map(|t| match (&t.source, t.started_ms) {
+                (Source::Http(h), Some(_)) => h.conn.deadline_ms().unwrap_or(u64::MAX),
+                _ => t.next_at_ms,
+            })
+            .min();
+        let batches = self.scraping.batcher.next_due(self.scraping.batch_deadline_ms);
+        [
+            targets,
+            batches,
+            self.ship.next_deadline(),
+            self.server.deadline_ms(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn start_scrape(&mut self, i: usize, now: u64) {
+        let t = &mut self.scraping.targets[i];
+        // Keep the phase: the next scrape is one interval after this one was due.
+        t.next_at_ms = (t.next_at_ms + t.interval_ms).max(now + 1);
+        t.stats.scrapes += 1;
+        t.begun = false;
+        t.started_ms = Some(now);
+        match &mut t.source {
+            Source::Http(h) => {
+                if let Some(u) = &h.unresolved {
+                    let built = resolve(&u.host, u.port).and_then(|addr| {
+                        HttpClientConn::new(addr, u.tls.clone(), &u.server_name, u.token, u.bufs)
+                            .map_err(|e| e.to_string())
+                    });
+                    match built {
+                        Ok(conn) => {
+                            h.conn = conn;
+                            h.unresolved = None;
+                        }
+                        Err(e) => return self.scrape_failed(i, now, "dns_failed", &e),
+                    }
+                }
+                let mut headers: [(&str, &[u8]); 3] = [
+                    ("Accept", SCRAPE_ACCEPT),
+                    ("X-Prometheus-Scrape-Timeout-Seconds", h.timeout_header.as_bytes()),
+                    ("", b""),
+                ];
+                let mut count = 2;
+                if let Some(secret) = &mut h.bearer {
+                    h.auth_header.clear();
+                    h.auth_header.extend_from_slice(b"Bearer ");
+                    h.auth_header.extend_from_slice(secret.get());
+                    headers[count] = ("Authorization", &h.auth_header);
+                    count += 1;
+                }
+                let req = Request {
+                    method: "GET",
+                    path: &h.path,
+                    host: &h.authority,
+                    headers: &headers[..count],
+                    body: &[],
+                    accept_gzip: true,
+                    limits: h.limits,
+                    timeout_ms: h.timeout_ms,
+                };
+                if let Err(e) = h.conn.start_request(self.poll.registry(), &req, now) {
+                    let reason = e.reason();
+                    let msg = e.to_string();
+                    self.scrape_failed(i, now, reason, &msg);
+                }
+            }
+            Source::Node => {
+                t.pipeline.begin(Format::PrometheusText, now as i64);
+                if let Some(node) = &mut self.scraping.node {
+                    node.collect(&mut self.node_body);
+                }
+                let result = t.pipeline.handle_chunk(self.node_body.as_bytes());
+                self.finish_scrape(i, now, result);
+            }
+            Source::SelfScrape => {
+                render_self_metrics(
+                    &mut self.text,
+                    &self.ship,
+                    &self.scraping,
+                    &self.args.procfs,
+                    &mut self.scratch,
+                );
+                let t = &mut self.scraping.targets[i];
+                t.pipeline.begin(Format::PrometheusText, now as i64);
+                let result = t.pipeline.handle_chunk(self.text.as_bytes());
+                self.finish_scrape(i, now, result);
+            }
+        }
+    }
+
+    fn handle_target_event(&mut self, i: usize, now: u64, timeout: bool) {
+        let registry = self.poll.registry();
+        let Some(t) = self.scraping.targets.get_mut(i) else {
+            return;
+        };
+        let Some(started) = t.started_ms else {
+            return;
+        };
+        let Target {
+            pipeline,
+            source,
+            begun,
+            ..
+        } = t;
+        let Source::Http(h) = source else {
+            return;
+        };
+        let mut sink = |head: &crate::net::ResponseHead, chunk: &[u8]| {
+            if head.status != 200 {
+                return Ok(());
+            }
+            if !*begun {
+                pipeline.begin(Format::from_content_type(head.content_type()), started as i64);
+                *begun = true;
+            }
+            pipeline.handle_chunk(chunk)
+        };
+        let progress = if timeout {
+            h.conn.handle_timeout(registry, now)
+        } else {
+            h.conn.handle_event(registry, now, &mut sink)
+        };
+        match progress {
+            Progress::Pending => {}
+            Progress::Done(head) if head.status == 200 => {
+                if !t.begun {
+                    t.pipeline
+                        .begin(Format::from_content_type(head.content_type()), started as i64);
+                }
+                self.finish_scrape(i, now, Ok(()));
+            }
+            Progress::Done(head) => {
+                let msg = format!("server returned HTTP status {}", head.status);
+                self.scrape_failed(i, now, "http_status", &msg);
+            }
+            Progress::Failed(Failure::Net(e)) => self.scrape_failed(i, now, e.reason(), &e.to_string()),
+            Progress::Failed(Failure::Sink(e)) => self.scrape_failed(i, now, e.reason(), &e.to_string()),
+        }
+    }
+
+    /// The body is complete (or the in-process text was fed): commit it.
+    fn finish_scrape(&mut self, i: usize, now: u64, fed: Result<(), outpost_core::error::ScrapeError>) {
+        if let Err(e) = fed {
+            return self.scrape_failed(i, now, e.reason(), &e.to_string());
+        }
+        let t = &mut self.scraping.targets[i];
+        let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
+        t.started_ms = None;
+        match t
+            .pipeline
+            .finish(duration, now, &mut self.scraping.batcher, &mut self.ship)
+        {
+            Ok(report) => {
+                t.stats.duplicate_samples += report.duplicates;
+                if t.up != Some(true) {
+                    log::info(
+                        "target up",
+                        &[
+                            ("job", &t.stats.job),
+                            ("instance", &t.stats.instance),
+                            ("samples", &report.samples_post_relabel),
+                        ],
+                    );
+                }
+                t.up = Some(true);
+            }
+            Err(e) => {
+                t.stats.count_failure(e.reason());
+                Self::log_down(t, e.reason(), &e.to_string());
+            }
+        }
+    }
+
+    fn scrape_failed(&mut self, i: usize, now: u64, reason: &'static str, msg: &str) {
+        let t = &mut self.scraping.targets[i];
+        let started = t.started_ms.unwrap_or(now);
+        let duration = now.saturating_sub(started) as f64 / 1000.0;
+        t.started_ms = None;
+        t.stats.count_failure(reason);
+        t.pipeline.fail(
+            started as i64,
+            duration,
+            now,
+            &mut self.scraping.batcher,
+            &mut self.ship,
+        );
+        Self::log_down(t, reason, msg);
+    }
+
+    fn log_down(t: &mut Target, reason: &str, msg: &str) {
+        let level = if t.up == Some(false) {
+            log::Level::Debug
+        } else {
+            log::Level::Warn
+        };
+        log::event(
+            level,
+            "scrape failed",
+            &[
+                ("job", &t.stats.job),
+                ("instance", &t.stats.instance),
+                ("reason", &reason),
+                ("err", &msg),
+            ],
+        );
+        t.up = Some(false);
+    }
+
+    /// SIGHUP: a new plan replaces the scrape side; the WAL, sender and
+    /// receiver connections carry on. A bad plan keeps the old one.
+    fn reload(&mut self, now: u64) {
+        let plan = match load_plan(&self.args.plan) {
+            Ok(p) => p,
+            Err(e) => {
+                self.info.reload_config_success = false;
+                log::error("reload failed, keeping the running plan", &[("err", &e)]);
+                return;
+            }
+        };
+        if plan.receiver != self.plan.receiver || plan.queue != self.plan.queue || plan.wal != self.plan.wal {
+            log::warn(
+                "reload: receiver, queue and wal settings take effect at the next restart",
+                &[("plan", &self.args.plan.display())],
+            );
+        }
+        match Scraping::build(&plan, &self.args, self.ship.sender.shards(), now) {
+            Ok(new) => {
+                // Same target in both plans: keep its staleness memory and
+                // counters. Gone from the new plan: its series go stale.
+                let mut old = std::mem::replace(&mut self.scraping, new);
+                for t in &mut old.targets {
+                    let kept = self
+                        .scraping
+                        .targets
+                        .iter_mut()
+                        .find(|n| n.stats.job == t.stats.job && n.stats.instance == t.stats.instance);
+                    match kept {
+                        Some(n) => {
+                            n.pipeline.adopt_series(&mut t.pipeline);
+                            std::mem::swap(&mut n.stats, &mut t.stats);
+                            n.up = t.up;
+                        }
+                        None => t.pipeline.retire(now, &mut old.batcher, &mut self.ship),
+                    }
+                }
+                old.batcher.close_all(&mut self.ship);
+                old.close(self.poll.registry());
+                self.plan = plan;
+                self.info.reload_config_success = true;
+                self.info.last_config_time_ms = now;
+                log::info(
+                    "plan reloaded",
+                    &[
+                        ("plan", &self.args.plan.display()),
+                        ("targets", &self.scraping.targets.len()),
+                    ],
+                );
+            }
+            Err(e) => {
+                self.info.reload_config_success = false;
+                log::error("reload failed, keeping the running plan", &[("err", &e)]);
+            }
+        }
+    }
+
+    /// SIGTERM/SIGINT: open batches go into the WAL, then a short grace
+    /// period lets sends in flight finish; whatever is unsent stays in the
+    /// WAL for the next start.
+    fn shutdown(mut self, signal: libc::c_int) -> i32 {
+        let start = now_ms();
+        self.ship.now_ms = start;
+        self.scraping.batcher.close_all(&mut self.ship);
+        self.ship.wal.sync(start);
+        let mut events = Events::with_capacity(64);
+        while self.ship.in_flight() > 0 && now_ms() < start + SHUTDOWN_BUDGET_MS {
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(100)));
+            let now = now_ms();
+            for event in events.iter() {
+                let token = event.token();
+                if token.0 >= SHARD_TOKEN_BASE {
+                    self.ship.handle_shard_event(
+                        self.poll.registry(),
+                        token.0 - SHARD_TOKEN_BASE,
+                        now,
+                        false,
+                    );
+                }
+            }
+        }
+        if let Some(floor) = self.ship.sender.ack_floor() {
+            self.ship.wal.ack(floor);
+        }
+        self.ship.wal.persist_ack_floor();
+        log::info(
+            "outpost stopped",
+            &[
+                ("signal", &signal),
+                (
+                    "unsent_batches_in_wal",
+                    &(self.ship.wal.next_seq() - self.ship.wal.ack_floor()),
+                ),
+                (
+                    "succeeded_samples",
+                    &self.ship.sender.counters.succeeded_samples_total,
+                ),
+            ],
+        );
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ] {
+            let mut out = Vec::new();
+            base64(plain.as_bytes(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), encoded, "{plain}");
+        }
+    }
+
+    #[test]
+    fn urls_and_targets_split_into_host_port_and_path() {
+        let e = parse_url("http://127.0.0.1:19090/api/v1/write").unwrap();
+        assert!(!e.https);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("127.0.0.1", 19090, "/api/v1/write")
+        );
+        assert_eq!(e.authority, "127.0.0.1:19090");
+        assert_eq!(e.addr, Some("127.0.0.1:19090".parse().unwrap()));
+        let e = parse_url("https://[::1]/receive").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 443));
+        assert!(parse_url("ftp://x/").unwrap_err().contains("scheme"));
+        assert_eq!(
+            split_host_port("node:9100", 80).unwrap(),
+            ("node".to_string(), 9100)
+        );
+        assert_eq!(split_host_port("node", 443).unwrap(), ("node".to_string(), 443));
+        assert!(split_host_port("node:x", 80).unwrap_err().contains("bad port x"));
+    }
+
+    #[test]
+    fn node_variables_are_filled_in() {
+        let args = crate::cli::RunArgs {
+            plan: "/p".into(),
+            wal_dir: None,
+            listen: "127.0.0.1:1".parse().unwrap(),
+            node_name: "n1".into(),
+            node_ip: "10.0.0.7".into(),
+            procfs: "/proc".into(),
+            sysfs: "/sys".into(),
+            rootfs: "/".into(),
+            log_format: log::Format::Logfmt,
+            log_level: log::Level::Info,
+        };
+        assert_eq!(fill_node_vars("${NODE_IP}:10250", &args), "10.0.0.7:10250");
+        assert_eq!(fill_node_vars("${NODE_NAME}", &args), "n1");
+    }
+}

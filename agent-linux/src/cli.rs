@@ -1,0 +1,168 @@
+//! Command line of `outpost`. Hand-rolled: a handful of flags does not earn
+//! an argument-parsing crate in a binary whose size we report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::log::{Format, Level};
+
+pub const USAGE: &str = "usage: outpost run --plan FILE [--wal-dir DIR] [--listen ADDR:PORT]
+                   [--node-name NAME] [--node-ip IP]
+                   [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]
+                   [--log-format logfmt|json] [--log-level debug|info|warn|error]
+       outpost --version";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunArgs {
+    pub plan: PathBuf,
+    /// Overrides the plan's `wal.dir`.
+    pub wal_dir: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub node_name: String,
+    pub node_ip: String,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    pub log_format: Format,
+    pub log_level: Level,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(Box<RunArgs>),
+    Version,
+    Help,
+}
+
+/// Parses `args` (without the program name). `env` looks up environment
+/// variables so tests need not touch the process environment.
+pub fn parse<I, E>(args: I, env: E) -> Result<Command, String>
+where
+    I: IntoIterator<Item = String>,
+    E: Fn(&str) -> Option<String>,
+{
+    let mut args = args.into_iter();
+    let Some(first) = args.next() else {
+        return Err("no command given".into());
+    };
+    match first.as_str() {
+        "--version" | "-V" | "version" => return Ok(Command::Version),
+        "--help" | "-h" | "help" => return Ok(Command::Help),
+        "run" => {}
+        other => return Err(format!("unknown command `{other}`")),
+    }
+    let mut plan = None;
+    let mut run = RunArgs {
+        plan: PathBuf::new(),
+        wal_dir: None,
+        listen: "127.0.0.1:9464".parse().expect("literal address"),
+        node_name: env("NODE_NAME").unwrap_or_default(),
+        node_ip: env("NODE_IP").unwrap_or_default(),
+        procfs: "/proc".into(),
+        sysfs: "/sys".into(),
+        rootfs: "/".into(),
+        log_format: Format::Logfmt,
+        log_level: Level::Info,
+    };
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            return Ok(Command::Help);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args.next().ok_or_else(|| format!("flag {flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "--plan" => plan = Some(PathBuf::from(value()?)),
+            "--wal-dir" => run.wal_dir = Some(PathBuf::from(value()?)),
+            "--listen" => {
+                let v = value()?;
+                run.listen = v
+                    .parse()
+                    .map_err(|e| format!("--listen {v}: not an address:port ({e})"))?;
+            }
+            "--node-name" => run.node_name = value()?,
+            "--node-ip" => run.node_ip = value()?,
+            "--path.procfs" => run.procfs = value()?.into(),
+            "--path.sysfs" => run.sysfs = value()?.into(),
+            "--path.rootfs" => run.rootfs = value()?.into(),
+            "--log-format" | "--log.format" => {
+                let v = value()?;
+                run.log_format = match v.as_str() {
+                    "logfmt" => Format::Logfmt,
+                    "json" => Format::Json,
+                    _ => return Err(format!("--log-format {v}: expected logfmt or json")),
+                };
+            }
+            "--log-level" | "--log.level" => {
+                let v = value()?;
+                run.log_level = Level::from_name(&v)
+                    .ok_or_else(|| format!("--log-level {v}: expected debug, info, warn or error"))?;
+            }
+            _ => return Err(format!("unknown flag `{arg}`")),
+        }
+    }
+    run.plan = plan.ok_or("run needs --plan FILE")?;
+    if run.node_name.is_empty() {
+        run.node_name = hostname();
+    }
+    Ok(Command::Run(Box::new(run)))
+}
+
+/// The kernel's node name: what node_exporter's `nodename` reports too.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn run_with_every_flag() {
+        let cmd = parse(
+            args("run --plan /p --wal-dir=/w --listen 0.0.0.0:1 --node-ip 10.0.0.1 --path.procfs /host/proc --log-format json --log-level debug"),
+            |k| (k == "NODE_NAME").then(|| "n1".to_string()),
+        )
+        .unwrap();
+        let Command::Run(r) = cmd else {
+            panic!("not run: {cmd:?}")
+        };
+        assert_eq!(r.plan, PathBuf::from("/p"));
+        assert_eq!(r.wal_dir, Some(PathBuf::from("/w")));
+        assert_eq!(r.listen, "0.0.0.0:1".parse().unwrap());
+        assert_eq!(r.node_name, "n1");
+        assert_eq!(r.node_ip, "10.0.0.1");
+        assert_eq!(r.procfs, PathBuf::from("/host/proc"));
+        assert_eq!(r.sysfs, PathBuf::from("/sys"));
+        assert_eq!(r.log_format, Format::Json);
+        assert_eq!(r.log_level, Level::Debug);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert!(parse(args("run"), |_| None).unwrap_err().contains("--plan"));
+        assert!(parse(args("run --plan"), |_| None)
+            .unwrap_err()
+            .contains("--plan needs a value"));
+        assert!(parse(args("run --plan x --bogus 1"), |_| None)
+            .unwrap_err()
+            .contains("--bogus"));
+        assert!(parse(args("run --plan x --listen nope"), |_| None)
+            .unwrap_err()
+            .contains("--listen nope"));
+        assert_eq!(parse(args("--version"), |_| None).unwrap(), Command::Version);
+    }
+}

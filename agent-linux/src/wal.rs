@@ -1,0 +1,857 @@
+//! The on-disk WAL: segment files of ready-to-send compressed batches.
+//!
+//! `DIR/00000001.wal`, `DIR/00000002.wal`, ... each hold records back to
+//! back in `outpost_core::wal`'s format (header with CRC, then the snappy
+//! `WriteRequest`). A batch is appended before it is sent and its segment is
+//! deleted only once every record in it is acknowledged or dropped: the
+//! sender's `ack_floor` passes the segment's last sequence number.
+//!
+//! Memory stays bounded whatever the WAL's size. The agent keeps a small
+//! summary per segment and a *window* of at most `max_window_records`
+//! record locations: the records the sender holds plus a short look-ahead.
+//! Records past the window stay on disk behind a cursor and are read, one
+//! at a time through one reused buffer, as the window drains. Start-up
+//! checks every segment with the same two-record read buffer, so a 50 GiB
+//! WAL replays in the memory of an empty one (the Prometheus agent loads
+//! its whole WAL at start and runs out of memory there).
+//!
+//! `DIR/ack_floor` remembers how far the receiver has acknowledged, so a
+//! restart does not resend the acknowledged head of the oldest segment. It is
+//! written with rename, and losing it only means sending some batches twice
+//! (remote write is at-least-once anyway).
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use outpost_core::plan::Fsync;
+use outpost_core::queue::BatchMeta;
+use outpost_core::wal::{encode_record, Record, RecordKind, RecordReader, WalError, HEADER_LEN};
+
+use crate::log;
+
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub max_bytes: u64,
+    pub fsync: Fsync,
+    /// Largest payload a record may have: the snappy bound of one full
+    /// batch (`plan::snappy_max_len(queue.max_batch_bytes)`).
+    pub max_payload_bytes: usize,
+    /// Record locations kept in memory: at least the sender's window.
+    pub max_window_records: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WalCounters {
+    pub records_appended: u64,
+    pub bytes_appended: u64,
+    /// Samples of unsent records deleted because the WAL hit `wal.max_bytes`.
+    pub samples_dropped_wal_full: u64,
+    pub segments_deleted_wal_full: u64,
+    /// Torn or corrupt tails cut off at start-up.
+    pub corruptions: u64,
+    pub bytes_truncated: u64,
+    pub fsyncs: u64,
+    /// Unacknowledged records found at start-up.
+    pub replayed_records: u64,
+    pub replayed_samples: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    index: u32,
+    bytes: u64,
+    last_seq: Option<u64>,
+}
+
+/// Where an unsent record lives.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    meta: BatchMeta,
+    segment: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// How a pass over a segment file ended.
+struct ScanEnd {
+    /// File offset after the last record taken.
+    next_offset: u64,
+    /// The callback declined a record (the window is full).
+    stopped: bool,
+    /// The data ended cleanly at `next_offset`.
+    clean_eof: bool,
+    /// Why the data stopped being readable, if it did.
+    damage: Option<String>,
+}
+
+/// Reads records from `start` on with a buffer of two records; `take` gets
+/// each record with its file offset and length and returns false to stop
+/// before taking it.
+fn scan_file(
+    file: &mut File,
+    start: u64,
+    buf: &mut [u8],
+    max_payload: usize,
+    take: &mut dyn FnMut(&Record<'_>, u64, u32) -> bool,
+) -> io::Result<ScanEnd> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut base = start;
+    let mut filled = 0usize;
+    let mut eof = false;
+    loop {
+        while !eof && filled < buf.len() {
+            let n = file.read(&mut buf[filled..])?;
+            eof = n == 0;
+            filled += n;
+        }
+        let mut reader = RecordReader::new(&buf[..filled], max_payload);
+        let mut consumed = 0usize;
+        let mut torn = false;
+        let mut damage = None;
+        for item in reader.by_ref() {
+            match item {
+                Ok(record) => {
+                    let len = HEADER_LEN + record.payload.len();
+                    if !take(&record, base + consumed as u64, len as u32) {
+                        return Ok(ScanEnd {
+                            next_offset: base + consumed as u64,
+                            stopped: true,
+                            clean_eof: false,
+                            damage: None,
+                        });
+                    }
+                    consumed += len;
+                }
+                Err(WalError::Torn { .. }) => torn = true,
+                Err(e) => damage = Some(e.to_string()),
+            }
+        }
+        let next_offset = base + consumed as u64;
+        if damage.is_some() {
+            return Ok(ScanEnd {
+                next_offset,
+                stopped: false,
+                clean_eof: false,
+                damage,
+            });
+        }
+        if eof {
+            let clean = consumed == filled && !torn;
+            return Ok(ScanEnd {
+                next_offset,
+                stopped: false,
+                clean_eof: clean,
+                damage: (!clean)
+                    .then(|| format!("WAL record at byte {next_offset} is cut short (torn write)")),
+            });
+        }
+        if consumed == 0 {
+            return Ok(ScanEnd {
+                next_offset,
+                stopped: false,
+                clean_eof: false,
+                damage: Some(format!("record larger than the {}-byte read buffer", buf.len())),
+            });
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        base = next_offset;
+    }
+}
+
+pub struct DiskWal {
+    cfg: WalConfig,
+    segments: VecDeque<Segment>,
+    /// Open for append: the last segment.
+    current: Option<File>,
+    /// Unacknowledged records loaded from disk or just appended, in
+    /// sequence order, at most `max_window_records`.
+    window: VecDeque<Located>,
+    /// The next record on disk that is not in the window; `None` when the
+    /// window holds everything up to the last append.
+    cursor: Option<(u32, u64)>,
+    next_seq: u64,
+    ack_floor: u64,
+    persisted_floor: u64,
+    encode_buf: Vec<u8>,
+    scan_buf: Vec<u8>,
+    read_file: Option<(u32, File)>,
+    last_fsync_ms: u64,
+    unsynced: bool,
+    pub counters: WalCounters,
+}
+
+fn segment_name(index: u32) -> String {
+    format!("{index:08}.wal")
+}
+
+fn io_err(what: &str, path: &Path, e: io::Error) -> String {
+    format!("wal: {what} {}: {e}", path.display())
+}
+
+impl DiskWal {
+    /// Opens (or creates) the WAL directory and checks every segment in
+    /// order, cutting off a torn or corrupt tail. Unsent records are then
+    /// offered through [`DiskWal::peek_from`].
+    pub fn open(cfg: WalConfig) -> Result<DiskWal, String> {
+        fs::create_dir_all(&cfg.dir).map_err(|e| io_err("cannot create", &cfg.dir, e))?;
+        let mut indices: Vec<u32> = fs::read_dir(&cfg.dir)
+            .map_err(|e| io_err("cannot list", &cfg.dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".wal")?;
+                (stem.len() == 8).then(|| stem.parse::<u32>().ok()).flatten()
+            })
+            .collect();
+        indices.sort_unstable();
+        let ack_floor = fs::read_to_string(cfg.dir.join("ack_floor"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut wal = DiskWal {
+            encode_buf: Vec::with_capacity(HEADER_LEN + cfg.max_payload_bytes),
+            scan_buf: vec![0u8; 2 * (HEADER_LEN + cfg.max_payload_bytes) + 64 * 1024],
+            window: VecDeque::with_capacity(cfg.max_window_records.max(1)),
+            cfg,
+            segments: VecDeque::new(),
+            current: None,
+            cursor: None,
+            next_seq: ack_floor,
+            ack_floor,
+            persisted_floor: ack_floor,
+            read_file: None,
+            last_fsync_ms: 0,
+            unsynced: false,
+            counters: WalCounters::default(),
+        };
+        for index in indices {
+            wal.check_segment(index)?;
+        }
+        wal.cursor = wal.segments.front().map(|s| (s.index, 0));
+        // Segments wholly below the floor are leftovers of a crash between
+        // acknowledging and deleting.
+        let floor = wal.ack_floor;
+        wal.ack(floor);
+        wal.fill()?;
+        Ok(wal)
+    }
+
+    fn check_segment(&mut self, index: u32) -> Result<(), String> {
+        let path = self.cfg.dir.join(segment_name(index));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("cannot open", &path, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_err("cannot stat", &path, e))?
+            .len();
+        let mut last_seq = None;
+        let (floor, mut records, mut samples, mut new_floor) = (self.ack_floor, 0u64, 0u64, self.ack_floor);
+        let mut take = |r: &Record<'_>, _: u64, _: u32| {
+            match r.kind {
+                RecordKind::AckFloor => new_floor = new_floor.max(r.meta.seq),
+                RecordKind::Batch => {
+                    last_seq = Some(r.meta.seq);
+                    if r.meta.seq >= floor {
+                        records += 1;
+                        samples += u64::from(r.meta.samples);
+                    }
+                }
+            }
+            true
+        };
+        let end = scan_file(
+            &mut file,
+            0,
+            &mut self.scan_buf,
+            self.cfg.max_payload_bytes,
+            &mut take,
+        )
+        .map_err(|e| io_err("cannot read", &path, e))?;
+        self.ack_floor = new_floor;
+        self.counters.replayed_records += records;
+        self.counters.replayed_samples += samples;
+        if let Some(last) = last_seq {
+            self.next_seq = self.next_seq.max(last + 1);
+        }
+        if end.next_offset < file_len {
+            self.counters.corruptions += 1;
+            self.counters.bytes_truncated += file_len - end.next_offset;
+            log::warn(
+                "wal: truncating torn or corrupt segment tail",
+                &[
+                    ("segment", &path.display()),
+                    ("offset", &end.next_offset),
+                    ("bytes", &(file_len - end.next_offset)),
+                    ("reason", &end.damage.as_deref().unwrap_or("unknown")),
+                ],
+            );
+            file.set_len(end.next_offset)
+                .map_err(|e| io_err("cannot truncate", &path, e))?;
+            let _ = file.sync_all();
+        }
+        self.segments.push_back(Segment {
+            index,
+            bytes: end.next_offset,
+            last_seq,
+        });
+        Ok(())
+    }
+
+    /// Loads record locations from the cursor until the window is full or
+    /// the cursor reaches the end of the last segment.
+    fn fill(&mut self) -> Result<(), String> {
+        let limit = self.cfg.max_window_records.max(1);
+        while self.window.len() < limit {
+            let Some((index, offset)) = self.cursor else {
+                return Ok(());
+            };
+            let path = self.cfg.dir.join(segment_name(index));
+            let mut file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            let (floor, window) = (self.ack_floor, &mut self.window);
+            let mut take = |r: &Record<'_>, at: u64, len: u32| {
+                if window.len() >= limit {
+                    return false;
+                }
+                if r.kind == RecordKind::Batch && r.meta.seq >= floor {
+                    window.push_back(Located {
+                        meta: r.meta,
+                        segment: index,
+                        offset: at,
+                        len,
+                    });
+                }
+                true
+            };
+            let end = scan_file(
+                &mut file,
+                offset,
+                &mut self.scan_buf,
+                self.cfg.max_payload_bytes,
+                &mut take,
+            )
+            .map_err(|e| io_err("cannot read", &path, e))?;
+            if end.stopped {
+                self.cursor = Some((index, end.next_offset));
+                return Ok(());
+            }
+            if !end.clean_eof {
+                // Checked at start-up and written by us since: this is damage
+                // that happened while running. Skip the rest of the segment.
+                log::error(
+                    "wal: segment became unreadable; skipping its remaining records",
+                    &[
+                        ("segment", &path.display()),
+                        ("reason", &end.damage.as_deref().unwrap_or("unknown")),
+                    ],
+                );
+                self.counters.corruptions += 1;
+            }
+            self.cursor = self
+                .segments
+                .iter()
+                .find(|s| s.index > index)
+                .map(|s| (s.index, 0));
+        }
+        Ok(())
+    }
+
+    /// The first unacknowledged record with a sequence number of at least
+    /// `seq`, loading more from disk if the window allows.
+    pub fn peek_from(&mut self, seq: u64) -> Result<Option<BatchMeta>, String> {
+        loop {
+            let start = self.window.partition_point(|l| l.meta.seq < seq);
+            if let Some(l) = self.window.get(start) {
+                return Ok(Some(l.meta));
+            }
+            if self.cursor.is_none() || self.window.len() >= self.cfg.max_window_records.max(1) {
+                return Ok(None);
+            }
+            let before = self.window.len();
+            self.fill()?;
+            if self.window.len() == before && self.cursor.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Records in memory now (bounded by `max_window_records`).
+    pub fn window_len(&self) -> usize {
+        self.window.len()
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn ack_floor(&self) -> u64 {
+        self.ack_floor
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    /// Appends one closed batch and returns its metadata with its new
+    /// sequence number (`batch.seq` and `batch.bytes` are filled in here).
+    /// Records deleted to stay within `wal.max_bytes` are pushed to
+    /// `dropped` so the sender forgets them too.
+    pub fn append(
+        &mut self,
+        batch: BatchMeta,
+        payload: &[u8],
+        now_ms: u64,
+        dropped: &mut Vec<BatchMeta>,
+    ) -> Result<BatchMeta, String> {
+        let meta = BatchMeta {
+            seq: self.next_seq,
+            bytes: payload.len() as u32,
+            ..batch
+        };
+        self.encode_buf.clear();
+        encode_record(&meta, payload, &mut self.encode_buf);
+        let len = self.encode_buf.len() as u64;
+        let roll = match self.segments.back() {
+            None => true,
+            Some(s) => self.current.is_none() || (s.bytes > 0 && s.bytes + len > self.cfg.segment_bytes),
+        };
+        if roll {
+            self.roll()?;
+        }
+        while self.total_bytes() + len > self.cfg.max_bytes && self.segments.len() > 1 {
+            self.drop_oldest_segment(dropped)?;
+        }
+        let seg = self.segments.back_mut().expect("roll made a segment");
+        let file = self.current.as_mut().expect("roll opened the segment");
+        let offset = seg.bytes;
+        if let Err(e) = file.write_all(&self.encode_buf) {
+            // A partial write leaves a torn tail: cut it so later appends
+            // stay readable.
+            let _ = file.set_len(offset);
+            let _ = file.seek(SeekFrom::Start(offset));
+            return Err(format!(
+                "wal: cannot append to segment {}: {e}",
+                segment_name(seg.index)
+            ));
+        }
+        seg.bytes += len;
+        seg.last_seq = Some(meta.seq);
+        let index = seg.index;
+        if self.cursor.is_none() {
+            if self.window.len() < self.cfg.max_window_records.max(1) {
+                self.window.push_back(Located {
+                    meta,
+                    segment: index,
+                    offset,
+                    len: len as u32,
+                });
+            } else {
+                // The window is full: this record and later ones wait on disk.
+                self.cursor = Some((index, offset));
+            }
+        }
+        self.next_seq += 1;
+        self.counters.records_appended += 1;
+        self.counters.bytes_appended += len;
+        self.unsynced = true;
+        match self.cfg.fsync {
+            Fsync::Always => self.sync(now_ms),
+            Fsync::IntervalMs(ms) if now_ms >= self.last_fsync_ms + u64::from(ms) => self.sync(now_ms),
+            _ => {}
+        }
+        Ok(meta)
+    }
+
+    /// fsyncs the open segment if anything was written since the last one.
+    pub fn sync(&mut self, now_ms: u64) {
+        if let (true, Some(f)) = (self.unsynced, self.current.as_ref()) {
+            if let Err(e) = f.sync_data() {
+                log::warn(
+                    "wal: fsync failed",
+                    &[("dir", &self.cfg.dir.display()), ("err", &e)],
+                );
+            }
+            self.counters.fsyncs += 1;
+        }
+        self.unsynced = false;
+        self.last_fsync_ms = now_ms;
+    }
+
+    /// When an interval fsync policy next wants a sync.
+    pub fn next_sync_ms(&self) -> Option<u64> {
+        match self.cfg.fsync {
+            Fsync::IntervalMs(ms) if self.unsynced => Some(self.last_fsync_ms + u64::from(ms)),
+            _ => None,
+        }
+    }
+
+    fn roll(&mut self) -> Result<(), String> {
+        if self.unsynced && self.cfg.fsync != Fsync::Never {
+            if let Some(f) = self.current.as_ref() {
+                let _ = f.sync_data();
+                self.counters.fsyncs += 1;
+            }
+            self.unsynced = false;
+        }
+        let index = self.segments.back().map(|s| s.index + 1).unwrap_or(1);
+        let path = self.cfg.dir.join(segment_name(index));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err("cannot create segment", &path, e))?;
+        // The new name must survive a crash, or its records are lost.
+        if self.cfg.fsync != Fsync::Never {
+            if let Ok(d) = File::open(&self.cfg.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        self.current = Some(file);
+        self.segments.push_back(Segment {
+            index,
+            bytes: 0,
+            last_seq: None,
+        });
+        Ok(())
+    }
+
+    fn drop_oldest_segment(&mut self, dropped: &mut Vec<BatchMeta>) -> Result<(), String> {
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(());
+        };
+        let mut samples = 0u64;
+        while self.window.front().is_some_and(|r| r.segment == seg.index) {
+            let r = self.window.pop_front().expect("checked");
+            samples += u64::from(r.meta.samples);
+            dropped.push(r.meta);
+        }
+        if let Some((index, offset)) = self.cursor.filter(|(i, _)| *i == seg.index) {
+            // Records of this segment that never made it into the window.
+            let path = self.cfg.dir.join(segment_name(index));
+            let mut file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            let floor = self.ack_floor;
+            let mut take = |r: &Record<'_>, _: u64, _: u32| {
+                if r.kind == RecordKind::Batch && r.meta.seq >= floor {
+                    samples += u64::from(r.meta.samples);
+                    dropped.push(r.meta);
+                }
+                true
+            };
+            scan_file(
+                &mut file,
+                offset,
+                &mut self.scan_buf,
+                self.cfg.max_payload_bytes,
+                &mut take,
+            )
+            .map_err(|e| io_err("cannot read", &path, e))?;
+            self.cursor = self.segments.front().map(|s| (s.index, 0));
+        }
+        self.counters.samples_dropped_wal_full += samples;
+        self.counters.segments_deleted_wal_full += 1;
+        self.remove_segment_file(seg.index);
+        log::warn(
+            "wal: full, dropped oldest segment",
+            &[
+                ("segment", &segment_name(seg.index)),
+                ("samples", &samples),
+                ("max_bytes", &self.cfg.max_bytes),
+            ],
+        );
+        Ok(())
+    }
+
+    fn remove_segment_file(&mut self, index: u32) {
+        if self.read_file.as_ref().is_some_and(|(i, _)| *i == index) {
+            self.read_file = None;
+        }
+        let path = self.cfg.dir.join(segment_name(index));
+        if let Err(e) = fs::remove_file(&path) {
+            log::warn(
+                "wal: cannot delete segment",
+                &[("segment", &path.display()), ("err", &e)],
+            );
+        }
+    }
+
+    /// Every sequence number below `floor` is acknowledged or dropped:
+    /// forget those records and delete segments that hold nothing else.
+    pub fn ack(&mut self, floor: u64) {
+        self.ack_floor = self.ack_floor.max(floor);
+        while self.window.front().is_some_and(|r| r.meta.seq < self.ack_floor) {
+            self.window.pop_front();
+        }
+        // Never the segment being appended to: it is still growing.
+        while self.segments.len() > 1 {
+            let first = self.segments[0];
+            let done = first.last_seq.is_none_or(|last| last < self.ack_floor);
+            if !done {
+                break;
+            }
+            self.segments.pop_front();
+            self.remove_segment_file(first.index);
+            if self.cursor.is_some_and(|(i, _)| i == first.index) {
+                self.cursor = self.segments.front().map(|s| (s.index, 0));
+            }
+        }
+    }
+
+    /// Writes the ack floor to `DIR/ack_floor` if it moved.
+    pub fn persist_ack_floor(&mut self) {
+        if self.ack_floor == self.persisted_floor {
+            return;
+        }
+        let tmp = self.cfg.dir.join("ack_floor.tmp");
+        let done = fs::write(&tmp, format!("{}\n", self.ack_floor))
+            .and_then(|_| fs::rename(&tmp, self.cfg.dir.join("ack_floor")));
+        match done {
+            Ok(()) => self.persisted_floor = self.ack_floor,
+            Err(e) => log::warn(
+                "wal: cannot write ack_floor",
+                &[("dir", &self.cfg.dir.display()), ("err", &e)],
+            ),
+        }
+    }
+
+    /// Reads the payload of record `seq` into `out` (cleared first).
+    /// `Ok(None)` when the record is gone (acknowledged or dropped) or not
+    /// in the window.
+    pub fn read_payload(&mut self, seq: u64, out: &mut Vec<u8>) -> Result<Option<BatchMeta>, String> {
+        let Ok(i) = self.window.binary_search_by_key(&seq, |l| l.meta.seq) else {
+            return Ok(None);
+        };
+        let loc = self.window[i];
+        if self.read_file.as_ref().is_none_or(|(i, _)| *i != loc.segment) {
+            let path = self.cfg.dir.join(segment_name(loc.segment));
+            let file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            self.read_file = Some((loc.segment, file));
+        }
+        let (_, file) = self.read_file.as_ref().expect("opened above");
+        let mut record = std::mem::take(&mut self.encode_buf);
+        record.clear();
+        record.resize(loc.len as usize, 0);
+        let read = file.read_exact_at(&mut record, loc.offset);
+        let segment = segment_name(loc.segment);
+        let result = match read {
+            Err(e) => Err(format!("wal: cannot read record {seq} of segment {segment}: {e}")),
+            Ok(()) => match RecordReader::new(&record, self.cfg.max_payload_bytes).next() {
+                Some(Ok(r)) if r.meta.seq == seq => {
+                    out.clear();
+                    out.extend_from_slice(r.payload);
+                    Ok(Some(r.meta))
+                }
+                Some(Ok(r)) => Err(format!(
+                    "wal: index points at record {} instead of {seq} in segment {segment}",
+                    r.meta.seq
+                )),
+                Some(Err(e)) => Err(format!("wal: record {seq} of segment {segment}: {e}")),
+                None => Err(format!("wal: record {seq} of segment {segment} is empty")),
+            },
+        };
+        self.encode_buf = record;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path, segment_bytes: u64, max_bytes: u64) -> WalConfig {
+        WalConfig {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            max_bytes,
+            fsync: Fsync::Always,
+            max_payload_bytes: 1024,
+            max_window_records: 64,
+        }
+    }
+
+    /// Sequence numbers of every unsent record, walked the way the agent
+    /// feeds its sender.
+    fn unsent(wal: &mut DiskWal) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        let mut next = 0;
+        while let Some(m) = wal.peek_from(next).unwrap() {
+            seqs.push(m.seq);
+            next = m.seq + 1;
+        }
+        seqs
+    }
+
+    fn append(wal: &mut DiskWal, fill: u8, len: usize, dropped: &mut Vec<BatchMeta>) -> BatchMeta {
+        let batch = BatchMeta {
+            seq: 0,
+            shard: 0,
+            samples: 10,
+            oldest_timestamp_ms: 1_000,
+            newest_timestamp_ms: 2_000,
+            bytes: 0,
+        };
+        wal.append(batch, &vec![fill; len], 0, dropped).unwrap()
+    }
+
+    #[test]
+    fn records_survive_reopen_and_acked_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = DiskWal::open(cfg(dir.path(), 300, 10_000)).unwrap();
+        // 44-byte header + 100 bytes: two records per 300-byte segment.
+        let metas: Vec<BatchMeta> = (0..5).map(|i| append(&mut wal, i, 100, &mut dropped)).collect();
+        assert_eq!(
+            metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(wal.segment_count(), 3);
+        let mut out = Vec::new();
+        assert_eq!(wal.read_payload(3, &mut out).unwrap().unwrap().seq, 3);
+        assert_eq!(out, vec![3u8; 100]);
+
+        wal.ack(2);
+        wal.persist_ack_floor();
+        assert_eq!(wal.segment_count(), 2, "segment holding seq 0 and 1 is deleted");
+        drop(wal);
+
+        let mut wal = DiskWal::open(cfg(dir.path(), 300, 10_000)).unwrap();
+        assert_eq!(unsent(&mut wal), vec![2, 3, 4]);
+        assert_eq!(wal.next_seq(), 5);
+        assert_eq!(wal.counters.replayed_samples, 30);
+        assert_eq!(append(&mut wal, 9, 10, &mut dropped).seq, 5);
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        for i in 0..3 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        drop(wal);
+        let seg = dir.path().join("00000001.wal");
+        let len = fs::metadata(&seg).unwrap().len();
+        // Cut the last record in half, as a crash mid-write would.
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 50)
+            .unwrap();
+        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        assert_eq!(unsent(&mut wal).len(), 2);
+        assert_eq!(wal.counters.corruptions, 1);
+        assert_eq!(wal.counters.bytes_truncated, 94);
+        assert_eq!(fs::metadata(&seg).unwrap().len(), 2 * 144);
+        assert_eq!(append(&mut wal, 7, 100, &mut dropped).seq, 2);
+
+        // A restart always appends to a fresh segment.
+        assert_eq!(wal.segment_count(), 2);
+        // A flipped bit in the middle record: it and everything after it in
+        // that segment go; the next segment is untouched.
+        drop(wal);
+        let mut bytes = fs::read(&seg).unwrap();
+        bytes[144 + 60] ^= 1;
+        fs::write(&seg, &bytes).unwrap();
+        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        assert_eq!(unsent(&mut wal), vec![0, 2]);
+        assert_eq!(wal.counters.corruptions, 1);
+    }
+
+    #[test]
+    fn full_wal_drops_the_oldest_segment_and_counts_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        // Two 144-byte records per segment, at most 3 segments' worth.
+        let mut wal = DiskWal::open(cfg(dir.path(), 300, 900)).unwrap();
+        for i in 0..6 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        assert!(dropped.is_empty());
+        append(&mut wal, 6, 100, &mut dropped);
+        assert_eq!(dropped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(wal.counters.samples_dropped_wal_full, 20);
+        assert!(wal.total_bytes() <= 900);
+        assert!(!dir.path().join("00000001.wal").exists());
+        let mut out = Vec::new();
+        assert_eq!(wal.read_payload(0, &mut out).unwrap(), None);
+    }
+
+    #[test]
+    fn replay_of_a_large_wal_uses_a_bounded_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let small = |dir: &Path| WalConfig {
+            max_window_records: 16,
+            ..cfg(dir, 1 << 20, 1 << 30)
+        };
+        let mut wal = DiskWal::open(small(dir.path())).unwrap();
+        // 2,000 records over several segments; the window holds 16.
+        for i in 0..2000u32 {
+            append(&mut wal, i as u8, 1000, &mut dropped);
+        }
+        assert!(wal.window_len() <= 16);
+        drop(wal);
+        let mut wal = DiskWal::open(small(dir.path())).unwrap();
+        assert_eq!(wal.counters.replayed_records, 2000);
+        assert_eq!(wal.counters.corruptions, 0);
+        // Replay as the sender would: take, send, acknowledge.
+        let mut out = Vec::new();
+        let mut next = 0;
+        while let Some(m) = wal.peek_from(next).unwrap() {
+            assert_eq!(m.seq, next, "in order, none skipped");
+            assert!(wal.window_len() <= 16);
+            wal.read_payload(m.seq, &mut out).unwrap().unwrap();
+            assert_eq!(out, vec![(m.seq % 256) as u8; 1000]);
+            next = m.seq + 1;
+            wal.ack(next);
+        }
+        assert_eq!(next, 2000);
+        assert_eq!(wal.segment_count(), 1, "acknowledged segments are deleted");
+        // New appends after a full replay go straight into the window.
+        assert_eq!(append(&mut wal, 1, 10, &mut dropped).seq, 2000);
+        assert_eq!(wal.peek_from(2000).unwrap().map(|m| m.seq), Some(2000));
+    }
+
+    #[test]
+    fn wal_full_counts_records_that_were_still_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        // Two 144-byte records per segment, window of 1.
+        let mut wal = DiskWal::open(WalConfig {
+            max_window_records: 1,
+            ..cfg(dir.path(), 300, 900)
+        })
+        .unwrap();
+        for i in 0..7 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        assert_eq!(dropped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(wal.counters.samples_dropped_wal_full, 20);
+        // With a window of one, the rest is read as acknowledgements free it.
+        let mut seqs = Vec::new();
+        while let Some(m) = wal.peek_from(0).unwrap() {
+            assert_eq!(wal.window_len(), 1);
+            seqs.push(m.seq);
+            wal.ack(m.seq + 1);
+        }
+        assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+    }
+}

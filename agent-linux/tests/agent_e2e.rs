@@ -1,0 +1,692 @@
+//! The real `outpost` binary against real peers on loopback: a test target
+//! served from this file, and Debian's Prometheus 2.42 as remote-write
+//! receiver. Every child process and server thread is stopped by a guard.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use outpost_core::plan::{
+    self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
+    Role, Scheme, ScrapeJob, SelfScrape, StrId, Wal,
+};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const TARGET_BODY: &str = "# HELP test_requests_total Requests.\n\
+# TYPE test_requests_total counter\n\
+test_requests_total{code=\"200\",job=\"scraped\"} 42\n\
+# TYPE test_temperature_celsius gauge\n\
+test_temperature_celsius 21.5\n";
+
+// ------------------------------------------------------------ guards
+
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    fn signal(&self, signal: i32) {
+        let child = self.0.as_ref().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.0.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.0.as_mut()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.0 = None;
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A one-file HTTP server for the exposition body; stopped on drop.
+struct TargetServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TargetServer {
+    fn start(body: &'static str) -> TargetServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                        // Serve requests on this connection until it closes (keep-alive).
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        loop {
+                            match s.read(&mut chunk) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                buf.drain(..end + 4);
+                                let head = format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+                                    body.len()
+                                );
+                                let _ = s.write_all(head.as_bytes());
+                                let _ = s.write_all(body.as_bytes());
+                            }
+                            if flag.load(Ordering::Relaxed) {
+                                break;
+                            }
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TargetServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TargetServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET on loopback; returns (status, body).
+fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Prometheus {
+    port: u16,
+    _child: ChildGuard,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, port: u16) -> Option<Prometheus> {
+        if !Path::new(PROMETHEUS).exists() {
+            eprintln!("skipping: {PROMETHEUS} is not installed (apt install prometheus)");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+        let child = Command::new(PROMETHEUS)
+            .arg("--web.enable-remote-write-receiver")
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Prometheus {
+            port,
+            _child: ChildGuard(Some(child)),
+        };
+        wait_for("prometheus ready", Duration::from_secs(30), || {
+            http_get(port, "/-/ready").filter(|(s, _)| *s == 200)
+        });
+        Some(p)
+    }
+
+    /// The `result` array of an instant query, as JSON text.
+    fn query(&self, q: &str, time_s: Option<f64>) -> String {
+        let mut path = format!("/api/v1/query?query={}", urlencode(q));
+        if let Some(t) = time_s {
+            path.push_str(&format!("&time={t:.3}"));
+        }
+        let (status, body) = http_get(self.port, &path).expect("query answered");
+        assert_eq!(status, 200, "query {q}: {body}");
+        body
+    }
+
+    /// Waits until `q` returns exactly one series; gives its metric object and value.
+    fn wait_single(&self, q: &str, time_s: Option<f64>) -> (String, String) {
+        wait_for(&format!("series for {q}"), Duration::from_secs(40), || {
+            let body = self.query(q, time_s);
+            let results = body.matches("\"metric\":").count();
+            (results == 1).then(|| {
+                let metric = body.split("\"metric\":").nth(1).unwrap();
+                let metric = &metric[..metric.find('}').unwrap() + 1];
+                let value = body.split("\"value\":[").nth(1).unwrap();
+                let value = value.split(',').nth(1).unwrap();
+                let value = value.trim_end_matches([']', '}']).trim_matches('"');
+                (metric.to_string(), value.to_string())
+            })
+        })
+    }
+}
+
+// ------------------------------------------------------------ plans
+
+struct Strings(Vec<String>);
+
+impl Strings {
+    fn id(&mut self, s: &str) -> StrId {
+        if let Some(i) = self.0.iter().position(|x| x == s) {
+            return StrId(i as u32);
+        }
+        self.0.push(s.to_string());
+        StrId(self.0.len() as u32 - 1)
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        body_bytes: 4 << 20,
+        samples: 20_000,
+        label_count: 32,
+        label_name_bytes: 128,
+        label_value_bytes: 1024,
+    }
+}
+
+fn test_plan(receiver_port: u16, target_port: u16, wal_dir: &Path) -> Plan {
+    test_plan_with_down_target(receiver_port, target_port, wal_dir, None)
+}
+
+/// With `down_port`, a second job `down` scrapes a port nobody listens on.
+fn test_plan_with_down_target(
+    receiver_port: u16,
+    target_port: u16,
+    wal_dir: &Path,
+    down_port: Option<u16>,
+) -> Plan {
+    let mut s = Strings(Vec::new());
+    let external_labels = vec![
+        LabelPair {
+            name: s.id("cluster"),
+            value: s.id("test-cluster"),
+        },
+        LabelPair {
+            name: s.id("role"),
+            value: s.id("edge"),
+        },
+    ];
+    let receiver = Receiver {
+        url: s.id(&format!("http://127.0.0.1:{receiver_port}/api/v1/write")),
+        tenant_header: None,
+        tls: None,
+        auth: Auth::None,
+        remote_timeout_ms: 5_000,
+        write_relabel: Vec::new(),
+    };
+    let node = NodeCollectors {
+        collectors: vec![Collector::Meminfo, Collector::Loadavg],
+        interval_ms: 1_000,
+        job: s.id("node-exporter"),
+        limits: limits(),
+        metric_relabel: Vec::new(),
+    };
+    let job = ScrapeJob {
+        name: s.id("testapp"),
+        interval_ms: 1_000,
+        timeout_ms: 800,
+        scheme: Scheme::Http,
+        path: s.id("/metrics"),
+        targets: vec![s.id(&format!("127.0.0.1:{target_port}"))],
+        labels: vec![LabelPair {
+            name: s.id("team"),
+            value: s.id("edge"),
+        }],
+        honor_labels: false,
+        bearer_token_file: None,
+        tls: None,
+        limits: limits(),
+        metric_relabel: Vec::new(),
+    };
+    let mut scrape_jobs = vec![job];
+    if let Some(port) = down_port {
+        let mut down = scrape_jobs[0].clone();
+        down.name = s.id("down");
+        down.targets = vec![s.id(&format!("127.0.0.1:{port}"))];
+        down.labels = Vec::new();
+        scrape_jobs.push(down);
+    }
+    let plan = Plan {
+        agent: Agent {
+            cluster: s.id("test-cluster"),
+            tenant: None,
+            role: Role::Node,
+        },
+        external_labels,
+        receiver,
+        queue: Queue {
+            capacity: 2_000,
+            min_shards: 1,
+            max_shards: 2,
+            max_samples_per_send: 500,
+            batch_send_deadline_ms: 200,
+            min_backoff_ms: 30,
+            max_backoff_ms: 500,
+            max_batch_bytes: 256 * 1024,
+            max_sample_age_ms: 3_600_000,
+        },
+        wal: Wal {
+            dir: s.id(&wal_dir.display().to_string()),
+            max_bytes: 64 << 20,
+            segment_bytes: 1 << 20,
+            fsync: Fsync::Never,
+        },
+        node: Some(node),
+        scrape_jobs,
+        self_scrape: SelfScrape {
+            interval_ms: 1_000,
+            job: s.id("outpost"),
+        },
+        budget: Budget {
+            cpu_request_millis: 100,
+            cpu_limit_millis: 200,
+            memory_request_bytes: 64 << 20,
+            memory_limit_bytes: 256 << 20,
+        },
+        strings: Vec::new(),
+    };
+    Plan { strings: s.0, ..plan }
+}
+
+fn write_plan(dir: &Path, plan: &Plan) -> PathBuf {
+    let path = dir.join("node.plan");
+    std::fs::write(&path, plan::encode(plan).unwrap()).unwrap();
+    path
+}
+
+fn start_outpost(plan: &Path, listen_port: u16, log: &Path) -> ChildGuard {
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--plan"])
+        .arg(plan)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{listen_port}"),
+            "--node-name",
+            "test-node",
+            "--log-level",
+            "debug",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    ChildGuard(Some(child))
+}
+
+fn meminfo_total_bytes() -> String {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (kb * 1024).to_string()
+}
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+// ------------------------------------------------------------ tests
+
+#[test]
+fn agent_refuses_a_corrupt_plan_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = plan::encode(&test_plan(1, 2, dir.path())).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    let path = dir.path().join("bad.plan");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--plan"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("outpost: plan {}: plan checksum mismatch", path.display());
+    assert!(stderr.starts_with(&expected), "stderr: {stderr}");
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--plan", "/nonexistent/x.plan"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("outpost: plan /nonexistent/x.plan: "));
+
+    let version = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("outpost {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn agent_ships_target_and_node_metrics_to_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom_port = free_port();
+    let Some(prom) = Prometheus::start(dir.path(), prom_port) else {
+        return;
+    };
+    let target = TargetServer::start(TARGET_BODY);
+    let down_port = free_port();
+    let plan = write_plan(
+        dir.path(),
+        &test_plan_with_down_target(prom_port, target.port, &dir.path().join("wal"), Some(down_port)),
+    );
+    let listen = free_port();
+    let mut agent = start_outpost(&plan, listen, &dir.path().join("outpost.log"));
+
+    let instance = format!("127.0.0.1:{}", target.port);
+    let (metric, value) = prom.wait_single("test_requests_total", None);
+    assert_eq!(
+        metric,
+        format!(
+            "{{\"__name__\":\"test_requests_total\",\"cluster\":\"test-cluster\",\"code\":\"200\",\
+             \"exported_job\":\"scraped\",\"instance\":\"{instance}\",\"job\":\"testapp\",\"role\":\"edge\",\"team\":\"edge\"}}"
+        )
+    );
+    assert_eq!(value, "42");
+    let (_, value) = prom.wait_single(
+        "test_temperature_celsius{job=\"testapp\",cluster=\"test-cluster\"}",
+        None,
+    );
+    assert_eq!(value, "21.5");
+
+    let (metric, value) = prom.wait_single("up{job=\"testapp\"}", None);
+    assert_eq!(
+        metric,
+        format!(
+            "{{\"__name__\":\"up\",\"cluster\":\"test-cluster\",\"instance\":\"{instance}\",\"job\":\"testapp\",\
+             \"role\":\"edge\",\"team\":\"edge\"}}"
+        )
+    );
+    assert_eq!(value, "1");
+    // A target nobody answers for: up 0 arrives with the scrape's own
+    // timestamp, in batches that also carry healthy targets' samples.
+    let (metric, value) = prom.wait_single("up{job=\"down\"}", None);
+    assert_eq!(
+        metric,
+        format!(
+            "{{\"__name__\":\"up\",\"cluster\":\"test-cluster\",\"instance\":\"127.0.0.1:{down_port}\",\"job\":\"down\",\
+             \"role\":\"edge\"}}"
+        )
+    );
+    assert_eq!(value, "0");
+    let (_, scraped) = prom.wait_single("scrape_samples_scraped{job=\"testapp\"}", None);
+    assert_eq!(scraped, "2");
+
+    let (metric, value) = prom.wait_single("node_memory_MemTotal_bytes", None);
+    assert_eq!(
+        metric,
+        "{\"__name__\":\"node_memory_MemTotal_bytes\",\"cluster\":\"test-cluster\",\"instance\":\"test-node\",\
+         \"job\":\"node-exporter\",\"role\":\"edge\"}"
+    );
+    assert_eq!(value, meminfo_total_bytes());
+
+    // The agent's own counters reach the receiver too (the seed's central query).
+    // The first self-scrape may come before the first ack: wait for a later one.
+    wait_for("acked samples counted centrally", Duration::from_secs(30), || {
+        let (_, v) = prom.wait_single(
+            "prometheus_remote_storage_succeeded_samples_total{job=\"outpost\"}",
+            None,
+        );
+        (v.parse::<f64>().unwrap() > 0.0).then_some(())
+    });
+
+    // Status endpoints.
+    assert_eq!(http_get(listen, "/-/healthy").unwrap().0, 200);
+    assert_eq!(http_get(listen, "/-/ready").unwrap().0, 200);
+    let (status, info) = http_get(listen, "/api/v1/status/runtimeinfo").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        info.starts_with("{\"status\":\"success\",\"data\":{\"startTime\":\""),
+        "{info}"
+    );
+    assert!(info.contains("\"reloadConfigSuccess\":true"), "{info}");
+    let (status, metrics) = http_get(listen, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("prometheus_remote_storage_succeeded_samples_total{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("process_resident_memory_bytes "), "{metrics}");
+
+    let status = agent
+        .terminate(Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn agent_replays_its_wal_once_the_receiver_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    if !Path::new(PROMETHEUS).exists() {
+        eprintln!("skipping: {PROMETHEUS} is not installed");
+        return;
+    }
+    let prom_port = free_port();
+    let target = TargetServer::start(TARGET_BODY);
+    let wal = dir.path().join("wal");
+    let plan = write_plan(dir.path(), &test_plan(prom_port, target.port, &wal));
+
+    // First run: the receiver is down, batches pile up in the WAL.
+    let mut agent = start_outpost(&plan, free_port(), &dir.path().join("outpost-1.log"));
+    let first_start = now_s();
+    thread::sleep(Duration::from_secs(4));
+    let first_end = now_s();
+    let status = agent
+        .terminate(Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "log: {}",
+        std::fs::read_to_string(dir.path().join("outpost-1.log")).unwrap()
+    );
+    let wal_bytes: u64 = std::fs::read_dir(&wal)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(wal_bytes > 0, "the first run left its batches in the WAL");
+
+    // The receiver comes up; a second run replays what the first one kept.
+    let prom = Prometheus::start(&dir.path().join("prom"), prom_port).unwrap();
+    let _agent = start_outpost(&plan, free_port(), &dir.path().join("outpost-2.log"));
+    // At a time inside the first run only its samples can answer.
+    let at = first_end - 0.5;
+    assert!(at > first_start);
+    let (metric, value) = prom.wait_single("up{job=\"testapp\"}", Some(at));
+    assert!(metric.contains("\"instance\":\"127.0.0.1:"), "{metric}");
+    assert_eq!(value, "1");
+    let (_, value) = prom.wait_single("test_requests_total", Some(at));
+    assert_eq!(value, "42");
+    let log = std::fs::read_to_string(dir.path().join("outpost-2.log")).unwrap();
+    let replayed: u64 = log
+        .split("wal_replay_records=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no replay count in {log}"));
+    assert!(replayed > 0, "{log}");
+}
+
+#[test]
+fn agent_keeps_its_plan_when_a_reload_brings_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = TargetServer::start(TARGET_BODY);
+    // No receiver: batches stay in the WAL; this test is about the plan.
+    let plan = write_plan(
+        dir.path(),
+        &test_plan(free_port(), target.port, &dir.path().join("wal")),
+    );
+    let listen = free_port();
+    let log = dir.path().join("outpost.log");
+    let mut agent = start_outpost(&plan, listen, &log);
+    wait_for("ready", Duration::from_secs(20), || {
+        http_get(listen, "/-/ready").filter(|(s, _)| *s == 200)
+    });
+    let info = || http_get(listen, "/api/v1/status/runtimeinfo").unwrap().1;
+    assert!(info().contains("\"reloadConfigSuccess\":true"));
+
+    std::fs::write(&plan, b"OUTPOST\0 but not really a plan").unwrap();
+    agent.signal(libc::SIGHUP);
+    wait_for("failed reload reported", Duration::from_secs(10), || {
+        info().contains("\"reloadConfigSuccess\":false").then_some(())
+    });
+    assert!(agent.is_running());
+    assert_eq!(http_get(listen, "/-/healthy").unwrap().0, 200);
+    // The old plan keeps scraping.
+    let scrapes = || -> u64 {
+        let metrics = http_get(listen, "/metrics").unwrap().1;
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("outpost_target_scrapes_total{job=\"testapp\""))
+            .unwrap_or_else(|| panic!("no scrape counter in {metrics}"))
+            .to_string();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let before = scrapes();
+    wait_for("scrapes continue", Duration::from_secs(10), || {
+        (scrapes() > before).then_some(())
+    });
+
+    write_plan(
+        dir.path(),
+        &test_plan(free_port(), target.port, &dir.path().join("wal")),
+    );
+    agent.signal(libc::SIGHUP);
+    wait_for("good reload reported", Duration::from_secs(10), || {
+        info().contains("\"reloadConfigSuccess\":true").then_some(())
+    });
+    let status = agent
+        .terminate(Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("msg=\"reload failed, keeping the running plan\""),
+        "{text}"
+    );
+    assert!(text.contains("msg=\"plan reloaded\""), "{text}");
+}
+
+#[test]
+fn agent_counts_scrapes_over_the_sample_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = TargetServer::start(TARGET_BODY);
+    let mut p = test_plan(free_port(), target.port, &dir.path().join("wal"));
+    // The body has two samples; one is allowed.
+    p.scrape_jobs[0].limits.samples = 1;
+    let plan = write_plan(dir.path(), &p);
+    let listen = free_port();
+    let mut agent = start_outpost(&plan, listen, &dir.path().join("outpost.log"));
+    let metrics = wait_for("sample-limit failure counted", Duration::from_secs(20), || {
+        let (_, m) = http_get(listen, "/metrics")?;
+        m.lines()
+            .any(|l| l == "prometheus_target_scrapes_exceeded_sample_limit_total 1")
+            .then_some(m)
+    });
+    let failure = format!(
+        "outpost_target_scrape_failures_total{{job=\"testapp\",instance=\"127.0.0.1:{}\",reason=\"sample_limit\"}} 1",
+        target.port
+    );
+    assert!(metrics.lines().any(|l| l == failure), "{metrics}");
+    assert_eq!(
+        agent.terminate(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let log = std::fs::read_to_string(dir.path().join("outpost.log")).unwrap();
+    assert!(
+        log.contains("reason=sample_limit err=\"more than limits.samples (1) samples\""),
+        "{log}"
+    );
+}

@@ -1,0 +1,293 @@
+//! Remote write over mutual TLS: the plan's CA verifies the receiver, the
+//! plan's client certificate authenticates the agent (defect 4 of the seed:
+//! plain HTTP across clusters). The receiver is a rustls server thread with
+//! certificates made by rcgen.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use outpost_core::plan::{
+    self, Agent, Auth, Budget, Fsync, LabelPair, Plan, Queue, Receiver, Role, SelfScrape, StrId, Tls, Wal,
+};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+    der: CertificateDer<'static>,
+}
+
+fn make_ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        der: cert.der().clone(),
+        params,
+        key,
+    }
+}
+
+/// (cert PEM, key PEM, cert DER, key DER) for `names`, signed by `ca`.
+fn make_leaf(ca: &Ca, names: &[&str]) -> (String, String, CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+        .unwrap();
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// An HTTPS receiver that requires a client certificate from `client_ca`
+/// and answers 200 to every remote-write POST whose body is snappy.
+struct MtlsReceiver {
+    port: u16,
+    accepted_writes: Arc<AtomicU64>,
+    handshake_failures: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MtlsReceiver {
+    fn start(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>, client_ca: &Ca) -> MtlsReceiver {
+        let mut roots = RootCertStore::empty();
+        roots.add(client_ca.der.clone()).unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+        let config = Arc::new(
+            ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(vec![cert], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted_writes = Arc::new(AtomicU64::new(0));
+        let handshake_failures = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (writes, failures, flag) = (accepted_writes.clone(), handshake_failures.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((s, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16384];
+                while !flag.load(Ordering::Relaxed) {
+                    let n = match tls.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => {
+                            if e.kind() != std::io::ErrorKind::WouldBlock
+                                && e.kind() != std::io::ErrorKind::TimedOut
+                            {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Answer each complete request (head + Content-Length body).
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                        let client_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
+                        let decodes = snap::raw::Decoder::new().decompress_vec(&body).is_ok();
+                        if head.starts_with("post /api/v1/write ") && client_cert && decodes {
+                            writes.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                        let _ = tls.flush();
+                    }
+                }
+            }
+        });
+        MtlsReceiver {
+            port,
+            accepted_writes,
+            handshake_failures,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for MtlsReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn plan(port: u16, dir: &Path, with_client_cert: bool) -> Plan {
+    let mut strings: Vec<String> = Vec::new();
+    let mut id = |s: &str| {
+        if let Some(i) = strings.iter().position(|x| x == s) {
+            return StrId(i as u32);
+        }
+        strings.push(s.to_string());
+        StrId(strings.len() as u32 - 1)
+    };
+    let path = |name: &str| dir.join(name).display().to_string();
+    let tls = Tls {
+        ca_file: Some(id(&path("ca.pem"))),
+        cert_file: with_client_cert.then(|| id(&path("client.pem"))),
+        key_file: with_client_cert.then(|| id(&path("client.key"))),
+        server_name: None,
+        insecure_skip_verify: false,
+    };
+    let p = Plan {
+        strings: Vec::new(),
+        agent: Agent {
+            cluster: id("cluster-03"),
+            tenant: None,
+            role: Role::Cluster,
+        },
+        external_labels: vec![LabelPair {
+            name: id("cluster"),
+            value: id("cluster-03"),
+        }],
+        receiver: Receiver {
+            url: id(&format!("https://127.0.0.1:{port}/api/v1/write")),
+            tenant_header: None,
+            tls: Some(tls),
+            auth: Auth::None,
+            remote_timeout_ms: 5_000,
+            write_relabel: Vec::new(),
+        },
+        queue: Queue {
+            capacity: 1_000,
+            min_shards: 1,
+            max_shards: 1,
+            max_samples_per_send: 500,
+            batch_send_deadline_ms: 100,
+            min_backoff_ms: 30,
+            max_backoff_ms: 200,
+            max_batch_bytes: 128 * 1024,
+            max_sample_age_ms: 3_600_000,
+        },
+        wal: Wal {
+            dir: id(&path(if with_client_cert { "wal-mtls" } else { "wal-plain" })),
+            max_bytes: 16 << 20,
+            segment_bytes: 1 << 20,
+            fsync: Fsync::Always,
+        },
+        node: None,
+        scrape_jobs: Vec::new(),
+        self_scrape: SelfScrape {
+            interval_ms: 200,
+            job: id("outpost"),
+        },
+        budget: Budget {
+            cpu_request_millis: 100,
+            cpu_limit_millis: 200,
+            memory_request_bytes: 64 << 20,
+            memory_limit_bytes: 256 << 20,
+        },
+    };
+    Plan { strings, ..p }
+}
+
+fn run_agent(dir: &Path, plan: &Plan, name: &str) -> ChildGuard {
+    let plan_path = dir.join(format!("{name}.plan"));
+    std::fs::write(&plan_path, plan::encode(plan).unwrap()).unwrap();
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    ChildGuard(Some(
+        Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["run", "--plan"])
+            .arg(&plan_path)
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+#[test]
+fn agent_writes_over_mutual_tls_and_is_refused_without_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = make_ca("receiver CA");
+    let client_ca = make_ca("agent CA");
+    let (_, _, server_cert, server_key) = make_leaf(&server_ca, &["127.0.0.1"]);
+    let (client_pem, client_key, _, _) = make_leaf(&client_ca, &["outpost-agent"]);
+    std::fs::write(dir.path().join("ca.pem"), &server_ca.pem).unwrap();
+    std::fs::write(dir.path().join("client.pem"), client_pem).unwrap();
+    std::fs::write(dir.path().join("client.key"), client_key).unwrap();
+    let receiver = MtlsReceiver::start(server_cert, server_key, &client_ca);
+
+    // Without a client certificate the receiver refuses every handshake.
+    let agent = run_agent(dir.path(), &plan(receiver.port, dir.path(), false), "plain");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.handshake_failures.load(Ordering::Relaxed) < 2 {
+        assert!(Instant::now() < deadline, "no refused handshakes seen");
+        thread::sleep(Duration::from_millis(50));
+    }
+    drop(agent);
+    assert_eq!(receiver.accepted_writes.load(Ordering::Relaxed), 0);
+
+    // With it, batches arrive.
+    let _agent = run_agent(dir.path(), &plan(receiver.port, dir.path(), true), "mtls");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.accepted_writes.load(Ordering::Relaxed) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no writes over mTLS; log: {}",
+            std::fs::read_to_string(dir.path().join("mtls.log")).unwrap()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
