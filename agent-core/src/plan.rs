@@ -608,10 +608,11 @@ impl Plan {
         for l in &targets {
             // The decompressed body and the line buffer.
             scrape_bodies += u64::from(l.body_bytes) + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
-            // Previous and current series sets: a hash each, plus the encoded
-            // labels of the previous scrape for staleness markers, bounded by
-            // the body that produced them.
-            series_state += 2 * u64::from(l.samples) * SERIES_SLOT_BYTES + u64::from(l.body_bytes);
+            // Previous and current series sets: per series an index slot, an
+            // entry and its encoded labels (target labels included), and the
+            // scraped label bytes, bounded by the body that produced them.
+            series_state += 2
+                * (u64::from(l.body_bytes) + u64::from(l.samples) * (SERIES_SLOT_BYTES + TARGET_LABEL_BYTES));
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);
@@ -621,7 +622,8 @@ impl Plan {
         let queue = shards
             * ((u64::from(q.capacity) + u64::from(q.max_samples_per_send))
                 * per_sample.max(MIN_SAMPLE_BYTES)
-                + snappy_max_len(u64::from(q.max_batch_bytes)));
+                + snappy_max_len(u64::from(q.max_batch_bytes))
+                + REQUEST_HEAD_BYTES);
         // The batch being filled plus the one being encoded into the WAL.
         let batching = 2 * u64::from(q.max_batch_bytes);
         let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
@@ -651,8 +653,12 @@ pub const SELF_SCRAPE_LIMITS: Limits = Limits {
 pub const FIXED_OVERHEAD_BYTES: u64 = 6 * 1024 * 1024;
 /// Socket read buffer per scrape.
 pub const RECV_CHUNK_BYTES: u64 = 16 * 1024;
-/// A series-set slot: 64-bit hash, offset and length of its labels.
-pub const SERIES_SLOT_BYTES: u64 = 16;
+/// A series-set slot: hash-index slot and entry (hash, label offsets, value, separators).
+pub const SERIES_SLOT_BYTES: u64 = 96;
+/// Target labels (job, instance, static labels) stored with every series.
+pub const TARGET_LABEL_BYTES: u64 = 64;
+/// HTTP request head of a remote-write POST, beside its snappy body.
+pub const REQUEST_HEAD_BYTES: u64 = 4 * 1024;
 /// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).
 pub const MIN_SAMPLE_BYTES: u64 = 64;
 /// One client connection: TLS state, request and response buffers.
