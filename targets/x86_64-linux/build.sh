@@ -8,8 +8,9 @@ cd "$root"
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --locked --release -p outpost-agent --bin outpost --target x86_64-unknown-linux-gnu
 bin=target/x86_64-unknown-linux-gnu/release/outpost
-if ldd "$bin" >/dev/null 2>&1; then
-  echo "error: $bin is dynamically linked" >&2
+# A static binary needs no shared library: no NEEDED entry in its dynamic section.
+if readelf -d "$bin" | grep -q NEEDED; then
+  echo "error: $bin is dynamically linked: $(readelf -d "$bin" | grep NEEDED | tr -s ' ')" >&2
   exit 1
 fi
 echo "built $bin ($(stat -c %s "$bin") bytes, static)"
