@@ -1,0 +1,110 @@
+//! The seed's own verification steps, run unchanged against outpost: the
+//! agent's runtimeinfo endpoint, the WAL directory, and the central PromQL
+//! queries on the receiving Prometheus 2.42. Two agents run from the golden
+//! node plans of cluster-03 and cluster-02/tenant-a (receiver and WAL dir
+//! rewritten to loopback, 1 s intervals; the kubelet/cAdvisor jobs are
+//! removed because no kubelet runs here).
+
+mod peers_support;
+
+use std::time::Duration;
+
+use peers_support::*;
+
+fn result_count(body: &str) -> usize {
+    assert!(body.starts_with("{\"status\":\"success\""), "{body}");
+    body.matches("\"metric\":").count()
+}
+
+#[test]
+fn seed_verification_steps_pass_against_outpost() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(prom) = Prometheus::start(&dir.path().join("prom")) else {
+        return;
+    };
+    let mut agents = Vec::new();
+    for (name, rel) in [
+        ("cluster-03", "cluster-03/node.plan"),
+        ("tenant-a", "cluster-02/tenant-a/node.plan"),
+    ] {
+        let mut plan = golden_plan(rel);
+        let wal = dir.path().join(format!("wal-{name}"));
+        to_loopback(&mut plan, &prom.write_url(), &wal);
+        plan.scrape_jobs.clear();
+        let path = write_plan(dir.path(), &format!("{name}.plan"), &plan);
+        let listen = free_port();
+        let log = dir.path().join(format!("{name}.log"));
+        agents.push((
+            start_outpost(&path, listen, &format!("{name}-node"), &log),
+            listen,
+            wal,
+        ));
+    }
+
+    // Step 2 of the seed: runtimeinfo answers with status success.
+    for (_, listen, _) in &agents {
+        let info = wait_for("runtimeinfo", Duration::from_secs(20), || {
+            http_get(*listen, "/api/v1/status/runtimeinfo").filter(|(s, _)| *s == 200)
+        })
+        .1;
+        assert!(info.starts_with("{\"status\":\"success\",\"data\":{"), "{info}");
+    }
+
+    // Step 4: the central queries, as the seed writes them.
+    for q in [
+        "up{cluster=\"cluster-03\"}",
+        "up{cluster=\"cluster-02\",tenant=\"tenant-a\"}",
+    ] {
+        let body = wait_for(q, Duration::from_secs(30), || {
+            let body = prom.query(q);
+            (result_count(&body) > 0).then_some(body)
+        });
+        assert!(body.contains("\"job\":\"outpost\""), "{q}: {body}");
+        assert!(body.contains(",\"1\"]"), "{q} has an up=1 series: {body}");
+    }
+    // Each agent's self-scraped counter must reach the receiver at least twice for rate().
+    for q in [
+        "rate(prometheus_remote_storage_succeeded_samples_total[5m])",
+        "rate(prometheus_remote_storage_failed_samples_total[5m])",
+    ] {
+        let body = wait_for(q, Duration::from_secs(30), || {
+            let body = prom.query(q);
+            (result_count(&body) >= 2).then_some(body)
+        });
+        assert!(body.contains("\"cluster\":\"cluster-03\""), "{q}: {body}");
+        assert!(body.contains("\"tenant\":\"tenant-a\""), "{q}: {body}");
+    }
+    let positive = prom.query("rate(prometheus_remote_storage_succeeded_samples_total[5m]) > 0");
+    assert_eq!(
+        result_count(&positive),
+        2,
+        "both agents deliver samples: {positive}"
+    );
+    let failing = prom.query("rate(prometheus_remote_storage_failed_samples_total[5m]) > 0");
+    assert_eq!(
+        result_count(&failing),
+        0,
+        "nothing fails against a healthy receiver: {failing}"
+    );
+
+    // Step 3: the WAL directory holds segment files with content.
+    for (agent, _, wal) in agents.iter_mut() {
+        assert_eq!(
+            agent.terminate(Duration::from_secs(5)).and_then(|s| s.code()),
+            Some(0)
+        );
+        let segments: Vec<(String, u64)> = std::fs::read_dir(&*wal)
+            .unwrap_or_else(|e| panic!("WAL dir {}: {e}", wal.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .filter(|(n, _)| n.ends_with(".wal"))
+            .collect();
+        assert!(!segments.is_empty(), "no segments in {}", wal.display());
+        assert!(segments.iter().any(|(_, len)| *len > 0), "{segments:?}");
+    }
+}

@@ -1,0 +1,705 @@
+//! Helpers shared by the `peers_*` tests: child-process and server guards,
+//! loopback HTTP, bounded waits, starting the real peers (Prometheus,
+//! VictoriaMetrics, outpost), remote-write decoding and plan building.
+//! Every server binds 127.0.0.1 on an ephemeral port; every child dies with
+//! its guard, also when a test panics.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use outpost_core::plan::{
+    self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
+    Role, Scheme, ScrapeJob, SelfScrape, StrId, Wal,
+};
+
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
+
+// ------------------------------------------------------------ processes
+
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// SIGTERM, then a bounded wait for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.0.as_mut()?;
+        // SAFETY: kill(2) on the pid of our own, not yet reaped child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.0 = None;
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 200 ms until it gives a value; panics naming `what` after `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET on loopback with HTTP/1.0 so the body ends at EOF; gives (status, body).
+pub fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status = out.get(9..12)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of one unlabelled or labelled sample line in an exposition body.
+pub fn metric_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sum over every line of the family `name` whose label set contains all of `must_contain`.
+pub fn metric_sum(body: &str, name: &str, must_contain: &[&str]) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' ')))
+        .filter(|l| must_contain.iter().all(|m| l.contains(m)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub struct Prometheus {
+    pub port: u16,
+    _child: ChildGuard,
+}
+
+impl Prometheus {
+    /// Prometheus 2.42 as a remote-write receiver; `None` (test skips) when not installed.
+    pub fn start(dir: &Path) -> Option<Prometheus> {
+        if !Path::new(PROMETHEUS).exists() {
+            eprintln!("skipping: {PROMETHEUS} is not installed (apt install prometheus)");
+            return None;
+        }
+        let port = free_port();
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+        let child = Command::new(PROMETHEUS)
+            .arg("--web.enable-remote-write-receiver")
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Prometheus {
+            port,
+            _child: ChildGuard(Some(child)),
+        };
+        wait_for("prometheus ready", Duration::from_secs(30), || {
+            http_get(port, "/-/ready").filter(|(s, _)| *s == 200)
+        });
+        Some(p)
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    /// The raw JSON answer of an instant query.
+    pub fn query(&self, q: &str) -> String {
+        let (status, body) = http_get(self.port, &format!("/api/v1/query?query={}", urlencode(q)))
+            .unwrap_or_else(|| panic!("prometheus did not answer query {q}"));
+        assert_eq!(status, 200, "query {q}: {body}");
+        body
+    }
+}
+
+pub struct VictoriaMetrics {
+    pub port: u16,
+    _child: ChildGuard,
+}
+
+impl VictoriaMetrics {
+    /// Single-node VictoriaMetrics 1.79; `None` (test skips) when not installed.
+    pub fn start(dir: &Path) -> Option<VictoriaMetrics> {
+        if !Path::new(VICTORIA_METRICS).exists() {
+            eprintln!("skipping: {VICTORIA_METRICS} is not installed (apt install victoria-metrics)");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(VICTORIA_METRICS)
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+            .arg("-retentionPeriod=1d")
+            // Without it the newest minute is hidden from queries.
+            .arg("-search.latencyOffset=0s")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let vm = VictoriaMetrics {
+            port,
+            _child: ChildGuard(Some(child)),
+        };
+        wait_for("victoria-metrics healthy", Duration::from_secs(30), || {
+            http_get(port, "/health").filter(|(s, _)| *s == 200)
+        });
+        Some(vm)
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+}
+
+pub fn start_outpost(plan: &Path, listen_port: u16, node_name: &str, log: &Path) -> ChildGuard {
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--plan"])
+        .arg(plan)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{listen_port}"),
+            "--node-name",
+            node_name,
+        ])
+        .args(["--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    ChildGuard(Some(child))
+}
+
+// ------------------------------------------------------------ target server
+
+/// Serves `body()` for every GET on any path (keep-alive); stopped on drop.
+pub struct TargetServer {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TargetServer {
+    pub fn start(body: String) -> TargetServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let body = Arc::new(body);
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    // One thread per connection: several agents keep their connections alive.
+                    Ok((s, _)) => {
+                        let (flag, body) = (flag.clone(), body.clone());
+                        workers.push(thread::spawn(move || {
+                            serve_connection(s, &flag, |_| (200, Vec::new(), body.as_bytes().to_vec()))
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        TargetServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TargetServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One parsed HTTP/1.1 request.
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Reads requests off one connection until it closes and answers each with
+/// `respond` -> (status, extra headers, body).
+fn serve_connection(
+    mut s: TcpStream,
+    stop: &AtomicBool,
+    mut respond: impl FnMut(HttpRequest) -> (u16, Vec<(String, String)>, Vec<u8>),
+) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        }
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let mut start = lines.next().unwrap_or("").split(' ');
+            let method = start.next().unwrap_or("").to_string();
+            let path = start.next().unwrap_or("").to_string();
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if buf.len() < end + 4 + length {
+                break;
+            }
+            let body = buf[end + 4..end + 4 + length].to_vec();
+            buf.drain(..end + 4 + length);
+            let (status, extra, answer) = respond(HttpRequest {
+                method,
+                path,
+                headers,
+                body,
+            });
+            let mut out = format!(
+                "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain; version=0.0.4\r\n",
+                if status == 200 { "OK" } else { "Status" },
+                answer.len()
+            );
+            for (k, v) in extra {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            if s.write_all(out.as_bytes())
+                .and_then(|_| s.write_all(&answer))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ remote-write receiver
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+impl TimeSeries {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.value.as_str())
+    }
+
+    /// `name{a="x",b="y"}` with labels in wire order, for messages and keys.
+    pub fn key(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| format!("{}={:?}", l.name, l.value))
+            .collect();
+        labels.join(",")
+    }
+}
+
+/// One POST as the receiver saw it; `request` is `Err` when it did not decode.
+pub struct Received {
+    pub sequence: usize,
+    pub headers: HashMap<String, String>,
+    pub path: String,
+    pub request: Result<WriteRequest, String>,
+    pub status: u16,
+}
+
+/// The answer the receiver gives to the n-th POST (0-based): status and extra headers.
+pub type Policy = Box<dyn FnMut(usize) -> (u16, Vec<(String, String)>) + Send>;
+
+/// A loopback remote-write receiver that decodes and records every POST.
+pub struct RecordingReceiver {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RecordingReceiver {
+    pub fn start(policy: Policy) -> RecordingReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let policy = Arc::new(Mutex::new(policy));
+        let (flag, log) = (stop.clone(), seen.clone());
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        // One thread per connection: the agent may hold several shards open.
+                        let (flag, log, policy) = (flag.clone(), log.clone(), policy.clone());
+                        workers.push(thread::spawn(move || {
+                            serve_connection(s, &flag, |req| {
+                                let mut seen = log.lock().unwrap();
+                                let sequence = seen.len();
+                                let (status, extra) = (policy.lock().unwrap())(sequence);
+                                seen.push(Received {
+                                    sequence,
+                                    path: req.path,
+                                    request: decode_write_request(&req.body),
+                                    headers: req.headers,
+                                    status,
+                                });
+                                (status, extra, Vec::new())
+                            })
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        RecordingReceiver {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for RecordingReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn decode_write_request(body: &[u8]) -> Result<WriteRequest, String> {
+    use prost::Message;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| format!("snappy block: {e}"))?;
+    WriteRequest::decode(raw.as_slice()).map_err(|e| format!("protobuf: {e}"))
+}
+
+// ------------------------------------------------------------ plans
+
+/// Adds `s` to the plan's string table (or finds it) and gives its id.
+pub fn intern(plan: &mut Plan, s: &str) -> StrId {
+    if let Some(i) = plan.strings.iter().position(|x| x == s) {
+        return StrId(i as u32);
+    }
+    plan.strings.push(s.to_string());
+    StrId(plan.strings.len() as u32 - 1)
+}
+
+pub fn limits() -> Limits {
+    Limits {
+        body_bytes: 4 << 20,
+        samples: 20_000,
+        label_count: 32,
+        label_name_bytes: 128,
+        label_value_bytes: 1024,
+    }
+}
+
+/// A node-role plan with 1 s intervals, one scrape job `testapp` on
+/// `targets`, `external` labels, and a small queue that sends quickly.
+pub fn small_plan(
+    receiver_url: &str,
+    targets: &[String],
+    external: &[(&str, &str)],
+    wal_dir: &Path,
+    node_collectors: Vec<Collector>,
+) -> Plan {
+    let mut p = Plan {
+        strings: Vec::new(),
+        agent: Agent {
+            cluster: StrId(0),
+            tenant: None,
+            role: Role::Node,
+        },
+        external_labels: Vec::new(),
+        receiver: Receiver {
+            url: StrId(0),
+            tenant_header: None,
+            tls: None,
+            auth: Auth::None,
+            remote_timeout_ms: 5_000,
+            write_relabel: Vec::new(),
+        },
+        queue: Queue {
+            capacity: 2_000,
+            min_shards: 1,
+            max_shards: 1,
+            max_samples_per_send: 500,
+            batch_send_deadline_ms: 200,
+            min_backoff_ms: 30,
+            max_backoff_ms: 500,
+            max_batch_bytes: 256 * 1024,
+            max_sample_age_ms: 3_600_000,
+        },
+        wal: Wal {
+            dir: StrId(0),
+            max_bytes: 64 << 20,
+            segment_bytes: 1 << 20,
+            fsync: Fsync::Never,
+        },
+        node: None,
+        scrape_jobs: Vec::new(),
+        self_scrape: SelfScrape {
+            interval_ms: 1_000,
+            job: StrId(0),
+        },
+        budget: Budget {
+            cpu_request_millis: 100,
+            cpu_limit_millis: 200,
+            memory_request_bytes: 64 << 20,
+            memory_limit_bytes: 256 << 20,
+        },
+    };
+    let cluster = external
+        .iter()
+        .find(|(n, _)| *n == "cluster")
+        .map_or("test-cluster", |(_, v)| v);
+    p.agent.cluster = intern(&mut p, cluster);
+    let mut labels: Vec<(&str, &str)> = external.to_vec();
+    labels.sort();
+    for (n, v) in labels {
+        let pair = LabelPair {
+            name: intern(&mut p, n),
+            value: intern(&mut p, v),
+        };
+        p.external_labels.push(pair);
+    }
+    p.receiver.url = intern(&mut p, receiver_url);
+    p.wal.dir = intern(&mut p, &wal_dir.display().to_string());
+    p.self_scrape.job = intern(&mut p, "outpost");
+    if !node_collectors.is_empty() {
+        let job = intern(&mut p, "node-exporter");
+        p.node = Some(NodeCollectors {
+            collectors: node_collectors,
+            interval_ms: 1_000,
+            job,
+            limits: limits(),
+            metric_relabel: Vec::new(),
+        });
+    }
+    if !targets.is_empty() {
+        let job = ScrapeJob {
+            name: intern(&mut p, "testapp"),
+            interval_ms: 1_000,
+            timeout_ms: 800,
+            scheme: Scheme::Http,
+            path: intern(&mut p, "/metrics"),
+            targets: targets.iter().map(|t| intern(&mut p, t)).collect(),
+            labels: Vec::new(),
+            honor_labels: false,
+            bearer_token_file: None,
+            tls: None,
+            limits: limits(),
+            metric_relabel: Vec::new(),
+        };
+        p.scrape_jobs.push(job);
+    }
+    p
+}
+
+/// Decodes a committed golden plan from `examples/plans/<rel>`.
+pub fn golden_plan(rel: &str) -> Plan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/plans")
+        .join(rel);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("golden plan {}: {e}", path.display()));
+    plan::decode(&bytes).unwrap_or_else(|e| panic!("golden plan {}: {e:?}", path.display()))
+}
+
+/// Points a plan at loopback: receiver URL, WAL dir, faster intervals and
+/// queue deadlines so a test sees batches within seconds.
+pub fn to_loopback(plan: &mut Plan, receiver_url: &str, wal_dir: &Path) {
+    plan.receiver.url = intern(plan, receiver_url);
+    plan.receiver.tls = None;
+    plan.receiver.auth = Auth::None;
+    plan.wal.dir = intern(plan, &wal_dir.display().to_string());
+    plan.wal.fsync = Fsync::Never;
+    plan.queue.batch_send_deadline_ms = 200;
+    plan.queue.min_backoff_ms = 30;
+    plan.queue.max_backoff_ms = 500;
+    plan.self_scrape.interval_ms = 1_000;
+    if let Some(node) = plan.node.as_mut() {
+        node.interval_ms = 1_000;
+    }
+    for job in &mut plan.scrape_jobs {
+        job.interval_ms = 1_000;
+        job.timeout_ms = 800;
+    }
+}
+
+pub fn write_plan(dir: &Path, name: &str, plan: &Plan) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, plan::encode(plan).unwrap()).unwrap();
+    path
+}
+
+/// A human-readable listing of a plan, for assertion messages and discovery.
+pub fn describe(plan: &Plan) -> String {
+    let s = |id: StrId| plan.str(id).to_string();
+    let mut out = format!(
+        "role={:?} cluster={} tenant={:?} url={} tenant_header={:?}\nexternal:",
+        plan.agent.role,
+        s(plan.agent.cluster),
+        plan.agent.tenant.map(s),
+        s(plan.receiver.url),
+        plan.receiver.tenant_header.map(|p| (s(p.name), s(p.value)))
+    );
+    for l in &plan.external_labels {
+        out.push_str(&format!(" {}={}", s(l.name), s(l.value)));
+    }
+    for job in &plan.scrape_jobs {
+        out.push_str(&format!(
+            "\njob {} scheme={:?} path={} targets={:?} relabel={}",
+            s(job.name),
+            job.scheme,
+            s(job.path),
+            job.targets.iter().map(|t| s(*t)).collect::<Vec<_>>(),
+            job.metric_relabel.len()
+        ));
+        for r in &job.metric_relabel {
+            out.push_str(&format!(
+                "\n  {:?} src={:?} regex={} target={} repl={}",
+                r.action,
+                r.source_labels.iter().map(|t| s(*t)).collect::<Vec<_>>(),
+                s(r.regex),
+                s(r.target_label),
+                s(r.replacement)
+            ));
+        }
+    }
+    out
+}
