@@ -1,9 +1,9 @@
 //! outpostc: check a fleet spec, compile it into plans, explain a plan,
-//! and print the resource budget. Exit codes: 0 ok, 1 spec errors, 2 usage
+//! print the resource budget, and write the Kubernetes manifests. Exit codes: 0 ok, 1 spec errors, 2 usage
 //! or I/O errors.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use outpost_compiler::{budget, explain, load_spec, Analysis};
+use outpost_compiler::{budget, explain, load_spec, manifests, Analysis};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -56,6 +56,17 @@ enum Command {
         spec: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+    /// Write a kustomize directory per cluster, DIR/<cluster>/kustomization.yaml
+    /// and its resources, running the plans the spec compiles to.
+    Manifests {
+        spec: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[arg(long)]
+        deny_warnings: bool,
     },
 }
 
@@ -136,6 +147,48 @@ fn main() -> ExitCode {
                 Format::Json => println!("{:#}", budget::budget_json(&budgets)),
             }
             ExitCode::SUCCESS
+        }
+        Command::Manifests {
+            spec,
+            output,
+            format,
+            deny_warnings,
+        } => {
+            let a = match load(&spec) {
+                Ok(a) => a,
+                Err(code) => return code,
+            };
+            let status = report(&a, format, deny_warnings);
+            if status != 0 {
+                return ExitCode::from(status);
+            }
+            let Some(fleet) = a.fleet.as_ref() else {
+                return ExitCode::from(SPEC_ERRORS);
+            };
+            let files = match manifests::render(fleet, &a.plans) {
+                Ok(files) => files,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(SPEC_ERRORS);
+                }
+            };
+            match manifests::write_files(&files, &output) {
+                Ok(()) => {
+                    if format == Format::Text {
+                        eprintln!(
+                            "wrote {} files for {} clusters under {}",
+                            files.len(),
+                            fleet.clusters.len(),
+                            output.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: writing manifests under {}: {e}", output.display());
+                    ExitCode::from(USAGE_OR_IO)
+                }
+            }
         }
     }
 }

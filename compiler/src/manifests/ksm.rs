@@ -82,8 +82,10 @@ fn ksm_selector() -> BTreeMap<String, String> {
 /// With `only_from` (a multi-tenant cluster), a NetworkPolicy follows that
 /// lets only the cluster-role agents of those namespaces reach KSM: the
 /// per-tenant filter lives in those agents, so a tenant's own pods must not
-/// read the unfiltered series from KSM directly.
-pub fn objects(namespace: &str, only_from: Option<&[String]>) -> Vec<Value> {
+/// read the unfiltered series from KSM directly. `node_label_keys` are the
+/// tenants' node-selector keys: KSM exports them on `kube_node_labels` (as
+/// `label_<key>`) only when allow-listed, and the tenant filter needs them.
+pub fn objects(namespace: &str, only_from: Option<&[String]>, node_label_keys: &[String]) -> Vec<Value> {
     let labels = ksm_labels();
     let account = ServiceAccount {
         metadata: meta(KSM_NAME, Some(namespace), &labels),
@@ -112,7 +114,7 @@ pub fn objects(namespace: &str, only_from: Option<&[String]>) -> Vec<Value> {
         to_doc(&account),
         to_doc(&role),
         to_doc(&binding),
-        to_doc(&deployment(namespace, &labels)),
+        to_doc(&deployment(namespace, &labels, node_label_keys)),
         to_doc(&service(namespace, &labels)),
     ];
     if let Some(namespaces) = only_from {
@@ -180,17 +182,24 @@ fn rules() -> Vec<PolicyRule> {
         .collect()
 }
 
-fn deployment(namespace: &str, labels: &BTreeMap<String, String>) -> Deployment {
+fn deployment(namespace: &str, labels: &BTreeMap<String, String>, node_label_keys: &[String]) -> Deployment {
     let resources: Vec<&str> = KSM_RESOURCES.iter().map(|(r, _)| *r).collect();
+    let mut args = vec![
+        format!("--port={KSM_METRICS_PORT}"),
+        format!("--telemetry-port={KSM_TELEMETRY_PORT}"),
+        format!("--resources={}", resources.join(",")),
+    ];
+    if !node_label_keys.is_empty() {
+        args.push(format!(
+            "--metric-labels-allowlist=nodes=[{}]",
+            node_label_keys.join(",")
+        ));
+    }
     let container = Container {
         name: KSM_NAME.into(),
         image: Some(KSM_IMAGE.into()),
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(vec![
-            format!("--port={KSM_METRICS_PORT}"),
-            format!("--telemetry-port={KSM_TELEMETRY_PORT}"),
-            format!("--resources={}", resources.join(",")),
-        ]),
+        args: Some(args),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http-metrics".into()),

@@ -202,9 +202,16 @@ fn render_cluster(cluster: &ClusterSpec, plans: &[AgentPlan]) -> Result<Vec<Mani
         .map(|u| u.namespace.clone())
         .collect();
     let ksm_clients = (!tenant_namespaces.is_empty()).then_some(tenant_namespaces.as_slice());
+    let node_label_keys: Vec<String> = cluster
+        .tenants
+        .iter()
+        .flat_map(|t| t.node_selector.keys().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     files.push((
         "kube-state-metrics.yaml".into(),
-        ksm::objects(MONITORING_NAMESPACE, ksm_clients),
+        ksm::objects(MONITORING_NAMESPACE, ksm_clients, &node_label_keys),
     ));
 
     let mut kubelet_readers = Vec::new();

@@ -1,0 +1,96 @@
+//! `outpostc manifests SPEC -o DIR` end to end: the directories it writes are
+//! the committed golden ones, twice the same, and a spec with errors writes
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn outpostc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_outpostc"))
+}
+
+/// Relative path to contents of every file under `dir`, README excepted.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+                if rel != Path::new("README.md") {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run_manifests(spec: &Path, dir: &Path) -> std::process::Output {
+    outpostc()
+        .arg("manifests")
+        .arg(spec)
+        .arg("-o")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn manifests_command_writes_the_golden_directories_the_same_way_twice() {
+    let spec = repo().join("examples/fleet.yaml");
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    for dir in [first.path(), second.path()] {
+        let out = run_manifests(&spec, dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("wrote 16 files for 3 clusters"), "{stderr}");
+    }
+    let written = tree(first.path());
+    assert_eq!(written.len(), 16);
+    assert_eq!(written, tree(second.path()));
+    let golden = tree(&repo().join("examples/manifests"));
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        golden.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &written {
+        assert!(
+            golden[path] == *bytes,
+            "{} differs from examples/manifests",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn manifests_command_refuses_a_spec_with_errors_and_writes_nothing() {
+    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml"))
+        .unwrap()
+        .replace("scrape_interval: 30s", "scrape_interval: 30 seconds");
+    let scratch = tempfile::tempdir().unwrap();
+    let spec = scratch.path().join("fleet.yaml");
+    std::fs::write(&spec, text).unwrap();
+    let out_dir = scratch.path().join("out");
+    let out = run_manifests(&spec, &out_dir);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("30 seconds"));
+    assert!(!out_dir.exists());
+}
