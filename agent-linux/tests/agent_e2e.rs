@@ -3,18 +3,21 @@
 //! receiver. Every child process and server thread is stopped by a guard.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outpost_core::plan::{
     self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
     Role, Scheme, ScrapeJob, SelfScrape, StrId, Wal,
 };
+
+mod peers_support;
+use peers_support::{free_port, http_get, urlencode, wait_for, ChildGuard};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const TARGET_BODY: &str = "# HELP test_requests_total Requests.\n\
@@ -24,49 +27,6 @@ test_requests_total{code=\"200\",job=\"scraped\"} 42\n\
 test_temperature_celsius 21.5\n";
 
 // ------------------------------------------------------------ guards
-
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    fn signal(&self, signal: i32) {
-        let child = self.0.as_ref().expect("running");
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as i32, signal);
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.0.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit status.
-    fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.0.as_mut()?;
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.0 = None;
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A one-file HTTP server for the exposition body; stopped on drop.
 struct TargetServer {
@@ -128,49 +88,6 @@ impl Drop for TargetServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET on loopback; returns (status, body).
-fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.get(9..12)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -29,13 +29,23 @@ pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
 pub struct ChildGuard(pub Option<Child>);
 
 impl ChildGuard {
-    /// SIGTERM, then a bounded wait for the exit status.
-    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.0.as_mut()?;
+    pub fn signal(&self, signal: i32) {
+        let child = self.0.as_ref().expect("running");
         // SAFETY: kill(2) on the pid of our own, not yet reaped child.
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+            libc::kill(child.id() as i32, signal);
         }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM, then a bounded wait for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.0.as_ref()?;
+        self.signal(libc::SIGTERM);
+        let child = self.0.as_mut()?;
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
