@@ -25,6 +25,9 @@ pub enum ScrapeError {
     DuplicateSeries { line: u32 },
     /// The body ended in the middle of a line or before OpenMetrics' `# EOF`.
     Truncated,
+    /// The target's series, encoded, outgrew the series table sized from
+    /// its limits (long target or relabel-added labels on many series).
+    SeriesBytesLimit { limit: u64 },
 }
 
 impl ScrapeError {
@@ -41,6 +44,7 @@ impl ScrapeError {
             ScrapeError::Syntax { .. } => "parse_error",
             ScrapeError::DuplicateSeries { .. } => "duplicate_series",
             ScrapeError::Truncated => "truncated",
+            ScrapeError::SeriesBytesLimit { .. } => "series_bytes_limit",
         }
     }
 }
@@ -77,6 +81,10 @@ impl fmt::Display for ScrapeError {
             ScrapeError::Syntax { line, what } => write!(f, "line {line}: {what}"),
             ScrapeError::DuplicateSeries { line } => write!(f, "line {line}: series repeated in one scrape"),
             ScrapeError::Truncated => write!(f, "body ended in the middle of a line"),
+            ScrapeError::SeriesBytesLimit { limit } => write!(
+                f,
+                "encoded series exceed the series table's {limit} bytes (sized from limits.body_bytes and limits.samples)"
+            ),
         }
     }
 }

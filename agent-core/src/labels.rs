@@ -250,6 +250,53 @@ impl Default for Fnv64 {
     }
 }
 
+/// A 64-bit hash that takes 8 bytes per multiply (FNV-1a takes one), for
+/// the per-sample key. Each string's length is mixed in with its last word,
+/// so `("ab", "c")` and `("a", "bc")` differ. The 128-bit multiply folded to
+/// 64 bits spreads every input bit over the whole result.
+pub struct WordHash(u64);
+
+impl WordHash {
+    const SEED: u64 = 0x243f_6a88_85a3_08d3;
+    const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    pub fn new() -> Self {
+        WordHash(Self::SEED)
+    }
+
+    fn mix(&mut self, word: u64, salt: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(Self::MUL ^ salt);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.mix(u64::from_le_bytes(b), 0);
+        }
+        let rest = words.remainder();
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        // The salt carries the length, so a string and its zero-padded
+        // prefix hash apart.
+        self.mix(u64::from_le_bytes(b), ((bytes.len() as u64) << 1) | 1);
+    }
+
+    pub fn finish(&self) -> u64 {
+        let mut h = WordHash(self.0);
+        h.mix(Self::SEED, 0x55);
+        h.0
+    }
+}
+
+impl Default for WordHash {
+    fn default() -> Self {
+        WordHash::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,21 @@ impl Limits {
         let per_label = self.label_name_bytes as usize + 2 * self.label_value_bytes as usize + 4;
         (per_label * (self.label_count as usize + 1) + 128).min(self.body_bytes as usize)
     }
+
+    /// Entries a target's series table holds at most: the last scrape's
+    /// series plus this scrape's new ones, for a scrape that replaces them all.
+    pub fn series_table_entries(&self) -> usize {
+        2 * (self.samples as usize + 1)
+    }
+
+    /// Bytes a target's series table may take for its strings and id
+    /// lists, for the same two scrapes. A series' scraped strings are
+    /// bounded by the body that carried them; `added_label_bytes` (target
+    /// and external labels) and the id list's own bytes come on top.
+    pub fn series_arena_bytes(&self, added_label_bytes: u64) -> u64 {
+        let per_series = added_label_bytes + SERIES_ID_LIST_BYTES;
+        2 * (u64::from(self.body_bytes) + u64::from(self.samples) * per_series)
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -599,6 +614,14 @@ impl Plan {
         node.chain(jobs).chain(core::iter::once(SELF_SCRAPE_LIMITS))
     }
 
+    /// Encoded size of the external labels, which every series carries.
+    pub fn external_label_bytes(&self) -> u64 {
+        self.external_labels
+            .iter()
+            .map(|p| encoded_label_bytes(self.str(p.name).len(), self.str(p.value).len()))
+            .sum()
+    }
+
     /// The agent's worst-case memory, buffer by buffer. The agent sizes its
     /// buffers from the same numbers, so this is the bound it runs within.
     pub fn worst_case_memory(&self) -> MemoryBreakdown {
@@ -608,11 +631,9 @@ impl Plan {
         for l in &targets {
             // The decompressed body and the line buffer.
             scrape_bodies += u64::from(l.body_bytes) + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
-            // Previous and current series sets: per series an index slot, an
-            // entry and its encoded labels (target labels included), and the
-            // scraped label bytes, bounded by the body that produced them.
-            series_state += 2
-                * (u64::from(l.body_bytes) + u64::from(l.samples) * (SERIES_SLOT_BYTES + TARGET_LABEL_BYTES));
+            // The series table: entries, index slots and encoded labels.
+            series_state += l.series_arena_bytes(TARGET_LABEL_BYTES + self.external_label_bytes())
+                + l.series_table_entries() as u64 / 2 * SERIES_SLOT_BYTES;
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);
@@ -653,10 +674,24 @@ pub const SELF_SCRAPE_LIMITS: Limits = Limits {
 pub const FIXED_OVERHEAD_BYTES: u64 = 6 * 1024 * 1024;
 /// Socket read buffer per scrape.
 pub const RECV_CHUNK_BYTES: u64 = 16 * 1024;
-/// A series-set slot: hash-index slot and entry (hash, label offsets, value, separators).
-pub const SERIES_SLOT_BYTES: u64 = 96;
-/// Target labels (job, instance, static labels) stored with every series.
+/// Per series in a target's series table, which holds two scrapes' worth:
+/// two 48-byte entries and, for each, two 4-byte slots in each of its two
+/// half-full indexes. Strings and id lists are paid from
+/// [`Limits::series_arena_bytes`].
+pub const SERIES_SLOT_BYTES: u64 = 2 * 48 + 2 * 2 * 2 * 4;
+/// Encoded target labels (job, instance, static labels) of every series:
+/// the allowance the series table is sized with.
 pub const TARGET_LABEL_BYTES: u64 = 64;
+/// A series' list of string ids, beyond the strings themselves.
+pub const SERIES_ID_LIST_BYTES: u64 = 16;
+
+/// Bytes of one remote-write `Label` field with a name and value this long
+/// (names and values under 128 bytes take one length byte each).
+pub const fn encoded_label_bytes(name: usize, value: usize) -> u64 {
+    let inner = 2 + name + if value == 0 { 0 } else { 2 + value };
+    let len_bytes = if inner < 128 { 1 } else { 2 };
+    (1 + len_bytes + inner) as u64
+}
 /// HTTP request head of a remote-write POST, beside its snappy body.
 pub const REQUEST_HEAD_BYTES: u64 = 4 * 1024;
 /// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).

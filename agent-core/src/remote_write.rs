@@ -118,6 +118,38 @@ pub fn check_labels(labels: &LabelSet) -> Result<(), PushError> {
     }
 }
 
+/// Bytes [`put_labels`] writes for `labels`.
+pub fn encoded_labels_len(labels: &LabelSet) -> usize {
+    labels.iter().map(|(n, v)| label_field_len(n, v)).sum()
+}
+
+/// Bytes [`put_label`] writes for one label.
+pub fn label_field_len(name: &str, value: &str) -> usize {
+    field_len(label_len(name, value))
+}
+
+/// Writes the `TimeSeries.labels` fields of a series (sorted, with
+/// `__name__`: see [`check_labels`]).
+pub fn put_labels(labels: &LabelSet, buf: &mut Vec<u8>) {
+    for (name, value) in labels.iter() {
+        put_label(buf, name, value);
+    }
+}
+
+/// Writes one `TimeSeries.labels` field.
+pub fn put_label(buf: &mut Vec<u8>, name: &str, value: &str) {
+    buf.push(tag(1, WIRE_LEN));
+    put_varint(buf, label_len(name, value) as u64);
+    buf.push(tag(1, WIRE_LEN));
+    put_varint(buf, name.len() as u64);
+    buf.extend_from_slice(name.as_bytes());
+    if !value.is_empty() {
+        buf.push(tag(2, WIRE_LEN));
+        put_varint(buf, value.len() as u64);
+        buf.extend_from_slice(value.as_bytes());
+    }
+}
+
 /// Accumulates samples into one encoded `WriteRequest`, within the plan's
 /// bounds, without ever growing its buffer.
 pub struct BatchBuilder {
@@ -174,7 +206,21 @@ impl BatchBuilder {
             "labels must be sorted with __name__"
         );
         check_labels(labels)?;
-        let labels_len: usize = labels.iter().map(|(n, v)| field_len(label_len(n, v))).sum();
+        self.push_with(encoded_labels_len(labels), value, timestamp_ms, |buf| {
+            put_labels(labels, buf)
+        })
+    }
+
+    /// Appends one sample whose `Label` fields `write_labels` writes,
+    /// exactly `labels_len` bytes of them (see [`label_field_len`] and
+    /// [`put_label`]). The caller vouches for the rules of [`check_labels`].
+    pub fn push_with(
+        &mut self,
+        labels_len: usize,
+        value: f64,
+        timestamp_ms: i64,
+        write_labels: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), PushError> {
         let series_len = labels_len + field_len(sample_len(timestamp_ms));
         let need = field_len(series_len);
         if need > self.max_bytes {
@@ -189,18 +235,7 @@ impl BatchBuilder {
         let buf = &mut self.buf;
         buf.push(tag(1, WIRE_LEN));
         put_varint(buf, series_len as u64);
-        for (name, value) in labels.iter() {
-            buf.push(tag(1, WIRE_LEN));
-            put_varint(buf, label_len(name, value) as u64);
-            buf.push(tag(1, WIRE_LEN));
-            put_varint(buf, name.len() as u64);
-            buf.extend_from_slice(name.as_bytes());
-            if !value.is_empty() {
-                buf.push(tag(2, WIRE_LEN));
-                put_varint(buf, value.len() as u64);
-                buf.extend_from_slice(value.as_bytes());
-            }
-        }
+        write_labels(buf);
         buf.push(tag(2, WIRE_LEN));
         put_varint(buf, sample_len(timestamp_ms) as u64);
         buf.push(tag(1, WIRE_I64));

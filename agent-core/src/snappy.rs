@@ -124,10 +124,7 @@ impl Compressor {
                 misses += 1;
             };
             w = put_literal(out, w, &block[next_emit..ip]);
-            let mut len = 4;
-            while ip + len < block.len() && block[candidate + len] == block[ip + len] {
-                len += 1;
-            }
+            let len = match_len(block, candidate, ip, 4);
             w = put_copy(out, w, ip - candidate, len);
             ip += len;
             next_emit = ip;
@@ -145,6 +142,32 @@ impl Compressor {
 
 fn load_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn load_u64(b: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Length of the match at `ip` against `candidate` (< `ip`), whose first
+/// `known` bytes are known equal. The source may run into the bytes at
+/// `ip` (an overlapping copy), which is fine: all of them are input. Eight
+/// bytes per step, since remote-write batches repeat label runs hundreds of
+/// bytes long.
+fn match_len(block: &[u8], candidate: usize, ip: usize, known: usize) -> usize {
+    let mut len = known;
+    while ip + len + 8 <= block.len() {
+        let diff = load_u64(block, candidate + len) ^ load_u64(block, ip + len);
+        if diff != 0 {
+            return len + (diff.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    while ip + len < block.len() && block[candidate + len] == block[ip + len] {
+        len += 1;
+    }
+    len
 }
 
 fn hash(word: u32) -> usize {

@@ -1,4 +1,6 @@
-//! The event loop: one mio `Poll`, one thread.
+//! The event loop: one mio `Poll`, one thread for all data work. Host
+//! names are resolved on a second, lookup-only thread (`ResolverThread`)
+//! because getaddrinfo blocks.
 //!
 //! Everything the agent does is a reaction to a socket event or a deadline:
 //! scrape timers per target, request timeouts, the batch send deadline, the
@@ -14,15 +16,16 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use outpost_core::expfmt::Format;
 use outpost_core::plan::{self, Auth, Plan, Scheme};
 use outpost_core::queue::{BatchMeta, DropReason, Outcome, Sender};
@@ -36,19 +39,23 @@ use crate::net::{
     BodyLimits, ConnBuffers, Failure, HttpClientConn, HttpServer, Progress, Request, Responder, Response,
     ServerLimits,
 };
-use crate::pipeline::{job_labels, BatchSink, Batcher, TargetLabels, TargetPipeline};
 use crate::status::{self, RuntimeInfo, TargetStats};
 use crate::wal::{DiskWal, WalConfig};
+use outpost_core::pipeline::{job_labels, BatchSink, Batcher, TargetLabels, TargetPipeline};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const LISTENER_TOKEN: Token = Token(1);
+const RESOLVER_TOKEN: Token = Token(999);
 const STATUS_CONN_BASE: usize = 2;
 const STATUS_CONNS: usize = 16;
 const TARGET_TOKEN_BASE: usize = 1_000;
 const SHARD_TOKEN_BASE: usize = 1_000_000;
 /// Longest sleep of the loop: the ack floor is persisted about this often.
 const MAX_SLEEP_MS: u64 = 1_000;
-const RESHARD_CHECK_MS: u64 = 10_000;
+/// The sender re-evaluates its desired count every 10 s; checking more often
+/// only shortens the lag between its decision and the switch (the check
+/// itself is two integer compares when nothing changed).
+const RESHARD_CHECK_MS: u64 = 1_000;
 const SHUTDOWN_BUDGET_MS: u64 = 4_000;
 
 pub fn now_ms() -> u64 {
@@ -182,17 +189,16 @@ fn base64(input: &[u8], out: &mut Vec<u8>) {
 
 // ---------------------------------------------------------------- endpoints
 
-/// A parsed `http(s)://host[:port]/path` URL. Resolved at start, or later
-/// if the name does not resolve yet (cluster DNS may come up after us).
+/// A parsed `http(s)://host[:port]/path` URL. Its name is resolved off the
+/// loop (see [`ResolverThread`]).
 #[derive(Debug, Clone)]
 struct Endpoint {
     https: bool,
     host: String,
-    port: u16,
     /// `Host` header: the URL's host and port as written.
     authority: String,
     path: String,
-    addr: Option<SocketAddr>,
+    name: Name,
 }
 
 fn parse_url(url: &str) -> Result<Endpoint, String> {
@@ -209,23 +215,12 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
     };
     let default_port = if https { 443 } else { 80 };
     let (host, port) = split_host_port(authority, default_port).map_err(|e| format!("url {url}: {e}"))?;
-    let addr = match resolve(&host, port) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            log::warn(
-                "receiver does not resolve yet; retrying at each send",
-                &[("url", &url), ("err", &e)],
-            );
-            None
-        }
-    };
     Ok(Endpoint {
         https,
+        name: Name::new(&host, port),
         host,
-        port,
         authority: authority.to_string(),
         path: path.to_string(),
-        addr,
     })
 }
 
@@ -244,12 +239,178 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
     }
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+/// The system resolver (getaddrinfo): the first address of `host`.
+pub fn system_resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host} resolves to no address"))
+}
+
+// ---------------------------------------------------------------- name resolution
+
+/// Turns a host name and port into an address; runs on the resolver thread.
+pub type ResolveFn = Arc<dyn Fn(&str, u16) -> Result<SocketAddr, String> + Send + Sync>;
+
+/// How host names become addresses. Tests swap `resolve` to move a name
+/// from one address to another.
+#[derive(Clone)]
+pub struct Resolution {
+    pub resolve: ResolveFn,
+    /// A resolved name is asked again this often, so an address change behind
+    /// it is picked up without a restart. A connection failure asks at once.
+    pub refresh_ms: u64,
+}
+
+impl Default for Resolution {
+    fn default() -> Resolution {
+        Resolution {
+            resolve: Arc::new(system_resolve),
+            refresh_ms: 60_000,
+        }
+    }
+}
+
+/// A failed lookup is retried this much later.
+const DNS_RETRY_MS: u64 = 5_000;
+/// A first scrape waits at most this long for its name's first answer
+/// before it counts as failed, so a start-up does not report a spurious
+/// `dns_failed` for a name that resolves in a millisecond.
+const FIRST_ANSWER_WAIT_MS: u64 = 2_000;
+
+struct Lookup {
+    host: String,
+    port: u16,
+}
+
+struct Answer {
+    host: String,
+    port: u16,
+    result: Result<SocketAddr, String>,
+}
+
+/// getaddrinfo blocks for as long as DNS takes (seconds when a server is
+/// down). It runs on this one thread, so the loop never waits on it; the
+/// answer comes back through a channel and a [`Waker`] event.
+struct ResolverThread {
+    requests: mpsc::Sender<Lookup>,
+    answers: mpsc::Receiver<Answer>,
+}
+
+impl ResolverThread {
+    fn spawn(registry: &Registry, resolve: ResolveFn) -> io::Result<ResolverThread> {
+        let waker = Waker::new(registry, RESOLVER_TOKEN)?;
+        let (requests, lookups) = mpsc::channel::<Lookup>();
+        let (answer_tx, answers) = mpsc::channel();
+        // Not joined on exit: a lookup may hang for the resolver's full
+        // timeout, and the process ends anyway. Dropping `requests` ends it.
+        std::thread::Builder::new()
+            .name("outpost-dns".to_string())
+            .spawn(move || {
+                for Lookup { host, port } in lookups {
+                    let result = resolve(&host, port);
+                    if answer_tx.send(Answer { host, port, result }).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
+                }
+            })?;
+        Ok(ResolverThread { requests, answers })
+    }
+
+    fn ask(&self, host: &str, port: u16) {
+        let _ = self.requests.send(Lookup {
+            host: host.to_string(),
+            port,
+        });
+    }
+}
+
+/// One host name a connection needs, with its last good address. Literal
+/// IPs are addresses from the start and never go to the resolver thread.
+#[derive(Debug, Clone)]
+struct Name {
+    host: String,
+    port: u16,
+    literal: bool,
+    addr: Option<SocketAddr>,
+    next_ask_ms: u64,
+    asked_at_ms: Option<u64>,
+    answered: bool,
+}
+
+impl Name {
+    fn new(host: &str, port: u16) -> Name {
+        let ip = host.parse::<IpAddr>().ok();
+        Name {
+            host: host.to_string(),
+            port,
+            literal: ip.is_some(),
+            addr: ip.map(|ip| SocketAddr::new(ip, port)),
+            next_ask_ms: 0,
+            asked_at_ms: None,
+            answered: ip.is_some(),
+        }
+    }
+
+    fn ask_if_due(&mut self, now: u64, resolver: &ResolverThread) {
+        if self.literal || self.asked_at_ms.is_some() || now < self.next_ask_ms {
+            return;
+        }
+        resolver.ask(&self.host, self.port);
+        self.asked_at_ms = Some(now);
+    }
+
+    /// After a connection failure: the address may have moved.
+    fn ask_soon(&mut self, now: u64) {
+        self.next_ask_ms = self.next_ask_ms.min(now);
+    }
+
+    /// Still waiting for the very first answer, and not for too long.
+    fn awaiting_first_answer(&self, now: u64) -> bool {
+        !self.answered && self.asked_at_ms.is_none_or(|t| now < t + FIRST_ANSWER_WAIT_MS)
+    }
+
+    /// Takes an answer meant for this name; true when the address changed.
+    /// A failed lookup keeps the last good address.
+    fn apply(&mut self, answer: &Answer, now: u64, refresh_ms: u64, what: &str) -> bool {
+        if self.literal || answer.host != self.host || answer.port != self.port {
+            return false;
+        }
+        self.asked_at_ms = None;
+        self.answered = true;
+        match &answer.result {
+            Ok(addr) => {
+                self.next_ask_ms = now + refresh_ms;
+                let changed = self.addr != Some(*addr);
+                if changed {
+                    log::info(
+                        "name resolved to a new address",
+                        &[("for", &what), ("host", &self.host), ("addr", addr)],
+                    );
+                }
+                self.addr = Some(*addr);
+                changed
+            }
+            Err(e) => {
+                self.next_ask_ms = now + DNS_RETRY_MS;
+                log::warn(
+                    "name does not resolve",
+                    &[
+                        ("for", &what),
+                        ("host", &self.host),
+                        (
+                            "keeping",
+                            &self.addr.map_or("nothing".to_string(), |a| a.to_string()),
+                        ),
+                        ("err", e),
+                    ],
+                );
+                false
+            }
+        }
+    }
 }
 
 fn tls_config(plan: &Plan, tls: &Option<plan::Tls>) -> Result<Option<Arc<ClientConfig>>, String> {
@@ -288,19 +449,21 @@ fn fill_node_vars(s: &str, args: &RunArgs) -> String {
 const SCRAPE_ACCEPT: &[u8] =
     b"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
 
-/// What it takes to build a target's connection once its name resolves.
-struct Unresolved {
-    host: String,
-    port: u16,
+/// What it takes to (re)build a target's connection when its name resolves
+/// or moves.
+struct Dial {
+    name: Name,
     tls: Option<Arc<ClientConfig>>,
     server_name: String,
     token: Token,
     bufs: ConnBuffers,
+    /// The address `conn` was built for; `None` while unresolved.
+    conn_addr: Option<SocketAddr>,
 }
 
 struct HttpTarget {
     conn: HttpClientConn,
-    unresolved: Option<Unresolved>,
+    dial: Dial,
     /// `X-Prometheus-Scrape-Timeout-Seconds`, rendered once.
     timeout_header: String,
     auth_header: Vec<u8>,
@@ -381,19 +544,10 @@ impl Scraping {
                 let default_port = if job.scheme == Scheme::Https { 443 } else { 80 };
                 let (host, port) = split_host_port(&instance, default_port)
                     .map_err(|e| format!("job {} target {instance}: {e}", labels.job))?;
-                // An unresolvable target is not fatal: it scrapes as down and
-                // is resolved again before each scrape until it resolves.
-                let resolved = resolve(&host, port);
-                if let Err(e) = &resolved {
-                    log::warn(
-                        "target does not resolve",
-                        &[("job", &labels.job), ("target", &instance), ("err", e)],
-                    );
-                }
-                let addr = resolved
-                    .as_ref()
-                    .copied()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+                // A name is resolved off the loop; until it resolves the
+                // target scrapes as down (`dns_failed`).
+                let name = Name::new(&host, port);
+                let addr = name.addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
                 let server_name = job
                     .tls
                     .as_ref()
@@ -411,14 +565,14 @@ impl Scraping {
                     .map_err(|e| format!("job {} target {instance}: {e}", labels.job))?;
                 let http = HttpTarget {
                     conn,
-                    unresolved: resolved.is_err().then(|| Unresolved {
-                        host,
-                        port,
+                    dial: Dial {
+                        conn_addr: name.addr,
+                        name,
                         tls: tls.clone(),
                         server_name,
                         token,
                         bufs,
-                    }),
+                    },
                     timeout_header: format!("{}", f64::from(job.timeout_ms) / 1000.0),
                     auth_header: Vec::with_capacity(4096),
                     authority: instance.clone(),
@@ -496,12 +650,81 @@ impl Target {
 
 struct ShardConn {
     conn: HttpClientConn,
+    /// The receiver address this connection dials.
+    addr: SocketAddr,
     in_flight: Option<u64>,
     payload: Vec<u8>,
 }
 
+/// Where and how batches are sent: everything a plan's `receiver` section
+/// decides. Built whole before it replaces the running one, so a reload
+/// with a bad receiver (unreadable CA, bad URL) changes nothing.
+struct ReceiverSide {
+    receiver: Endpoint,
+    receiver_url: String,
+    tls: Option<Arc<ClientConfig>>,
+    server_name: String,
+    tenant_header: Option<(String, Vec<u8>)>,
+    auth: Option<(FileSecret, Option<String>)>,
+    remote_timeout_ms: u64,
+}
+
+impl ReceiverSide {
+    fn build(plan: &Plan) -> Result<ReceiverSide, String> {
+        let url = plan.str(plan.receiver.url).to_string();
+        let receiver = parse_url(&url).map_err(|e| format!("receiver.{e}"))?;
+        let tls = if receiver.https {
+            tls_config(plan, &plan.receiver.tls).map_err(|e| format!("receiver.tls: {e}"))?
+        } else {
+            None
+        };
+        let server_name = plan
+            .receiver
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name)
+            .map(|s| plan.str(s).to_string())
+            .unwrap_or_else(|| receiver.host.clone());
+        let auth = match &plan.receiver.auth {
+            Auth::None => None,
+            Auth::BearerTokenFile(f) => Some((FileSecret::new(plan.str(*f)), None)),
+            Auth::Basic {
+                username,
+                password_file,
+            } => Some((
+                FileSecret::new(plan.str(*password_file)),
+                Some(plan.str(*username).to_string()),
+            )),
+        };
+        Ok(ReceiverSide {
+            receiver_url: url,
+            receiver,
+            tls,
+            server_name,
+            tenant_header: plan.receiver.tenant_header.map(|h| {
+                (
+                    plan.str(h.name).to_string(),
+                    plan.str(h.value).as_bytes().to_vec(),
+                )
+            }),
+            auth,
+            remote_timeout_ms: u64::from(plan.receiver.remote_timeout_ms),
+        })
+    }
+}
+
+struct PendingRebuild {
+    side: ReceiverSide,
+    queue: plan::Queue,
+    /// Answers to sends in flight count until then.
+    until_ms: u64,
+    /// The first seq built under the new shard layout.
+    layout_barrier: u64,
+}
+
 /// The durable half: WAL, sender state machine and receiver connections.
-/// It outlives plan reloads.
+/// It outlives plan reloads; a reload that changes the receiver or queue
+/// rebuilds the sender and connections over the same WAL.
 struct Shipping {
     wal: DiskWal,
     sender: Sender,
@@ -517,6 +740,16 @@ struct Shipping {
     max_payload: usize,
     /// Next WAL seq to hand to the sender.
     fed_upto: u64,
+    /// Seqs at or above the ack floor the sender already acked or dropped;
+    /// a sender rebuilt on reload skips them (the WAL only knows the floor).
+    resolved_above_floor: Vec<u64>,
+    /// Batches from this seq on were built under a new shard layout: they
+    /// are not fed until every earlier one is resolved, so a series that
+    /// changed shard stays in order.
+    layout_barrier: u64,
+    /// A reload's new receiver side and queue, waiting for sends in flight
+    /// to be answered.
+    pending_rebuild: Option<Box<PendingRebuild>>,
     batch_buf: Vec<u8>,
     dropped: Vec<BatchMeta>,
     now_ms: u64,
@@ -564,20 +797,7 @@ impl BatchSink for Shipping {
 
 impl Shipping {
     fn open(plan: &Plan, args: &RunArgs) -> Result<Shipping, String> {
-        let url = plan.str(plan.receiver.url).to_string();
-        let receiver = parse_url(&url).map_err(|e| format!("receiver.{e}"))?;
-        let tls = if receiver.https {
-            tls_config(plan, &plan.receiver.tls).map_err(|e| format!("receiver.tls: {e}"))?
-        } else {
-            None
-        };
-        let server_name = plan
-            .receiver
-            .tls
-            .as_ref()
-            .and_then(|t| t.server_name)
-            .map(|s| plan.str(s).to_string())
-            .unwrap_or_else(|| receiver.host.clone());
+        let side = ReceiverSide::build(plan)?;
         let max_payload = plan::snappy_max_len(u64::from(plan.queue.max_batch_bytes)) as usize;
         let dir = args
             .wal_dir
@@ -592,38 +812,25 @@ impl Shipping {
             // The sender's window plus a look-ahead: what may sit in memory.
             max_window_records: Sender::new(&plan.queue).window() + 64,
         })?;
-        let auth = match &plan.receiver.auth {
-            Auth::None => None,
-            Auth::BearerTokenFile(f) => Some((FileSecret::new(plan.str(*f)), None)),
-            Auth::Basic {
-                username,
-                password_file,
-            } => Some((
-                FileSecret::new(plan.str(*password_file)),
-                Some(plan.str(*username).to_string()),
-            )),
-        };
         let sender = Sender::new(&plan.queue);
         let shards = (0..plan.queue.max_shards.max(1)).map(|_| None).collect();
         let fed_upto = wal.ack_floor();
         Ok(Shipping {
             fed_upto,
+            resolved_above_floor: Vec::with_capacity(sender.window()),
+            layout_barrier: 0,
+            pending_rebuild: None,
             wal,
             sender,
             shards,
-            receiver_url: url,
-            receiver,
-            tls,
-            server_name,
-            tenant_header: plan.receiver.tenant_header.map(|h| {
-                (
-                    plan.str(h.name).to_string(),
-                    plan.str(h.value).as_bytes().to_vec(),
-                )
-            }),
-            auth,
+            receiver_url: side.receiver_url,
+            receiver: side.receiver,
+            tls: side.tls,
+            server_name: side.server_name,
+            tenant_header: side.tenant_header,
+            auth: side.auth,
             auth_value: Vec::new(),
-            remote_timeout_ms: u64::from(plan.receiver.remote_timeout_ms),
+            remote_timeout_ms: side.remote_timeout_ms,
             max_payload,
             batch_buf: Vec::with_capacity(max_payload),
             dropped: Vec::new(),
@@ -631,6 +838,76 @@ impl Shipping {
             last_persist_ms: 0,
             consecutive_failures: 0,
         })
+    }
+
+    /// Asks for the receiver, queue settings and sender to be replaced over
+    /// the same WAL. Call it after the open batches went into the WAL. No
+    /// new send starts from now on; sends in flight get until their timeout
+    /// (at most [`SHUTDOWN_BUDGET_MS`]) to be answered, and their answers
+    /// count. Then [`Shipping::rebuild_when_drained`] switches.
+    fn request_rebuild(&mut self, side: ReceiverSide, queue: plan::Queue, now: u64) {
+        self.pending_rebuild = Some(Box::new(PendingRebuild {
+            side,
+            queue,
+            until_ms: now + self.remote_timeout_ms.min(SHUTDOWN_BUDGET_MS),
+            layout_barrier: self.wal.next_seq(),
+        }));
+    }
+
+    /// Switches once nothing is in flight or the drain time is up. What is
+    /// still unanswered then is sent again by the new sender, which starts
+    /// at the WAL's ack floor and skips what the old one resolved.
+    fn rebuild_when_drained(&mut self, registry: &Registry, now: u64) {
+        let due = self
+            .pending_rebuild
+            .as_ref()
+            .is_some_and(|p| self.in_flight() == 0 || now >= p.until_ms);
+        if !due {
+            return;
+        }
+        let Some(pending) = self.pending_rebuild.take() else {
+            return;
+        };
+        let PendingRebuild {
+            side,
+            queue,
+            layout_barrier,
+            ..
+        } = *pending;
+        let queue = &queue;
+        let abandoned = self.in_flight();
+        for mut sc in self.shards.iter_mut().filter_map(Option::take) {
+            sc.conn.close(registry);
+        }
+        if let Some(floor) = self.sender.ack_floor() {
+            self.wal.ack(floor);
+        }
+        let floor = self.wal.ack_floor();
+        self.resolved_above_floor.retain(|&seq| seq >= floor);
+        let counters = self.sender.counters;
+        self.sender = Sender::new(queue);
+        self.sender.counters = counters;
+        self.shards = (0..queue.max_shards.max(1)).map(|_| None).collect();
+        self.fed_upto = floor;
+        self.layout_barrier = layout_barrier;
+        self.receiver = side.receiver;
+        self.receiver_url = side.receiver_url;
+        self.tls = side.tls;
+        self.server_name = side.server_name;
+        self.tenant_header = side.tenant_header;
+        self.auth = side.auth;
+        self.remote_timeout_ms = side.remote_timeout_ms;
+        self.consecutive_failures = 0;
+        log::info(
+            "reload: remote write rebuilt",
+            &[
+                ("url", &self.receiver_url),
+                ("min_shards", &queue.min_shards),
+                ("max_shards", &queue.max_shards),
+                ("resend_from_seq", &floor),
+                ("abandoned_in_flight", &abandoned),
+            ],
+        );
     }
 
     /// Hands WAL records to the sender as its window has room.
@@ -645,6 +922,18 @@ impl Shipping {
                     break;
                 }
             };
+            if self.resolved_above_floor.contains(&meta.seq) {
+                // Acked (or dropped) by the sender this one replaced.
+                self.fed_upto = meta.seq + 1;
+                continue;
+            }
+            // Resolved entries leave the sender's front at once, so a floor
+            // below the barrier means an old-layout batch is still pending.
+            if meta.seq >= self.layout_barrier
+                && self.sender.ack_floor().is_some_and(|f| f < self.layout_barrier)
+            {
+                break;
+            }
             // A WAL written under a plan with more shards: per-series order
             // only matters within one run's batches, which keep their shard.
             let meta = BatchMeta {
@@ -686,6 +975,7 @@ impl Shipping {
     /// counters are moved to the true reason.
     fn give_up_missing(&mut self, meta: BatchMeta, reason: DropReason, now: u64) {
         let outcome = self.sender.handle_response(meta.seq, 0, None, now);
+        self.note_resolved(outcome);
         if let Outcome::Dropped {
             reason: DropReason::HttpOther,
             ..
@@ -703,8 +993,21 @@ impl Shipping {
 
     /// Starts every send the sender allows now.
     fn transmit(&mut self, registry: &Registry, now: u64) {
+        if self.pending_rebuild.is_some() {
+            return;
+        }
         while let Some(meta) = self.sender.poll_transmit(now) {
             let shard = usize::from(meta.shard).min(self.shards.len() - 1);
+            // The receiver's name moved: an idle connection to the old
+            // address is replaced (busy ones finish first, see below).
+            let moved = self.shards[shard]
+                .as_ref()
+                .is_some_and(|sc| sc.in_flight.is_none() && Some(sc.addr) != self.receiver.name.addr);
+            if moved {
+                if let Some(mut old) = self.shards[shard].take() {
+                    old.conn.close(registry);
+                }
+            }
             if self.shards[shard].is_none() {
                 let bufs = ConnBuffers {
                     read_bytes: 16 * 1024,
@@ -712,20 +1015,22 @@ impl Shipping {
                     request_bytes: self.max_payload + 4096,
                     inflate_out_bytes: 16 * 1024,
                 };
-                if self.receiver.addr.is_none() {
-                    match resolve(&self.receiver.host, self.receiver.port) {
-                        Ok(a) => self.receiver.addr = Some(a),
-                        Err(e) => {
-                            self.consecutive_failures += 1;
-                            if self.consecutive_failures % 10 == 1 {
-                                log::warn("remote write failed", &[("url", &self.receiver_url), ("err", &e)]);
-                            }
-                            self.sender.handle_transport_error(meta.seq, now);
-                            continue;
-                        }
+                let Some(addr) = self.receiver.name.addr else {
+                    // Not resolved yet (the lookup runs off the loop): the
+                    // batch backs off and is offered again.
+                    self.consecutive_failures += 1;
+                    if self.consecutive_failures % 10 == 1 {
+                        log::warn(
+                            "remote write failed",
+                            &[
+                                ("url", &self.receiver_url),
+                                ("err", &"receiver name not resolved yet"),
+                            ],
+                        );
                     }
-                }
-                let addr = self.receiver.addr.expect("resolved above");
+                    self.sender.handle_transport_error(meta.seq, now);
+                    continue;
+                };
                 match HttpClientConn::new(
                     addr,
                     self.tls.clone(),
@@ -736,6 +1041,7 @@ impl Shipping {
                     Ok(conn) => {
                         self.shards[shard] = Some(ShardConn {
                             conn,
+                            addr,
                             in_flight: None,
                             payload: Vec::with_capacity(self.max_payload),
                         })
@@ -865,6 +1171,7 @@ impl Shipping {
                     Failure::Sink(()) => "sink".to_string(),
                 };
                 self.consecutive_failures += 1;
+                self.receiver.name.ask_soon(now);
                 // An outage fails every retry; one line per ten keeps the log readable.
                 if self.consecutive_failures % 10 == 1 {
                     log::warn(
@@ -881,7 +1188,17 @@ impl Shipping {
             }
         };
         sc.in_flight = None;
-        let _ = outcome;
+        self.note_resolved(outcome);
+    }
+
+    fn note_resolved(&mut self, outcome: Outcome) {
+        if let Outcome::Acked { seq } | Outcome::Dropped { seq, .. } = outcome {
+            // Bounded by the sender's window: entries below the floor are
+            // pruned in `settle`.
+            if self.resolved_above_floor.len() < self.resolved_above_floor.capacity() {
+                self.resolved_above_floor.push(seq);
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<u64> {
@@ -891,15 +1208,22 @@ impl Shipping {
             .flatten()
             .filter_map(|s| s.conn.deadline_ms())
             .min();
-        [conns, self.sender.poll_timeout(), self.wal.next_sync_ms()]
-            .into_iter()
-            .flatten()
-            .min()
+        let rebuild = self.pending_rebuild.as_ref().map(|p| p.until_ms);
+        [
+            conns,
+            self.sender.poll_timeout(),
+            self.wal.next_sync_ms(),
+            rebuild,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn settle(&mut self, now: u64) {
         if let Some(floor) = self.sender.ack_floor() {
             self.wal.ack(floor);
+            self.resolved_above_floor.retain(|&seq| seq >= floor);
         }
         if now >= self.last_persist_ms + MAX_SLEEP_MS {
             self.wal.persist_ack_floor();
@@ -993,6 +1317,15 @@ impl Responder for StatusView<'_> {
 
 // ---------------------------------------------------------------- the agent
 
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM or SIGINT.
+    Signal(libc::c_int),
+    /// `epoll_wait` failed with something other than EINTR.
+    PollFailed,
+}
+
 pub struct Agent {
     args: RunArgs,
     poll: Poll,
@@ -1004,6 +1337,10 @@ pub struct Agent {
     info: RuntimeInfo,
     ready: bool,
     last_reshard_check_ms: u64,
+    resolver: ResolverThread,
+    resolution: Resolution,
+    events: Events,
+    pending_signals: Vec<libc::c_int>,
     text: String,
     scratch: String,
     node_body: String,
@@ -1013,12 +1350,19 @@ impl Agent {
     /// Loads everything the plan describes: WAL (scanned, not loaded),
     /// targets, status server. Errors name the plan field or the file.
     pub fn start(args: RunArgs, plan: Plan) -> Result<Agent, String> {
+        Self::start_with(args, plan, Resolution::default())
+    }
+
+    /// [`Agent::start`] with a chosen name resolution (tests move names).
+    pub fn start_with(args: RunArgs, plan: Plan, resolution: Resolution) -> Result<Agent, String> {
         let now = now_ms();
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let signals = SignalPipe::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         poll.registry()
             .register(&mut SourceFd(&signals.read_fd), SIGNAL_TOKEN, Interest::READABLE)
             .map_err(|e| format!("cannot register signal pipe: {e}"))?;
+        let resolver = ResolverThread::spawn(poll.registry(), resolution.resolve.clone())
+            .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
         let ship = Shipping::open(&plan, &args)?;
         let scraping = Scraping::build(&plan, &args, ship.sender.shards(), now)?;
         let server = HttpServer::bind(
@@ -1068,6 +1412,10 @@ impl Agent {
             info,
             ready: false,
             last_reshard_check_ms: now,
+            resolver,
+            resolution,
+            events: Events::with_capacity(256),
+            pending_signals: Vec::with_capacity(16),
             text: String::with_capacity(64 * 1024),
             scratch: String::with_capacity(8 * 1024),
             node_body: String::with_capacity(256 * 1024),
@@ -1080,59 +1428,112 @@ impl Agent {
 
     /// Runs until SIGTERM/SIGINT; returns the process exit code.
     pub fn run(mut self) -> i32 {
-        let mut events = Events::with_capacity(256);
-        let mut signals = Vec::new();
-        // The WAL was scanned in `start`; what it holds goes to the sender now.
-        self.ship.feed();
-        self.ready = true;
         loop {
-            let now = now_ms();
-            self.ship.now_ms = now;
-            self.tick(now);
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_sub(now_ms()).min(MAX_SLEEP_MS));
-            let timeout = Duration::from_millis(timeout.unwrap_or(MAX_SLEEP_MS));
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error("poll failed", &[("err", &e)]);
-                    return 1;
-                }
+            match self.turn() {
+                None => {}
+                Some(Stop::Signal(signal)) => return self.shutdown(signal),
+                Some(Stop::PollFailed) => return 1,
             }
-            let now = now_ms();
-            self.ship.now_ms = now;
-            for event in events.iter() {
-                let token = event.token();
-                if token == SIGNAL_TOKEN {
-                    self.signals.drain(&mut signals);
-                } else if self.server.owns(token) {
-                    let mut view = StatusView {
-                        ship: &self.ship,
-                        scraping: &self.scraping,
-                        info: &self.info,
-                        procfs: &self.args.procfs,
-                        ready: self.ready,
-                        text: &mut self.text,
-                        scratch: &mut self.scratch,
-                    };
-                    self.server
-                        .handle_event(self.poll.registry(), token, now, &mut view);
-                } else if token.0 >= SHARD_TOKEN_BASE {
-                    self.ship.handle_shard_event(
-                        self.poll.registry(),
-                        token.0 - SHARD_TOKEN_BASE,
-                        now,
-                        false,
-                    );
-                } else if token.0 >= TARGET_TOKEN_BASE {
-                    self.handle_target_event(token.0 - TARGET_TOKEN_BASE, now, false);
-                }
+        }
+    }
+
+    /// Runs loop turns until the wall clock passes `until_ms` (see
+    /// [`now_ms`]). Returns early, without shutting down, if SIGTERM/SIGINT
+    /// came in or polling failed: the caller decides. Lets a test or an
+    /// embedder drive the same loop `run` drives, a bounded stretch at a time.
+    pub fn run_until(&mut self, until_ms: u64) -> Option<Stop> {
+        while now_ms() < until_ms {
+            if let Some(signal) = self.turn() {
+                return Some(signal);
             }
-            for signal in signals.drain(..) {
-                match signal {
-                    libc::SIGHUP => self.reload(now),
-                    libc::SIGTERM | libc::SIGINT => return self.shutdown(signal),
-                    _ => {}
+        }
+        None
+    }
+
+    /// Flushes and exits as on SIGTERM; for callers of [`Agent::run_until`].
+    pub fn stop(self) -> i32 {
+        self.shutdown(libc::SIGTERM)
+    }
+
+    /// One loop turn: work due deadlines, wait for events (at most
+    /// [`MAX_SLEEP_MS`]), handle them. Returns why the loop must end, if it must.
+    fn turn(&mut self) -> Option<Stop> {
+        if !self.ready {
+            // The WAL was scanned in `start`; what it holds goes to the sender now.
+            self.ship.feed();
+            self.ready = true;
+        }
+        let now = now_ms();
+        self.ship.now_ms = now;
+        self.tick(now);
+        let timeout = self
+            .next_deadline()
+            .map(|d| d.saturating_sub(now_ms()).min(MAX_SLEEP_MS));
+        let timeout = Duration::from_millis(timeout.unwrap_or(MAX_SLEEP_MS));
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error("poll failed", &[("err", &e)]);
+                return Some(Stop::PollFailed);
+            }
+        }
+        let now = now_ms();
+        self.ship.now_ms = now;
+        // Taken out so the handlers may borrow `self`; an empty `Events` has
+        // no heap buffer, so the swap allocates nothing.
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            let token = event.token();
+            if token == SIGNAL_TOKEN {
+                self.signals.drain(&mut self.pending_signals);
+            } else if token == RESOLVER_TOKEN {
+                self.take_answers(now);
+            } else if self.server.owns(token) {
+                let mut view = StatusView {
+                    ship: &self.ship,
+                    scraping: &self.scraping,
+                    info: &self.info,
+                    procfs: &self.args.procfs,
+                    ready: self.ready,
+                    text: &mut self.text,
+                    scratch: &mut self.scratch,
+                };
+                self.server
+                    .handle_event(self.poll.registry(), token, now, &mut view);
+            } else if token.0 >= SHARD_TOKEN_BASE {
+                self.ship
+                    .handle_shard_event(self.poll.registry(), token.0 - SHARD_TOKEN_BASE, now, false);
+            } else if token.0 >= TARGET_TOKEN_BASE {
+                self.handle_target_event(token.0 - TARGET_TOKEN_BASE, now, false);
+            }
+        }
+        self.events = events;
+        let mut i = 0;
+        while i < self.pending_signals.len() {
+            let signal = self.pending_signals[i];
+            i += 1;
+            match signal {
+                libc::SIGHUP => self.reload(now),
+                libc::SIGTERM | libc::SIGINT => {
+                    self.pending_signals.clear();
+                    return Some(Stop::Signal(signal));
+                }
+                _ => {}
+            }
+        }
+        self.pending_signals.clear();
+        None
+    }
+
+    /// Hands each lookup answer to every name it is for (a host shared by
+    /// the receiver and targets is asked once per refresh each, answered to
+    /// all).
+    fn take_answers(&mut self, now: u64) {
+        let refresh = self.resolution.refresh_ms;
+        while let Ok(answer) = self.resolver.answers.try_recv() {
+            self.ship.receiver.name.apply(&answer, now, refresh, "receiver");
+            for t in &mut self.scraping.targets {
+                if let Source::Http(h) = &mut t.source {
+                    h.dial.name.apply(&answer, now, refresh, "target");
                 }
             }
         }
@@ -1141,6 +1542,12 @@ impl Agent {
     /// Works every deadline that has passed.
     fn tick(&mut self, now: u64) {
         self.server.handle_timeout(self.poll.registry(), now);
+        self.ship.receiver.name.ask_if_due(now, &self.resolver);
+        for t in &mut self.scraping.targets {
+            if let Source::Http(h) = &mut t.source {
+                h.dial.name.ask_if_due(now, &self.resolver);
+            }
+        }
         for i in 0..self.scraping.targets.len() {
             let t = &self.scraping.targets[i];
             let timed_out = match &t.source {
@@ -1167,13 +1574,14 @@ impl Agent {
         let deadline = self.scraping.batch_deadline_ms;
         self.scraping.batcher.close_due(now, deadline, &mut self.ship);
         self.maybe_reshard(now);
+        self.ship.rebuild_when_drained(self.poll.registry(), now);
         self.ship.settle(now);
         self.ship.feed();
         self.ship.transmit(self.poll.registry(), now);
     }
 
     fn maybe_reshard(&mut self, now: u64) {
-        if now < self.last_reshard_check_ms + RESHARD_CHECK_MS {
+        if now < self.last_reshard_check_ms + RESHARD_CHECK_MS || self.ship.pending_rebuild.is_some() {
             return;
         }
         self.last_reshard_check_ms = now;
@@ -1214,6 +1622,12 @@ impl Agent {
 
     fn start_scrape(&mut self, i: usize, now: u64) {
         let t = &mut self.scraping.targets[i];
+        if let Source::Http(h) = &t.source {
+            if h.dial.name.addr.is_none() && h.dial.name.awaiting_first_answer(now) {
+                t.next_at_ms = now + 50;
+                return;
+            }
+        }
         // Keep the phase: the next scrape is one interval after this one was due.
         t.next_at_ms = (t.next_at_ms + t.interval_ms).max(now + 1);
         t.stats.scrapes += 1;
@@ -1221,17 +1635,21 @@ impl Agent {
         t.started_ms = Some(now);
         match &mut t.source {
             Source::Http(h) => {
-                if let Some(u) = &h.unresolved {
-                    let built = resolve(&u.host, u.port).and_then(|addr| {
-                        HttpClientConn::new(addr, u.tls.clone(), &u.server_name, u.token, u.bufs)
-                            .map_err(|e| e.to_string())
-                    });
-                    match built {
+                let d = &mut h.dial;
+                if d.name.addr != d.conn_addr {
+                    let Some(addr) = d.name.addr else {
+                        let msg = format!("{} does not resolve (yet)", d.name.host);
+                        return self.scrape_failed(i, now, "dns_failed", &msg);
+                    };
+                    // The name moved (or resolved for the first time): the
+                    // next request connects to the new address.
+                    match HttpClientConn::new(addr, d.tls.clone(), &d.server_name, d.token, d.bufs) {
                         Ok(conn) => {
+                            h.conn.close(self.poll.registry());
                             h.conn = conn;
-                            h.unresolved = None;
+                            d.conn_addr = Some(addr);
                         }
-                        Err(e) => return self.scrape_failed(i, now, "dns_failed", &e),
+                        Err(e) => return self.scrape_failed(i, now, "dns_failed", &e.to_string()),
                     }
                 }
                 let mut headers: [(&str, &[u8]); 3] = [
@@ -1268,7 +1686,9 @@ impl Agent {
                 if let Some(node) = &mut self.scraping.node {
                     node.collect(&mut self.node_body);
                 }
-                let result = t.pipeline.handle_chunk(self.node_body.as_bytes());
+                let result = t
+                    .pipeline
+                    .handle_chunk(self.node_body.as_bytes(), &mut self.scraping.batcher);
                 self.finish_scrape(i, now, result);
             }
             Source::SelfScrape => {
@@ -1281,7 +1701,9 @@ impl Agent {
                 );
                 let t = &mut self.scraping.targets[i];
                 t.pipeline.begin(Format::PrometheusText, now as i64);
-                let result = t.pipeline.handle_chunk(self.text.as_bytes());
+                let result = t
+                    .pipeline
+                    .handle_chunk(self.text.as_bytes(), &mut self.scraping.batcher);
                 self.finish_scrape(i, now, result);
             }
         }
@@ -1289,6 +1711,7 @@ impl Agent {
 
     fn handle_target_event(&mut self, i: usize, now: u64, timeout: bool) {
         let registry = self.poll.registry();
+        let batcher = &mut self.scraping.batcher;
         let Some(t) = self.scraping.targets.get_mut(i) else {
             return;
         };
@@ -1312,7 +1735,7 @@ impl Agent {
                 pipeline.begin(Format::from_content_type(head.content_type()), started as i64);
                 *begun = true;
             }
-            pipeline.handle_chunk(chunk)
+            pipeline.handle_chunk(chunk, batcher)
         };
         let progress = if timeout {
             h.conn.handle_timeout(registry, now)
@@ -1372,6 +1795,14 @@ impl Agent {
 
     fn scrape_failed(&mut self, i: usize, now: u64, reason: &'static str, msg: &str) {
         let t = &mut self.scraping.targets[i];
+        if let Source::Http(h) = &mut t.source {
+            if matches!(
+                reason,
+                "connect_failed" | "timeout" | "dns_failed" | "connection_closed"
+            ) {
+                h.dial.name.ask_soon(now);
+            }
+        }
         let started = t.started_ms.unwrap_or(now);
         let duration = now.saturating_sub(started) as f64 / 1000.0;
         t.started_ms = None;
@@ -1405,10 +1836,12 @@ impl Agent {
         t.up = Some(false);
     }
 
-    /// SIGHUP: a new plan replaces the scrape side; the WAL, sender and
-    /// receiver connections carry on. A bad plan keeps the old one.
+    /// SIGHUP: a new plan replaces the scrape side. A changed receiver or
+    /// queue rebuilds the sending side over the same WAL (see
+    /// [`Shipping::request_rebuild`]); WAL settings wait for a restart. A bad plan
+    /// keeps the old one whole.
     fn reload(&mut self, now: u64) {
-        let plan = match load_plan(&self.args.plan) {
+        let mut plan = match load_plan(&self.args.plan) {
             Ok(p) => p,
             Err(e) => {
                 self.info.reload_config_success = false;
@@ -1416,13 +1849,45 @@ impl Agent {
                 return;
             }
         };
-        if plan.receiver != self.plan.receiver || plan.queue != self.plan.queue || plan.wal != self.plan.wal {
+        if plan.wal != self.plan.wal {
+            // The WAL's directory, bound and segment size shape the open
+            // segments; moving them under a running sender is not supported.
             log::warn(
-                "reload: receiver, queue and wal settings take effect at the next restart",
+                "reload: wal settings (dir, max_bytes, segment_bytes, fsync) are NOT applied; restart required",
                 &[("plan", &self.args.plan.display())],
             );
+            plan.wal = self.plan.wal.clone();
         }
-        match Scraping::build(&plan, &self.args, self.ship.sender.shards(), now) {
+        if plan.queue.max_batch_bytes > self.plan.queue.max_batch_bytes {
+            // WAL records were sized for the old bound at open.
+            log::warn(
+                "reload: a larger queue.max_batch_bytes is NOT applied; restart required",
+                &[
+                    ("running", &self.plan.queue.max_batch_bytes),
+                    ("new", &plan.queue.max_batch_bytes),
+                ],
+            );
+            plan.queue.max_batch_bytes = self.plan.queue.max_batch_bytes;
+        }
+        let shipping_changed = plan.receiver != self.plan.receiver || plan.queue != self.plan.queue;
+        let side = if shipping_changed {
+            match ReceiverSide::build(&plan) {
+                Ok(side) => Some(side),
+                Err(e) => {
+                    self.info.reload_config_success = false;
+                    log::error("reload failed, keeping the running plan", &[("err", &e)]);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let shards = if shipping_changed {
+            plan.queue.min_shards.max(1)
+        } else {
+            self.ship.sender.shards()
+        };
+        match Scraping::build(&plan, &self.args, shards, now) {
             Ok(new) => {
                 // Same target in both plans: keep its staleness memory and
                 // counters. Gone from the new plan: its series go stale.
@@ -1435,7 +1900,14 @@ impl Agent {
                         .find(|n| n.stats.job == t.stats.job && n.stats.instance == t.stats.instance);
                     match kept {
                         Some(n) => {
-                            n.pipeline.adopt_series(&mut t.pipeline);
+                            // A target whose series change (its labels, relabeling,
+                            // external labels) starts afresh; its old series go stale.
+                            if !n
+                                .pipeline
+                                .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
+                            {
+                                t.pipeline.retire(now, &mut old.batcher, &mut self.ship);
+                            }
                             std::mem::swap(&mut n.stats, &mut t.stats);
                             n.up = t.up;
                         }
@@ -1444,6 +1916,9 @@ impl Agent {
                 }
                 old.batcher.close_all(&mut self.ship);
                 old.close(self.poll.registry());
+                if let Some(side) = side {
+                    self.ship.request_rebuild(side, plan.queue.clone(), now);
+                }
                 self.plan = plan;
                 self.info.reload_config_success = true;
                 self.info.last_config_time_ms = now;
@@ -1533,13 +2008,20 @@ mod tests {
         let e = parse_url("http://127.0.0.1:19090/api/v1/write").unwrap();
         assert!(!e.https);
         assert_eq!(
-            (e.host.as_str(), e.port, e.path.as_str()),
+            (e.host.as_str(), e.name.port, e.path.as_str()),
             ("127.0.0.1", 19090, "/api/v1/write")
         );
         assert_eq!(e.authority, "127.0.0.1:19090");
-        assert_eq!(e.addr, Some("127.0.0.1:19090".parse().unwrap()));
+        assert_eq!(e.name.addr, Some("127.0.0.1:19090".parse().unwrap()));
+        assert!(e.name.literal);
+        let e = parse_url("http://receive.example:19291/api/v1/receive").unwrap();
+        assert_eq!(
+            (e.name.addr, e.name.literal),
+            (None, false),
+            "names wait for the resolver"
+        );
         let e = parse_url("https://[::1]/receive").unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("::1", 443));
+        assert_eq!((e.host.as_str(), e.name.port), ("::1", 443));
         assert!(parse_url("ftp://x/").unwrap_err().contains("scheme"));
         assert_eq!(
             split_host_port("node:9100", 80).unwrap(),

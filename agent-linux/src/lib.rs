@@ -7,6 +7,5 @@ pub mod cli;
 pub mod collectors;
 pub mod log;
 pub mod net;
-pub mod pipeline;
 pub mod status;
 pub mod wal;

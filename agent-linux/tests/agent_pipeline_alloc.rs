@@ -6,8 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use outpost_agent::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::expfmt::Format;
+use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{
     Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
     SelfScrape, StrId, Wal,
@@ -174,7 +174,7 @@ fn a_warm_pipeline_scrapes_without_allocating() {
         target.begin(Format::PrometheusText, ts);
         // Uneven chunks, as a socket would deliver them.
         for chunk in bodies[round % 2].as_bytes().chunks(1400) {
-            target.handle_chunk(chunk).unwrap();
+            target.handle_chunk(chunk, &mut batcher).unwrap();
         }
         let report = target.finish(0.1, ts as u64, &mut batcher, sink).unwrap();
         batcher.close_all(sink);

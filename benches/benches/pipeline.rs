@@ -7,18 +7,26 @@
 //!   sets (`relabel::RelabelProgram`);
 //! - `encode`: sorted label sets -> protobuf `WriteRequest` batches of
 //!   10,000 samples -> snappy (`remote_write::BatchBuilder`);
-//! - `pipeline`: all three chained per sample, as the agent runs them.
+//! - `pipeline`: all three chained per sample, every series encoded anew;
+//! - `target_pipeline`: the agent's real path (`pipeline::TargetPipeline`
+//!   and `Batcher`) in steady state, where each series' labels were encoded
+//!   at its first scrape and later scrapes only look the series up and copy
+//!   its bytes; includes target and external labels, staleness tracking,
+//!   the synthetic series and snappy.
 //!
 //! Run with `cargo bench -p outpost-benches`; criterion prints `thrpt` in
 //! elements (samples) per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use outpost_benches::{
-    body_samples, full_label_sets, full_labels, ksm_body, ksm_limits, ksm_series, seed_plan,
+    body_samples, full_label_sets, full_labels, ksm_body, ksm_limits, ksm_series, seed_plan, ADDED_LABELS,
+    MAX_LABELS, MAX_LABEL_BYTES,
 };
 use outpost_core::error::ScrapeError;
 use outpost_core::expfmt::{Format, Parser, Sample};
 use outpost_core::labels::LabelSet;
+use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
+use outpost_core::plan::{LabelPair, StrId};
 use outpost_core::relabel::RelabelProgram;
 use outpost_core::remote_write::BatchBuilder;
 use std::hint::black_box;
@@ -185,6 +193,82 @@ fn bench_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
+/// Finishes every closed batch into snappy bytes, as the agent's WAL append does.
+struct Compress {
+    out: Vec<u8>,
+    wire_bytes: usize,
+}
+
+impl BatchSink for Compress {
+    fn batch_closed(&mut self, _shard: u16, batch: &mut BatchBuilder) {
+        self.wire_bytes += batch.finish_into(&mut self.out);
+    }
+}
+
+fn bench_target_pipeline(c: &mut Criterion) {
+    let series = ksm_series(SERIES);
+    let bodies = [
+        ksm_body(&series, 2).into_bytes(),
+        ksm_body(&series, 3).into_bytes(),
+    ];
+    let mut plan = seed_plan();
+    // The target adds job and instance; the rest of ADDED_LABELS are external.
+    for (name, value) in ADDED_LABELS
+        .iter()
+        .filter(|(n, _)| *n != "job" && *n != "instance")
+    {
+        plan.strings.push(name.to_string());
+        plan.strings.push(value.to_string());
+        let at = plan.strings.len() as u32;
+        plan.external_labels.push(LabelPair {
+            name: StrId(at - 2),
+            value: StrId(at - 1),
+        });
+    }
+    let target = TargetLabels {
+        job: "kube-state-metrics".into(),
+        instance: "kube-state-metrics.monitoring.svc:8080".into(),
+        extra: Vec::new(),
+        honor_labels: false,
+    };
+    let mut pipeline = TargetPipeline::new(&plan, target, ksm_limits(), &[]).expect("pipeline builds");
+    let mut batcher = Batcher::new(&plan, 1, MAX_LABELS, MAX_LABEL_BYTES).expect("batcher builds");
+    let mut sink = Compress {
+        out: Vec::with_capacity(BatchBuilder::new(&plan.queue).max_compressed_len()),
+        wire_bytes: 0,
+    };
+    let mut scrape = |tick: usize| {
+        let ts = TIMESTAMP_MS + tick as i64 * 15_000;
+        pipeline.begin(Format::PrometheusText, ts);
+        for chunk in bodies[tick % 2].chunks(CHUNK) {
+            pipeline
+                .handle_chunk(chunk, &mut batcher)
+                .expect("KSM body parses");
+        }
+        let report = pipeline
+            .finish(0.1, ts as u64, &mut batcher, &mut sink)
+            .expect("KSM body parses");
+        batcher.close_all(&mut sink);
+        report
+    };
+    // The first scrape encodes every series; the bench measures the ones after.
+    scrape(0);
+    let mut tick = 1;
+    let mut group = c.benchmark_group("target_pipeline");
+    group.throughput(Throughput::Elements(body_samples(SERIES) as u64));
+    group.bench_function(BenchmarkId::new("steady_scrape", SERIES), |b| {
+        b.iter(|| {
+            tick += 1;
+            let report = scrape(tick);
+            assert_eq!(report.series_added, 0);
+            assert_eq!(report.samples_scraped, body_samples(SERIES) as u64);
+            black_box(report)
+        })
+    });
+    group.finish();
+    black_box(sink.wire_bytes);
+}
+
 /// Reports bytes on the wire per sample for the KSM body once, so the
 /// number sits next to the throughput in the bench output.
 fn report_wire_size(_c: &mut Criterion) {
@@ -218,6 +302,6 @@ fn report_wire_size(_c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = report_wire_size, bench_parse, bench_relabel, bench_encode, bench_pipeline
+    targets = report_wire_size, bench_parse, bench_relabel, bench_encode, bench_pipeline, bench_target_pipeline
 }
 criterion_main!(benches);

@@ -713,3 +713,219 @@ pub fn describe(plan: &Plan) -> String {
     }
     out
 }
+
+// --- runtime2 ---
+
+/// Serves `body(n)` for the n-th GET (1-based), so every scrape is told
+/// apart by the values it carries; `served()` says how many went out.
+pub struct CountingTarget {
+    pub port: u16,
+    pub local: std::net::SocketAddr,
+    served: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CountingTarget {
+    pub fn start(body: fn(u64) -> String) -> CountingTarget {
+        Self::start_on("127.0.0.1:0", body)
+    }
+
+    /// On another loopback address, e.g. `127.0.0.2:0`.
+    pub fn start_on(bind: &str, body: fn(u64) -> String) -> CountingTarget {
+        let listener = TcpListener::bind(bind).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let local = listener.local_addr().unwrap();
+        let port = local.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), served.clone());
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let (flag, count) = (flag.clone(), count.clone());
+                        workers.push(thread::spawn(move || {
+                            serve_connection(s, &flag, |_| {
+                                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                                (200, Vec::new(), body(n).into_bytes())
+                            })
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        CountingTarget {
+            port,
+            local,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingTarget {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A remote-write receiver that answers 200 after `delay_ms` (changeable
+/// while it runs), each connection on its own thread so shards really run
+/// in parallel. Requests are numbered in arrival order.
+pub struct SlowReceiver {
+    pub port: u16,
+    pub local: std::net::SocketAddr,
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// (arrival number, decoded request).
+    pub seen: Arc<Mutex<Vec<(usize, WriteRequest)>>>,
+    /// The `THANOS-TENANT` header of each request, in arrival order.
+    pub tenants: Arc<Mutex<Vec<Option<String>>>>,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SlowReceiver {
+    pub fn start(delay_ms: u64) -> SlowReceiver {
+        Self::start_on("127.0.0.1:0", delay_ms)
+    }
+
+    pub fn start_on(bind: &str, delay_ms: u64) -> SlowReceiver {
+        use std::sync::atomic::AtomicU64;
+        let listener = TcpListener::bind(bind).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let local = listener.local_addr().unwrap();
+        let port = local.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let delay = Arc::new(AtomicU64::new(delay_ms));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicU64::new(0));
+        let tenants = Arc::new(Mutex::new(Vec::new()));
+        let (flag, d, log, conns) = (stop.clone(), delay.clone(), seen.clone(), connections.clone());
+        let tenant_log = tenants.clone();
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        conns.fetch_add(1, Ordering::SeqCst);
+                        let (flag, d, log) = (flag.clone(), d.clone(), log.clone());
+                        let tenant_log = tenant_log.clone();
+                        workers.push(thread::spawn(move || {
+                            serve_connection(s, &flag, |req| {
+                                let request = decode_write_request(&req.body).expect("valid remote write");
+                                {
+                                    let mut seen = log.lock().unwrap();
+                                    let n = seen.len();
+                                    seen.push((n, request));
+                                    let tenant = req.headers.get("thanos-tenant").cloned();
+                                    tenant_log.lock().unwrap().push(tenant);
+                                }
+                                thread::sleep(Duration::from_millis(d.load(Ordering::SeqCst)));
+                                (200, Vec::new(), Vec::new())
+                            })
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        SlowReceiver {
+            port,
+            local,
+            delay_ms: delay,
+            seen,
+            tenants,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/api/v1/write", self.local)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn tenant_headers(&self) -> Vec<Option<String>> {
+        self.tenants.lock().unwrap().clone()
+    }
+
+    /// Per series whose `__name__` is `name`: the `(series key, values)` in
+    /// arrival order.
+    pub fn values_of(&self, name: &str) -> HashMap<String, Vec<f64>> {
+        let seen = self.seen.lock().unwrap();
+        let mut out: HashMap<String, Vec<f64>> = HashMap::new();
+        for (_, req) in seen.iter() {
+            for ts in &req.timeseries {
+                if ts.label("__name__") == Some(name) {
+                    out.entry(ts.key())
+                        .or_default()
+                        .extend(ts.samples.iter().map(|s| s.value));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SlowReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Checks that each series got exactly the values 1, 2, ..., n in order
+/// (the value is the scrape number the target stamped): a gap is a lost
+/// sample, a repeat a duplicate, a step back a reordering. Returns the
+/// smallest n over the series.
+pub fn assert_each_scrape_once_in_order(values: &HashMap<String, Vec<f64>>, series: usize) -> u64 {
+    assert_eq!(
+        values.len(),
+        series,
+        "series received: {:?}",
+        values.keys().collect::<Vec<_>>()
+    );
+    let mut least = u64::MAX;
+    for (key, v) in values {
+        for (i, value) in v.iter().enumerate() {
+            assert_eq!(
+                *value,
+                (i + 1) as f64,
+                "{key}: value #{i} is {value}, expected {} (values {:?})",
+                i + 1,
+                v
+            );
+        }
+        least = least.min(v.len() as u64);
+    }
+    least
+}

@@ -1,0 +1,1543 @@
+//! From a scrape body to closed remote-write batches.
+//!
+//! One [`TargetPipeline`] per target (scraped job targets, the node
+//! collectors, the agent's own `/metrics`) and one [`Batcher`] shared by all.
+//!
+//! Each target keeps one series table across scrapes, as Prometheus's scrape
+//! cache does. A sample is looked up first by the hash of its series as
+//! exposed (name and labels in body order); only a series not seen in the
+//! last scrape goes the slow way: target labels, metric relabeling, sorting,
+//! and the encoding of its final labels (external labels added, write
+//! relabeling applied) as remote-write `Label` fields, kept in the table.
+//! Every later scrape stores the new value and the commit copies those bytes
+//! into the batch. This keeps one copy of each series in memory and takes
+//! label building, relabeling and encoding off the per-sample path.
+//!
+//! A scrape is staged in the table and committed only when the whole body
+//! parsed within the target's limits, so a failed scrape appends nothing
+//! but `up 0` and the staleness markers, as in Prometheus, where the
+//! scrape's append is rolled back.
+//!
+//! Every buffer is sized from the plan when the pipeline is built. Time
+//! comes in as `now_ms`; batches leave through [`BatchSink`].
+
+use crate::error::ScrapeError;
+use crate::expfmt::{Format, Parser, Sample};
+use crate::labels::{Fnv64, LabelSet, WordHash};
+use crate::plan::{self, Limits, Plan, RelabelRule, TARGET_LABEL_BYTES};
+use crate::relabel::RelabelProgram;
+use crate::remote_write::{self, BatchBuilder, PushError, STALE_NAN_BITS};
+use crate::symbols::{Index, Symbols};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Where closed batches go: the agent appends them to the WAL and hands
+/// them to the sender. `batch` is full or due; the sink must empty it
+/// (`finish_into`) before returning.
+pub trait BatchSink {
+    fn batch_closed(&mut self, shard: u16, batch: &mut BatchBuilder);
+}
+
+/// Label bytes a target adds to every series beyond what its body holds:
+/// `job`, `instance`, static labels, and an `exported_` rename or two.
+const TARGET_LABEL_SLACK: usize = 256;
+
+/// Counters of samples that never reached a batch, by reason.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatcherCounters {
+    pub samples_in: u64,
+    pub dropped_write_relabel: u64,
+    /// Labels that remote write refuses (no `__name__` after write relabeling,
+    /// duplicate names) or a single series larger than a whole batch.
+    pub dropped_invalid: u64,
+}
+
+/// Why a series handed to [`Batcher::finalize`] is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsent {
+    /// Write relabeling dropped it.
+    DroppedByWriteRelabel,
+    /// Remote write cannot carry it (no `__name__`, duplicate names, more
+    /// labels than the scratch set holds).
+    Invalid,
+}
+
+/// The shared tail of the pipeline: external labels, write relabeling and
+/// one batch builder per shard.
+pub struct Batcher {
+    shards: Vec<BatchBuilder>,
+    opened_at_ms: Vec<Option<u64>>,
+    external: Vec<(String, String)>,
+    write_relabel: RelabelProgram,
+    scratch: LabelSet,
+    /// Identity of what [`Batcher::encode`] does to labels; encodings kept
+    /// in series tables are valid only for the same fingerprint.
+    fingerprint: u64,
+    pub counters: BatcherCounters,
+}
+
+impl Batcher {
+    pub fn new(
+        plan: &Plan,
+        shards: u16,
+        max_label_count: usize,
+        max_label_bytes: usize,
+    ) -> Result<Self, String> {
+        let external: Vec<(String, String)> = plan
+            .external_labels
+            .iter()
+            .map(|p| (plan.str(p.name).to_string(), plan.str(p.value).to_string()))
+            .collect();
+        let ext_bytes: usize = external.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let write_relabel =
+            RelabelProgram::build(plan, &plan.receiver.write_relabel, max_label_bytes + ext_bytes)
+                .map_err(|e| format!("receiver.write_relabel: {e}"))?;
+        let max_labels = max_label_count + external.len() + 4;
+        let scratch_bytes = 2 * (max_label_bytes + ext_bytes + TARGET_LABEL_SLACK);
+        let shards = shards.max(1);
+        Ok(Batcher {
+            shards: (0..shards).map(|_| BatchBuilder::new(&plan.queue)).collect(),
+            opened_at_ms: vec![None; shards as usize],
+            scratch: LabelSet::with_capacity(max_labels, scratch_bytes),
+            fingerprint: output_fingerprint(plan),
+            external,
+            write_relabel,
+            counters: BatcherCounters::default(),
+        })
+    }
+
+    pub fn shard_count(&self) -> u16 {
+        self.shards.len() as u16
+    }
+
+    /// Turns a target's series into what is sent: external labels added
+    /// (a series' own labels win), write relabeling applied, sorted and
+    /// checked against remote write's rules. The result lives in the
+    /// batcher's scratch set until the next call.
+    pub fn finalize(&mut self, labels: &LabelSet) -> Result<&LabelSet, Unsent> {
+        if self.scratch.copy_from(labels).is_err() {
+            return Err(Unsent::Invalid);
+        }
+        for (name, value) in &self.external {
+            if self.scratch.get(name).is_none() && self.scratch.push(name, value).is_err() {
+                return Err(Unsent::Invalid);
+            }
+        }
+        if !self.write_relabel.is_empty() && !self.write_relabel.apply(&mut self.scratch) {
+            return Err(Unsent::DroppedByWriteRelabel);
+        }
+        self.scratch.sort();
+        if remote_write::check_labels(&self.scratch).is_err() {
+            return Err(Unsent::Invalid);
+        }
+        Ok(&self.scratch)
+    }
+
+    /// Counts a sample that will never be sent, by why.
+    pub fn count_dropped(&mut self, why: Unsent) {
+        self.counters.samples_in += 1;
+        match why {
+            Unsent::DroppedByWriteRelabel => self.counters.dropped_write_relabel += 1,
+            _ => self.counters.dropped_invalid += 1,
+        }
+    }
+
+    /// Appends one sample of a series kept as string ids (see
+    /// [`Batcher::finalize`]) to the batch of the shard `series_hash` falls
+    /// on, closing that batch into `sink` when it is full.
+    #[allow(clippy::too_many_arguments)]
+    fn push_ids(
+        &mut self,
+        series_hash: u64,
+        symbols: &Symbols,
+        ids: &[u8],
+        value: f64,
+        ts_ms: i64,
+        now_ms: u64,
+        sink: &mut dyn BatchSink,
+    ) {
+        let labels_len: usize = id_pairs(symbols, ids)
+            .map(|(n, v)| remote_write::label_field_len(n, v))
+            .sum();
+        let write = |buf: &mut Vec<u8>| {
+            for (n, v) in id_pairs(symbols, ids) {
+                remote_write::put_label(buf, n, v);
+            }
+        };
+        self.append(series_hash, labels_len, write, value, ts_ms, now_ms, sink);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        series_hash: u64,
+        labels_len: usize,
+        write: impl Fn(&mut Vec<u8>),
+        value: f64,
+        ts_ms: i64,
+        now_ms: u64,
+        sink: &mut dyn BatchSink,
+    ) {
+        self.counters.samples_in += 1;
+        let shard = (series_hash % self.shards.len() as u64) as usize;
+        let mut result = self.shards[shard].push_with(labels_len, value, ts_ms, &write);
+        if result == Err(PushError::BatchFull) {
+            self.close(shard, sink);
+            result = self.shards[shard].push_with(labels_len, value, ts_ms, &write);
+        }
+        if result.is_ok() {
+            self.opened_at_ms[shard].get_or_insert(now_ms);
+            return;
+        }
+        self.counters.dropped_invalid += 1;
+    }
+
+    /// Finalizes and appends one sample of a series that no table keeps
+    /// (the synthetic `up` and `scrape_*` series, one-off pushes).
+    pub fn push(&mut self, labels: &LabelSet, value: f64, ts_ms: i64, now_ms: u64, sink: &mut dyn BatchSink) {
+        if let Err(why) = self.finalize(labels) {
+            return self.count_dropped(why);
+        }
+        // Moved out for the call (an empty set allocates nothing).
+        let scratch = core::mem::replace(&mut self.scratch, LabelSet::with_capacity(0, 0));
+        let labels_len = remote_write::encoded_labels_len(&scratch);
+        let write = |buf: &mut Vec<u8>| remote_write::put_labels(&scratch, buf);
+        self.append(scratch.hash(), labels_len, write, value, ts_ms, now_ms, sink);
+        self.scratch = scratch;
+    }
+
+    fn close(&mut self, shard: usize, sink: &mut dyn BatchSink) {
+        self.opened_at_ms[shard] = None;
+        if self.shards[shard].samples() > 0 {
+            sink.batch_closed(shard as u16, &mut self.shards[shard]);
+        }
+    }
+
+    /// Closes batches that have waited `deadline_ms` (batch_send_deadline).
+    pub fn close_due(&mut self, now_ms: u64, deadline_ms: u64, sink: &mut dyn BatchSink) {
+        for shard in 0..self.shards.len() {
+            if let Some(opened) = self.opened_at_ms[shard] {
+                if now_ms.saturating_sub(opened) >= deadline_ms {
+                    self.close(shard, sink);
+                }
+            }
+        }
+    }
+
+    /// When the oldest open batch falls due.
+    pub fn next_due(&self, deadline_ms: u64) -> Option<u64> {
+        self.opened_at_ms.iter().flatten().min().map(|t| t + deadline_ms)
+    }
+
+    /// Changes the shard count (the sender resharded). Open batches are
+    /// closed first so no series changes shard inside a batch.
+    pub fn set_shards(&mut self, shards: u16, queue: &plan::Queue, sink: &mut dyn BatchSink) {
+        self.close_all(sink);
+        let shards = usize::from(shards.max(1));
+        self.shards.truncate(shards);
+        while self.shards.len() < shards {
+            self.shards.push(BatchBuilder::new(queue));
+        }
+        self.opened_at_ms = vec![None; shards];
+    }
+
+    /// Closes every open batch (shutdown, reload).
+    pub fn close_all(&mut self, sink: &mut dyn BatchSink) {
+        for shard in 0..self.shards.len() {
+            self.close(shard, sink);
+        }
+    }
+}
+
+/// Hash of the plan's external labels and write relabeling: two batchers
+/// with the same fingerprint encode every series alike.
+fn output_fingerprint(plan: &Plan) -> u64 {
+    let mut h = Fnv64::new();
+    for p in &plan.external_labels {
+        hash_text(&mut h, plan.str(p.name));
+        hash_text(&mut h, plan.str(p.value));
+    }
+    hash_rules(&mut h, plan, &plan.receiver.write_relabel);
+    h.finish()
+}
+
+/// Hash of what a target does to its series before the batcher: its
+/// labels, `honor_labels` and metric relabeling.
+fn target_fingerprint(plan: &Plan, target: &TargetLabels, rules: &[RelabelRule]) -> u64 {
+    let mut h = Fnv64::new();
+    for (n, v) in target.pairs() {
+        hash_text(&mut h, n);
+        hash_text(&mut h, v);
+    }
+    h.write(&[u8::from(target.honor_labels)]);
+    hash_rules(&mut h, plan, rules);
+    h.finish()
+}
+
+fn hash_text(h: &mut Fnv64, s: &str) {
+    h.write(s.as_bytes());
+    h.write(&[0xff]);
+}
+
+fn hash_rules(h: &mut Fnv64, plan: &Plan, rules: &[RelabelRule]) {
+    for r in rules {
+        hash_text(h, r.action.name());
+        for s in &r.source_labels {
+            hash_text(h, plan.str(*s));
+        }
+        hash_text(h, plan.str(r.separator));
+        hash_text(h, plan.str(r.regex));
+        hash_text(h, plan.str(r.target_label));
+        hash_text(h, plan.str(r.replacement));
+        h.write(&r.modulus.to_le_bytes());
+    }
+}
+
+/// Series state bits.
+const LIVE: u8 = 1;
+/// Seen in the scrape being staged.
+const SEEN: u8 = 2;
+/// The last committed sample carried its own timestamp: such series get
+/// no staleness marker, as in Prometheus.
+const LIVE_OWN_TS: u8 = 4;
+/// The staged sample carries its own timestamp.
+const OWN_TS: u8 = 8;
+/// Write relabeling drops this series (no encoded labels kept).
+const DROPPED: u8 = 16;
+/// Remote write cannot carry this series (no encoded labels kept).
+const INVALID: u8 = 32;
+/// Metric relabeling drops this exposed series (or leaves it nameless):
+/// remembered so that later scrapes skip it without relabeling again.
+const METRIC_DROPPED: u8 = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Hash of the final, sorted target-level labels: the series' identity.
+    hash: u64,
+    /// Hash of the series as exposed, the fast lookup key.
+    raw: u64,
+    value: f64,
+    ts: i64,
+    /// The series' id list in the table's id arena.
+    at: u32,
+    len: u32,
+    state: u8,
+}
+
+/// A target's series: the entries in first-seen order; their final labels
+/// as lists of string ids into the target's [`Symbols`], in an arena in the
+/// same order (so dropping vanished series compacts both in one pass
+/// without allocating); and two indexes: by the series as exposed, and by
+/// its labels, which finds duplicates and series whose exposition changed
+/// but whose labels did not.
+struct SeriesTable {
+    by_raw: Index,
+    by_hash: Index,
+    entries: Vec<Entry>,
+    /// Per series, varint (name id, value id) pairs.
+    ids: Vec<u8>,
+    symbols: Symbols,
+    /// Some entry was re-keyed in `by_raw`: rebuild it at the commit.
+    rekeyed: bool,
+    /// The entry after the last one a sample matched. Targets expose their
+    /// series in the same order scrape after scrape, so this is usually the
+    /// next sample's entry: checking it first walks the entries in order
+    /// instead of jumping through the index (a cache miss per sample).
+    cursor: usize,
+}
+
+/// Bytes of string-table bookkeeping per distinct string: span, count,
+/// key, free-list slot and two index slots.
+const SYMBOL_OVERHEAD_BYTES: usize = 8 + 4 + 8 + 4 + 8;
+
+impl SeriesTable {
+    /// A table of at most `entries` series whose ids and strings take at
+    /// most `bytes`: a quarter for id lists, a quarter for string text, half
+    /// for the strings' bookkeeping.
+    fn with_capacity(entries: usize, bytes: usize) -> Self {
+        SeriesTable {
+            by_raw: Index::new(entries),
+            by_hash: Index::new(entries),
+            entries: Vec::with_capacity(entries),
+            ids: Vec::with_capacity(bytes / 4),
+            symbols: Symbols::with_limits(bytes / 2 / SYMBOL_OVERHEAD_BYTES, bytes / 4),
+            rekeyed: false,
+            cursor: 0,
+        }
+    }
+
+    fn find_raw(&self, raw: u64) -> Result<usize, usize> {
+        self.by_raw.find(raw, |i| self.entries[i].raw, |_| true)
+    }
+
+    /// [`SeriesTable::find_raw`], trying the entry after the last match first.
+    fn find_raw_in_order(&mut self, raw: u64) -> Result<usize, usize> {
+        let found = match self.entries.get(self.cursor) {
+            Some(e) if e.raw == raw => Ok(self.cursor),
+            _ => self.find_raw(raw),
+        };
+        if let Ok(i) = found {
+            self.cursor = i + 1;
+        }
+        found
+    }
+
+    /// Only series that reach remote write are indexed by hash.
+    fn find_hash(&self, hash: u64) -> Result<usize, usize> {
+        self.by_hash.find(hash, |i| self.entries[i].hash, |_| true)
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries.len() == self.entries.capacity()
+    }
+
+    fn push(&mut self, raw_slot: usize, hash_slot: Option<usize>, entry: Entry) {
+        self.entries.push(entry);
+        let i = self.entries.len() - 1;
+        if self.by_raw.needs_growth(self.entries.len()) || self.by_hash.needs_growth(self.entries.len()) {
+            self.reindex();
+            return;
+        }
+        self.by_raw.set(raw_slot, i);
+        if let Some(slot) = hash_slot {
+            self.by_hash.set(slot, i);
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.by_raw.reset_for(self.entries.len());
+        self.by_hash.reset_for(self.entries.len());
+        for (i, e) in self.entries.iter().enumerate() {
+            self.by_raw.insert(e.raw, i);
+            if e.state & METRIC_DROPPED == 0 {
+                self.by_hash.insert(e.hash, i);
+            }
+        }
+    }
+
+    fn labels(&self, e: &Entry) -> &[u8] {
+        &self.ids[e.at as usize..(e.at + e.len) as usize]
+    }
+
+    /// Stores `labels` as string ids at the end of the id arena and returns
+    /// their bytes there; on a full table nothing is kept.
+    fn store_labels(&mut self, labels: &LabelSet) -> Result<u32, ()> {
+        let at = self.ids.len();
+        for (name, value) in labels.iter() {
+            let stored = self.ids.len() + 2 * MAX_VARINT_BYTES <= self.ids.capacity()
+                && match self.symbols.intern(name) {
+                    Ok(n) => match self.symbols.intern(value) {
+                        Ok(v) => {
+                            put_varint(&mut self.ids, n);
+                            put_varint(&mut self.ids, v);
+                            true
+                        }
+                        Err(_) => {
+                            self.symbols.release(n);
+                            false
+                        }
+                    },
+                    Err(_) => false,
+                };
+            if !stored {
+                release_ids(&mut self.symbols, &self.ids[at..]);
+                self.ids.truncate(at);
+                return Err(());
+            }
+        }
+        Ok((self.ids.len() - at) as u32)
+    }
+
+    fn clear(&mut self) {
+        self.by_raw.reset_for(0);
+        self.by_hash.reset_for(0);
+        self.entries.clear();
+        self.ids.clear();
+        self.symbols.clear();
+        self.rekeyed = false;
+        self.cursor = 0;
+    }
+
+    /// Removes the entries `keep` refuses, compacting entries and id arena
+    /// in place, giving their strings back, and rebuilds the indexes.
+    fn retain(&mut self, mut keep: impl FnMut(&mut Entry) -> bool) {
+        let mut kept = 0;
+        let mut ids_end = 0usize;
+        for i in 0..self.entries.len() {
+            let mut e = self.entries[i];
+            let (at, len) = (e.at as usize, e.len as usize);
+            if !keep(&mut e) {
+                release_ids(&mut self.symbols, &self.ids[at..at + len]);
+                continue;
+            }
+            if at != ids_end {
+                self.ids.copy_within(at..at + len, ids_end);
+                e.at = ids_end as u32;
+            }
+            ids_end += len;
+            self.entries[kept] = e;
+            kept += 1;
+        }
+        let removed = kept != self.entries.len();
+        self.cursor = 0;
+        self.entries.truncate(kept);
+        self.ids.truncate(ids_end);
+        if removed || self.rekeyed {
+            self.rekeyed = false;
+            self.reindex();
+        }
+        self.symbols.maybe_compact();
+    }
+}
+
+const MAX_VARINT_BYTES: usize = 5;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads the varint at `*at` of bytes this module wrote.
+fn next_varint(bytes: &[u8], at: &mut usize) -> u32 {
+    let mut v = 0u32;
+    let mut shift = 0;
+    while let Some(&b) = bytes.get(*at) {
+        *at += 1;
+        v |= u32::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// The (name, value) pairs of a stored id list.
+fn id_pairs<'a>(symbols: &'a Symbols, ids: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        (at < ids.len()).then(|| {
+            let n = next_varint(ids, &mut at);
+            let v = next_varint(ids, &mut at);
+            (symbols.get(n), symbols.get(v))
+        })
+    })
+}
+
+fn release_ids(symbols: &mut Symbols, ids: &[u8]) {
+    let mut at = 0;
+    while at < ids.len() {
+        let id = next_varint(ids, &mut at);
+        symbols.release(id);
+    }
+}
+
+/// What one scrape produced, for the synthetic series, counters and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ScrapeReport {
+    pub samples_scraped: u64,
+    pub samples_post_relabel: u64,
+    pub series_added: u64,
+    pub stale_markers: u64,
+    pub duplicates: u64,
+}
+
+/// Static identity of a target: the labels Prometheus would attach.
+#[derive(Debug, Clone)]
+pub struct TargetLabels {
+    pub job: String,
+    pub instance: String,
+    /// The job's static labels, in plan order.
+    pub extra: Vec<(String, String)>,
+    pub honor_labels: bool,
+}
+
+impl TargetLabels {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        [("job", self.job.as_str()), ("instance", self.instance.as_str())]
+            .into_iter()
+            .chain(self.extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    fn bytes(&self) -> usize {
+        self.pairs().map(|(n, v)| n.len() + v.len() + 2).sum()
+    }
+}
+
+/// One target's parse, relabel, limit and staleness state.
+pub struct TargetPipeline {
+    pub target: TargetLabels,
+    parser: Parser,
+    relabel: RelabelProgram,
+    limits: Limits,
+    labels: LabelSet,
+    rename: String,
+    table: SeriesTable,
+    /// The [`Batcher`] fingerprint the table's encodings were made with.
+    encoded_for: Option<u64>,
+    /// What the table's keys and labels depend on: target labels,
+    /// `honor_labels`, metric relabeling.
+    fingerprint: u64,
+    /// Between [`TargetPipeline::begin`] and the scrape's finish or fail.
+    staging: bool,
+    /// This scrape passed `limits.samples`: it is parsed to the end for the
+    /// counts, as Prometheus does, and then fails.
+    over_limit: bool,
+    report: ScrapeReport,
+    scrape_ts_ms: i64,
+}
+
+impl TargetPipeline {
+    pub fn new(
+        plan: &Plan,
+        target: TargetLabels,
+        limits: Limits,
+        rules: &[RelabelRule],
+    ) -> Result<Self, String> {
+        let label_bytes = limits.label_count as usize
+            * (limits.label_name_bytes as usize + limits.label_value_bytes as usize)
+            + target.bytes()
+            + TARGET_LABEL_SLACK;
+        let relabel = RelabelProgram::build(plan, rules, label_bytes)
+            .map_err(|e| format!("metric_relabel of job {}: {e}", target.job))?;
+        let arena = limits.series_arena_bytes(TARGET_LABEL_BYTES + plan.external_label_bytes());
+        let label_count = limits.label_count as usize + target.pairs().count() + 4;
+        Ok(TargetPipeline {
+            parser: Parser::new(&limits),
+            relabel,
+            labels: LabelSet::with_capacity(label_count, label_bytes),
+            rename: String::with_capacity(limits.label_name_bytes as usize + 64),
+            table: SeriesTable::with_capacity(limits.series_table_entries(), arena as usize),
+            encoded_for: None,
+            fingerprint: target_fingerprint(plan, &target, rules),
+            staging: false,
+            over_limit: false,
+            report: ScrapeReport::default(),
+            scrape_ts_ms: 0,
+            limits,
+            target,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Series the target had in its last good scrape.
+    pub fn live_series(&self) -> usize {
+        self.table
+            .entries
+            .iter()
+            .filter(|e| e.state & LIVE != 0 && e.state & METRIC_DROPPED == 0)
+            .count()
+    }
+
+    /// Starts a scrape whose samples carry `scrape_ts_ms` unless the body
+    /// gives its own timestamps.
+    pub fn begin(&mut self, format: Format, scrape_ts_ms: i64) {
+        self.table.cursor = 0;
+        if self.staging {
+            // The last scrape was abandoned: unstage what it staged.
+            for e in self.table.entries.iter_mut() {
+                if e.state & LIVE == 0 {
+                    e.state = 0;
+                }
+                e.state &= !(SEEN | OWN_TS);
+            }
+            self.table.retain(|e| e.state != 0);
+        }
+        self.staging = true;
+        self.over_limit = false;
+        self.parser.reset(format);
+        self.report = ScrapeReport::default();
+        self.scrape_ts_ms = scrape_ts_ms;
+    }
+
+    /// Parses the next piece of the body. `batcher` encodes series seen for
+    /// the first time; nothing is sent before [`TargetPipeline::finish`].
+    pub fn handle_chunk(&mut self, chunk: &[u8], batcher: &mut Batcher) -> Result<(), ScrapeError> {
+        self.adopt_encoding(batcher);
+        let (mut stage, parser) = Stage::of(self, batcher);
+        parser.handle_chunk(chunk, &mut |s: &Sample<'_>| stage.sample(s))
+    }
+
+    /// A table encoded for another batcher (a reload changed external labels
+    /// or write relabeling) is forgotten: its series start afresh.
+    fn adopt_encoding(&mut self, batcher: &Batcher) {
+        if self.encoded_for != Some(batcher.fingerprint) {
+            if self.encoded_for.is_some() {
+                self.table.clear();
+            }
+            self.encoded_for = Some(batcher.fingerprint);
+        }
+    }
+
+    /// Ends a body that arrived whole: commits its series, writes staleness
+    /// markers for vanished ones and the synthetic series. A late parse
+    /// error (truncated body, sample limit) turns into a failed scrape.
+    pub fn finish(
+        &mut self,
+        duration_s: f64,
+        now_ms: u64,
+        batcher: &mut Batcher,
+        sink: &mut dyn BatchSink,
+    ) -> Result<ScrapeReport, ScrapeError> {
+        self.adopt_encoding(batcher);
+        let result = {
+            let (mut stage, parser) = Stage::of(self, batcher);
+            parser.finish(&mut |s: &Sample<'_>| stage.sample(s))
+        };
+        let result = match (result, self.over_limit) {
+            (Ok(()), true) => Err(ScrapeError::SampleLimit {
+                limit: self.limits.samples,
+            }),
+            (result, _) => result,
+        };
+        if let Err(e) = result {
+            self.fail(self.scrape_ts_ms, duration_s, now_ms, batcher, sink);
+            return Err(e);
+        }
+        self.staging = false;
+        let ts = self.scrape_ts_ms;
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let table = &mut self.table;
+        let (symbols, ids) = (&table.symbols, &table.ids);
+        let mut stale_markers = 0;
+        let mut emit = |e: &mut Entry| -> bool {
+            if e.state & METRIC_DROPPED != 0 {
+                return e.state & SEEN != 0;
+            }
+            if e.state & SEEN != 0 {
+                if e.state & (DROPPED | INVALID) != 0 {
+                    batcher.count_dropped(if e.state & DROPPED != 0 {
+                        Unsent::DroppedByWriteRelabel
+                    } else {
+                        Unsent::Invalid
+                    });
+                } else {
+                    let labels = &ids[e.at as usize..(e.at + e.len) as usize];
+                    let at = if e.state & OWN_TS != 0 { e.ts } else { ts };
+                    batcher.push_ids(e.hash, symbols, labels, e.value, at, now_ms, sink);
+                }
+                let own_ts = if e.state & OWN_TS != 0 { LIVE_OWN_TS } else { 0 };
+                e.state = (e.state & (DROPPED | INVALID)) | LIVE | own_ts;
+                return true;
+            }
+            if e.state & LIVE != 0 && e.state & (LIVE_OWN_TS | DROPPED | INVALID) == 0 {
+                let labels = &ids[e.at as usize..(e.at + e.len) as usize];
+                batcher.push_ids(e.hash, symbols, labels, stale, ts, now_ms, sink);
+                stale_markers += 1;
+            }
+            false
+        };
+        // Emitting reads the id lists that retain() compacts: emit first,
+        // then compact with the decisions recorded in the states.
+        for e in table.entries.iter_mut() {
+            if !emit(e) {
+                e.state = 0;
+            } else if e.state & METRIC_DROPPED != 0 {
+                e.state = METRIC_DROPPED | LIVE;
+            }
+        }
+        table.retain(|e| e.state != 0);
+        self.report.stale_markers += stale_markers;
+        let report = self.report;
+        self.push_synthetic(false, 1.0, duration_s, now_ms, batcher, sink);
+        Ok(report)
+    }
+
+    /// The scrape that started at `scrape_ts_ms` failed (connect error,
+    /// timeout, bad body, limit): `up` is 0 and every series of the last
+    /// good scrape goes stale. The `scrape_*` series report how far the body
+    /// got, as Prometheus's do. A failure before any body arrived never
+    /// called [`TargetPipeline::begin`], hence the explicit timestamp.
+    ///
+    /// The table keeps the series, no longer live, so that the next good
+    /// scrape does not count them as added; those it does not see again go
+    /// at its commit, without a second staleness marker.
+    pub fn fail(
+        &mut self,
+        scrape_ts_ms: i64,
+        duration_s: f64,
+        now_ms: u64,
+        batcher: &mut Batcher,
+        sink: &mut dyn BatchSink,
+    ) {
+        if !self.staging {
+            self.report = ScrapeReport::default();
+        }
+        self.scrape_ts_ms = scrape_ts_ms;
+        self.staging = false;
+        self.mark_live_stale(now_ms, batcher, sink);
+        for e in self.table.entries.iter_mut() {
+            e.state &= DROPPED | INVALID | METRIC_DROPPED;
+        }
+        self.push_synthetic(false, 0.0, duration_s, now_ms, batcher, sink);
+    }
+
+    /// The target left the plan (reload): every series it had, the
+    /// synthetic ones included, gets a staleness marker, as Prometheus does
+    /// when a target disappears.
+    pub fn retire(&mut self, now_ms: u64, batcher: &mut Batcher, sink: &mut dyn BatchSink) {
+        self.scrape_ts_ms = now_ms as i64;
+        self.staging = false;
+        self.mark_live_stale(now_ms, batcher, sink);
+        self.table.clear();
+        self.push_synthetic(true, 0.0, 0.0, now_ms, batcher, sink);
+    }
+
+    /// Takes over the series table of the same target from the pipeline a
+    /// reload replaces, so staleness carries across the reload. Only when
+    /// both were sized alike and make the same series: same target labels,
+    /// metric relabeling, external labels and write relabeling. Returns
+    /// whether it happened; when not, the caller retires the old pipeline,
+    /// whose series now go stale.
+    pub fn adopt_series(
+        &mut self,
+        old: &mut TargetPipeline,
+        old_batcher: &Batcher,
+        new_batcher: &Batcher,
+    ) -> bool {
+        let same = old.fingerprint == self.fingerprint
+            && old_batcher.fingerprint == new_batcher.fingerprint
+            && old.table.entries.capacity() == self.table.entries.capacity()
+            && old.table.ids.capacity() == self.table.ids.capacity();
+        if same {
+            core::mem::swap(&mut self.table, &mut old.table);
+            self.encoded_for = old.encoded_for;
+            old.table.clear();
+        }
+        same
+    }
+
+    /// Staleness markers for every series of the last good scrape.
+    fn mark_live_stale(&mut self, now_ms: u64, batcher: &mut Batcher, sink: &mut dyn BatchSink) {
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let table = &self.table;
+        for e in &table.entries {
+            if e.state & LIVE != 0 && e.state & (LIVE_OWN_TS | DROPPED | INVALID | METRIC_DROPPED) == 0 {
+                let ids = table.labels(e);
+                batcher.push_ids(
+                    e.hash,
+                    &table.symbols,
+                    ids,
+                    stale,
+                    self.scrape_ts_ms,
+                    now_ms,
+                    sink,
+                );
+                self.report.stale_markers += 1;
+            }
+        }
+    }
+
+    fn push_synthetic(
+        &mut self,
+        retiring: bool,
+        up: f64,
+        duration_s: f64,
+        now_ms: u64,
+        batcher: &mut Batcher,
+        sink: &mut dyn BatchSink,
+    ) {
+        let r = self.report;
+        let series = [
+            ("up", up),
+            ("scrape_duration_seconds", duration_s),
+            ("scrape_samples_scraped", r.samples_scraped as f64),
+            (
+                "scrape_samples_post_metric_relabeling",
+                r.samples_post_relabel as f64,
+            ),
+            ("scrape_series_added", r.series_added as f64),
+        ];
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        for (name, value) in series {
+            let value = if retiring { stale } else { value };
+            self.labels.clear();
+            let ok = self.labels.push("__name__", name).is_ok()
+                && self
+                    .target
+                    .pairs()
+                    .all(|(n, v)| v.is_empty() || self.labels.push(n, v).is_ok());
+            if ok {
+                self.labels.sort();
+                batcher.push(&self.labels, value, self.scrape_ts_ms, now_ms, sink);
+            }
+        }
+    }
+}
+
+/// The parts of a [`TargetPipeline`] that staging one sample touches,
+/// borrowed apart from the parser that calls it.
+struct Stage<'a> {
+    target: &'a TargetLabels,
+    relabel: &'a mut RelabelProgram,
+    limits: &'a Limits,
+    labels: &'a mut LabelSet,
+    rename: &'a mut String,
+    table: &'a mut SeriesTable,
+    report: &'a mut ScrapeReport,
+    over_limit: &'a mut bool,
+    batcher: &'a mut Batcher,
+}
+
+impl<'a> Stage<'a> {
+    fn of(p: &'a mut TargetPipeline, batcher: &'a mut Batcher) -> (Stage<'a>, &'a mut Parser) {
+        let TargetPipeline {
+            target,
+            parser,
+            relabel,
+            limits,
+            labels,
+            rename,
+            table,
+            report,
+            over_limit,
+            ..
+        } = p;
+        (
+            Stage {
+                target,
+                relabel,
+                limits,
+                labels,
+                rename,
+                table,
+                report,
+                over_limit,
+                batcher,
+            },
+            parser,
+        )
+    }
+
+    /// Builds one sample's series and stages it: `__name__`, the scraped
+    /// labels, the target's labels with `honor_labels` semantics, metric
+    /// relabeling, then the sample limit. A series seen for the first time
+    /// is finalized for sending now, once, and kept as string ids.
+    fn sample(&mut self, s: &Sample<'_>) -> Result<(), ScrapeError> {
+        self.report.samples_scraped += 1;
+        let own_ts = if s.timestamp_ms.is_some() { OWN_TS } else { 0 };
+        let raw = exposed_hash(s);
+        let raw_slot = match self.table.find_raw_in_order(raw) {
+            Ok(i) => {
+                let e = &mut self.table.entries[i];
+                if e.state & METRIC_DROPPED != 0 {
+                    e.state |= SEEN;
+                    return Ok(());
+                }
+                return self.stage_value(i, s, own_ts);
+            }
+            Err(slot) => slot,
+        };
+        if !self.build_labels(s)? {
+            // Dropped by metric relabeling: remember that, if there is room.
+            if !self.table.is_full() {
+                let at = self.table.ids.len() as u32;
+                let entry = Entry {
+                    hash: 0,
+                    raw,
+                    value: 0.0,
+                    ts: 0,
+                    at,
+                    len: 0,
+                    state: METRIC_DROPPED | SEEN,
+                };
+                self.table.push(raw_slot, None, entry);
+            }
+            return Ok(());
+        }
+        let hash = self.labels.hash();
+        let hash_slot = match self.table.find_hash(hash) {
+            Ok(i) => {
+                // Known series, exposed differently (label order, an empty
+                // label), or exposed twice in this body.
+                if self.table.entries[i].state & SEEN == 0 {
+                    self.table.entries[i].raw = raw;
+                    self.table.by_raw.set(raw_slot, i);
+                    self.table.rekeyed = true;
+                }
+                return self.stage_value(i, s, own_ts);
+            }
+            Err(slot) => slot,
+        };
+        if self.past_sample_limit() {
+            return Ok(());
+        }
+        let table = &mut *self.table;
+        let series_bytes_limit = ScrapeError::SeriesBytesLimit {
+            limit: (table.ids.capacity() * 4) as u64,
+        };
+        if table.is_full() {
+            return Err(series_bytes_limit);
+        }
+        let at = table.ids.len();
+        let (state, len) = match self.batcher.finalize(self.labels) {
+            Ok(labels) => (0, table.store_labels(labels).map_err(|()| series_bytes_limit)?),
+            Err(Unsent::DroppedByWriteRelabel) => (DROPPED, 0),
+            Err(Unsent::Invalid) => (INVALID, 0),
+        };
+        let entry = Entry {
+            hash,
+            raw,
+            value: s.value,
+            ts: s.timestamp_ms.unwrap_or(0),
+            at: at as u32,
+            len,
+            state: state | SEEN | own_ts,
+        };
+        table.push(raw_slot, Some(hash_slot), entry);
+        self.report.samples_post_relabel += 1;
+        self.report.series_added += 1;
+        Ok(())
+    }
+
+    /// Stores this scrape's value of a known series; the first one wins
+    /// when a body repeats a series, as Prometheus keeps the first too.
+    fn stage_value(&mut self, i: usize, s: &Sample<'_>, own_ts: u8) -> Result<(), ScrapeError> {
+        if self.table.entries[i].state & SEEN != 0 {
+            self.report.duplicates += 1;
+            return Ok(());
+        }
+        if self.past_sample_limit() {
+            return Ok(());
+        }
+        let e = &mut self.table.entries[i];
+        e.state = (e.state & !OWN_TS) | SEEN | own_ts;
+        e.value = s.value;
+        e.ts = s.timestamp_ms.unwrap_or(0);
+        self.report.samples_post_relabel += 1;
+        Ok(())
+    }
+
+    /// Prometheus's `sample_limit`: a scrape with more samples fails. Past
+    /// the limit a sample is only counted (the body is read to the end, so
+    /// the `scrape_*` series tell by how much), and `finish` fails.
+    fn past_sample_limit(&mut self) -> bool {
+        if self.report.samples_post_relabel < u64::from(self.limits.samples) {
+            return false;
+        }
+        *self.over_limit = true;
+        self.report.samples_post_relabel += 1;
+        true
+    }
+
+    /// Builds the series' target-level labels into `self.labels`, sorted:
+    /// `__name__`, the scraped labels, the target's labels with
+    /// `honor_labels` semantics, then metric relabeling. False when
+    /// relabeling drops the series or leaves it without a name.
+    fn build_labels(&mut self, s: &Sample<'_>) -> Result<bool, ScrapeError> {
+        let label_limit = ScrapeError::LabelLimit {
+            line: 0,
+            limit: self.limits.label_count,
+        };
+        let labels = &mut *self.labels;
+        labels.clear();
+        labels.push("__name__", s.name).map_err(|_| label_limit)?;
+        for (n, v) in s.labels.iter() {
+            // Prometheus treats an empty label value as an absent label.
+            if !v.is_empty() {
+                labels.push(n, v).map_err(|_| label_limit)?;
+            }
+        }
+        for (name, value) in self.target.pairs() {
+            if value.is_empty() {
+                continue;
+            }
+            match labels.get(name) {
+                None => labels.push(name, value).map_err(|_| label_limit)?,
+                Some(_) if self.target.honor_labels => {}
+                Some(scraped) => {
+                    // honor_labels=false: the scraped value moves to
+                    // exported_<name> (repeatedly prefixed if that is taken too).
+                    let rename = &mut *self.rename;
+                    rename.clear();
+                    rename.push_str(scraped);
+                    let scraped_len = rename.len();
+                    rename.push_str("exported_");
+                    rename.push_str(name);
+                    while labels.get(&rename[scraped_len..]).is_some() {
+                        rename.insert_str(scraped_len, "exported_");
+                    }
+                    let (scraped, exported) = rename.split_at(scraped_len);
+                    labels.push(exported, scraped).map_err(|_| label_limit)?;
+                    labels.set(name, value).map_err(|_| label_limit)?;
+                }
+            }
+        }
+        if !self.relabel.is_empty() && !self.relabel.apply(labels) {
+            return Ok(false);
+        }
+        if labels.get("__name__").is_none() {
+            return Ok(false);
+        }
+        labels.sort();
+        Ok(true)
+    }
+}
+
+/// Identity of a series as the body exposes it: name and labels in body
+/// order, empty values included. Equal bodies give equal keys, so a
+/// steady target never rebuilds a label set.
+fn exposed_hash(s: &Sample<'_>) -> u64 {
+    let mut h = WordHash::new();
+    h.write(s.name.as_bytes());
+    for (n, v) in s.labels.iter() {
+        h.write(n.as_bytes());
+        h.write(v.as_bytes());
+    }
+    h.finish()
+}
+
+/// Job labels of a plan target, resolved once.
+pub fn job_labels(plan: &Plan, job: &plan::ScrapeJob, instance: &str) -> TargetLabels {
+    TargetLabels {
+        job: plan.str(job.name).to_string(),
+        instance: instance.to_string(),
+        extra: job
+            .labels
+            .iter()
+            .map(|p| (plan.str(p.name).to_string(), plan.str(p.value).to_string()))
+            .collect(),
+        honor_labels: job.honor_labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{
+        Agent, Auth, Budget, Fsync, LabelPair, Queue, Receiver, RelabelAction, Role, SelfScrape, StrId, Wal,
+    };
+    use prost::Message;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        samples: Vec<PbSample>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Label {
+        #[prost(string, tag = "1")]
+        name: String,
+        #[prost(string, tag = "2")]
+        value: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct PbSample {
+        #[prost(double, tag = "1")]
+        value: f64,
+        #[prost(int64, tag = "2")]
+        timestamp: i64,
+    }
+
+    /// Decodes every closed batch into `labels-as-text -> (value bits, ts)`.
+    #[derive(Default)]
+    struct Collect(Vec<(String, u64, i64)>);
+
+    impl BatchSink for Collect {
+        fn batch_closed(&mut self, _shard: u16, batch: &mut BatchBuilder) {
+            let req = WriteRequest::decode(batch.encoded()).unwrap();
+            for ts in req.timeseries {
+                let labels: Vec<String> = ts
+                    .labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect();
+                for s in ts.samples {
+                    self.0.push((labels.join(","), s.value.to_bits(), s.timestamp));
+                }
+            }
+            batch.clear();
+        }
+    }
+
+    impl Collect {
+        fn value(&self, series: &str) -> Option<f64> {
+            self.0
+                .iter()
+                .rev()
+                .find(|(l, _, _)| l == series)
+                .map(|(_, v, _)| f64::from_bits(*v))
+        }
+        fn stale(&self) -> Vec<&str> {
+            self.0
+                .iter()
+                .filter(|(_, v, _)| *v == STALE_NAN_BITS)
+                .map(|(l, _, _)| l.as_str())
+                .collect()
+        }
+    }
+
+    struct Fixture {
+        plan: Plan,
+    }
+
+    impl Fixture {
+        fn new(write_relabel_drop: Option<&str>) -> Fixture {
+            let mut strings: Vec<String> = ["cluster", "c1", "team", "ext", "__name__", ";", "$1", ""]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let mut write_relabel = Vec::new();
+            if let Some(re) = write_relabel_drop {
+                strings.push(re.to_string());
+                write_relabel.push(RelabelRule {
+                    action: RelabelAction::Drop,
+                    source_labels: vec![StrId(4)],
+                    separator: StrId(5),
+                    regex: StrId(8),
+                    modulus: 0,
+                    target_label: StrId(7),
+                    replacement: StrId(6),
+                });
+            }
+            let plan = Plan {
+                strings,
+                agent: Agent {
+                    cluster: StrId(1),
+                    tenant: None,
+                    role: Role::Node,
+                },
+                external_labels: vec![
+                    LabelPair {
+                        name: StrId(0),
+                        value: StrId(1),
+                    },
+                    LabelPair {
+                        name: StrId(2),
+                        value: StrId(3),
+                    },
+                ],
+                receiver: Receiver {
+                    url: StrId(7),
+                    tenant_header: None,
+                    tls: None,
+                    auth: Auth::None,
+                    remote_timeout_ms: 1000,
+                    write_relabel,
+                },
+                queue: Queue {
+                    capacity: 100,
+                    min_shards: 1,
+                    max_shards: 1,
+                    max_samples_per_send: 1000,
+                    batch_send_deadline_ms: 100,
+                    min_backoff_ms: 10,
+                    max_backoff_ms: 100,
+                    max_batch_bytes: 64 * 1024,
+                    max_sample_age_ms: 0,
+                },
+                wal: Wal {
+                    dir: StrId(7),
+                    max_bytes: 1 << 20,
+                    segment_bytes: 1 << 16,
+                    fsync: Fsync::Never,
+                },
+                node: None,
+                scrape_jobs: Vec::new(),
+                self_scrape: SelfScrape {
+                    interval_ms: 1000,
+                    job: StrId(7),
+                },
+                budget: Budget {
+                    cpu_request_millis: 1,
+                    cpu_limit_millis: 1,
+                    memory_request_bytes: 1,
+                    memory_limit_bytes: 1,
+                },
+            };
+            Fixture { plan }
+        }
+
+        fn target(&self, honor_labels: bool, samples: u32) -> TargetPipeline {
+            let limits = Limits {
+                body_bytes: 64 * 1024,
+                samples,
+                label_count: 16,
+                label_name_bytes: 64,
+                label_value_bytes: 256,
+            };
+            let labels = TargetLabels {
+                job: "app".into(),
+                instance: "h:1".into(),
+                extra: vec![("team".into(), "core".into())],
+                honor_labels,
+            };
+            TargetPipeline::new(&self.plan, labels, limits, &[]).unwrap()
+        }
+
+        fn batcher(&self) -> Batcher {
+            Batcher::new(&self.plan, 1, 32, 4096).unwrap()
+        }
+    }
+
+    fn scrape(
+        t: &mut TargetPipeline,
+        b: &mut Batcher,
+        sink: &mut Collect,
+        body: &str,
+        ts: i64,
+    ) -> Result<ScrapeReport, ScrapeError> {
+        t.begin(Format::PrometheusText, ts);
+        if let Err(e) = t.handle_chunk(body.as_bytes(), b) {
+            // As the agent does: a body error fails the scrape (up 0, stale markers).
+            t.fail(ts, 0.25, ts as u64, b, sink);
+            b.close_all(sink);
+            return Err(e);
+        }
+        // finish() turns late errors into a failed scrape itself.
+        let result = t.finish(0.25, ts as u64, b, sink);
+        b.close_all(sink);
+        result
+    }
+
+    const UP: &str = "__name__=up,cluster=c1,instance=h:1,job=app,team=core";
+
+    #[test]
+    fn target_labels_win_and_scraped_ones_are_exported() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        let report = scrape(
+            &mut t,
+            &mut b,
+            &mut sink,
+            "m{job=\"x\",team=\"y\",a=\"1\"} 7\n",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(report.samples_scraped, 1);
+        assert_eq!(
+            sink.value(
+                "__name__=m,a=1,cluster=c1,exported_job=x,exported_team=y,instance=h:1,job=app,team=core"
+            ),
+            Some(7.0)
+        );
+        assert_eq!(sink.value(UP), Some(1.0));
+
+        let (mut t, mut b, mut sink) = (f.target(true, 100), f.batcher(), Collect::default());
+        scrape(&mut t, &mut b, &mut sink, "m{job=\"x\",a=\"1\"} 7\n", 1000).unwrap();
+        // honor_labels: the scraped job stays; external labels never override a series' own.
+        assert_eq!(
+            sink.value("__name__=m,a=1,cluster=c1,instance=h:1,job=x,team=core"),
+            Some(7.0)
+        );
+    }
+
+    #[test]
+    fn vanished_series_and_failed_scrapes_get_stale_markers() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(&mut t, &mut b, &mut sink, "a 1\nb 2\n", 1000).unwrap();
+        assert!(sink.stale().is_empty());
+        let report = scrape(&mut t, &mut b, &mut sink, "a 1\nc 3\n", 2000).unwrap();
+        assert_eq!(report.series_added, 1);
+        assert_eq!(
+            sink.stale(),
+            vec!["__name__=b,cluster=c1,instance=h:1,job=app,team=core"]
+        );
+        assert_eq!(
+            sink.value("__name__=scrape_series_added,cluster=c1,instance=h:1,job=app,team=core"),
+            Some(1.0)
+        );
+
+        sink.0.clear();
+        assert!(scrape(&mut t, &mut b, &mut sink, "a 1\nthis is not exposition\n", 3000).is_err());
+        let mut stale = sink.stale();
+        stale.sort();
+        assert_eq!(
+            stale,
+            vec![
+                "__name__=a,cluster=c1,instance=h:1,job=app,team=core",
+                "__name__=c,cluster=c1,instance=h:1,job=app,team=core"
+            ]
+        );
+        assert_eq!(sink.value(UP), Some(0.0));
+        // Nothing of the failed body was committed.
+        assert!(sink
+            .0
+            .iter()
+            .all(|(l, v, _)| !l.starts_with("__name__=a,") || *v == STALE_NAN_BITS));
+    }
+
+    #[test]
+    fn staleness_survives_a_reload_and_retired_targets_go_stale() {
+        let f = Fixture::new(None);
+        let (mut old, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(&mut old, &mut b, &mut sink, "a 1\nb 2\n", 1000).unwrap();
+        let mut new = f.target(false, 100);
+        assert!(new.adopt_series(&mut old, &b, &b));
+        sink.0.clear();
+        let report = scrape(&mut new, &mut b, &mut sink, "a 1\n", 2000).unwrap();
+        assert_eq!(report.series_added, 0);
+        assert_eq!(
+            sink.stale(),
+            vec!["__name__=b,cluster=c1,instance=h:1,job=app,team=core"]
+        );
+
+        sink.0.clear();
+        new.retire(3000, &mut b, &mut sink);
+        b.close_all(&mut sink);
+        let mut stale = sink.stale();
+        stale.sort();
+        assert_eq!(stale.len(), 6, "{stale:?}");
+        assert!(stale.contains(&"__name__=a,cluster=c1,instance=h:1,job=app,team=core"));
+        assert!(stale.contains(&UP));
+    }
+
+    #[test]
+    fn a_failure_before_any_body_carries_the_scrape_timestamp() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+        sink.0.clear();
+        // Connection refused: no begin(), no body.
+        t.fail(5000, 0.001, 5001, &mut b, &mut sink);
+        b.close_all(&mut sink);
+        assert_eq!(sink.value(UP), Some(0.0));
+        assert!(sink.0.iter().all(|(_, _, ts)| *ts == 5000), "{:?}", sink.0);
+        assert_eq!(
+            sink.stale(),
+            vec!["__name__=a,cluster=c1,instance=h:1,job=app,team=core"]
+        );
+    }
+
+    #[test]
+    fn sample_limit_fails_the_whole_scrape() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 2), f.batcher(), Collect::default());
+        let err = scrape(&mut t, &mut b, &mut sink, "a 1\nb 2\nc 3\n", 1000).unwrap_err();
+        assert_eq!(err, ScrapeError::SampleLimit { limit: 2 });
+        assert_eq!(sink.value(UP), Some(0.0));
+        assert_eq!(
+            sink.value("__name__=a,cluster=c1,instance=h:1,job=app,team=core"),
+            None
+        );
+    }
+
+    #[test]
+    fn write_relabel_drops_after_external_labels() {
+        let f = Fixture::new(Some("go_gc_.*|go_memstats_.*"));
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(
+            &mut t,
+            &mut b,
+            &mut sink,
+            "go_gc_duration_seconds 1\ngo_goroutines 5\n",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(
+            sink.value("__name__=go_goroutines,cluster=c1,instance=h:1,job=app,team=core"),
+            Some(5.0)
+        );
+        assert!(sink.0.iter().all(|(l, _, _)| !l.contains("go_gc_")));
+        assert_eq!(b.counters.dropped_write_relabel, 1);
+        // The synthetic series carry the scrape's timestamp.
+        assert!(sink.0.iter().all(|(_, _, ts)| *ts == 1000));
+    }
+
+    #[test]
+    fn a_series_exposed_differently_is_the_same_series() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(&mut t, &mut b, &mut sink, "m{a=\"1\",b=\"2\"} 1\n", 1000).unwrap();
+        sink.0.clear();
+        // Label order and an empty label change the exposition, not the series.
+        let report = scrape(&mut t, &mut b, &mut sink, "m{b=\"2\",a=\"1\",c=\"\"} 2\n", 2000).unwrap();
+        assert_eq!((report.series_added, report.duplicates), (0, 0));
+        assert!(sink.stale().is_empty(), "{:?}", sink.stale());
+        let series = "__name__=m,a=1,b=2,cluster=c1,instance=h:1,job=app,team=core";
+        assert_eq!(sink.value(series), Some(2.0));
+        // The same series twice in one body: the first value is kept, the second counted.
+        sink.0.clear();
+        let report = scrape(
+            &mut t,
+            &mut b,
+            &mut sink,
+            "m{a=\"1\",b=\"2\"} 3\nm{b=\"2\",a=\"1\"} 4\n",
+            3000,
+        )
+        .unwrap();
+        assert_eq!((report.samples_post_relabel, report.duplicates), (1, 1));
+        assert_eq!(sink.0.iter().filter(|(l, _, _)| l == series).count(), 1);
+        assert_eq!(sink.value(series), Some(3.0));
+        assert_eq!(t.live_series(), 1);
+    }
+
+    #[test]
+    fn metric_relabel_drops_are_remembered_and_never_sent_or_staled() {
+        let mut f = Fixture::new(None);
+        f.plan.strings.push("drop_me.*".into());
+        let regex = StrId(f.plan.strings.len() as u32 - 1);
+        let rules = [RelabelRule {
+            action: RelabelAction::Drop,
+            source_labels: vec![StrId(4)],
+            separator: StrId(5),
+            regex,
+            modulus: 0,
+            target_label: StrId(7),
+            replacement: StrId(6),
+        }];
+        let limits = f.target(false, 100).limits;
+        let labels = f.target(false, 100).target;
+        let mut t = TargetPipeline::new(&f.plan, labels, limits, &rules).unwrap();
+        let (mut b, mut sink) = (f.batcher(), Collect::default());
+        for (i, body) in ["drop_me_a 1\nkeep 1\n", "drop_me_a 2\nkeep 2\n", "keep 3\n"]
+            .iter()
+            .enumerate()
+        {
+            let report = scrape(&mut t, &mut b, &mut sink, body, 1000 * (i as i64 + 1)).unwrap();
+            assert_eq!(report.samples_post_relabel, 1);
+        }
+        assert!(sink.0.iter().all(|(l, _, _)| !l.contains("drop_me")));
+        assert!(sink.stale().is_empty());
+        assert_eq!(t.live_series(), 1);
+    }
+
+    #[test]
+    fn an_abandoned_scrape_stages_nothing() {
+        let f = Fixture::new(None);
+        let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+        t.begin(Format::PrometheusText, 2000);
+        t.handle_chunk(b"a 5\nnew 1\n", &mut b).unwrap();
+        // No finish or fail (the reload replaced the connection): the next scrape starts clean.
+        sink.0.clear();
+        let report = scrape(&mut t, &mut b, &mut sink, "a 2\n", 3000).unwrap();
+        assert_eq!((report.series_added, report.duplicates), (0, 0));
+        assert_eq!(
+            sink.value("__name__=a,cluster=c1,instance=h:1,job=app,team=core"),
+            Some(2.0)
+        );
+        assert!(sink.0.iter().all(|(l, _, _)| !l.starts_with("__name__=new")));
+        assert!(sink.stale().is_empty());
+    }
+
+    #[test]
+    fn a_reload_that_changes_external_labels_does_not_adopt() {
+        let f = Fixture::new(None);
+        let (mut old, b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+        let mut b = b;
+        scrape(&mut old, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+        let mut other = Fixture::new(None);
+        other.plan.strings[1] = "c2".into();
+        let b2 = other.batcher();
+        let mut new = other.target(false, 100);
+        assert!(!new.adopt_series(&mut old, &b, &b2));
+        assert!(new.adopt_series(&mut old, &b, &b));
+    }
+}

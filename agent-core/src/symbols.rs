@@ -1,0 +1,391 @@
+//! A per-target string table: label names and values stored once, referred
+//! to by small ids.
+//!
+//! A KSM target with 50,000 series repeats a few dozen label names and
+//! about 20,000 distinct values across some 600,000 label pairs; its series
+//! also all carry the same job, instance and external labels. Keeping each
+//! string once and each series as a list of ids is what lets the agent
+//! remember a large target in a few MiB.
+//!
+//! Ids are counted references: a string lives while some series uses it.
+//! Freed ids are reused, and the text arena is compacted in place once half
+//! of it is dead, so a target whose series churn never grows the table past
+//! what its live series need. Every store is allocated up front from the
+//! limits, except the hash index, which doubles as the table fills (during
+//! warm-up only: it never shrinks).
+
+use crate::labels::WordHash;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Open-addressing index of ids by a 64-bit key, with linear probing and
+/// backward-shift deletion (no tombstones).
+pub(crate) struct Index {
+    /// Id + 1, 0 for a free slot. Kept at most half full.
+    slots: Vec<u32>,
+    max_slots: usize,
+}
+
+impl Index {
+    const MIN_SLOTS: usize = 256;
+
+    /// An index that can grow to hold `max_ids` ids at half load.
+    pub(crate) fn new(max_ids: usize) -> Self {
+        let max_slots = (2 * max_ids).next_power_of_two().max(Self::MIN_SLOTS);
+        Index {
+            slots: vec![0; Self::MIN_SLOTS.min(max_slots)],
+            max_slots,
+        }
+    }
+
+    fn home(&self, key: u64) -> usize {
+        // FNV-style hashes keep their entropy in the high bits.
+        ((key ^ (key >> 29)) as usize) & (self.slots.len() - 1)
+    }
+
+    /// The id `key_of` maps to `key` and `same` accepts, or the free slot
+    /// where it would go.
+    pub(crate) fn find(
+        &self,
+        key: u64,
+        key_of: impl Fn(usize) -> u64,
+        same: impl Fn(usize) -> bool,
+    ) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(key);
+        loop {
+            match self.slots[slot] {
+                0 => return Err(slot),
+                v => {
+                    let id = v as usize - 1;
+                    if key_of(id) == key && same(id) {
+                        return Ok(id);
+                    }
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    pub(crate) fn set(&mut self, slot: usize, id: usize) {
+        self.slots[slot] = id as u32 + 1;
+    }
+
+    /// Whether `count` ids fit at half load; if not and the index may grow,
+    /// it doubles (allocating) and `rehash` must re-insert every id.
+    pub(crate) fn needs_growth(&self, count: usize) -> bool {
+        2 * count > self.slots.len() && self.slots.len() < self.max_slots
+    }
+
+    /// Empties the index, at least `count` ids large (grows, never shrinks).
+    pub(crate) fn reset_for(&mut self, count: usize) {
+        let want = (2 * count)
+            .next_power_of_two()
+            .clamp(Self::MIN_SLOTS, self.max_slots);
+        if want > self.slots.len() {
+            self.slots = vec![0; want];
+        } else {
+            self.slots.fill(0);
+        }
+    }
+
+    /// Puts `id` into the first free slot from its key's home.
+    pub(crate) fn insert(&mut self, key: u64, id: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(key);
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = id as u32 + 1;
+    }
+
+    /// Removes `id` (whose key is `key`), shifting later entries of the
+    /// probe run back so lookups never stop at a hole too early.
+    fn remove(&mut self, key: u64, id: usize, key_of: impl Fn(usize) -> u64) {
+        let mask = self.slots.len() - 1;
+        let mut hole = self.home(key);
+        while self.slots[hole] != id as u32 + 1 {
+            if self.slots[hole] == 0 {
+                return;
+            }
+            hole = (hole + 1) & mask;
+        }
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let v = self.slots[j];
+            if v == 0 {
+                break;
+            }
+            let home = self.home(key_of(v as usize - 1));
+            // The entry at j may fill the hole if the hole lies between its
+            // home and j (cyclically).
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = v;
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+/// The string table of one target.
+pub struct Symbols {
+    text: String,
+    spans: Vec<Span>,
+    refs: Vec<u32>,
+    keys: Vec<u64>,
+    index: Index,
+    /// Ids whose count dropped to zero, for reuse.
+    free: Vec<u32>,
+    /// Bytes of `text` that belong to freed ids.
+    dead_bytes: usize,
+    /// Compaction target, same capacity as `text` (touched only as far as
+    /// the live strings reach).
+    spare: String,
+}
+
+/// The table is full: more distinct strings, or more of their bytes, than
+/// its limits allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymbolsFull;
+
+impl Symbols {
+    /// A table for at most `max_symbols` distinct strings of `max_bytes`
+    /// together. Only the index is sized to what is used; the rest is
+    /// reserved (and only touched as it fills).
+    pub fn with_limits(max_symbols: usize, max_bytes: usize) -> Self {
+        Symbols {
+            text: String::with_capacity(max_bytes),
+            spans: Vec::with_capacity(max_symbols),
+            refs: Vec::with_capacity(max_symbols),
+            keys: Vec::with_capacity(max_symbols),
+            index: Index::new(max_symbols),
+            free: Vec::with_capacity(max_symbols),
+            dead_bytes: 0,
+            spare: String::with_capacity(max_bytes),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn text_bytes(&self) -> usize {
+        self.text.len() - self.dead_bytes
+    }
+
+    pub fn get(&self, id: u32) -> &str {
+        let s = self.spans[id as usize];
+        &self.text[s.at as usize..(s.at + s.len) as usize]
+    }
+
+    /// The id of `s`, counting one more reference to it.
+    pub fn intern(&mut self, s: &str) -> Result<u32, SymbolsFull> {
+        let key = key_of(s.as_bytes());
+        let found = {
+            let (keys, spans, text) = (&self.keys, &self.spans, &self.text);
+            self.index.find(
+                key,
+                |id| keys[id],
+                |id| {
+                    let sp = spans[id];
+                    &text.as_bytes()[sp.at as usize..(sp.at + sp.len) as usize] == s.as_bytes()
+                },
+            )
+        };
+        let slot = match found {
+            Ok(id) => {
+                self.refs[id] += 1;
+                return Ok(id as u32);
+            }
+            Err(slot) => slot,
+        };
+        if self.text.len() + s.len() > self.text.capacity() {
+            self.compact();
+            if self.text.len() + s.len() > self.text.capacity() {
+                return Err(SymbolsFull);
+            }
+        }
+        let span = Span {
+            at: self.text.len() as u32,
+            len: s.len() as u32,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                let i = id as usize;
+                self.spans[i] = span;
+                self.refs[i] = 1;
+                self.keys[i] = key;
+                i
+            }
+            None if self.spans.len() < self.spans.capacity() => {
+                self.spans.push(span);
+                self.refs.push(1);
+                self.keys.push(key);
+                self.spans.len() - 1
+            }
+            None => return Err(SymbolsFull),
+        };
+        self.text.push_str(s);
+        if self.index.needs_growth(self.len()) {
+            self.rehash();
+        } else {
+            self.index.set(slot, id);
+        }
+        Ok(id as u32)
+    }
+
+    /// Gives back one reference to `id`; the string goes with the last one.
+    pub fn release(&mut self, id: u32) {
+        let i = id as usize;
+        self.refs[i] -= 1;
+        if self.refs[i] > 0 {
+            return;
+        }
+        let keys = &self.keys;
+        self.index.remove(keys[i], i, |id| keys[id]);
+        self.dead_bytes += self.spans[i].len as usize;
+        self.free.push(id);
+    }
+
+    /// Rewrites the text without freed strings, once they are half of it.
+    pub fn maybe_compact(&mut self) {
+        if self.dead_bytes > 4096 && 2 * self.dead_bytes > self.text.len() {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.dead_bytes == 0 {
+            return;
+        }
+        self.spare.clear();
+        for id in 0..self.spans.len() {
+            if self.refs[id] == 0 {
+                continue;
+            }
+            let sp = &mut self.spans[id];
+            let at = self.spare.len() as u32;
+            self.spare
+                .push_str(&self.text[sp.at as usize..(sp.at + sp.len) as usize]);
+            sp.at = at;
+        }
+        core::mem::swap(&mut self.text, &mut self.spare);
+        self.dead_bytes = 0;
+    }
+
+    fn rehash(&mut self) {
+        self.index.reset_for(self.len() + 1);
+        for id in 0..self.spans.len() {
+            if self.refs[id] > 0 {
+                self.index.insert(self.keys[id], id);
+            }
+        }
+    }
+
+    /// Forgets every string.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+        self.refs.clear();
+        self.keys.clear();
+        self.free.clear();
+        self.dead_bytes = 0;
+        self.index.reset_for(0);
+    }
+}
+
+/// The hash strings are indexed by.
+fn key_of(bytes: &[u8]) -> u64 {
+    let mut h = WordHash::new();
+    h.write(bytes);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn strings_are_stored_once_and_freed_with_their_last_reference() {
+        let mut s = Symbols::with_limits(16, 256);
+        let a = s.intern("namespace").unwrap();
+        let b = s.intern("kube-system").unwrap();
+        assert_eq!(s.intern("namespace"), Ok(a));
+        assert_eq!((s.len(), s.text_bytes()), (2, 20));
+        s.release(a);
+        assert_eq!(s.get(a), "namespace");
+        s.release(a);
+        assert_eq!((s.len(), s.text_bytes()), (1, 11));
+        // The freed id is reused, the live one is untouched.
+        let c = s.intern("pod").unwrap();
+        assert_eq!(c, a);
+        assert_eq!(s.get(b), "kube-system");
+        assert_eq!(s.get(c), "pod");
+    }
+
+    #[test]
+    fn churn_never_outgrows_the_limits() {
+        // 64 live strings at a time, 10,000 distinct ones over the run.
+        let mut s = Symbols::with_limits(128, 64 * 16);
+        let mut live: Vec<(u32, alloc::string::String)> = Vec::new();
+        for i in 0..10_000 {
+            let text = format!("pod-{i:08}");
+            let id = s.intern(&text).expect("room for the live strings");
+            live.push((id, text));
+            if live.len() > 64 {
+                let (id, _) = live.remove(0);
+                s.release(id);
+            }
+            if i % 97 == 0 {
+                s.maybe_compact();
+            }
+        }
+        assert_eq!(s.len(), 64);
+        for (id, text) in &live {
+            assert_eq!(s.get(*id), text);
+            assert_eq!(s.intern(text), Ok(*id));
+        }
+    }
+
+    #[test]
+    fn limits_are_reported_not_exceeded() {
+        let mut s = Symbols::with_limits(2, 8);
+        s.intern("abcd").unwrap();
+        assert_eq!(s.intern("efghi"), Err(SymbolsFull));
+        s.intern("efgh").unwrap();
+        assert_eq!(s.intern("x"), Err(SymbolsFull));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn the_index_grows_and_deletion_keeps_every_probe_run_intact() {
+        let mut s = Symbols::with_limits(5000, 1 << 16);
+        let ids: Vec<u32> = (0..3000).map(|i| s.intern(&format!("v{i}")).unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if i % 3 == 0 {
+                s.release(*id);
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if i % 3 != 0 {
+                assert_eq!(s.intern(&format!("v{i}")), Ok(*id), "v{i}");
+            }
+        }
+        assert_eq!(s.len(), 2000);
+    }
+}

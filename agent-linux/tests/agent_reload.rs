@@ -1,0 +1,294 @@
+//! Changes the running agent picks up without a restart.
+//!
+//! Names: the receiver and a target are given by host name; the agent runs
+//! in this process with an injected resolver (no /etc/hosts edits) that
+//! first points the names at listeners on 127.0.0.1 and then at listeners on
+//! 127.0.0.2. The agent must move to the new addresses on its periodic
+//! re-resolution, with every lookup made on the resolver thread.
+
+mod peers_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use outpost_agent::agent::{now_ms, Agent, Resolution};
+use outpost_agent::cli::RunArgs;
+use outpost_agent::log;
+use std::time::Duration;
+
+use peers_support::{assert_each_scrape_once_in_order, small_plan, write_plan, CountingTarget, SlowReceiver};
+
+fn body_a(n: u64) -> String {
+    format!("# TYPE from_a counter\nfrom_a {n}\n")
+}
+
+fn body_b(n: u64) -> String {
+    format!("# TYPE from_b counter\nfrom_b {n}\n")
+}
+
+fn args(plan: std::path::PathBuf) -> RunArgs {
+    RunArgs {
+        plan,
+        wal_dir: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_name: "dns-node".into(),
+        node_ip: "127.0.0.1".into(),
+        procfs: "/proc".into(),
+        sysfs: "/sys".into(),
+        rootfs: "/".into(),
+        log_format: log::Format::Logfmt,
+        log_level: log::Level::Info,
+    }
+}
+
+#[test]
+fn a_moved_name_is_followed_without_restart_and_resolved_off_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver_a = SlowReceiver::start_on("127.0.0.1:0", 0);
+    let receiver_b = SlowReceiver::start_on("127.0.0.2:0", 0);
+    let target_a = CountingTarget::start_on("127.0.0.1:0", body_a);
+    let target_b = CountingTarget::start_on("127.0.0.2:0", body_b);
+
+    let answers: Arc<Mutex<HashMap<String, SocketAddr>>> = Arc::new(Mutex::new(HashMap::from([
+        ("receiver.test".to_string(), receiver_a.local),
+        ("app.test".to_string(), target_a.local),
+    ])));
+    let lookups = Arc::new(AtomicU64::new(0));
+    let off_loop = Arc::new(AtomicU64::new(0));
+    let resolution = {
+        let (answers, lookups, off_loop) = (answers.clone(), lookups.clone(), off_loop.clone());
+        Resolution {
+            resolve: Arc::new(move |host: &str, _port: u16| {
+                lookups.fetch_add(1, Ordering::SeqCst);
+                if std::thread::current().name() == Some("outpost-dns") {
+                    off_loop.fetch_add(1, Ordering::SeqCst);
+                }
+                answers
+                    .lock()
+                    .unwrap()
+                    .get(host)
+                    .copied()
+                    .ok_or_else(|| format!("{host}: no such name"))
+            }),
+            refresh_ms: 1_000,
+        }
+    };
+
+    let plan = small_plan(
+        "http://receiver.test:9999/api/v1/write",
+        &["app.test:9100".to_string()],
+        &[("cluster", "dns")],
+        &dir.path().join("wal"),
+        Vec::new(),
+    );
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan);
+    log::init(log::Format::Logfmt, log::Level::Info);
+    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+
+    assert!(agent.run_until(now_ms() + 3_000).is_none());
+    assert!(
+        target_a.served() >= 2,
+        "target A scraped {} times",
+        target_a.served()
+    );
+    assert!(
+        receiver_a.count() >= 2,
+        "receiver A got {} posts",
+        receiver_a.count()
+    );
+    assert_eq!((target_b.served(), receiver_b.count()), (0, 0));
+    assert!(
+        !receiver_a.values_of("from_a").is_empty(),
+        "target A's samples reached receiver A"
+    );
+
+    // Both names move; nothing fails, so only the periodic refresh can notice.
+    {
+        let mut a = answers.lock().unwrap();
+        a.insert("receiver.test".to_string(), receiver_b.local);
+        a.insert("app.test".to_string(), target_b.local);
+    }
+    assert!(agent.run_until(now_ms() + 3_000).is_none());
+    let (a_posts, a_scrapes) = (receiver_a.count(), target_a.served());
+    assert!(agent.run_until(now_ms() + 2_000).is_none());
+    assert!(
+        target_b.served() >= 2,
+        "target B scraped {} times",
+        target_b.served()
+    );
+    assert!(
+        receiver_b.count() >= 2,
+        "receiver B got {} posts",
+        receiver_b.count()
+    );
+    assert!(
+        !receiver_b.values_of("from_b").is_empty(),
+        "target B's samples reached receiver B"
+    );
+    assert_eq!(
+        receiver_a.count(),
+        a_posts,
+        "posts still going to the old receiver address"
+    );
+    assert_eq!(
+        target_a.served(),
+        a_scrapes,
+        "scrapes still going to the old target address"
+    );
+    assert_eq!(agent.stop(), 0);
+
+    let (total, on_thread) = (lookups.load(Ordering::SeqCst), off_loop.load(Ordering::SeqCst));
+    assert!(total >= 4, "only {total} lookups in 8 s with a 1 s refresh");
+    assert_eq!(on_thread, total, "a lookup ran outside the resolver thread");
+}
+
+/// With a refresh far in the future, only a failed connection can make the
+/// agent ask again: the old receiver and target go away, and the agent
+/// finds the names' new addresses at the next attempt.
+#[test]
+fn a_failed_connection_re_resolves_its_name_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver_a = SlowReceiver::start_on("127.0.0.1:0", 0);
+    let receiver_b = SlowReceiver::start_on("127.0.0.2:0", 0);
+    let target_a = CountingTarget::start_on("127.0.0.1:0", body_a);
+    let target_b = CountingTarget::start_on("127.0.0.2:0", body_b);
+    let answers: Arc<Mutex<HashMap<String, SocketAddr>>> = Arc::new(Mutex::new(HashMap::from([
+        ("receiver.test".to_string(), receiver_a.local),
+        ("app.test".to_string(), target_a.local),
+    ])));
+    let resolution = {
+        let answers = answers.clone();
+        Resolution {
+            resolve: Arc::new(move |host: &str, _port: u16| {
+                answers
+                    .lock()
+                    .unwrap()
+                    .get(host)
+                    .copied()
+                    .ok_or_else(|| format!("{host}: no such name"))
+            }),
+            refresh_ms: 600_000,
+        }
+    };
+    let plan = small_plan(
+        "http://receiver.test:9999/api/v1/write",
+        &["app.test:9100".to_string()],
+        &[("cluster", "dns")],
+        &dir.path().join("wal"),
+        Vec::new(),
+    );
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan);
+    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+    assert!(agent.run_until(now_ms() + 2_500).is_none());
+    assert!(receiver_a.count() >= 1 && target_a.served() >= 1);
+    {
+        let mut a = answers.lock().unwrap();
+        a.insert("receiver.test".to_string(), receiver_b.local);
+        a.insert("app.test".to_string(), target_b.local);
+    }
+    assert!(agent.run_until(now_ms() + 2_000).is_none());
+    assert_eq!(
+        (receiver_b.count(), target_b.served()),
+        (0, 0),
+        "moved before any failure: the refresh is not what this test is about"
+    );
+    drop(receiver_a);
+    drop(target_a);
+    assert!(agent.run_until(now_ms() + 4_000).is_none());
+    assert!(target_b.served() >= 1, "target B never scraped after A went away");
+    assert!(
+        !receiver_b.values_of("from_b").is_empty(),
+        "target B's samples never reached receiver B after A went away"
+    );
+    assert_eq!(agent.stop(), 0);
+}
+
+const SERIES: usize = 50;
+
+fn counted_body(n: u64) -> String {
+    let mut out = String::from("# TYPE rl_scrape counter\n");
+    for i in 0..SERIES {
+        out.push_str(&format!("rl_scrape{{series=\"s{i}\"}} {n}\n"));
+    }
+    out
+}
+
+/// SIGHUP with a plan whose receiver (URL, tenant header) and queue changed:
+/// the agent drains what is in flight to the old receiver, then sends
+/// everything else to the new one. Every scrape's samples arrive exactly
+/// once over the two receivers, in order per series.
+#[test]
+fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that a send is usually in flight when the SIGHUP lands.
+    let receiver_a = SlowReceiver::start(300);
+    let receiver_b = SlowReceiver::start(20);
+    let target = CountingTarget::start(counted_body);
+    let wal = dir.path().join("wal");
+    let plan_a = small_plan(
+        &receiver_a.url(),
+        &[target.address()],
+        &[("cluster", "rl")],
+        &wal,
+        Vec::new(),
+    );
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan_a);
+    let port = peers_support::free_port();
+    let log_path = dir.path().join("outpost.log");
+    let agent = peers_support::start_outpost(&plan_path, port, "reload-node", &log_path);
+
+    peers_support::wait_for("3 scrapes at receiver A", Duration::from_secs(15), || {
+        let v = receiver_a.values_of("rl_scrape");
+        (v.len() == SERIES && v.values().all(|v| v.len() >= 3)).then_some(())
+    });
+
+    let mut plan_b = small_plan(
+        &receiver_b.url(),
+        &[target.address()],
+        &[("cluster", "rl")],
+        &wal,
+        Vec::new(),
+    );
+    plan_b.queue.max_shards = 3;
+    plan_b.queue.max_samples_per_send = 40;
+    let name = peers_support::intern(&mut plan_b, "THANOS-TENANT");
+    let value = peers_support::intern(&mut plan_b, "team-b");
+    plan_b.receiver.tenant_header = Some(outpost_core::plan::LabelPair { name, value });
+    write_plan(dir.path(), "plan.bin", &plan_b);
+    agent.signal(1); // SIGHUP
+
+    peers_support::wait_for("the rebuild log line", Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.contains("msg=\"reload: remote write rebuilt\"").then_some(())
+    });
+    peers_support::wait_for("3 scrapes at receiver B", Duration::from_secs(15), || {
+        let v = receiver_b.values_of("rl_scrape");
+        (v.len() == SERIES && v.values().all(|v| v.len() >= 3)).then_some(())
+    });
+    let a_posts = receiver_a.count();
+    let served = target.served();
+    let merged = || {
+        let mut all = receiver_a.values_of("rl_scrape");
+        for (key, values) in receiver_b.values_of("rl_scrape") {
+            all.entry(key).or_default().extend(values);
+        }
+        all
+    };
+    peers_support::wait_for("every served scrape", Duration::from_secs(15), || {
+        merged().values().all(|v| v.len() as u64 >= served).then_some(())
+    });
+    let least = assert_each_scrape_once_in_order(&merged(), SERIES);
+    assert!(least >= served);
+    assert_eq!(receiver_a.count(), a_posts, "the old receiver still gets posts");
+    let tenants: Vec<_> = receiver_b.tenant_headers();
+    assert!(
+        !tenants.is_empty() && tenants.iter().all(|t| t.as_deref() == Some("team-b")),
+        "receiver B saw tenant headers {tenants:?}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("msg=\"plan reloaded\""), "{log}");
+    assert!(!log.contains("restart required"), "{log}");
+    assert!(log.contains("abandoned_in_flight=0"), "{log}");
+}
