@@ -297,11 +297,7 @@ impl BatchBuilder {
     /// `out` should have [`BatchBuilder::max_compressed_len`] capacity
     /// (`plan::snappy_max_len(max_batch_bytes)`); with less, it grows once.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
-        out.clear();
-        out.resize(snappy::max_compressed_len(self.buf.len()), 0);
-        // Cannot fail: `out` was just sized to the bound.
-        let n = self.compressor.compress(&self.buf, out).unwrap_or(0);
-        out.truncate(n);
+        let n = self.compressor.compress(&self.buf, out);
         self.clear();
         n
     }

@@ -77,27 +77,24 @@ impl Compressor {
         }
     }
 
-    /// Compresses `input` into `out` and returns the bytes written. `out`
-    /// must hold [`max_compressed_len`]`(input.len())` bytes; the check is
-    /// made up front so a short buffer never yields a half-written stream.
-    pub fn compress(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, SnappyError> {
-        let need = max_compressed_len(input.len());
-        if out.len() < need || input.len() > u32::MAX as usize {
-            return Err(SnappyError::OutputTooSmall {
-                need,
-                have: out.len(),
-            });
-        }
-        let mut w = put_varint(out, 0, input.len() as u32);
+    /// Compresses `input` (at most 4 GiB, the format's limit) into `out`,
+    /// replacing its contents, and returns the compressed length. With
+    /// [`max_compressed_len`]`(input.len())` capacity, `out` never grows;
+    /// bytes are appended, never zero-filled first, so only the pages the
+    /// stream reaches are touched.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
+        out.clear();
+        out.reserve(max_compressed_len(input.len()));
+        put_varint(out, input.len() as u32);
         for block in input.chunks(BLOCK_BYTES) {
-            w = self.compress_block(block, out, w);
+            self.compress_block(block, out);
         }
-        Ok(w)
+        out.len()
     }
 
-    fn compress_block(&mut self, block: &[u8], out: &mut [u8], mut w: usize) -> usize {
+    fn compress_block(&mut self, block: &[u8], out: &mut Vec<u8>) {
         if block.len() < MIN_SEARCH_BYTES {
-            return put_literal(out, w, block);
+            return put_literal(out, block);
         }
         // Positions are block-relative, so a stale entry from an earlier
         // block is harmless: every candidate is verified before use.
@@ -123,9 +120,9 @@ impl Compressor {
                 ip += (misses >> 5) as usize;
                 misses += 1;
             };
-            w = put_literal(out, w, &block[next_emit..ip]);
+            put_literal(out, &block[next_emit..ip]);
             let len = match_len(block, candidate, ip, 4);
-            w = put_copy(out, w, ip - candidate, len);
+            put_copy(out, ip - candidate, len);
             ip += len;
             next_emit = ip;
             if ip > last_search {
@@ -136,7 +133,7 @@ impl Compressor {
             let prev = ip - 1;
             self.table[hash(load_u32(block, prev))] = prev as u16;
         }
-        put_literal(out, w, &block[next_emit..])
+        put_literal(out, &block[next_emit..])
     }
 }
 
@@ -174,59 +171,52 @@ fn hash(word: u32) -> usize {
     (word.wrapping_mul(0x1e35_a7bd) >> (32 - TABLE_BITS)) as usize
 }
 
-fn put_varint(out: &mut [u8], mut w: usize, mut v: u32) -> usize {
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
-        out[w] = (v as u8) | 0x80;
+        out.push((v as u8) | 0x80);
         v >>= 7;
-        w += 1;
     }
-    out[w] = v as u8;
-    w + 1
+    out.push(v as u8);
 }
 
-fn put_literal(out: &mut [u8], mut w: usize, lit: &[u8]) -> usize {
+fn put_literal(out: &mut Vec<u8>, lit: &[u8]) {
     if lit.is_empty() {
-        return w;
+        return;
     }
     let n = lit.len() - 1;
     if n < 60 {
-        out[w] = (n as u8) << 2;
-        w += 1;
+        out.push((n as u8) << 2);
     } else {
         let bytes = (4 - ((n as u32).leading_zeros() as usize / 8)).max(1);
         let n_le = (n as u32).to_le_bytes();
-        out[w] = ((59 + bytes) as u8) << 2;
-        out[w + 1..w + 1 + bytes].copy_from_slice(&n_le[..bytes]);
-        w += 1 + bytes;
+        out.push(((59 + bytes) as u8) << 2);
+        out.extend_from_slice(&n_le[..bytes]);
     }
-    out[w..w + lit.len()].copy_from_slice(lit);
-    w + lit.len()
+    out.extend_from_slice(lit);
 }
 
-fn put_copy(out: &mut [u8], mut w: usize, offset: usize, mut len: usize) -> usize {
+fn put_copy(out: &mut Vec<u8>, offset: usize, mut len: usize) {
     // Long matches are cut into 64-byte copies, leaving a tail of at least 4
     // so the last piece is still encodable.
     while len >= 68 {
-        w = put_copy_2(out, w, offset, 64);
+        put_copy_2(out, offset, 64);
         len -= 64;
     }
     if len > 64 {
-        w = put_copy_2(out, w, offset, 60);
+        put_copy_2(out, offset, 60);
         len -= 60;
     }
     if len < 12 && offset < 2048 {
-        out[w] = 0b01 | (((len - 4) as u8) << 2) | (((offset >> 8) as u8) << 5);
-        out[w + 1] = offset as u8;
-        w + 2
+        out.push(0b01 | (((len - 4) as u8) << 2) | (((offset >> 8) as u8) << 5));
+        out.push(offset as u8);
     } else {
-        put_copy_2(out, w, offset, len)
+        put_copy_2(out, offset, len)
     }
 }
 
-fn put_copy_2(out: &mut [u8], w: usize, offset: usize, len: usize) -> usize {
-    out[w] = 0b10 | (((len - 1) as u8) << 2);
-    out[w + 1..w + 3].copy_from_slice(&(offset as u16).to_le_bytes());
-    w + 3
+fn put_copy_2(out: &mut Vec<u8>, offset: usize, len: usize) {
+    out.push(0b10 | (((len - 1) as u8) << 2));
+    out.extend_from_slice(&(offset as u16).to_le_bytes());
 }
 
 /// The uncompressed length a stream announces, and where its elements start.
@@ -327,8 +317,9 @@ mod tests {
 
     fn round_trip(input: &[u8]) -> usize {
         let mut c = Compressor::new();
-        let mut out = vec![0u8; max_compressed_len(input.len())];
-        let n = c.compress(input, &mut out).unwrap();
+        let mut out = Vec::with_capacity(max_compressed_len(input.len()));
+        let n = c.compress(input, &mut out);
+        assert_eq!(n, out.len());
         let mut back = vec![0u8; input.len()];
         assert_eq!(decompress(&out[..n], &mut back), Ok(input.len()));
         assert_eq!(back, input);
@@ -350,13 +341,13 @@ mod tests {
     }
 
     #[test]
-    fn short_output_is_refused_before_writing() {
+    fn a_roomy_output_never_grows() {
         let mut c = Compressor::new();
-        let mut out = [0u8; 8];
-        assert_eq!(
-            c.compress(&[1u8; 100], &mut out),
-            Err(SnappyError::OutputTooSmall { need: 148, have: 8 })
-        );
+        let input: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        let mut out = Vec::with_capacity(max_compressed_len(input.len()));
+        let before = out.as_ptr();
+        let n = c.compress(&input, &mut out);
+        assert_eq!((out.as_ptr(), out.len()), (before, n));
     }
 
     #[test]

@@ -212,8 +212,8 @@ fn ksm_body(series: usize) -> Vec<u8> {
 #[test]
 fn compression_ratio_close_to_snap_on_ksm_body() {
     let body = ksm_body(10_000);
-    let mut ours = vec![0u8; snappy::max_compressed_len(body.len())];
-    let n = Compressor::new().compress(&body, &mut ours).unwrap();
+    let mut ours = Vec::new();
+    let n = Compressor::new().compress(&body, &mut ours);
     let theirs = snap::raw::Encoder::new().compress_vec(&body).unwrap();
     let back = snap::raw::Decoder::new().decompress_vec(&ours[..n]).unwrap();
     assert_eq!(back, body);
@@ -245,8 +245,8 @@ proptest! {
                 .prop_map(|(chunk, reps)| chunk.repeat(reps)),
         ]
     ) {
-        let mut out = vec![0u8; snappy::max_compressed_len(data.len())];
-        let n = Compressor::new().compress(&data, &mut out).unwrap();
+        let mut out = Vec::new();
+        let n = Compressor::new().compress(&data, &mut out);
         let back = snap::raw::Decoder::new().decompress_vec(&out[..n]).unwrap();
         prop_assert_eq!(&back, &data);
         let mut ours = vec![0u8; data.len()];

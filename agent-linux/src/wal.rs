@@ -181,13 +181,81 @@ pub struct DiskWal {
     encode_buf: Vec<u8>,
     scan_buf: Vec<u8>,
     read_file: Option<(u32, File)>,
+    /// Reused for every segment path: sends, rolls and deletes happen in
+    /// the steady-state loop, which must not allocate.
+    segment_path: PathBuf,
+    ack_floor_path: PathBuf,
+    ack_floor_tmp_path: PathBuf,
     last_fsync_ms: u64,
     unsynced: bool,
     pub counters: WalCounters,
 }
 
-fn segment_name(index: u32) -> String {
-    format!("{index:08}.wal")
+/// A segment's file name, `NNNNNNNN.wal` (at least 8 digits), built on
+/// the stack: reads and error messages name segments in the hot path.
+#[derive(Clone, Copy)]
+struct SegmentName {
+    bytes: [u8; SegmentName::MAX_LEN],
+    len: usize,
+}
+
+impl SegmentName {
+    /// Ten digits for `u32::MAX`, then `.wal`.
+    const MAX_LEN: usize = 10 + 4;
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits and .wal")
+    }
+}
+
+impl std::fmt::Display for SegmentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn segment_name(index: u32) -> SegmentName {
+    let mut digits = [b'0'; 10];
+    let mut rest = index;
+    let mut used = 0;
+    while rest > 0 {
+        digits[digits.len() - 1 - used] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        used += 1;
+    }
+    let shown = used.max(8);
+    let mut name = SegmentName {
+        bytes: [0; SegmentName::MAX_LEN],
+        len: shown + 4,
+    };
+    name.bytes[..shown].copy_from_slice(&digits[digits.len() - shown..]);
+    name.bytes[shown..shown + 4].copy_from_slice(b".wal");
+    name
+}
+
+/// `dir/NNNNNNNN.wal` in `buf`, whose capacity is reserved at open.
+fn segment_path<'b>(buf: &'b mut PathBuf, dir: &Path, index: u32) -> &'b Path {
+    buf.as_mut_os_string().clear();
+    buf.push(dir);
+    buf.push(segment_name(index).as_str());
+    buf
+}
+
+/// `value` in decimal with a newline, in `buf`: the ack floor is written
+/// about once a second.
+fn decimal_line(value: u64, buf: &mut [u8; 21]) -> &[u8] {
+    let mut at = buf.len() - 1;
+    buf[at] = b'\n';
+    let mut rest = value;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    &buf[at..]
 }
 
 fn io_err(what: &str, path: &Path, e: io::Error) -> String {
@@ -210,7 +278,11 @@ impl DiskWal {
             })
             .collect();
         indices.sort_unstable();
-        let ack_floor = fs::read_to_string(cfg.dir.join("ack_floor"))
+        let ack_floor_path = cfg.dir.join("ack_floor");
+        let ack_floor_tmp_path = cfg.dir.join("ack_floor.tmp");
+        let mut segment_path = PathBuf::with_capacity(cfg.dir.as_os_str().len() + 1 + SegmentName::MAX_LEN);
+        segment_path.push(&cfg.dir);
+        let ack_floor = fs::read_to_string(&ack_floor_path)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
@@ -226,6 +298,9 @@ impl DiskWal {
             ack_floor,
             persisted_floor: ack_floor,
             read_file: None,
+            segment_path,
+            ack_floor_path,
+            ack_floor_tmp_path,
             last_fsync_ms: 0,
             unsynced: false,
             counters: WalCounters::default(),
@@ -243,16 +318,13 @@ impl DiskWal {
     }
 
     fn check_segment(&mut self, index: u32) -> Result<(), String> {
-        let path = self.cfg.dir.join(segment_name(index));
+        let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)
-            .map_err(|e| io_err("cannot open", &path, e))?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| io_err("cannot stat", &path, e))?
-            .len();
+            .open(path)
+            .map_err(|e| io_err("cannot open", path, e))?;
+        let file_len = file.metadata().map_err(|e| io_err("cannot stat", path, e))?.len();
         let mut last_seq = None;
         let (floor, mut records, mut samples, mut new_floor) = (self.ack_floor, 0u64, 0u64, self.ack_floor);
         let mut take = |r: &Record<'_>, _: u64, _: u32| {
@@ -275,7 +347,7 @@ impl DiskWal {
             self.cfg.max_payload_bytes,
             &mut take,
         )
-        .map_err(|e| io_err("cannot read", &path, e))?;
+        .map_err(|e| io_err("cannot read", path, e))?;
         self.ack_floor = new_floor;
         self.counters.replayed_records += records;
         self.counters.replayed_samples += samples;
@@ -295,7 +367,7 @@ impl DiskWal {
                 ],
             );
             file.set_len(end.next_offset)
-                .map_err(|e| io_err("cannot truncate", &path, e))?;
+                .map_err(|e| io_err("cannot truncate", path, e))?;
             let _ = file.sync_all();
         }
         self.segments.push_back(Segment {
@@ -314,8 +386,8 @@ impl DiskWal {
             let Some((index, offset)) = self.cursor else {
                 return Ok(());
             };
-            let path = self.cfg.dir.join(segment_name(index));
-            let mut file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
+            let mut file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
             let (floor, window) = (self.ack_floor, &mut self.window);
             let mut take = |r: &Record<'_>, at: u64, len: u32| {
                 if window.len() >= limit {
@@ -338,7 +410,7 @@ impl DiskWal {
                 self.cfg.max_payload_bytes,
                 &mut take,
             )
-            .map_err(|e| io_err("cannot read", &path, e))?;
+            .map_err(|e| io_err("cannot read", path, e))?;
             if end.stopped {
                 self.cursor = Some((index, end.next_offset));
                 return Ok(());
@@ -427,6 +499,7 @@ impl DiskWal {
         self.encode_buf.clear();
         encode_record(&meta, payload, &mut self.encode_buf);
         let len = self.encode_buf.len() as u64;
+        let floor = self.ack_floor;
         let roll = match self.segments.back() {
             None => true,
             Some(s) => self.current.is_none() || (s.bytes > 0 && s.bytes + len > self.cfg.segment_bytes),
@@ -437,19 +510,42 @@ impl DiskWal {
         while self.total_bytes() + len > self.cfg.max_bytes && self.segments.len() > 1 {
             self.drop_oldest_segment(dropped)?;
         }
-        let seg = self.segments.back_mut().expect("roll made a segment");
-        let file = self.current.as_mut().expect("roll opened the segment");
-        let offset = seg.bytes;
-        if let Err(e) = file.write_all(&self.encode_buf) {
+        let offset = loop {
+            let seg = *self.segments.back().expect("roll made a segment");
+            let file = self.current.as_mut().expect("roll opened the segment");
+            let offset = seg.bytes;
+            let Err(e) = file.write_all(&self.encode_buf) else {
+                break offset;
+            };
             // A partial write leaves a torn tail: cut it so later appends
             // stay readable.
             let _ = file.set_len(offset);
             let _ = file.seek(SeekFrom::Start(offset));
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                // The disk filled up before wal.max_bytes did. Move on to a
+                // fresh segment, so that ack() may delete this one if it is
+                // all acknowledged, then apply the byte bound's policy:
+                // oldest data first.
+                log::warn(
+                    "wal: disk full before wal.max_bytes",
+                    &[("segment", &segment_name(seg.index)), ("err", &e)],
+                );
+                if seg.bytes > 0 {
+                    self.roll()?;
+                    self.ack(floor);
+                    continue;
+                }
+                if self.segments.len() > 1 {
+                    self.drop_oldest_segment(dropped)?;
+                    continue;
+                }
+            }
             return Err(format!(
                 "wal: cannot append to segment {}: {e}",
                 segment_name(seg.index)
             ));
-        }
+        };
+        let seg = self.segments.back_mut().expect("roll made a segment");
         seg.bytes += len;
         seg.last_seq = Some(meta.seq);
         let index = seg.index;
@@ -510,12 +606,12 @@ impl DiskWal {
             self.unsynced = false;
         }
         let index = self.segments.back().map(|s| s.index + 1).unwrap_or(1);
-        let path = self.cfg.dir.join(segment_name(index));
+        let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
-            .map_err(|e| io_err("cannot create segment", &path, e))?;
+            .open(path)
+            .map_err(|e| io_err("cannot create segment", path, e))?;
         // The new name must survive a crash, or its records are lost.
         if self.cfg.fsync != Fsync::Never {
             if let Ok(d) = File::open(&self.cfg.dir) {
@@ -543,8 +639,8 @@ impl DiskWal {
         }
         if let Some((index, offset)) = self.cursor.filter(|(i, _)| *i == seg.index) {
             // Records of this segment that never made it into the window.
-            let path = self.cfg.dir.join(segment_name(index));
-            let mut file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
+            let mut file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
             let floor = self.ack_floor;
             let mut take = |r: &Record<'_>, _: u64, _: u32| {
                 if r.kind == RecordKind::Batch && r.meta.seq >= floor {
@@ -560,7 +656,7 @@ impl DiskWal {
                 self.cfg.max_payload_bytes,
                 &mut take,
             )
-            .map_err(|e| io_err("cannot read", &path, e))?;
+            .map_err(|e| io_err("cannot read", path, e))?;
             self.cursor = self.segments.front().map(|s| (s.index, 0));
         }
         self.counters.samples_dropped_wal_full += samples;
@@ -581,8 +677,8 @@ impl DiskWal {
         if self.read_file.as_ref().is_some_and(|(i, _)| *i == index) {
             self.read_file = None;
         }
-        let path = self.cfg.dir.join(segment_name(index));
-        if let Err(e) = fs::remove_file(&path) {
+        let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
+        if let Err(e) = fs::remove_file(path) {
             log::warn(
                 "wal: cannot delete segment",
                 &[("segment", &path.display()), ("err", &e)],
@@ -610,6 +706,20 @@ impl DiskWal {
                 self.cursor = self.segments.front().map(|s| (s.index, 0));
             }
         }
+        // A healthy WAL should not hold a whole segment of acknowledged
+        // data: once the segment being appended to is all acknowledged and
+        // an eighth full, start the next one so this one can go. On a disk
+        // smaller than a segment this is what keeps appends from filling it.
+        let current_done = self.segments.back().is_some_and(|s| {
+            s.bytes >= (self.cfg.segment_bytes / 8).max(1)
+                && s.last_seq.is_some_and(|last| last < self.ack_floor)
+        });
+        if current_done && self.current.is_some() && self.segments.len() == 1 {
+            match self.roll() {
+                Ok(()) => self.ack(self.ack_floor),
+                Err(e) => log::warn("wal: cannot start a new segment", &[("err", &e)]),
+            }
+        }
     }
 
     /// Writes the ack floor to `DIR/ack_floor` if it moved.
@@ -617,9 +727,10 @@ impl DiskWal {
         if self.ack_floor == self.persisted_floor {
             return;
         }
-        let tmp = self.cfg.dir.join("ack_floor.tmp");
-        let done = fs::write(&tmp, format!("{}\n", self.ack_floor))
-            .and_then(|_| fs::rename(&tmp, self.cfg.dir.join("ack_floor")));
+        let mut digits = [0u8; 21];
+        let text = decimal_line(self.ack_floor, &mut digits);
+        let done = fs::write(&self.ack_floor_tmp_path, text)
+            .and_then(|_| fs::rename(&self.ack_floor_tmp_path, &self.ack_floor_path));
         match done {
             Ok(()) => self.persisted_floor = self.ack_floor,
             Err(e) => log::warn(
@@ -638,8 +749,8 @@ impl DiskWal {
         };
         let loc = self.window[i];
         if self.read_file.as_ref().is_none_or(|(i, _)| *i != loc.segment) {
-            let path = self.cfg.dir.join(segment_name(loc.segment));
-            let file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
+            let path = segment_path(&mut self.segment_path, &self.cfg.dir, loc.segment);
+            let file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
             self.read_file = Some((loc.segment, file));
         }
         let (_, file) = self.read_file.as_ref().expect("opened above");
@@ -706,6 +817,27 @@ mod tests {
             bytes: 0,
         };
         wal.append(batch, &vec![fill; len], 0, dropped).unwrap()
+    }
+
+    #[test]
+    fn stack_built_names_match_the_on_disk_format() {
+        for index in [0, 1, 42, 99_999_999, 123_456_789, u32::MAX] {
+            assert_eq!(segment_name(index).as_str(), format!("{index:08}.wal"));
+        }
+        let mut buf = [0u8; 21];
+        for value in [0, 7, 10, 1_234_567, u64::MAX] {
+            assert_eq!(decimal_line(value, &mut buf), format!("{value}\n").as_bytes());
+        }
+        let mut path = PathBuf::new();
+        assert_eq!(
+            segment_path(&mut path, Path::new("/var/wal"), 3),
+            Path::new("/var/wal/00000003.wal")
+        );
+        assert_eq!(
+            segment_path(&mut path, Path::new("/w"), 12),
+            Path::new("/w/00000012.wal"),
+            "the previous path is replaced, not extended"
+        );
     }
 
     #[test]

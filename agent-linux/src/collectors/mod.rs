@@ -15,6 +15,7 @@
 mod expo;
 mod procfs;
 
+use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,7 +46,56 @@ impl Default for Paths {
 struct Outcome {
     collector: Collector,
     seconds: f64,
+    failure: CollectorFailure,
+}
+
+/// Why a collector's last run failed: the file it could not read, or what was wrong with a file's
+/// content. Kept per collector and refilled in place, so that a collector failing on every scrape
+/// (pressure on a kernel without PSI) does not allocate on every scrape.
+#[derive(Debug)]
+pub struct CollectorFailure {
+    /// Empty unless reading this file failed.
+    path: PathBuf,
     error: Option<io::Error>,
+}
+
+impl CollectorFailure {
+    /// The file whose read failed; `None` when the failure is about a file's content (the error
+    /// then names the file itself).
+    pub fn path(&self) -> Option<&Path> {
+        (!self.path.as_os_str().is_empty()).then_some(self.path.as_path())
+    }
+
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+
+    fn clear(&mut self) {
+        self.path.as_mut_os_string().clear();
+        self.error = None;
+    }
+
+    /// `last_path` is the collector's scratch path, which names the file when the error is a
+    /// bare read error (see `procfs::read_file`).
+    fn set(&mut self, error: io::Error, last_path: &Path) {
+        self.path.as_mut_os_string().clear();
+        if error.get_ref().is_none() {
+            self.path.push(last_path);
+        }
+        self.error = Some(error);
+    }
+}
+
+impl std::fmt::Display for CollectorFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(path) = self.path() {
+            write!(f, "{}: ", path.display())?;
+        }
+        match &self.error {
+            Some(error) => write!(f, "{error}"),
+            None => f.write_str("no failure"),
+        }
+    }
 }
 
 pub struct NodeCollector {
@@ -65,7 +115,10 @@ impl NodeCollector {
             .map(|collector| Outcome {
                 collector,
                 seconds: 0.0,
-                error: None,
+                failure: CollectorFailure {
+                    path: PathBuf::new(),
+                    error: None,
+                },
             })
             .collect();
         NodeCollector {
@@ -85,10 +138,10 @@ impl NodeCollector {
             let result = procfs::run(outcome.collector, &self.paths, &mut self.scratch, &mut expo);
             outcome.seconds = started.elapsed().as_secs_f64();
             match result {
-                Ok(()) => outcome.error = None,
+                Ok(()) => outcome.failure.clear(),
                 Err(error) => {
                     expo.rollback(at, samples);
-                    outcome.error = Some(error);
+                    outcome.failure.set(error, self.scratch.last_path());
                 }
             }
         }
@@ -97,10 +150,11 @@ impl NodeCollector {
     }
 
     /// Collectors whose last run failed, with the reason (path and what was wrong).
-    pub fn failures(&self) -> impl Iterator<Item = (Collector, &io::Error)> {
+    pub fn failures(&self) -> impl Iterator<Item = (Collector, &CollectorFailure)> {
         self.outcomes
             .iter()
-            .filter_map(|o| o.error.as_ref().map(|e| (o.collector, e)))
+            .filter(|o| o.failure.error.is_some())
+            .map(|o| (o.collector, &o.failure))
     }
 
     fn render_scrape_meta(&self, expo: &mut Expo<'_>) {
@@ -124,7 +178,7 @@ impl NodeCollector {
                 expo.sample(
                     SUCCESS,
                     &[("collector", o.collector.name())],
-                    u64::from(o.error.is_none()),
+                    u64::from(o.failure.error.is_none()),
                 );
             }
         }
@@ -160,12 +214,41 @@ impl NodeCollector {
 ///
 /// Appends to `out` (the agent's /metrics page holds other families too). If `/proc/self/stat`
 /// cannot be read, nothing is written: a missing family is honest, a zero would not be.
-/// Allocates two small buffers per call (it serves an HTTP request, not the scrape loop).
+///
+/// Reads through buffers kept per thread, so that once warm a call allocates nothing. A caller
+/// that owns its state can hold a [`ProcessMetrics`] instead.
 pub fn render_process_metrics(procfs: &Path, out: &mut String) {
-    let mut expo = Expo::new(out);
-    let (at, samples) = (expo.mark(), expo.samples);
-    if procfs::process_metrics(procfs, &mut expo).is_err() {
-        expo.rollback(at, samples);
+    thread_local! {
+        static PROCESS_METRICS: RefCell<ProcessMetrics> = RefCell::new(ProcessMetrics::new());
+    }
+    PROCESS_METRICS.with_borrow_mut(|metrics| metrics.render(procfs, out));
+}
+
+/// The buffers [`render_process_metrics`] reads `/proc/self` through, for a caller to own.
+pub struct ProcessMetrics {
+    scratch: procfs::ProcessScratch,
+}
+
+impl Default for ProcessMetrics {
+    fn default() -> Self {
+        ProcessMetrics::new()
+    }
+}
+
+impl ProcessMetrics {
+    pub fn new() -> ProcessMetrics {
+        ProcessMetrics {
+            scratch: procfs::ProcessScratch::new(),
+        }
+    }
+
+    /// Appends the process families to `out`, like [`render_process_metrics`].
+    pub fn render(&mut self, procfs: &Path, out: &mut String) {
+        let mut expo = Expo::new(out);
+        let (at, samples) = (expo.mark(), expo.samples);
+        if procfs::process_metrics(procfs, &mut self.scratch, &mut expo).is_err() {
+            expo.rollback(at, samples);
+        }
     }
 }
 

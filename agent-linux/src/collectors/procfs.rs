@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read as _};
 use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::io::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -88,18 +89,25 @@ impl Scratch {
             tz_ready: false,
         }
     }
-}
 
-/// Reads `root/rel...` into `buf`. Errors name the file.
-fn read_file<'b>(path: &mut PathBuf, root: &Path, rel: &[&str], buf: &'b mut Vec<u8>) -> io::Result<&'b str> {
-    match read_optional(path, root, rel, buf) {
-        Ok(text) => Ok(text),
-        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    /// The path of the last file a collector opened.
+    pub(super) fn last_path(&self) -> &Path {
+        &self.path
     }
 }
 
-/// Like [`read_file`] but for files that may legitimately be absent: the error carries no path,
-/// so a miss costs no allocation on every scrape.
+/// Reads `root/rel...`, a file the collector needs, into `buf`.
+///
+/// The error is the bare OS error (no payload, so no allocation: a collector that fails on every
+/// scrape, like pressure on a kernel without PSI, must not allocate every time) and `path` keeps
+/// the file's path. A collector returns such an error at once, before touching `path` again, so
+/// that [`super::NodeCollector`] can name the file; errors about a file's content carry their
+/// own message instead.
+fn read_file<'b>(path: &mut PathBuf, root: &Path, rel: &[&str], buf: &'b mut Vec<u8>) -> io::Result<&'b str> {
+    read_optional(path, root, rel, buf)
+}
+
+/// Like [`read_file`], for files that may legitimately be absent: callers skip on error.
 fn read_optional<'b>(
     path: &mut PathBuf,
     root: &Path,
@@ -1305,17 +1313,38 @@ fn filesystem(paths: &Paths, s: &mut Scratch, expo: &mut Expo<'_>) -> io::Result
 
 // ---------------------------------------------------------------- process self-metrics
 
-pub(super) fn process_metrics(procfs: &Path, expo: &mut Expo<'_>) -> io::Result<()> {
-    let mut path = PathBuf::new();
-    let mut buf = Vec::with_capacity(1024);
+/// Buffers of the process self-metrics, kept across calls: the loop reads `/proc/self` on every
+/// self-scrape and every `/metrics` request, and must not allocate once warm.
+pub(super) struct ProcessScratch {
+    path: PathBuf,
+    /// Grows once to the size of `/proc/stat`, the larger of the two files read.
+    data: Vec<u8>,
+    clock_ticks: f64,
+    page_size: u64,
+}
+
+impl ProcessScratch {
+    pub(super) fn new() -> Self {
+        ProcessScratch {
+            path: PathBuf::with_capacity(256),
+            data: Vec::with_capacity(4 * 1024),
+            clock_ticks: clock_ticks_per_second(),
+            // SAFETY: sysconf has no preconditions.
+            page_size: unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64,
+        }
+    }
+}
+
+pub(super) fn process_metrics(procfs: &Path, s: &mut ProcessScratch, expo: &mut Expo<'_>) -> io::Result<()> {
+    let (path, buf) = (&mut s.path, &mut s.data);
     let boot_time: u64 = {
-        let text = read_file(&mut path, procfs, &["stat"], &mut buf)?;
+        let text = read_file(path, procfs, &["stat"], buf)?;
         text.lines()
             .find_map(|l| l.strip_prefix("btime "))
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| invalid("stat", "no btime line"))?
     };
-    let text = read_file(&mut path, procfs, &["self/stat"], &mut buf)?;
+    let text = read_file(path, procfs, &["self/stat"], buf)?;
     // The command name may contain spaces and parentheses; the fields start after the last ')'.
     let after_name = text
         .rfind(')')
@@ -1336,9 +1365,7 @@ pub(super) fn process_metrics(procfs: &Path, expo: &mut Expo<'_>) -> io::Result<
     };
     let (utime, stime, start_ticks, vsize, rss_pages) =
         (field(14)?, field(15)?, field(22)?, field(23)?, field(24)?);
-    let ticks = clock_ticks_per_second();
-    // SAFETY: sysconf has no preconditions.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let (ticks, page_size) = (s.clock_ticks, s.page_size);
     expo.single(
         &["process_cpu_seconds_total"],
         &["Total user and system CPU time spent in seconds."],
@@ -1363,7 +1390,7 @@ pub(super) fn process_metrics(procfs: &Path, expo: &mut Expo<'_>) -> io::Result<
             max_fds,
         );
     }
-    if let Some(open) = count_open_fds(&mut path, procfs) {
+    if let Some(open) = count_open_fds(&mut s.path, procfs) {
         expo.single(
             &["process_open_fds"],
             &["Number of open file descriptors."],
@@ -1413,30 +1440,52 @@ pub(super) fn process_metrics(procfs: &Path, expo: &mut Expo<'_>) -> io::Result<
     Ok(())
 }
 
-/// Counts `/proc/self/fd` entries with opendir/readdir: std's `read_dir` allocates per entry.
+/// getdents64's output buffer; the kernel lays `linux_dirent64` records out at 8-byte offsets.
+#[repr(align(8))]
+struct DirentBuf([u8; 4096]);
+
+/// Counts `/proc/self/fd` entries with getdents64 into a stack buffer: std's `read_dir`
+/// allocates per entry, and glibc's opendir mallocs its stream buffer.
 fn count_open_fds(path: &mut PathBuf, procfs: &Path) -> Option<u64> {
+    // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, then the NUL-terminated name.
+    const RECLEN_AT: usize = 16;
+    const NAME_AT: usize = 19;
     set_path(path, procfs, &["self/fd"]);
-    let mut c_path = path.as_os_str().as_bytes().to_vec();
-    c_path.push(0);
-    // SAFETY: NUL-terminated path; the DIR handle is closed below on every path.
-    let dir = unsafe { libc::opendir(c_path.as_ptr().cast()) };
-    if dir.is_null() {
-        return None;
-    }
+    // Opening a directory read-only is allowed; std builds the C path on the stack.
+    let dir = File::open(&*path).ok()?;
+    let mut buf = DirentBuf([0; 4096]);
     let mut count = 0u64;
     loop {
-        // SAFETY: dir is a live handle; the entry is only read before the next readdir call.
-        let entry = unsafe { libc::readdir(dir) };
-        if entry.is_null() {
+        // SAFETY: the kernel writes at most `buf.0.len()` bytes into `buf`, which outlives the
+        // call, and `dir` keeps the descriptor open until after the loop.
+        let filled = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.0.as_mut_ptr(),
+                buf.0.len(),
+            )
+        };
+        let filled = usize::try_from(filled).ok()?.min(buf.0.len());
+        if filled == 0 {
             break;
         }
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
-            count += 1;
+        let mut at = 0;
+        while at + NAME_AT < filled {
+            let record_len = usize::from(u16::from_ne_bytes([
+                buf.0[at + RECLEN_AT],
+                buf.0[at + RECLEN_AT + 1],
+            ]));
+            if record_len <= NAME_AT {
+                return None;
+            }
+            let name = &buf.0[at + NAME_AT..(at + record_len).min(filled)];
+            if !name.starts_with(b".\0") && !name.starts_with(b"..\0") {
+                count += 1;
+            }
+            at += record_len;
         }
     }
-    // SAFETY: closes the handle opened above, once.
-    unsafe { libc::closedir(dir) };
     // The count included the descriptor of the directory being read.
     Some(count.saturating_sub(1))
 }

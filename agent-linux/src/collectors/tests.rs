@@ -496,6 +496,31 @@ fn process_metrics_of_this_process() {
 }
 
 #[test]
+fn open_fds_are_counted_over_several_directory_reads() {
+    let open_fds = || {
+        let mut out = String::new();
+        render_process_metrics(Path::new("/proc"), &mut out);
+        out.lines()
+            .find_map(|l| l.strip_prefix("process_open_fds "))
+            .expect("open fds on a real procfs")
+            .parse::<i64>()
+            .unwrap()
+    };
+    let before = open_fds();
+    // 300 names fill more than one 4 KiB getdents64 buffer.
+    let held: Vec<_> = (0..300)
+        .map(|_| std::fs::File::open("/proc/self/stat").unwrap())
+        .collect();
+    let grown = open_fds() - before;
+    drop(held);
+    // Other tests of this binary open and close files on their own threads meanwhile.
+    assert!(
+        (290..=310).contains(&grown),
+        "{grown} more open fds after opening 300"
+    );
+}
+
+#[test]
 fn empty_meminfo_fails_even_after_other_collectors_wrote_samples() {
     let procfs = tempfile::tempdir().unwrap();
     let fixture = fixture_paths(&no_rootfs());

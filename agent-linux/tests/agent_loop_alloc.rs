@@ -1,0 +1,344 @@
+//! The event loop itself allocates nothing once warm: scrape timers, the
+//! HTTP client reading a target, the node collectors, the self-scrape, the
+//! pipeline, the WAL append, the sender, the remote-write POST and its
+//! answer, ack-floor bookkeeping and the status server answering /metrics.
+//!
+//! The agent runs in this process under a counting allocator that counts
+//! only on the loop's thread (the loopback target and receiver threads
+//! allocate freely and are not the agent). Each counted allocation is
+//! attributed to the innermost `outpost_agent` function on its stack.
+//!
+//! Any allocation fails the test and names the functions that made it.
+//! The node collectors and the process metrics are also checked on their
+//! own, every collector at once against this machine's `/proc` and `/sys`.
+
+mod peers_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use outpost_agent::agent::{now_ms, Agent};
+use outpost_agent::cli::RunArgs;
+use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
+use outpost_agent::log;
+use outpost_agent::wal::{DiskWal, WalConfig};
+use outpost_core::plan::{Collector, Fsync};
+use outpost_core::queue::BatchMeta;
+use peers_support::{small_plan, write_plan, RecordingReceiver, TargetServer};
+
+struct Counting;
+
+thread_local! {
+    static COUNTED_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// Per thread, so that the tests of this file may run in parallel.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static STACKS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// Set while an allocation's stack is being symbolised (which allocates).
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if !COUNTED_THREAD.with(Cell::get) || TRACING.with(Cell::get) {
+        return;
+    }
+    ALLOCATIONS.with(|n| n.set(n.get() + 1));
+    TRACING.with(|t| t.set(true));
+    let stack = std::backtrace::Backtrace::force_capture().to_string();
+    STACKS.with_borrow_mut(|stacks| stacks.push(stack));
+    TRACING.with(|t| t.set(false));
+}
+
+/// The innermost `outpost_agent::` function of a symbolised stack.
+fn allocating_function(stack: &str) -> String {
+    stack
+        .lines()
+        .filter_map(|l| l.trim().split_once(": ").map(|(_, f)| f))
+        .find(|f| f.starts_with("outpost_agent::") && !f.contains("{{closure}}"))
+        .unwrap_or("(no outpost_agent frame)")
+        .to_string()
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// 50 series with HELP/TYPE, like a small exporter.
+fn target_body() -> String {
+    let mut body = String::from("# HELP app_requests_total Requests.\n# TYPE app_requests_total counter\n");
+    for i in 0..50 {
+        body.push_str(&format!(
+            "app_requests_total{{path=\"/p{i}\",code=\"200\"}} {}\n",
+            i * 7
+        ));
+    }
+    body
+}
+
+fn get_metrics(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn warm_loop_allocates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = RecordingReceiver::start(Box::new(|_| (200, Vec::new())));
+    let target = TargetServer::start(target_body());
+    let collectors = vec![
+        Collector::Cpu,
+        Collector::Meminfo,
+        Collector::Loadavg,
+        Collector::Stat,
+        Collector::Vmstat,
+    ];
+    let plan = small_plan(
+        &receiver.url(),
+        &[target.address()],
+        &[("cluster", "c1")],
+        &dir.path().join("wal"),
+        collectors,
+    );
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan);
+    log::init(log::Format::Logfmt, log::Level::Warn);
+    let args = RunArgs {
+        plan: plan_path,
+        wal_dir: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_name: "alloc-node".into(),
+        node_ip: "127.0.0.1".into(),
+        procfs: "/proc".into(),
+        sysfs: "/sys".into(),
+        rootfs: "/".into(),
+        log_format: log::Format::Logfmt,
+        log_level: log::Level::Warn,
+    };
+    let mut agent = Agent::start(args, plan).expect("agent starts");
+    let status_port = agent.listen_addr().unwrap().port();
+
+    // Warm-up: four 1 s rounds grow every buffer to its working size and
+    // open the target, receiver and status connections.
+    let poller = std::thread::spawn(move || {
+        for _ in 0..8 {
+            std::thread::sleep(Duration::from_millis(900));
+            if !get_metrics(status_port).contains("prometheus_remote_storage_shards") {
+                return false;
+            }
+        }
+        true
+    });
+    assert!(agent.run_until(now_ms() + 4_000).is_none());
+    let posts_before = receiver.count();
+    assert!(posts_before > 0, "no remote write during warm-up");
+
+    let before = ALLOCATIONS.with(Cell::get);
+    let mut stop = None;
+    let by_function = allocations_in(|| stop = agent.run_until(now_ms() + 5_000));
+    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    assert!(stop.is_none());
+
+    let posts = receiver.count() - posts_before;
+    eprintln!("allocations on the loop thread over 5 warm rounds: {allocations} {by_function:#?}");
+    assert!(poller.join().unwrap(), "status server stopped answering /metrics");
+    assert_eq!(agent.stop(), 0);
+    // Five rounds of three scrapes (node, target, self) and at least a POST
+    // per round really happened while counting.
+    assert!(posts >= 5, "only {posts} remote writes while counting");
+    assert_eq!(
+        by_function.values().sum::<u64>(),
+        allocations,
+        "every allocation was attributed"
+    );
+    assert_eq!(allocations, 0, "the warm loop allocated in {by_function:#?}");
+}
+
+/// Allocations made on this thread while `f` runs, by allocating function.
+fn allocations_in(f: impl FnOnce()) -> BTreeMap<String, u64> {
+    let first = STACKS.with_borrow(Vec::len);
+    COUNTED_THREAD.with(|c| c.set(true));
+    f();
+    COUNTED_THREAD.with(|c| c.set(false));
+    let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
+    STACKS.with_borrow(|stacks| {
+        for stack in &stacks[first..] {
+            *by_function.entry(allocating_function(stack)).or_default() += 1;
+        }
+    });
+    by_function
+}
+
+#[test]
+fn warm_node_scrapes_and_process_metrics_allocate_nothing() {
+    let mut node = NodeCollector::new(Paths::default(), &Collector::ALL);
+    let mut page = String::new();
+    let mut process = String::new();
+    let scrape = |node: &mut NodeCollector, page: &mut String, process: &mut String| {
+        let samples = node.collect(page);
+        process.clear();
+        render_process_metrics(std::path::Path::new("/proc"), process);
+        samples
+    };
+    // The counter sees an allocation made on this thread, so an empty answer below means none.
+    let probe = allocations_in(|| drop(std::hint::black_box(Box::new(7u64))));
+    assert_eq!(probe.values().sum::<u64>(), 1, "{probe:?}");
+    // Two warm-up scrapes: buffers grow to this machine's file sizes.
+    let warm = scrape(&mut node, &mut page, &mut process);
+    scrape(&mut node, &mut page, &mut process);
+    let failed: Vec<_> = node.failures().map(|(c, e)| format!("{c:?}: {e}")).collect();
+    eprintln!("{warm} node samples; collectors failing on this machine: {failed:?}");
+    let mut counted = 0;
+    let allocated = allocations_in(|| {
+        for _ in 0..3 {
+            counted += scrape(&mut node, &mut page, &mut process);
+        }
+    });
+    assert!(
+        allocated.is_empty(),
+        "warm scrapes allocated in {allocated:#?}; failed: {failed:?}"
+    );
+    // Real work was done while counting: every collector's families and the process page.
+    assert!(warm > 50, "only {warm} node samples");
+    assert!(
+        counted >= 3 * (warm - 10),
+        "{counted} samples in 3 scrapes after {warm}"
+    );
+    assert!(
+        page.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}"),
+        "{page}"
+    );
+    assert!(page.contains("node_memory_MemTotal_bytes "));
+    let open_fds: u64 = process
+        .lines()
+        .find_map(|l| l.strip_prefix("process_open_fds "))
+        .expect("open fds on a real procfs")
+        .parse()
+        .unwrap();
+    assert!(open_fds >= 3, "{process}");
+    assert!(process.contains("process_resident_memory_bytes "));
+}
+
+#[test]
+fn a_collector_failing_on_every_scrape_allocates_nothing_once_warm() {
+    // A procfs without pressure/: a kernel built without PSI, or booted without psi=1.
+    let procfs = tempfile::tempdir().unwrap();
+    std::fs::copy("/proc/loadavg", procfs.path().join("loadavg")).unwrap();
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        ..Paths::default()
+    };
+    let mut node = NodeCollector::new(paths, &[Collector::Loadavg, Collector::Pressure]);
+    let mut page = String::new();
+    node.collect(&mut page);
+    node.collect(&mut page);
+    let mut samples = 0;
+    let allocated = allocations_in(|| {
+        for _ in 0..3 {
+            samples += node.collect(&mut page);
+        }
+    });
+    assert!(
+        allocated.is_empty(),
+        "a failing collector allocated in {allocated:#?}"
+    );
+    // Loadavg's 3 gauges, 2 + 2 scrape-meta samples and the build info, three times.
+    assert_eq!(samples, 3 * (3 + 4 + 1), "{page}");
+    assert!(page.contains("node_scrape_collector_success{collector=\"pressure\"} 0\n"));
+    let failures: Vec<String> = node.failures().map(|(c, e)| format!("{c:?}: {e}")).collect();
+    let missing = procfs.path().join("pressure/cpu");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].starts_with(&format!("Pressure: {}: ", missing.display())),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = DiskWal::open(WalConfig {
+        dir: dir.path().join("wal"),
+        // Three 1,044-byte records per segment: rolls and deletes happen every few cycles.
+        segment_bytes: 3_200,
+        max_bytes: 1 << 20,
+        fsync: Fsync::Always,
+        max_payload_bytes: 1_000,
+        max_window_records: 8,
+    })
+    .unwrap();
+    let batch = BatchMeta {
+        seq: 0,
+        shard: 0,
+        samples: 25,
+        oldest_timestamp_ms: 1_000,
+        newest_timestamp_ms: 2_000,
+        bytes: 0,
+    };
+    let mut dropped = Vec::with_capacity(8);
+    let mut out = Vec::with_capacity(1_000);
+    // What the loop does per batch: append, send from the WAL, acknowledge, remember the floor.
+    let mut cycle = |wal: &mut DiskWal, round: u64| {
+        let payload = [(round % 251) as u8; 1_000];
+        let meta = wal.append(batch, &payload, round, &mut dropped).unwrap();
+        let next = wal.peek_from(meta.seq).unwrap().expect("just appended");
+        assert_eq!(
+            wal.read_payload(next.seq, &mut out).unwrap().map(|m| m.seq),
+            Some(meta.seq)
+        );
+        assert_eq!(out, payload);
+        wal.ack(meta.seq + 1);
+        wal.persist_ack_floor();
+    };
+    for round in 0..10 {
+        cycle(&mut wal, round);
+    }
+    let appended_before = wal.counters.records_appended;
+    let allocated = allocations_in(|| {
+        for round in 10..40 {
+            cycle(&mut wal, round);
+        }
+    });
+    assert!(allocated.is_empty(), "WAL cycles allocated in {allocated:#?}");
+    assert_eq!(wal.counters.records_appended - appended_before, 30);
+    assert!(dropped.is_empty());
+    // Segments were rolled and deleted while counting: about one per three records.
+    assert!(wal.segment_count() <= 2, "{} segments", wal.segment_count());
+    let newest_segment = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".wal")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    assert!(newest_segment >= 12, "only {newest_segment} segments ever");
+    let floor = std::fs::read_to_string(dir.path().join("wal/ack_floor")).unwrap();
+    assert_eq!(floor, "40\n");
+}
