@@ -9,7 +9,8 @@
 use outpost_core::expfmt::Format;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, Role, SelfScrape, StrId, Wal,
+    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
+    SelfScrape, StrId, Wal,
 };
 use outpost_core::remote_write::BatchBuilder;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -73,6 +74,40 @@ struct Compress {
     batches: u64,
     samples: u64,
     bytes: u64,
+}
+
+impl Compress {
+    fn for_plan(plan: &Plan) -> Compress {
+        Compress {
+            out: Vec::with_capacity(BatchBuilder::new(&plan.queue).max_compressed_len()),
+            batches: 0,
+            samples: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Per-target bounds with room for every label these bodies carry.
+fn limits(body_bytes: u32, samples: u32) -> Limits {
+    Limits {
+        body_bytes,
+        samples,
+        label_count: 16,
+        label_name_bytes: 64,
+        label_value_bytes: 256,
+    }
+}
+
+fn target_labels(job: &str, instance: &str, extra: &[(&str, &str)]) -> TargetLabels {
+    TargetLabels {
+        job: job.into(),
+        instance: instance.into(),
+        extra: extra
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        honor_labels: false,
+    }
 }
 
 impl BatchSink for Compress {
@@ -172,27 +207,11 @@ fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
         Ordering::Relaxed,
     );
     let plan = plan();
-    let limits = Limits {
-        body_bytes: 2 << 20,
-        samples: 12_000,
-        label_count: 16,
-        label_name_bytes: 64,
-        label_value_bytes: 256,
-    };
-    let labels = TargetLabels {
-        job: "node".into(),
-        instance: "h:9100".into(),
-        extra: vec![("team".into(), "edge".into())],
-        honor_labels: false,
-    };
+    let limits = limits(2 << 20, 12_000);
+    let labels = target_labels("node", "h:9100", &[("team", "edge")]);
     let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
     let mut batcher = Batcher::new(&plan, 1, 32, 8192).unwrap();
-    let mut sink = Compress {
-        out: Vec::with_capacity(BatchBuilder::new(&plan.queue).max_compressed_len()),
-        batches: 0,
-        samples: 0,
-        bytes: 0,
-    };
+    let mut sink = Compress::for_plan(&plan);
     let bodies: Vec<String> = (0..8).map(body).collect();
 
     let cycle = |n: usize, target: &mut TargetPipeline, batcher: &mut Batcher, sink: &mut Compress| {
@@ -283,27 +302,11 @@ fn churn_body(cycle: u32, round: Round) -> String {
 #[test]
 fn staleness_and_failed_scrapes_allocate_nothing_either() {
     let plan = plan();
-    let limits = Limits {
-        body_bytes: 2 << 20,
-        samples: 12_000,
-        label_count: 16,
-        label_name_bytes: 64,
-        label_value_bytes: 256,
-    };
-    let labels = TargetLabels {
-        job: "node".into(),
-        instance: "h:9100".into(),
-        extra: Vec::new(),
-        honor_labels: false,
-    };
+    let limits = limits(2 << 20, 12_000);
+    let labels = target_labels("node", "h:9100", &[]);
     let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
     let mut batcher = Batcher::new(&plan, 1, 32, 8192).unwrap();
-    let mut sink = Compress {
-        out: Vec::with_capacity(BatchBuilder::new(&plan.queue).max_compressed_len()),
-        batches: 0,
-        samples: 0,
-        bytes: 0,
-    };
+    let mut sink = Compress::for_plan(&plan);
     // Series vanish and come back, a scrape fails and every series is new
     // again after it: the table is emptied and refilled within its bounds.
     let pattern = [
@@ -371,4 +374,92 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
         allocations, 0,
         "allocations in a warm churn pattern (OUTPOST_ALLOC_TRACE=1 shows where)"
     );
+}
+
+/// The cluster role's shape, which the node plan above lacks: two shards and
+/// a write-relabel rule dropping Go runtime series after external labels.
+fn sharded_plan_with_write_relabel() -> Plan {
+    let mut plan = plan();
+    let first = plan.strings.len() as u32;
+    for s in ["__name__", ";", "go_gc_.*|go_memstats_.*", "$1"] {
+        plan.strings.push(s.to_string());
+    }
+    plan.agent.role = Role::Cluster;
+    plan.external_labels.truncate(1);
+    plan.queue.capacity = 10_000;
+    plan.queue.min_shards = 2;
+    plan.queue.max_shards = 2;
+    plan.receiver.write_relabel = vec![RelabelRule {
+        action: RelabelAction::Drop,
+        source_labels: vec![StrId(first)],
+        separator: StrId(first + 1),
+        regex: StrId(first + 2),
+        modulus: 0,
+        // The empty string.
+        target_label: StrId(4),
+        replacement: StrId(first + 3),
+    }];
+    plan
+}
+
+/// A kube-state-metrics-like body of 5,000 series plus two Go runtime ones;
+/// odd rounds leave out every tenth series so the staleness path runs too.
+fn ksm_body(round: u32) -> String {
+    let mut s = String::new();
+    s.push_str("# HELP kube_pod_status_phase The pods current phase.\n# TYPE kube_pod_status_phase gauge\n");
+    for i in 0..5_000u32 {
+        if round % 2 == 1 && i % 10 == 0 {
+            continue;
+        }
+        writeln!(
+            s,
+            "kube_pod_status_phase{{namespace=\"ns-{}\",pod=\"pod-{i}\",uid=\"{:08x}-aaaa\",phase=\"Running\"}} {}",
+            i % 40,
+            i * 7919,
+            (i + round) % 2
+        )
+        .unwrap();
+    }
+    s.push_str("go_memstats_alloc_bytes 12345\ngo_gc_duration_seconds_count 7\n");
+    s
+}
+
+/// Socket-sized chunks that split lines, two shards and write relabeling:
+/// the paths the node test above leaves out.
+#[test]
+fn write_relabel_and_two_shards_allocate_nothing_with_socket_sized_chunks() {
+    let plan = sharded_plan_with_write_relabel();
+    let limits = limits(4 << 20, 10_000);
+    let labels = target_labels("kube-state-metrics", "ksm:8080", &[]);
+    let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
+    let mut batcher = Batcher::new(&plan, 2, 32, 4096).unwrap();
+    let mut sink = Compress::for_plan(&plan);
+    let bodies = [ksm_body(0), ksm_body(1)];
+    let mut scrape = |round: usize, sink: &mut Compress| {
+        let ts = 1_000 * round as i64;
+        target.begin(Format::PrometheusText, ts);
+        // Uneven chunks, as a socket would deliver them.
+        for chunk in bodies[round % 2].as_bytes().chunks(1400) {
+            target.handle_chunk(chunk, &mut batcher).unwrap();
+        }
+        let report = target.finish(0.1, ts as u64, &mut batcher, sink).unwrap();
+        batcher.close_all(sink);
+        report
+    };
+    for round in 0..3 {
+        scrape(round, &mut sink);
+    }
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    let report = scrape(3, &mut sink);
+    let report2 = scrape(4, &mut sink);
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    assert_eq!(report.samples_scraped, 4_502);
+    assert_eq!(report2.samples_scraped, 5_002);
+    assert_eq!(report.stale_markers, 500);
+    assert!(sink.batches > 0 && sink.bytes > 0);
+    // The rule really ran: both Go series of each of the five scrapes.
+    assert_eq!(batcher.counters.dropped_write_relabel, 5 * 2);
+    assert_eq!(allocations, 0, "allocations in two warm scrapes");
 }

@@ -17,36 +17,10 @@ use outpost_core::plan::{
 use outpost_core::queue::{BatchMeta, DropReason, Outcome, Sender};
 use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
 use outpost_core::wal;
-use prost::Message;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<PbSample>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct PbSample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
+mod wire;
 
 const T0: u64 = 1_700_000_000_000;
 const INTERVAL_MS: u64 = 15_000;
@@ -527,10 +501,7 @@ impl MemWal {
 /// Decodes a WAL record as the receiver would, checking what remote write
 /// requires of every series and that the meta matches the body.
 fn decode(meta: &BatchMeta, snappy_body: &[u8]) -> Vec<(SeriesKey, f64, i64)> {
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(snappy_body)
-        .unwrap_or_else(|e| panic!("batch {}: snappy: {e}", meta.seq));
-    let req = WriteRequest::decode(raw.as_slice()).unwrap_or_else(|e| panic!("batch {}: {e}", meta.seq));
+    let req = wire::decode_snappy(snappy_body).unwrap_or_else(|e| panic!("batch {}: {e}", meta.seq));
     let mut samples = Vec::new();
     for ts in req.timeseries {
         assert!(

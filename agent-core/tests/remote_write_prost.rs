@@ -7,41 +7,10 @@ use outpost_core::remote_write::{BatchBuilder, PushError, HEADERS, STALE_NAN_BIT
 use outpost_core::snappy::{self, Compressor};
 use proptest::prelude::*;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
+mod wire;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
-
-fn decode(compressed: &[u8]) -> WriteRequest {
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(compressed)
-        .expect("snap decompresses");
-    prost::Message::decode(raw.as_slice()).expect("prost decodes")
+fn decode(compressed: &[u8]) -> wire::WriteRequest {
+    wire::decode_snappy(compressed).unwrap_or_else(|e| panic!("prost reads the body: {e}"))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> LabelSet {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -17,34 +17,9 @@ use std::time::{Duration, Instant};
 use outpost_core::plan::{
     self, Agent, Auth, Budget, Fsync, LabelPair, Plan, Queue, Receiver, Role, SelfScrape, StrId, Wal,
 };
-use prost::Message;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<PbSample>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-struct PbSample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
+mod peers_support;
+use peers_support::{ChildGuard, WriteRequest};
 
 struct Recorded {
     path: String,
@@ -113,10 +88,8 @@ impl RecordingReceiver {
                     let Some((path, headers, body)) = read_request(&mut s) else {
                         break;
                     };
-                    let raw = snap::raw::Decoder::new()
-                        .decompress_vec(&body)
-                        .expect("snappy body");
-                    let request = WriteRequest::decode(raw.as_slice()).expect("protobuf WriteRequest");
+                    let request = peers_support::decode_write_request(&body)
+                        .unwrap_or_else(|e| panic!("remote-write body: {e}"));
                     let mut seen = seen2.lock().unwrap();
                     let status = if seen.is_empty() { 409 } else { 200 };
                     seen.push(Recorded {
@@ -145,17 +118,6 @@ impl Drop for RecordingReceiver {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }

@@ -3,10 +3,13 @@
 //! plain HTTP across clusters). The receiver is a rustls server thread with
 //! certificates made by rcgen.
 
+mod peers_support;
+mod tls_support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -15,46 +18,9 @@ use std::time::{Duration, Instant};
 use outpost_core::plan::{
     self, Agent, Auth, Budget, Fsync, LabelPair, Plan, Queue, Receiver, Role, SelfScrape, StrId, Tls, Wal,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
-
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        params,
-        key,
-    }
-}
-
-/// (cert PEM, key PEM, cert DER, key DER) for `names`, signed by `ca`.
-fn make_leaf(ca: &Ca, names: &[&str]) -> (String, String, CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .unwrap();
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use peers_support::ChildGuard;
+use rustls::{ServerConnection, StreamOwned};
+use tls_support::{make_ca, make_leaf, server_config, Ca, Leaf};
 
 /// An HTTPS receiver that requires a client certificate from `client_ca`
 /// and answers 200 to every remote-write POST whose body is snappy.
@@ -67,20 +33,8 @@ struct MtlsReceiver {
 }
 
 impl MtlsReceiver {
-    fn start(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>, client_ca: &Ca) -> MtlsReceiver {
-        let mut roots = RootCertStore::empty();
-        roots.add(client_ca.der.clone()).unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .unwrap();
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(vec![cert], key)
-                .unwrap(),
-        );
+    fn start(server: &Leaf, client_ca: &Ca) -> MtlsReceiver {
+        let config = server_config(server, Some(client_ca));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -152,17 +106,6 @@ impl Drop for MtlsReceiver {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -262,12 +205,12 @@ fn agent_writes_over_mutual_tls_and_is_refused_without_its_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = make_ca("receiver CA");
     let client_ca = make_ca("agent CA");
-    let (_, _, server_cert, server_key) = make_leaf(&server_ca, &["127.0.0.1"]);
-    let (client_pem, client_key, _, _) = make_leaf(&client_ca, &["outpost-agent"]);
+    let server = make_leaf(&server_ca, &["127.0.0.1"]);
+    let client = make_leaf(&client_ca, &["outpost-agent"]);
     std::fs::write(dir.path().join("ca.pem"), &server_ca.pem).unwrap();
-    std::fs::write(dir.path().join("client.pem"), client_pem).unwrap();
-    std::fs::write(dir.path().join("client.key"), client_key).unwrap();
-    let receiver = MtlsReceiver::start(server_cert, server_key, &client_ca);
+    std::fs::write(dir.path().join("client.pem"), &client.pem).unwrap();
+    std::fs::write(dir.path().join("client.key"), &client.key_pem).unwrap();
+    let receiver = MtlsReceiver::start(&server, &client_ca);
 
     // Without a client certificate the receiver refuses every handshake.
     let agent = run_agent(dir.path(), &plan(receiver.port, dir.path(), false), "plain");

@@ -16,6 +16,7 @@
 //! at the handshake, counts the failures and keeps running.
 
 mod peers_support;
+mod tls_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -31,58 +32,12 @@ use outpost_core::plan::{self, Plan};
 use peers_support::{
     decode_write_request, free_port, http_get, metric_sum, wait_for, ChildGuard, TargetServer, WriteRequest,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConnection, StreamOwned};
+use tls_support::{make_ca, make_named_leaf, server_config, Ca, Leaf};
 
 const TENANTS: [&str; 2] = ["tenant-a", "tenant-b"];
 /// The receiver name the example fleet verifies (`receiver.tls.server_name`).
 const RECEIVER_NAME: &str = "thanos-receive.cluster-01.example.net";
-
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        params,
-        key,
-    }
-}
-
-struct Leaf {
-    pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-    key_der: PrivateKeyDer<'static>,
-}
-
-/// A certificate for `name` (as CN and as DNS SAN), signed by `ca`.
-fn make_leaf(ca: &Ca, name: &str) -> Leaf {
-    let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let cert = params
-        .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-        .unwrap();
-    Leaf {
-        pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        der: cert.der().clone(),
-        key_der: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
-}
 
 /// The subject CN of a DER certificate: the value after the last
 /// commonName OID (2.5.4.3), since the issuer's name comes before the
@@ -96,10 +51,6 @@ fn subject_cn(der: &[u8]) -> Option<String> {
         return None;
     }
     String::from_utf8(der.get(at + 2..at + 2 + len)?.to_vec()).ok()
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// One remote-write POST as the receiver saw it.
@@ -122,19 +73,7 @@ struct TenantReceiver {
 
 impl TenantReceiver {
     fn start(server: &Leaf, client_ca: &Ca) -> TenantReceiver {
-        let mut roots = RootCertStore::empty();
-        roots.add(client_ca.der.clone()).unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .unwrap();
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(vec![server.der.clone()], server.key_der.clone_key())
-                .unwrap(),
-        );
+        let config = server_config(server, Some(client_ca));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -381,7 +320,7 @@ fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
     let receiver_ca = make_ca("receiver CA");
     let tenant_ca = make_ca("cluster-02 tenants CA");
     let rogue_ca = make_ca("rogue CA");
-    let receiver = TenantReceiver::start(&make_leaf(&receiver_ca, RECEIVER_NAME), &tenant_ca);
+    let receiver = TenantReceiver::start(&make_named_leaf(&receiver_ca, RECEIVER_NAME), &tenant_ca);
     let ksm = TargetServer::start(
         "# TYPE kube_pod_info gauge\n\
          kube_pod_info{namespace=\"monitoring-tenant-a\",pod=\"app-a-0\",node=\"node-a1\"} 1\n\
@@ -394,7 +333,7 @@ fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
     std::fs::create_dir_all(&tls_dir).unwrap();
     let mut certs = BTreeMap::new();
     for tenant in TENANTS {
-        let leaf = make_leaf(&tenant_ca, tenant);
+        let leaf = make_named_leaf(&tenant_ca, tenant);
         write_secret(
             &root.join("secrets").join(tenant),
             &receiver_ca.pem,
@@ -548,7 +487,7 @@ fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
     tls.key_file = None;
     let no_cert_path = root.join("tenant-a-no-cert.plan");
     std::fs::write(&no_cert_path, plan::encode(&no_cert_plan).unwrap()).unwrap();
-    let forged = make_leaf(&rogue_ca, "tenant-a");
+    let forged = make_named_leaf(&rogue_ca, "tenant-a");
     let forged_secret = root.join("secrets/forged");
     write_secret(&forged_secret, &receiver_ca.pem, Some(&forged), &forged);
     // One at a time, so each refusal the receiver counts is this agent's.

@@ -2,74 +2,21 @@
 
 #[path = "net_support.rs"]
 mod support;
+mod tls_support;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use outpost_agent::net::{client_config, HttpClientConn, NetError, TlsError};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use rcgen::KeyPair;
+use rustls::{CertificateError, ServerConnection, StreamOwned};
 use support::*;
-
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        params,
-        key,
-    }
-}
-
-/// A leaf certificate for `names`, signed by `ca`: (cert PEM, key PEM, cert DER, key DER).
-fn make_leaf(ca: &Ca, names: &[&str]) -> (String, String, CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let issuer = Issuer::from_params(&ca.params, &ca.key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use tls_support::{make_ca, make_leaf, server_config, Ca, Leaf};
 
 /// Serves HTTPS on loopback: one request per connection, answer "secure\n".
-fn tls_server(
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    client_ca: Option<&Ca>,
-) -> TestServer {
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            roots.add(ca.der.clone()).unwrap();
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let config = Arc::new(builder.with_single_cert(vec![cert], key).unwrap());
+fn tls_server(server: &Leaf, client_ca: Option<&Ca>) -> TestServer {
+    let config = server_config(server, client_ca);
     TestServer::start(move |s: TcpStream| {
         let conn = ServerConnection::new(config.clone()).unwrap();
         let mut tls = StreamOwned::new(conn, s);
@@ -93,19 +40,28 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 struct Fixture {
     dir: tempfile::TempDir,
-    server_cert: CertificateDer<'static>,
-    server_key: PrivateKeyDer<'static>,
+    server: Leaf,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let ca = make_ca("outpost test CA");
-    let (_, _, server_cert, server_key) = make_leaf(&ca, &["localhost", "127.0.0.1"]);
+    let server = make_leaf(&ca, &["localhost", "127.0.0.1"]);
     write_file(dir.path(), "ca.pem", &ca.pem);
-    Fixture {
-        dir,
-        server_cert,
-        server_key,
+    Fixture { dir, server }
+}
+
+impl Fixture {
+    /// A client trusting the test CA that presents `certificate` when given,
+    /// read from files as the agent reads its own.
+    fn client(&self, certificate: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
+        let ca = self.dir.path().join("ca.pem");
+        let Some(leaf) = certificate else {
+            return client_config(Some(&ca), None, None, false).unwrap();
+        };
+        let cert = write_file(self.dir.path(), "client.pem", &leaf.pem);
+        let key = write_file(self.dir.path(), "client.key", &leaf.key_pem);
+        client_config(Some(&ca), Some(&cert), Some(&key), false).unwrap()
     }
 }
 
@@ -125,8 +81,8 @@ fn exchange_over_tls(
 #[test]
 fn verification_succeeds_with_the_right_ca() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
-    let config = client_config(Some(&f.dir.path().join("ca.pem")), None, None, false).unwrap();
+    let server = tls_server(&f.server, None);
+    let config = f.client(None);
     let (res, body) = exchange_over_tls(&server, config, "localhost");
     assert_eq!(res.unwrap().status, 200);
     assert_eq!(body, b"secure\n");
@@ -135,8 +91,8 @@ fn verification_succeeds_with_the_right_ca() {
 #[test]
 fn verification_by_ip_address_name() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
-    let config = client_config(Some(&f.dir.path().join("ca.pem")), None, None, false).unwrap();
+    let server = tls_server(&f.server, None);
+    let config = f.client(None);
     let (res, body) = exchange_over_tls(&server, config, "127.0.0.1");
     assert_eq!(res.unwrap().status, 200);
     assert_eq!(body, b"secure\n");
@@ -145,7 +101,7 @@ fn verification_by_ip_address_name() {
 #[test]
 fn wrong_ca_fails_the_handshake_with_unknown_issuer() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
+    let server = tls_server(&f.server, None);
     let other = make_ca("some other CA");
     let other_path = write_file(f.dir.path(), "other.pem", &other.pem);
     let config = client_config(Some(&other_path), None, None, false).unwrap();
@@ -167,7 +123,7 @@ fn wrong_ca_fails_the_handshake_with_unknown_issuer() {
 #[test]
 fn default_webpki_roots_do_not_trust_a_private_ca() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
+    let server = tls_server(&f.server, None);
     let config = client_config(None, None, None, false).unwrap();
     let (res, _) = exchange_over_tls(&server, config, "localhost");
     assert_eq!(
@@ -179,8 +135,8 @@ fn default_webpki_roots_do_not_trust_a_private_ca() {
 #[test]
 fn wrong_server_name_fails_the_handshake() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
-    let config = client_config(Some(&f.dir.path().join("ca.pem")), None, None, false).unwrap();
+    let server = tls_server(&f.server, None);
+    let config = f.client(None);
     let (res, _) = exchange_over_tls(&server, config, "receiver.cluster-01.example");
     match net_err(res) {
         NetError::TlsHandshake(rustls::Error::InvalidCertificate(e)) => {
@@ -199,7 +155,7 @@ fn wrong_server_name_fails_the_handshake() {
 #[test]
 fn insecure_skip_verify_accepts_an_untrusted_certificate() {
     let f = fixture();
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), None);
+    let server = tls_server(&f.server, None);
     let config = client_config(None, None, None, true).unwrap();
     let (res, body) = exchange_over_tls(&server, config, "any.name.example");
     assert_eq!(res.unwrap().status, 200);
@@ -210,8 +166,8 @@ fn insecure_skip_verify_accepts_an_untrusted_certificate() {
 fn mtls_server_refuses_a_client_without_certificate() {
     let f = fixture();
     let client_ca = make_ca("tenant-a client CA");
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), Some(&client_ca));
-    let config = client_config(Some(&f.dir.path().join("ca.pem")), None, None, false).unwrap();
+    let server = tls_server(&f.server, Some(&client_ca));
+    let config = f.client(None);
     let (res, body) = exchange_over_tls(&server, config, "localhost");
     let err = net_err(res);
     assert_eq!(
@@ -227,17 +183,9 @@ fn mtls_server_refuses_a_client_without_certificate() {
 fn mtls_succeeds_with_the_client_certificate() {
     let f = fixture();
     let client_ca = make_ca("tenant-a client CA");
-    let (cert_pem, key_pem, _, _) = make_leaf(&client_ca, &["tenant-a.outpost"]);
-    let cert_path = write_file(f.dir.path(), "client.pem", &cert_pem);
-    let key_path = write_file(f.dir.path(), "client.key", &key_pem);
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), Some(&client_ca));
-    let config = client_config(
-        Some(&f.dir.path().join("ca.pem")),
-        Some(&cert_path),
-        Some(&key_path),
-        false,
-    )
-    .unwrap();
+    let client = make_leaf(&client_ca, &["tenant-a.outpost"]);
+    let server = tls_server(&f.server, Some(&client_ca));
+    let config = f.client(Some(&client));
     let (res, body) = exchange_over_tls(&server, config, "localhost");
     assert_eq!(res.unwrap().status, 200);
     assert_eq!(body, b"secure\n");
@@ -248,17 +196,9 @@ fn mtls_with_a_certificate_from_another_ca_is_refused() {
     let f = fixture();
     let client_ca = make_ca("tenant-a client CA");
     let intruder_ca = make_ca("tenant-b client CA");
-    let (cert_pem, key_pem, _, _) = make_leaf(&intruder_ca, &["tenant-b.outpost"]);
-    let cert_path = write_file(f.dir.path(), "client.pem", &cert_pem);
-    let key_path = write_file(f.dir.path(), "client.key", &key_pem);
-    let server = tls_server(f.server_cert.clone(), f.server_key.clone_key(), Some(&client_ca));
-    let config = client_config(
-        Some(&f.dir.path().join("ca.pem")),
-        Some(&cert_path),
-        Some(&key_path),
-        false,
-    )
-    .unwrap();
+    let intruder = make_leaf(&intruder_ca, &["tenant-b.outpost"]);
+    let server = tls_server(&f.server, Some(&client_ca));
+    let config = f.client(Some(&intruder));
     let (res, _) = exchange_over_tls(&server, config, "localhost");
     assert!(matches!(
         net_err(res),
@@ -305,15 +245,7 @@ fn config_errors_name_the_file_and_the_problem() {
 #[test]
 fn keep_alive_over_tls_uses_one_handshake_for_three_requests() {
     let f = fixture();
-    let provider = provider();
-    let config = Arc::new(
-        ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![f.server_cert.clone()], f.server_key.clone_key())
-            .unwrap(),
-    );
+    let config = server_config(&f.server, None);
     let server = TestServer::start(move |s: TcpStream| {
         let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s);
         let mut n = 0;
@@ -326,7 +258,7 @@ fn keep_alive_over_tls_uses_one_handshake_for_three_requests() {
             }
         }
     });
-    let client = client_config(Some(&f.dir.path().join("ca.pem")), None, None, false).unwrap();
+    let client = f.client(None);
     let mut conn = HttpClientConn::new(server.addr, Some(client), "localhost", CONN, small_bufs()).unwrap();
     let mut driver = Driver::new();
     for i in 1..=3 {

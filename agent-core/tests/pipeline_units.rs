@@ -1,0 +1,402 @@
+//! The per-target pipeline and the batcher through their public API: target
+//! labels against scraped ones, staleness across scrapes, failures and
+//! reloads, sample limits and relabel drops, read back with prost from the
+//! batches the sink receives.
+
+mod wire;
+
+use outpost_core::error::ScrapeError;
+use outpost_core::expfmt::Format;
+use outpost_core::pipeline::{BatchSink, Batcher, ScrapeReport, TargetLabels, TargetPipeline};
+use outpost_core::plan::{
+    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
+    SelfScrape, StrId, Wal,
+};
+use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
+use prost::Message;
+
+/// Decodes every closed batch into `labels-as-text -> (value bits, ts)`.
+#[derive(Default)]
+struct Collect(Vec<(String, u64, i64)>);
+
+impl BatchSink for Collect {
+    fn batch_closed(&mut self, _shard: u16, batch: &mut BatchBuilder) {
+        let req = wire::WriteRequest::decode(batch.encoded()).unwrap();
+        self.0.extend(wire::flatten(&req));
+        batch.clear();
+    }
+}
+
+impl Collect {
+    fn value(&self, series: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(l, _, _)| l == series)
+            .map(|(_, v, _)| f64::from_bits(*v))
+    }
+    fn stale(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(_, v, _)| *v == STALE_NAN_BITS)
+            .map(|(l, _, _)| l.as_str())
+            .collect()
+    }
+}
+
+struct Fixture {
+    plan: Plan,
+}
+
+impl Fixture {
+    fn new(write_relabel_drop: Option<&str>) -> Fixture {
+        let mut strings: Vec<String> = ["cluster", "c1", "team", "ext", "__name__", ";", "$1", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut write_relabel = Vec::new();
+        if let Some(re) = write_relabel_drop {
+            strings.push(re.to_string());
+            write_relabel.push(RelabelRule {
+                action: RelabelAction::Drop,
+                source_labels: vec![StrId(4)],
+                separator: StrId(5),
+                regex: StrId(8),
+                modulus: 0,
+                target_label: StrId(7),
+                replacement: StrId(6),
+            });
+        }
+        let plan = Plan {
+            strings,
+            agent: Agent {
+                cluster: StrId(1),
+                tenant: None,
+                role: Role::Node,
+            },
+            external_labels: vec![
+                LabelPair {
+                    name: StrId(0),
+                    value: StrId(1),
+                },
+                LabelPair {
+                    name: StrId(2),
+                    value: StrId(3),
+                },
+            ],
+            receiver: Receiver {
+                url: StrId(7),
+                tenant_header: None,
+                tls: None,
+                auth: Auth::None,
+                remote_timeout_ms: 1000,
+                write_relabel,
+            },
+            queue: Queue {
+                capacity: 100,
+                min_shards: 1,
+                max_shards: 1,
+                max_samples_per_send: 1000,
+                batch_send_deadline_ms: 100,
+                min_backoff_ms: 10,
+                max_backoff_ms: 100,
+                max_batch_bytes: 64 * 1024,
+                max_sample_age_ms: 0,
+            },
+            wal: Wal {
+                dir: StrId(7),
+                max_bytes: 1 << 20,
+                segment_bytes: 1 << 16,
+                fsync: Fsync::Never,
+            },
+            node: None,
+            scrape_jobs: Vec::new(),
+            self_scrape: SelfScrape {
+                interval_ms: 1000,
+                job: StrId(7),
+            },
+            budget: Budget {
+                cpu_request_millis: 1,
+                cpu_limit_millis: 1,
+                memory_request_bytes: 1,
+                memory_limit_bytes: 1,
+            },
+        };
+        Fixture { plan }
+    }
+
+    fn target(&self, honor_labels: bool, samples: u32) -> TargetPipeline {
+        let limits = Limits {
+            body_bytes: 64 * 1024,
+            samples,
+            label_count: 16,
+            label_name_bytes: 64,
+            label_value_bytes: 256,
+        };
+        let labels = TargetLabels {
+            job: "app".into(),
+            instance: "h:1".into(),
+            extra: vec![("team".into(), "core".into())],
+            honor_labels,
+        };
+        TargetPipeline::new(&self.plan, labels, limits, &[]).unwrap()
+    }
+
+    fn batcher(&self) -> Batcher {
+        Batcher::new(&self.plan, 1, 32, 4096).unwrap()
+    }
+}
+
+fn scrape(
+    t: &mut TargetPipeline,
+    b: &mut Batcher,
+    sink: &mut Collect,
+    body: &str,
+    ts: i64,
+) -> Result<ScrapeReport, ScrapeError> {
+    t.begin(Format::PrometheusText, ts);
+    if let Err(e) = t.handle_chunk(body.as_bytes(), b) {
+        // As the agent does: a body error fails the scrape (up 0, stale markers).
+        t.fail(ts, 0.25, ts as u64, b, sink);
+        b.close_all(sink);
+        return Err(e);
+    }
+    // finish() turns late errors into a failed scrape itself.
+    let result = t.finish(0.25, ts as u64, b, sink);
+    b.close_all(sink);
+    result
+}
+
+const UP: &str = "__name__=up,cluster=c1,instance=h:1,job=app,team=core";
+
+#[test]
+fn target_labels_win_and_scraped_ones_are_exported() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    let report = scrape(
+        &mut t,
+        &mut b,
+        &mut sink,
+        "m{job=\"x\",team=\"y\",a=\"1\"} 7\n",
+        1000,
+    )
+    .unwrap();
+    assert_eq!(report.samples_scraped, 1);
+    assert_eq!(
+        sink.value("__name__=m,a=1,cluster=c1,exported_job=x,exported_team=y,instance=h:1,job=app,team=core"),
+        Some(7.0)
+    );
+    assert_eq!(sink.value(UP), Some(1.0));
+
+    let (mut t, mut b, mut sink) = (f.target(true, 100), f.batcher(), Collect::default());
+    scrape(&mut t, &mut b, &mut sink, "m{job=\"x\",a=\"1\"} 7\n", 1000).unwrap();
+    // honor_labels: the scraped job stays; external labels never override a series' own.
+    assert_eq!(
+        sink.value("__name__=m,a=1,cluster=c1,instance=h:1,job=x,team=core"),
+        Some(7.0)
+    );
+}
+
+#[test]
+fn vanished_series_and_failed_scrapes_get_stale_markers() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(&mut t, &mut b, &mut sink, "a 1\nb 2\n", 1000).unwrap();
+    assert!(sink.stale().is_empty());
+    let report = scrape(&mut t, &mut b, &mut sink, "a 1\nc 3\n", 2000).unwrap();
+    assert_eq!(report.series_added, 1);
+    assert_eq!(
+        sink.stale(),
+        vec!["__name__=b,cluster=c1,instance=h:1,job=app,team=core"]
+    );
+    assert_eq!(
+        sink.value("__name__=scrape_series_added,cluster=c1,instance=h:1,job=app,team=core"),
+        Some(1.0)
+    );
+
+    sink.0.clear();
+    assert!(scrape(&mut t, &mut b, &mut sink, "a 1\nthis is not exposition\n", 3000).is_err());
+    let mut stale = sink.stale();
+    stale.sort();
+    assert_eq!(
+        stale,
+        vec![
+            "__name__=a,cluster=c1,instance=h:1,job=app,team=core",
+            "__name__=c,cluster=c1,instance=h:1,job=app,team=core"
+        ]
+    );
+    assert_eq!(sink.value(UP), Some(0.0));
+    // Nothing of the failed body was committed.
+    assert!(sink
+        .0
+        .iter()
+        .all(|(l, v, _)| !l.starts_with("__name__=a,") || *v == STALE_NAN_BITS));
+}
+
+#[test]
+fn staleness_survives_a_reload_and_retired_targets_go_stale() {
+    let f = Fixture::new(None);
+    let (mut old, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(&mut old, &mut b, &mut sink, "a 1\nb 2\n", 1000).unwrap();
+    let mut new = f.target(false, 100);
+    assert!(new.adopt_series(&mut old, &b, &b));
+    sink.0.clear();
+    let report = scrape(&mut new, &mut b, &mut sink, "a 1\n", 2000).unwrap();
+    assert_eq!(report.series_added, 0);
+    assert_eq!(
+        sink.stale(),
+        vec!["__name__=b,cluster=c1,instance=h:1,job=app,team=core"]
+    );
+
+    sink.0.clear();
+    new.retire(3000, &mut b, &mut sink);
+    b.close_all(&mut sink);
+    let mut stale = sink.stale();
+    stale.sort();
+    assert_eq!(stale.len(), 6, "{stale:?}");
+    assert!(stale.contains(&"__name__=a,cluster=c1,instance=h:1,job=app,team=core"));
+    assert!(stale.contains(&UP));
+}
+
+#[test]
+fn a_failure_before_any_body_carries_the_scrape_timestamp() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+    sink.0.clear();
+    // Connection refused: no begin(), no body.
+    t.fail(5000, 0.001, 5001, &mut b, &mut sink);
+    b.close_all(&mut sink);
+    assert_eq!(sink.value(UP), Some(0.0));
+    assert!(sink.0.iter().all(|(_, _, ts)| *ts == 5000), "{:?}", sink.0);
+    assert_eq!(
+        sink.stale(),
+        vec!["__name__=a,cluster=c1,instance=h:1,job=app,team=core"]
+    );
+}
+
+#[test]
+fn sample_limit_fails_the_whole_scrape() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 2), f.batcher(), Collect::default());
+    let err = scrape(&mut t, &mut b, &mut sink, "a 1\nb 2\nc 3\n", 1000).unwrap_err();
+    assert_eq!(err, ScrapeError::SampleLimit { limit: 2 });
+    assert_eq!(sink.value(UP), Some(0.0));
+    assert_eq!(
+        sink.value("__name__=a,cluster=c1,instance=h:1,job=app,team=core"),
+        None
+    );
+}
+
+#[test]
+fn write_relabel_drops_after_external_labels() {
+    let f = Fixture::new(Some("go_gc_.*|go_memstats_.*"));
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(
+        &mut t,
+        &mut b,
+        &mut sink,
+        "go_gc_duration_seconds 1\ngo_goroutines 5\n",
+        1000,
+    )
+    .unwrap();
+    assert_eq!(
+        sink.value("__name__=go_goroutines,cluster=c1,instance=h:1,job=app,team=core"),
+        Some(5.0)
+    );
+    assert!(sink.0.iter().all(|(l, _, _)| !l.contains("go_gc_")));
+    assert_eq!(b.counters.dropped_write_relabel, 1);
+    // The synthetic series carry the scrape's timestamp.
+    assert!(sink.0.iter().all(|(_, _, ts)| *ts == 1000));
+}
+
+#[test]
+fn a_series_exposed_differently_is_the_same_series() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(&mut t, &mut b, &mut sink, "m{a=\"1\",b=\"2\"} 1\n", 1000).unwrap();
+    sink.0.clear();
+    // Label order and an empty label change the exposition, not the series.
+    let report = scrape(&mut t, &mut b, &mut sink, "m{b=\"2\",a=\"1\",c=\"\"} 2\n", 2000).unwrap();
+    assert_eq!((report.series_added, report.duplicates), (0, 0));
+    assert!(sink.stale().is_empty(), "{:?}", sink.stale());
+    let series = "__name__=m,a=1,b=2,cluster=c1,instance=h:1,job=app,team=core";
+    assert_eq!(sink.value(series), Some(2.0));
+    // The same series twice in one body: the first value is kept, the second counted.
+    sink.0.clear();
+    let report = scrape(
+        &mut t,
+        &mut b,
+        &mut sink,
+        "m{a=\"1\",b=\"2\"} 3\nm{b=\"2\",a=\"1\"} 4\n",
+        3000,
+    )
+    .unwrap();
+    assert_eq!((report.samples_post_relabel, report.duplicates), (1, 1));
+    assert_eq!(sink.0.iter().filter(|(l, _, _)| l == series).count(), 1);
+    assert_eq!(sink.value(series), Some(3.0));
+    assert_eq!(t.live_series(), 1);
+}
+
+#[test]
+fn metric_relabel_drops_are_remembered_and_never_sent_or_staled() {
+    let mut f = Fixture::new(None);
+    f.plan.strings.push("drop_me.*".into());
+    let regex = StrId(f.plan.strings.len() as u32 - 1);
+    let rules = [RelabelRule {
+        action: RelabelAction::Drop,
+        source_labels: vec![StrId(4)],
+        separator: StrId(5),
+        regex,
+        modulus: 0,
+        target_label: StrId(7),
+        replacement: StrId(6),
+    }];
+    let limits = *f.target(false, 100).limits();
+    let labels = f.target(false, 100).target;
+    let mut t = TargetPipeline::new(&f.plan, labels, limits, &rules).unwrap();
+    let (mut b, mut sink) = (f.batcher(), Collect::default());
+    for (i, body) in ["drop_me_a 1\nkeep 1\n", "drop_me_a 2\nkeep 2\n", "keep 3\n"]
+        .iter()
+        .enumerate()
+    {
+        let report = scrape(&mut t, &mut b, &mut sink, body, 1000 * (i as i64 + 1)).unwrap();
+        assert_eq!(report.samples_post_relabel, 1);
+    }
+    assert!(sink.0.iter().all(|(l, _, _)| !l.contains("drop_me")));
+    assert!(sink.stale().is_empty());
+    assert_eq!(t.live_series(), 1);
+}
+
+#[test]
+fn an_abandoned_scrape_stages_nothing() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+    t.begin(Format::PrometheusText, 2000);
+    t.handle_chunk(b"a 5\nnew 1\n", &mut b).unwrap();
+    // No finish or fail (the reload replaced the connection): the next scrape starts clean.
+    sink.0.clear();
+    let report = scrape(&mut t, &mut b, &mut sink, "a 2\n", 3000).unwrap();
+    assert_eq!((report.series_added, report.duplicates), (0, 0));
+    assert_eq!(
+        sink.value("__name__=a,cluster=c1,instance=h:1,job=app,team=core"),
+        Some(2.0)
+    );
+    assert!(sink.0.iter().all(|(l, _, _)| !l.starts_with("__name__=new")));
+    assert!(sink.stale().is_empty());
+}
+
+#[test]
+fn a_reload_that_changes_external_labels_does_not_adopt() {
+    let f = Fixture::new(None);
+    let (mut old, b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
+    let mut b = b;
+    scrape(&mut old, &mut b, &mut sink, "a 1\n", 1000).unwrap();
+    let mut other = Fixture::new(None);
+    other.plan.strings[1] = "c2".into();
+    let b2 = other.batcher();
+    let mut new = other.target(false, 100);
+    assert!(!new.adopt_series(&mut old, &b, &b2));
+    assert!(new.adopt_series(&mut old, &b, &b));
+}
