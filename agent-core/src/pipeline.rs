@@ -5,13 +5,16 @@
 //!
 //! Each target keeps one series table across scrapes, as Prometheus's scrape
 //! cache does. A sample is looked up first by the hash of its series as
-//! exposed (name and labels in body order); only a series not seen in the
-//! last scrape goes the slow way: target labels, metric relabeling, sorting,
-//! and the encoding of its final labels (external labels added, write
-//! relabeling applied) as remote-write `Label` fields, kept in the table.
-//! Every later scrape stores the new value and the commit copies those bytes
-//! into the batch. This keeps one copy of each series in memory and takes
-//! label building, relabeling and encoding off the per-sample path.
+//! exposed (name and labels in body order), trying the entry after the last
+//! match before the index, since targets list their series in the same order
+//! every time. Only a series not seen in the last scrape goes the slow way:
+//! target labels, metric relabeling, sorting, then its final labels
+//! (external labels added, write relabeling applied) are kept as a list of
+//! string ids into the target's [`Symbols`]. Every later scrape stores just
+//! the new value; the commit writes the labels into the batch from the ids.
+//! One copy of each distinct string and a few bytes of ids per series is
+//! what keeps a 50,000-series target in a few MiB, and label building and
+//! relabeling stay off the per-sample path.
 //!
 //! A scrape is staged in the table and committed only when the whole body
 //! parsed within the target's limits, so a failed scrape appends nothing
@@ -72,7 +75,7 @@ pub struct Batcher {
     external: Vec<(String, String)>,
     write_relabel: RelabelProgram,
     scratch: LabelSet,
-    /// Identity of what [`Batcher::encode`] does to labels; encodings kept
+    /// Identity of what [`Batcher::finalize`] does to labels; label lists kept
     /// in series tables are valid only for the same fingerprint.
     fingerprint: u64,
     pub counters: BatcherCounters,
@@ -147,20 +150,16 @@ impl Batcher {
     /// Appends one sample of a series kept as string ids (see
     /// [`Batcher::finalize`]) to the batch of the shard `series_hash` falls
     /// on, closing that batch into `sink` when it is full.
-    #[allow(clippy::too_many_arguments)]
     fn push_ids(
         &mut self,
         series_hash: u64,
-        symbols: &Symbols,
-        ids: &[u8],
+        (symbols, ids, labels_len): (&Symbols, &[u8], u32),
         value: f64,
         ts_ms: i64,
         now_ms: u64,
         sink: &mut dyn BatchSink,
     ) {
-        let labels_len: usize = id_pairs(symbols, ids)
-            .map(|(n, v)| remote_write::label_field_len(n, v))
-            .sum();
+        let labels_len = labels_len as usize;
         let write = |buf: &mut Vec<u8>| {
             for (n, v) in id_pairs(symbols, ids) {
                 remote_write::put_label(buf, n, v);
@@ -252,7 +251,7 @@ impl Batcher {
 }
 
 /// Hash of the plan's external labels and write relabeling: two batchers
-/// with the same fingerprint encode every series alike.
+/// with the same fingerprint finalize every series alike.
 fn output_fingerprint(plan: &Plan) -> u64 {
     let mut h = Fnv64::new();
     for p in &plan.external_labels {
@@ -304,9 +303,9 @@ const SEEN: u8 = 2;
 const LIVE_OWN_TS: u8 = 4;
 /// The staged sample carries its own timestamp.
 const OWN_TS: u8 = 8;
-/// Write relabeling drops this series (no encoded labels kept).
+/// Write relabeling drops this series (no labels kept).
 const DROPPED: u8 = 16;
-/// Remote write cannot carry this series (no encoded labels kept).
+/// Remote write cannot carry this series (no labels kept).
 const INVALID: u8 = 32;
 /// Metric relabeling drops this exposed series (or leaves it nameless):
 /// remembered so that later scrapes skip it without relabeling again.
@@ -320,6 +319,9 @@ struct Entry {
     raw: u64,
     value: f64,
     ts: i64,
+    /// Bytes its labels take in a remote-write request, kept so a push
+    /// writes them in one pass over the ids.
+    wire_len: u32,
     /// The series' id list in the table's id arena.
     at: u32,
     len: u32,
@@ -578,8 +580,8 @@ pub struct TargetPipeline {
     labels: LabelSet,
     rename: String,
     table: SeriesTable,
-    /// The [`Batcher`] fingerprint the table's encodings were made with.
-    encoded_for: Option<u64>,
+    /// The [`Batcher`] fingerprint the table's label lists were made with.
+    finalized_for: Option<u64>,
     /// What the table's keys and labels depend on: target labels,
     /// `honor_labels`, metric relabeling.
     fingerprint: u64,
@@ -613,7 +615,7 @@ impl TargetPipeline {
             labels: LabelSet::with_capacity(label_count, label_bytes),
             rename: String::with_capacity(limits.label_name_bytes as usize + 64),
             table: SeriesTable::with_capacity(limits.series_table_entries(), arena as usize),
-            encoded_for: None,
+            finalized_for: None,
             fingerprint: target_fingerprint(plan, &target, rules),
             staging: false,
             over_limit: false,
@@ -658,22 +660,22 @@ impl TargetPipeline {
         self.scrape_ts_ms = scrape_ts_ms;
     }
 
-    /// Parses the next piece of the body. `batcher` encodes series seen for
+    /// Parses the next piece of the body. `batcher` finalizes series seen for
     /// the first time; nothing is sent before [`TargetPipeline::finish`].
     pub fn handle_chunk(&mut self, chunk: &[u8], batcher: &mut Batcher) -> Result<(), ScrapeError> {
-        self.adopt_encoding(batcher);
+        self.follow_batcher(batcher);
         let (mut stage, parser) = Stage::of(self, batcher);
         parser.handle_chunk(chunk, &mut |s: &Sample<'_>| stage.sample(s))
     }
 
-    /// A table encoded for another batcher (a reload changed external labels
+    /// A table finalized for another batcher (a reload changed external labels
     /// or write relabeling) is forgotten: its series start afresh.
-    fn adopt_encoding(&mut self, batcher: &Batcher) {
-        if self.encoded_for != Some(batcher.fingerprint) {
-            if self.encoded_for.is_some() {
+    fn follow_batcher(&mut self, batcher: &Batcher) {
+        if self.finalized_for != Some(batcher.fingerprint) {
+            if self.finalized_for.is_some() {
                 self.table.clear();
             }
-            self.encoded_for = Some(batcher.fingerprint);
+            self.finalized_for = Some(batcher.fingerprint);
         }
     }
 
@@ -687,7 +689,7 @@ impl TargetPipeline {
         batcher: &mut Batcher,
         sink: &mut dyn BatchSink,
     ) -> Result<ScrapeReport, ScrapeError> {
-        self.adopt_encoding(batcher);
+        self.follow_batcher(batcher);
         let result = {
             let (mut stage, parser) = Stage::of(self, batcher);
             parser.finish(&mut |s: &Sample<'_>| stage.sample(s))
@@ -722,7 +724,7 @@ impl TargetPipeline {
                 } else {
                     let labels = &ids[e.at as usize..(e.at + e.len) as usize];
                     let at = if e.state & OWN_TS != 0 { e.ts } else { ts };
-                    batcher.push_ids(e.hash, symbols, labels, e.value, at, now_ms, sink);
+                    batcher.push_ids(e.hash, (symbols, labels, e.wire_len), e.value, at, now_ms, sink);
                 }
                 let own_ts = if e.state & OWN_TS != 0 { LIVE_OWN_TS } else { 0 };
                 e.state = (e.state & (DROPPED | INVALID)) | LIVE | own_ts;
@@ -730,7 +732,7 @@ impl TargetPipeline {
             }
             if e.state & LIVE != 0 && e.state & (LIVE_OWN_TS | DROPPED | INVALID) == 0 {
                 let labels = &ids[e.at as usize..(e.at + e.len) as usize];
-                batcher.push_ids(e.hash, symbols, labels, stale, ts, now_ms, sink);
+                batcher.push_ids(e.hash, (symbols, labels, e.wire_len), stale, ts, now_ms, sink);
                 stale_markers += 1;
             }
             false
@@ -809,7 +811,7 @@ impl TargetPipeline {
             && old.table.ids.capacity() == self.table.ids.capacity();
         if same {
             core::mem::swap(&mut self.table, &mut old.table);
-            self.encoded_for = old.encoded_for;
+            self.finalized_for = old.finalized_for;
             old.table.clear();
         }
         same
@@ -824,8 +826,7 @@ impl TargetPipeline {
                 let ids = table.labels(e);
                 batcher.push_ids(
                     e.hash,
-                    &table.symbols,
-                    ids,
+                    (&table.symbols, ids, e.wire_len),
                     stale,
                     self.scrape_ts_ms,
                     now_ms,
@@ -947,6 +948,7 @@ impl<'a> Stage<'a> {
                     ts: 0,
                     at,
                     len: 0,
+                    wire_len: 0,
                     state: METRIC_DROPPED | SEEN,
                 };
                 self.table.push(raw_slot, None, entry);
@@ -978,10 +980,14 @@ impl<'a> Stage<'a> {
             return Err(series_bytes_limit);
         }
         let at = table.ids.len();
-        let (state, len) = match self.batcher.finalize(self.labels) {
-            Ok(labels) => (0, table.store_labels(labels).map_err(|()| series_bytes_limit)?),
-            Err(Unsent::DroppedByWriteRelabel) => (DROPPED, 0),
-            Err(Unsent::Invalid) => (INVALID, 0),
+        let (state, len, wire_len) = match self.batcher.finalize(self.labels) {
+            Ok(labels) => (
+                0,
+                table.store_labels(labels).map_err(|()| series_bytes_limit)?,
+                remote_write::encoded_labels_len(labels) as u32,
+            ),
+            Err(Unsent::DroppedByWriteRelabel) => (DROPPED, 0, 0),
+            Err(Unsent::Invalid) => (INVALID, 0, 0),
         };
         let entry = Entry {
             hash,
@@ -990,6 +996,7 @@ impl<'a> Stage<'a> {
             ts: s.timestamp_ms.unwrap_or(0),
             at: at as u32,
             len,
+            wire_len,
             state: state | SEEN | own_ts,
         };
         table.push(raw_slot, Some(hash_slot), entry);
