@@ -341,8 +341,10 @@ struct SeriesTable {
     /// Per series, varint (name id, value id) pairs.
     ids: Vec<u8>,
     symbols: Symbols,
-    /// Some entry was re-keyed in `by_raw`: rebuild it at the commit.
-    rekeyed: bool,
+    /// Slots of `by_raw` left behind by re-keyed entries (skipped by
+    /// lookups, cleared by the next rebuild). They count towards its load,
+    /// so a target that reorders every label every scrape cannot fill it.
+    rekeyed: usize,
     /// The entry after the last one a sample matched. Targets expose their
     /// series in the same order scrape after scrape, so this is usually the
     /// next sample's entry: checking it first walks the entries in order
@@ -365,7 +367,7 @@ impl SeriesTable {
             entries: Vec::with_capacity(entries),
             ids: Vec::with_capacity(bytes / 4),
             symbols: Symbols::with_limits(bytes / 2 / SYMBOL_OVERHEAD_BYTES, bytes / 4),
-            rekeyed: false,
+            rekeyed: 0,
             cursor: 0,
         }
     }
@@ -398,7 +400,10 @@ impl SeriesTable {
     fn push(&mut self, raw_slot: usize, hash_slot: Option<usize>, entry: Entry) {
         self.entries.push(entry);
         let i = self.entries.len() - 1;
-        if self.by_raw.needs_growth(self.entries.len()) || self.by_hash.needs_growth(self.entries.len()) {
+        if self.by_raw.needs_growth(self.entries.len() + self.rekeyed)
+            || self.by_hash.needs_growth(self.entries.len())
+            || self.raw_index_crowded()
+        {
             self.reindex();
             return;
         }
@@ -408,7 +413,24 @@ impl SeriesTable {
         }
     }
 
+    /// Points entry `i`, known by another exposed form, at `raw`.
+    fn rekey(&mut self, i: usize, raw: u64, raw_slot: usize) {
+        self.entries[i].raw = raw;
+        self.rekeyed += 1;
+        if self.raw_index_crowded() {
+            self.reindex();
+        } else {
+            self.by_raw.set(raw_slot, i);
+        }
+    }
+
+    /// More than half of `by_raw` taken by entries and left-behind slots.
+    fn raw_index_crowded(&self) -> bool {
+        2 * (self.entries.len() + self.rekeyed) > self.by_raw.slot_count()
+    }
+
     fn reindex(&mut self) {
+        self.rekeyed = 0;
         self.by_raw.reset_for(self.entries.len());
         self.by_hash.reset_for(self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
@@ -458,7 +480,7 @@ impl SeriesTable {
         self.entries.clear();
         self.ids.clear();
         self.symbols.clear();
-        self.rekeyed = false;
+        self.rekeyed = 0;
         self.cursor = 0;
     }
 
@@ -486,8 +508,7 @@ impl SeriesTable {
         self.cursor = 0;
         self.entries.truncate(kept);
         self.ids.truncate(ids_end);
-        if removed || self.rekeyed {
-            self.rekeyed = false;
+        if removed || self.rekeyed > 0 {
             self.reindex();
         }
         self.symbols.maybe_compact();
@@ -961,9 +982,7 @@ impl<'a> Stage<'a> {
                 // Known series, exposed differently (label order, an empty
                 // label), or exposed twice in this body.
                 if self.table.entries[i].state & SEEN == 0 {
-                    self.table.entries[i].raw = raw;
-                    self.table.by_raw.set(raw_slot, i);
-                    self.table.rekeyed = true;
+                    self.table.rekey(i, raw, raw_slot);
                 }
                 return self.stage_value(i, s, own_ts);
             }

@@ -68,6 +68,10 @@ impl Index {
         }
     }
 
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     pub(crate) fn set(&mut self, slot: usize, id: usize) {
         self.slots[slot] = id as u32 + 1;
     }

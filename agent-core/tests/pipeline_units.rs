@@ -400,3 +400,49 @@ fn a_reload_that_changes_external_labels_does_not_adopt() {
     assert!(!new.adopt_series(&mut old, &b, &b2));
     assert!(new.adopt_series(&mut old, &b, &b));
 }
+
+/// A target that flips the label order of every series on every scrape
+/// re-keys all of them each time; the slots they leave behind must never
+/// fill the index (a lookup in a full open-addressing table never ends).
+/// 128 series fill the smallest index exactly half, the worst case.
+#[test]
+fn a_target_that_reorders_every_label_every_scrape_never_fills_the_index() {
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 1000), f.batcher(), Collect::default());
+    let body = |flip: bool, value: u32, extra: bool| {
+        let mut text = String::new();
+        for i in 0..128 {
+            let line = if flip {
+                format!("m{{b=\"{i}\",a=\"x\"}} {value}\n")
+            } else {
+                format!("m{{a=\"x\",b=\"{i}\"}} {value}\n")
+            };
+            text.push_str(&line);
+        }
+        if extra {
+            text.push_str("new_series 1\n");
+        }
+        text
+    };
+    scrape(&mut t, &mut b, &mut sink, &body(false, 0, false), 1000).unwrap();
+    for round in 1..=6u32 {
+        sink.0.clear();
+        let extra = round == 6;
+        let report = scrape(
+            &mut t,
+            &mut b,
+            &mut sink,
+            &body(round % 2 == 1, round, extra),
+            1000 + 1000 * i64::from(round),
+        )
+        .unwrap();
+        assert_eq!(report.series_added, u64::from(extra), "round {round}");
+        assert_eq!(report.samples_post_relabel, 128 + u64::from(extra));
+        assert!(sink.stale().is_empty(), "round {round}: {:?}", sink.stale());
+        assert_eq!(
+            sink.value("__name__=m,a=x,b=77,cluster=c1,instance=h:1,job=app,team=core"),
+            Some(f64::from(round))
+        );
+    }
+    assert_eq!(t.live_series(), 129);
+}
