@@ -618,7 +618,7 @@ impl Plan {
     pub fn external_label_bytes(&self) -> u64 {
         self.external_labels
             .iter()
-            .map(|p| encoded_label_bytes(self.str(p.name).len(), self.str(p.value).len()))
+            .map(|p| crate::remote_write::label_field_len(self.str(p.name), self.str(p.value)) as u64)
             .sum()
     }
 
@@ -684,14 +684,6 @@ pub const SERIES_SLOT_BYTES: u64 = 2 * 48 + 2 * 2 * 2 * 4;
 pub const TARGET_LABEL_BYTES: u64 = 64;
 /// A series' list of string ids, beyond the strings themselves.
 pub const SERIES_ID_LIST_BYTES: u64 = 16;
-
-/// Bytes of one remote-write `Label` field with a name and value this long
-/// (names and values under 128 bytes take one length byte each).
-pub const fn encoded_label_bytes(name: usize, value: usize) -> u64 {
-    let inner = 2 + name + if value == 0 { 0 } else { 2 + value };
-    let len_bytes = if inner < 128 { 1 } else { 2 };
-    (1 + len_bytes + inner) as u64
-}
 /// HTTP request head of a remote-write POST, beside its snappy body.
 pub const REQUEST_HEAD_BYTES: u64 = 4 * 1024;
 /// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).

@@ -17,7 +17,7 @@ use outpost_core::plan::{
 };
 
 mod peers_support;
-use peers_support::{free_port, http_get, urlencode, wait_for, ChildGuard};
+use peers_support::{free_port, http_get, wait_for, ChildGuard, Prometheus};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const TARGET_BODY: &str = "# HELP test_requests_total Requests.\n\
@@ -91,66 +91,20 @@ impl Drop for TargetServer {
     }
 }
 
-struct Prometheus {
-    port: u16,
-    _child: ChildGuard,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, port: u16) -> Option<Prometheus> {
-        if !Path::new(PROMETHEUS).exists() {
-            eprintln!("skipping: {PROMETHEUS} is not installed (apt install prometheus)");
-            return None;
-        }
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg("--web.enable-remote-write-receiver")
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let p = Prometheus {
-            port,
-            _child: ChildGuard(Some(child)),
-        };
-        wait_for("prometheus ready", Duration::from_secs(30), || {
-            http_get(port, "/-/ready").filter(|(s, _)| *s == 200)
-        });
-        Some(p)
-    }
-
-    /// The `result` array of an instant query, as JSON text.
-    fn query(&self, q: &str, time_s: Option<f64>) -> String {
-        let mut path = format!("/api/v1/query?query={}", urlencode(q));
-        if let Some(t) = time_s {
-            path.push_str(&format!("&time={t:.3}"));
-        }
-        let (status, body) = http_get(self.port, &path).expect("query answered");
-        assert_eq!(status, 200, "query {q}: {body}");
-        body
-    }
-
-    /// Waits until `q` returns exactly one series; gives its metric object and value.
-    fn wait_single(&self, q: &str, time_s: Option<f64>) -> (String, String) {
-        wait_for(&format!("series for {q}"), Duration::from_secs(40), || {
-            let body = self.query(q, time_s);
-            let results = body.matches("\"metric\":").count();
-            (results == 1).then(|| {
-                let metric = body.split("\"metric\":").nth(1).unwrap();
-                let metric = &metric[..metric.find('}').unwrap() + 1];
-                let value = body.split("\"value\":[").nth(1).unwrap();
-                let value = value.split(',').nth(1).unwrap();
-                let value = value.trim_end_matches([']', '}']).trim_matches('"');
-                (metric.to_string(), value.to_string())
-            })
+/// Waits until `q` returns exactly one series; gives its metric object and value.
+fn wait_single(prom: &Prometheus, q: &str, time_s: Option<f64>) -> (String, String) {
+    wait_for(&format!("series for {q}"), Duration::from_secs(40), || {
+        let body = prom.query_at(q, time_s);
+        let results = body.matches("\"metric\":").count();
+        (results == 1).then(|| {
+            let metric = body.split("\"metric\":").nth(1).unwrap();
+            let metric = &metric[..metric.find('}').unwrap() + 1];
+            let value = body.split("\"value\":[").nth(1).unwrap();
+            let value = value.split(',').nth(1).unwrap();
+            let value = value.trim_end_matches([']', '}']).trim_matches('"');
+            (metric.to_string(), value.to_string())
         })
-    }
+    })
 }
 
 // ------------------------------------------------------------ plans
@@ -368,7 +322,7 @@ fn agent_refuses_a_corrupt_plan_with_exit_1() {
 fn agent_ships_target_and_node_metrics_to_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let prom_port = free_port();
-    let Some(prom) = Prometheus::start(dir.path(), prom_port) else {
+    let Some(prom) = Prometheus::start_on(dir.path(), prom_port) else {
         return;
     };
     let target = TargetServer::start(TARGET_BODY);
@@ -381,7 +335,7 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
     let mut agent = start_outpost(&plan, listen, &dir.path().join("outpost.log"));
 
     let instance = format!("127.0.0.1:{}", target.port);
-    let (metric, value) = prom.wait_single("test_requests_total", None);
+    let (metric, value) = wait_single(&prom, "test_requests_total", None);
     assert_eq!(
         metric,
         format!(
@@ -390,13 +344,14 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
         )
     );
     assert_eq!(value, "42");
-    let (_, value) = prom.wait_single(
+    let (_, value) = wait_single(
+        &prom,
         "test_temperature_celsius{job=\"testapp\",cluster=\"test-cluster\"}",
         None,
     );
     assert_eq!(value, "21.5");
 
-    let (metric, value) = prom.wait_single("up{job=\"testapp\"}", None);
+    let (metric, value) = wait_single(&prom, "up{job=\"testapp\"}", None);
     assert_eq!(
         metric,
         format!(
@@ -407,7 +362,7 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
     assert_eq!(value, "1");
     // A target nobody answers for: up 0 arrives with the scrape's own
     // timestamp, in batches that also carry healthy targets' samples.
-    let (metric, value) = prom.wait_single("up{job=\"down\"}", None);
+    let (metric, value) = wait_single(&prom, "up{job=\"down\"}", None);
     assert_eq!(
         metric,
         format!(
@@ -416,10 +371,10 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
         )
     );
     assert_eq!(value, "0");
-    let (_, scraped) = prom.wait_single("scrape_samples_scraped{job=\"testapp\"}", None);
+    let (_, scraped) = wait_single(&prom, "scrape_samples_scraped{job=\"testapp\"}", None);
     assert_eq!(scraped, "2");
 
-    let (metric, value) = prom.wait_single("node_memory_MemTotal_bytes", None);
+    let (metric, value) = wait_single(&prom, "node_memory_MemTotal_bytes", None);
     assert_eq!(
         metric,
         "{\"__name__\":\"node_memory_MemTotal_bytes\",\"cluster\":\"test-cluster\",\"instance\":\"test-node\",\
@@ -430,7 +385,8 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
     // The agent's own counters reach the receiver too (the seed's central query).
     // The first self-scrape may come before the first ack: wait for a later one.
     wait_for("acked samples counted centrally", Duration::from_secs(30), || {
-        let (_, v) = prom.wait_single(
+        let (_, v) = wait_single(
+            &prom,
             "prometheus_remote_storage_succeeded_samples_total{job=\"outpost\"}",
             None,
         );
@@ -496,15 +452,15 @@ fn agent_replays_its_wal_once_the_receiver_comes_up() {
     assert!(wal_bytes > 0, "the first run left its batches in the WAL");
 
     // The receiver comes up; a second run replays what the first one kept.
-    let prom = Prometheus::start(&dir.path().join("prom"), prom_port).unwrap();
+    let prom = Prometheus::start_on(&dir.path().join("prom"), prom_port).unwrap();
     let _agent = start_outpost(&plan, free_port(), &dir.path().join("outpost-2.log"));
     // At a time inside the first run only its samples can answer.
     let at = first_end - 0.5;
     assert!(at > first_start);
-    let (metric, value) = prom.wait_single("up{job=\"testapp\"}", Some(at));
+    let (metric, value) = wait_single(&prom, "up{job=\"testapp\"}", Some(at));
     assert!(metric.contains("\"instance\":\"127.0.0.1:"), "{metric}");
     assert_eq!(value, "1");
-    let (_, value) = prom.wait_single("test_requests_total", Some(at));
+    let (_, value) = wait_single(&prom, "test_requests_total", Some(at));
     assert_eq!(value, "42");
     let log = std::fs::read_to_string(dir.path().join("outpost-2.log")).unwrap();
     let replayed: u64 = log

@@ -11,16 +11,15 @@
 mod peers_support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peers_support::{
-    http_get, metric_sum, small_plan, start_outpost, wait_for, write_plan, ChildGuard, RecordingReceiver,
+    http_get, metric_sum, small_plan, start_outpost, wait_for, write_plan, ChildGuard, CountingTarget,
+    RecordingReceiver,
 };
 
 const CRASH_ITERATIONS: usize = 15;
@@ -28,92 +27,10 @@ const CRASH_ITERATIONS: usize = 15;
 /// a power cut in the middle of a write would leave it.
 const TORN_AFTER: [usize; 3] = [3, 8, 12];
 
-/// Serves `testapp_counter N` where N is the number of the scrape (1, 2, ...),
-/// so any delivered value can be checked against what was really served.
-struct CountingTarget {
-    port: u16,
-    served: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl CountingTarget {
-    fn start() -> CountingTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let served = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, flag) = (served.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let (count, flag) = (count.clone(), flag.clone());
-                        workers.push(thread::spawn(move || serve_counter(s, &count, &flag)));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
-        });
-        CountingTarget {
-            port,
-            served,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for CountingTarget {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Answers every request head on a keep-alive connection (scrapes carry no body).
-fn serve_counter(mut s: TcpStream, served: &AtomicU64, stop: &AtomicBool) {
-    let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        match s.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(_) => return,
-        }
-        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.drain(..end + 4);
-            let n = served.fetch_add(1, Ordering::SeqCst) + 1;
-            let body = format!("# TYPE testapp_counter counter\ntestapp_counter {n}\n");
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if s.write_all(head.as_bytes())
-                .and_then(|_| s.write_all(body.as_bytes()))
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
+/// `testapp_counter N` where N is the number of the scrape (1, 2, ...), so
+/// any delivered value can be checked against what was really served.
+fn counter_body(n: u64) -> String {
+    format!("# TYPE testapp_counter counter\ntestapp_counter {n}\n")
 }
 
 /// xorshift64: the delays only need to differ between iterations; the seed
@@ -175,7 +92,7 @@ fn tear_newest_segment(wal_dir: &Path, bytes: u64) -> Option<String> {
 fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     let dir = tempfile::tempdir().unwrap();
     let wal_dir = dir.path().join("wal");
-    let target = CountingTarget::start();
+    let target = CountingTarget::start(counter_body);
     let receiver_up = Arc::new(AtomicBool::new(false));
     let flag = receiver_up.clone();
     // Down means 503: retryable, so every batch stays in the WAL until the end.
@@ -261,7 +178,7 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     );
 
     // The clean run: receiver up, the WAL must drain.
-    let served_before_final = target.served.load(Ordering::SeqCst);
+    let served_before_final = target.served();
     receiver_up.store(true, Ordering::SeqCst);
     let log = dir.path().join("agent-final.log");
     let (mut agent, port) = start_and_wait(&plan_path, &log, "final run");
@@ -312,7 +229,7 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     // was really served, and per series a later scrape never has a smaller
     // number (the WAL kept order) and one timestamp never has two values.
     let seen = receiver.seen.lock().unwrap();
-    let served = target.served.load(Ordering::SeqCst);
+    let served = target.served();
     let mut by_series: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut delivered = 0usize;
     for r in seen.iter().filter(|r| r.status == 200) {

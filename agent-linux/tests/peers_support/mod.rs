@@ -141,11 +141,15 @@ pub struct Prometheus {
 impl Prometheus {
     /// Prometheus 2.42 as a remote-write receiver; `None` (test skips) when not installed.
     pub fn start(dir: &Path) -> Option<Prometheus> {
+        Prometheus::start_on(dir, free_port())
+    }
+
+    /// The same on a given port (a test that restarts it on the same address).
+    pub fn start_on(dir: &Path, port: u16) -> Option<Prometheus> {
         if !Path::new(PROMETHEUS).exists() {
             eprintln!("skipping: {PROMETHEUS} is not installed (apt install prometheus)");
             return None;
         }
-        let port = free_port();
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
@@ -175,8 +179,17 @@ impl Prometheus {
 
     /// The raw JSON answer of an instant query.
     pub fn query(&self, q: &str) -> String {
-        let (status, body) = http_get(self.port, &format!("/api/v1/query?query={}", urlencode(q)))
-            .unwrap_or_else(|| panic!("prometheus did not answer query {q}"));
+        self.query_at(q, None)
+    }
+
+    /// The same, evaluated at `time_s` (Unix seconds) when given.
+    pub fn query_at(&self, q: &str, time_s: Option<f64>) -> String {
+        let mut path = format!("/api/v1/query?query={}", urlencode(q));
+        if let Some(t) = time_s {
+            path.push_str(&format!("&time={t:.3}"));
+        }
+        let (status, body) =
+            http_get(self.port, &path).unwrap_or_else(|| panic!("prometheus did not answer query {q}"));
         assert_eq!(status, 200, "query {q}: {body}");
         body
     }
@@ -379,32 +392,11 @@ fn serve_connection(
 
 // ------------------------------------------------------------ remote-write receiver
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+// One definition of the messages for the whole repository: the core's.
+#[path = "../../../agent-core/tests/wire/mod.rs"]
+mod wire;
+#[allow(unused_imports)] // Not every test binary reads labels and samples by type.
+pub use wire::{Label, Sample, TimeSeries, WriteRequest};
 
 impl TimeSeries {
     pub fn label(&self, name: &str) -> Option<&str> {
@@ -511,11 +503,7 @@ impl Drop for RecordingReceiver {
 }
 
 pub fn decode_write_request(body: &[u8]) -> Result<WriteRequest, String> {
-    use prost::Message;
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| format!("snappy block: {e}"))?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| format!("protobuf: {e}"))
+    wire::decode_snappy(body)
 }
 
 // ------------------------------------------------------------ plans
