@@ -152,6 +152,13 @@ fn limits_text(l: &plan::Limits) -> String {
     )
 }
 
+/// A label set the way Prometheus prints one, `{name="value", ...}`, for
+/// people to read (values are shown as written, not escaped).
+pub fn labels_text<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let inner: Vec<String> = labels.into_iter().map(|(n, v)| format!("{n}=\"{v}\"")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
 pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
     let mut o = String::new();
     let tenant = p
@@ -170,12 +177,8 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
         "plan: {plan_bytes} bytes, {} interned strings",
         p.strings.len()
     );
-    let labels: Vec<String> = p
-        .external_labels
-        .iter()
-        .map(|l| format!("{}=\"{}\"", p.str(l.name), p.str(l.value)))
-        .collect();
-    let _ = writeln!(o, "external labels: {{{}}}", labels.join(", "));
+    let labels = p.external_labels.iter().map(|l| (p.str(l.name), p.str(l.value)));
+    let _ = writeln!(o, "external labels: {}", labels_text(labels));
     let r = &p.receiver;
     let _ = writeln!(
         o,

@@ -1,0 +1,219 @@
+//! The plan's scrape sections: the node collectors and each scrape job, with
+//! what they inherit from the layers (interval, timeout, limits and the
+//! shared `metric_relabel`, which runs after their own rules).
+
+use super::{clamp_u32, tls_plan};
+use crate::compile::checks::{check_bearer_token, check_target, check_tls};
+use crate::compile::context::Cx;
+use crate::compile::defaults::DEFAULT_NODE_JOB;
+use crate::compile::intern::Interner;
+use crate::compile::layers::{limits_from, Unit};
+use crate::compile::relabel::relabel_rules;
+use crate::compile::tenants::tenant_filter_rule;
+use crate::diag::Diagnostic;
+use crate::spec::{JobSpec, NodeSpec, RelabelSpec, SchemeSpec, Scope, TenantFilter};
+use crate::tree::DocPath;
+use outpost_core::plan;
+
+pub(super) const TIMEOUT_OVER_INTERVAL_HELP: &str =
+    "a scrape must finish before the next one starts; lower the timeout or raise the interval";
+
+/// What the node collectors and every job of one agent inherit from the layers.
+pub(super) struct Inherited<'a> {
+    pub(super) interval_ms: u64,
+    pub(super) timeout_ms: u64,
+    pub(super) limits: plan::Limits,
+    /// The layers' `metric_relabel` and where it was set.
+    pub(super) metric_relabel: Option<(&'a Vec<RelabelSpec>, DocPath)>,
+}
+
+impl Unit<'_> {
+    pub(super) fn node(
+        &self,
+        cx: &mut Cx,
+        s: &mut Interner,
+        n: &NodeSpec,
+        inherited: &Inherited,
+    ) -> plan::NodeCollectors {
+        let npath = DocPath::root().at("node");
+        let mut collectors: Vec<plan::Collector> = n
+            .collectors
+            .iter()
+            .filter_map(|c| plan::Collector::from_name(c))
+            .collect();
+        collectors.sort();
+        collectors.dedup();
+        let interval = match &n.interval {
+            Some(t) => cx
+                .duration(t, &npath.at("interval"))
+                .unwrap_or(inherited.interval_ms),
+            None => inherited.interval_ms,
+        };
+        let limits = match &n.limits {
+            Some(l) => limits_from(cx, l, &npath.at("limits"), inherited.limits),
+            None => inherited.limits,
+        };
+        let mut rules = relabel_rules(cx, s, &n.metric_relabel, &npath.at("metric_relabel"));
+        if let Some((list, p)) = &inherited.metric_relabel {
+            rules.extend(relabel_rules(cx, s, list, p));
+        }
+        plan::NodeCollectors {
+            collectors,
+            interval_ms: interval.max(1) as u32,
+            job: s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB)),
+            limits,
+            metric_relabel: rules,
+        }
+    }
+
+    pub(super) fn job(
+        &self,
+        cx: &mut Cx,
+        s: &mut Interner,
+        j: &JobSpec,
+        jpath: &DocPath,
+        inherited: &Inherited,
+    ) -> plan::ScrapeJob {
+        let name = s.id(&j.name);
+        let interval = match &j.interval {
+            Some(t) => cx
+                .duration(t, &jpath.at("interval"))
+                .unwrap_or(inherited.interval_ms),
+            None => inherited.interval_ms,
+        };
+        let timeout = match &j.timeout {
+            Some(t) => cx
+                .duration(t, &jpath.at("timeout"))
+                .unwrap_or(inherited.timeout_ms),
+            None => inherited.timeout_ms.min(interval),
+        };
+        if timeout > interval && (j.timeout.is_some() || j.interval.is_some()) {
+            let p = if j.timeout.is_some() {
+                jpath.at("timeout")
+            } else {
+                jpath.at("interval")
+            };
+            cx.push(
+                Diagnostic::error(
+                    "timeout-exceeds-interval",
+                    p,
+                    format!(
+                        "job `{}`: timeout {timeout}ms is longer than its interval {interval}ms",
+                        j.name
+                    ),
+                )
+                .label("timeout > interval")
+                .help(TIMEOUT_OVER_INTERVAL_HELP),
+            );
+        }
+        if interval == 0 || timeout == 0 {
+            cx.push(
+                Diagnostic::error(
+                    "zero-duration",
+                    jpath.at("interval"),
+                    "job interval and timeout must be more than 0",
+                )
+                .on_key()
+                .label("zero"),
+            );
+        }
+        let scheme = match j.scheme {
+            Some(SchemeSpec::Https) => plan::Scheme::Https,
+            _ => plan::Scheme::Http,
+        };
+        let path = j.path.as_deref().unwrap_or("/metrics");
+        if !path.starts_with('/') {
+            cx.push(
+                Diagnostic::error(
+                    "bad-path",
+                    jpath.at("path"),
+                    format!("metrics path `{path}` does not start with `/`"),
+                )
+                .label("relative path")
+                .help("e.g. `/metrics` or `/metrics/cadvisor`"),
+            );
+        }
+        let path = s.id(path);
+        if j.targets.is_empty() {
+            cx.push(
+                Diagnostic::error(
+                    "no-targets",
+                    jpath.at("targets"),
+                    format!("job `{}` has no targets", j.name),
+                )
+                .on_key()
+                .label("empty")
+                .help("list `host:port` targets; `${NODE_IP}` and `${NODE_NAME}` are filled in on each node"),
+            );
+        }
+        let targets = j
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                check_target(cx, t, &jpath.at("targets").at(i), j.scope);
+                s.id(t)
+            })
+            .collect();
+        let labels = j
+            .labels
+            .iter()
+            .filter(|(k, _)| cx.label_name(k, &jpath.at("labels").at(k.as_str()), true))
+            .map(|(k, v)| plan::LabelPair {
+                name: s.id(k),
+                value: s.id(v),
+            })
+            .collect();
+        check_bearer_token(cx, &j.bearer_token, &j.bearer_token_file, jpath);
+        let bearer_token_file = j.bearer_token_file.as_ref().map(|f| s.id(f));
+        if let Some(tls) = &j.tls {
+            check_tls(cx, tls, &jpath.at("tls"));
+            if scheme == plan::Scheme::Http {
+                cx.push(
+                    Diagnostic::warning(
+                        "tls-on-http",
+                        jpath.at("tls"),
+                        format!("job `{}` has TLS settings but scrapes over http", j.name),
+                    )
+                    .on_key()
+                    .label("unused")
+                    .help("set `scheme: https`"),
+                );
+            }
+        }
+        let tls = j.tls.as_ref().map(|t| tls_plan(s, t));
+        let limits = match &j.limits {
+            Some(l) => limits_from(cx, l, &jpath.at("limits"), inherited.limits),
+            None => inherited.limits,
+        };
+        let mut metric_relabel = Vec::new();
+        if let (Some(t), Scope::Cluster) = (self.tenant, j.scope) {
+            if j.tenant_filter.unwrap_or(TenantFilter::Namespace) == TenantFilter::Namespace {
+                metric_relabel.push(tenant_filter_rule(s, t));
+            }
+        }
+        metric_relabel.extend(relabel_rules(
+            cx,
+            s,
+            &j.metric_relabel,
+            &jpath.at("metric_relabel"),
+        ));
+        if let Some((list, p)) = &inherited.metric_relabel {
+            metric_relabel.extend(relabel_rules(cx, s, list, p));
+        }
+        plan::ScrapeJob {
+            name,
+            interval_ms: clamp_u32(interval),
+            timeout_ms: timeout.clamp(1, u64::from(clamp_u32(interval))) as u32,
+            scheme,
+            path,
+            targets,
+            labels,
+            honor_labels: j.honor_labels,
+            bearer_token_file,
+            tls,
+            limits,
+            metric_relabel,
+        }
+    }
+}
