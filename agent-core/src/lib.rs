@@ -26,4 +26,5 @@ pub mod relabel;
 pub mod remote_write;
 pub mod snappy;
 pub mod symbols;
+pub mod url;
 pub mod wal;

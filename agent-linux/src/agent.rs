@@ -202,41 +202,24 @@ struct Endpoint {
 }
 
 fn parse_url(url: &str) -> Result<Endpoint, String> {
-    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!("url {url}: scheme must be http:// or https://"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let default_port = if https { 443 } else { 80 };
-    let (host, port) = split_host_port(authority, default_port).map_err(|e| format!("url {url}: {e}"))?;
+    use outpost_core::url::{Url, UrlError};
+    let u = Url::parse(url).map_err(|e| match e {
+        // Not repeated in the log: the URL holds the secret.
+        UrlError::Credentials => format!("url: {e}"),
+        e => format!("url {url}: {e}"),
+    })?;
     Ok(Endpoint {
-        https,
-        name: Name::new(&host, port),
-        host,
-        authority: authority.to_string(),
-        path: path.to_string(),
+        https: u.scheme == Scheme::Https,
+        name: Name::new(u.host, u.port),
+        host: u.host.to_string(),
+        authority: u.authority.to_string(),
+        path: u.request_target().to_string(),
     })
 }
 
 fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed [ in IPv6 address")?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("bad port {p}"))?,
-            None => default_port,
-        };
-        return Ok((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), p.parse().map_err(|_| format!("bad port {p}"))?)),
-        None => Ok((authority.to_string(), default_port)),
-    }
+    let hp = outpost_core::url::parse_host_port(authority).map_err(|e| e.to_string())?;
+    Ok((hp.host.to_string(), hp.port.unwrap_or(default_port)))
 }
 
 /// The system resolver (getaddrinfo): the first address of `host`.

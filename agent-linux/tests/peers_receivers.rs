@@ -343,6 +343,44 @@ fn victoria_metrics_receives_exact_series_values_and_timestamps() {
     assert_eq!(value[1], Json::Str("-273.15".into()), "{body}");
 }
 
+/// A receiver URL's query string is sent with its path: VictoriaMetrics
+/// adds the label its `extra_label` parameter names to every series written
+/// through that URL.
+#[test]
+fn victoria_metrics_gets_the_query_string_of_the_receiver_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(vm) = VictoriaMetrics::start(dir.path()) else {
+        return;
+    };
+    let target = TargetServer::start(target_body());
+    let url = format!("{}?extra_label=via=query", vm.write_url());
+    let plan = small_plan(
+        &url,
+        &[target.address()],
+        &[("cluster", "cluster-03")],
+        &dir.path().join("wal"),
+        Vec::new(),
+    );
+    let plan = write_plan(dir.path(), "vm-query.plan", &plan);
+    let mut agent = start_outpost(&plan, free_port(), "vm-node", &dir.path().join("outpost.log"));
+    let exported = wait_for("up of testapp in VM", Duration::from_secs(40), || {
+        let e = vm_export(&vm, "{__name__=\"up\",job=\"testapp\"}");
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(
+        agent.terminate(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let labels: Vec<&BTreeMap<String, String>> = exported.iter().map(|s| &s.labels).collect();
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert_eq!(
+        labels[0].get("via").map(String::as_str),
+        Some("query"),
+        "{labels:?}"
+    );
+    assert_eq!(labels[0]["cluster"], "cluster-03");
+}
+
 // ------------------------------------------------------------ the spec-checking receiver
 
 /// Answers to the n-th POST: 500, 503, 429 with Retry-After, then 200, a 400

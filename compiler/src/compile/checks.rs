@@ -8,21 +8,9 @@ use super::names::is_header_name;
 use crate::diag::Diagnostic;
 use crate::spec::{Fleet, Scope, TlsSpec};
 use crate::tree::DocPath;
-use outpost_core::plan;
+use outpost_core::plan::{self, Scheme};
+use outpost_core::url::{parse_host_port, HostPort, Url, UrlError};
 use std::collections::HashMap;
-
-/// Host part of a URL's authority, without port or brackets.
-fn url_host(url: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    Some((scheme, host))
-}
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
@@ -31,29 +19,39 @@ fn is_loopback(host: &str) -> bool {
 pub(super) fn check_receiver(cx: &mut Cx, fleet: &Fleet) {
     let r = &fleet.receiver;
     let path = DocPath::root().at("receiver");
-    match url_host(&r.url) {
-        Some((scheme, host)) if (scheme == "http" || scheme == "https") && !host.is_empty() => {
-            if scheme == "http" && !is_loopback(host) {
+    match Url::parse(&r.url) {
+        Ok(url) => {
+            if url.scheme == Scheme::Http && !is_loopback(url.host) {
                 cx.push(
                     Diagnostic::warning(
                         "plaintext-receiver",
                         path.at("url"),
-                        format!("samples and tenant headers to `{host}` travel unencrypted and unauthenticated"),
+                        format!("samples and tenant headers to `{}` travel unencrypted and unauthenticated", url.host),
                     )
                     .label("plain http:// to a remote host")
                     .help("use https:// with `tls.ca_file` (and `cert_file`/`key_file` for mTLS) so no site can write as another tenant"),
                 );
             }
         }
-        _ => cx.push(
-            Diagnostic::error(
-                "bad-url",
-                path.at("url"),
-                format!("`{}` is not an http:// or https:// URL with a host", r.url),
-            )
-            .label("not a receiver URL")
-            .help("e.g. `https://thanos-receive.example.net:19291/api/v1/receive`"),
+        // The message does not repeat the URL: it holds the secret.
+        Err(UrlError::Credentials) => cx.push(
+            Diagnostic::error("url-credentials", path.at("url"), "the receiver URL carries credentials (`user@` or `user:password@`)")
+                .label("credentials in the URL")
+                .help("plans must not carry secrets: remove them from the URL and set `auth.basic` (`username`, `password_file`) or `auth.bearer_token_file`"),
         ),
+        Err(e) => {
+            let message = match e {
+                UrlError::Scheme | UrlError::NoHost => {
+                    format!("`{}` is not an http:// or https:// URL with a host", r.url)
+                }
+                e => format!("`{}` is not a usable receiver URL: {e}", r.url),
+            };
+            cx.push(
+                Diagnostic::error("bad-url", path.at("url"), message)
+                    .label("not a receiver URL")
+                    .help("e.g. `https://thanos-receive.example.net:19291/api/v1/receive`"),
+            );
+        }
     }
     if let Some(h) = &r.tenant_header {
         if !h.is_empty() && !is_header_name(h) {
@@ -308,14 +306,9 @@ pub(super) fn check_target(cx: &mut Cx, target: &str, path: &DocPath, scope: Sco
             rest = rest.replace(var, "node");
         }
     }
-    let ok = match rest.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                && !host.contains(['/', ' ', '$', '{', '}'])
-                && port.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        None => false,
-    };
+    // The shared parser allows no `$`, `{` or `}` in a host, so a variable
+    // other than the two above is refused here too.
+    let ok = matches!(parse_host_port(&rest), Ok(HostPort { port: Some(_), .. }));
     if !ok {
         cx.push(
             Diagnostic::error("bad-target", path.clone(), format!("`{target}` is not a `host:port` target"))
