@@ -60,11 +60,18 @@ impl Analysis {
         diag::render_text(&self.diagnostics, &self.files, width)
     }
 
+    /// How many diagnostics are errors, and how many warnings.
+    pub fn counts(&self) -> (usize, usize) {
+        let errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        (errors, self.diagnostics.len() - errors)
+    }
+
     pub fn render_json(&self) -> serde_json::Value {
+        let (errors, warnings) = self.counts();
         serde_json::json!({
             "diagnostics": diag::to_json(&self.diagnostics, &self.files),
-            "errors": self.diagnostics.iter().filter(|d| d.is_error()).count(),
-            "warnings": self.diagnostics.iter().filter(|d| !d.is_error()).count(),
+            "errors": errors,
+            "warnings": warnings,
         })
     }
 }

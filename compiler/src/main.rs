@@ -211,7 +211,7 @@ fn report(a: &Analysis, format: Format, deny_warnings: bool) -> u8 {
                     .unwrap_or(100);
                 eprint!("{}", a.render_text(width));
             }
-            let (errors, warnings) = outpost_compiler::compile::counts(&a.diagnostics);
+            let (errors, warnings) = a.counts();
             eprintln!("{}: {errors} error(s), {warnings} warning(s)", a.name());
         }
         Format::Json => println!("{:#}", a.render_json()),

@@ -29,7 +29,7 @@ pub use names::{is_dns_label, is_label_name, ksm_label_name};
 pub use relabel::check_regex;
 pub use tenants::tenant_filter_regex;
 
-use crate::diag::{Diagnostic, Severity};
+use crate::diag::Diagnostic;
 use crate::explain::labels_text;
 use crate::spec::Fleet;
 use crate::tree::DocPath;
@@ -125,10 +125,4 @@ pub fn build_plans(fleet: &Fleet) -> (Vec<AgentPlan>, Vec<Diagnostic>) {
         }
     }
     (plans, cx.finish())
-}
-
-/// Counts errors and warnings.
-pub fn counts(diags: &[Diagnostic]) -> (usize, usize) {
-    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
-    (errors, diags.len() - errors)
 }
