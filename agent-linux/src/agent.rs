@@ -218,8 +218,20 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
 }
 
 fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
-    let hp = outpost_core::url::parse_host_port(authority).map_err(|e| e.to_string())?;
-    Ok((hp.host.to_string(), hp.port.unwrap_or(default_port)))
+    use outpost_core::url::{parse_host_port, UrlError};
+    match parse_host_port(authority) {
+        Ok(hp) => Ok((hp.host.to_string(), hp.port.unwrap_or(default_port))),
+        // `${NODE_IP}` of an IPv6 node is filled in without brackets
+        // (`fd00::7:9100`); the compiler lets no other unbracketed IPv6 through.
+        Err(UrlError::BadHost(h)) if h.parse::<std::net::Ipv6Addr>().is_ok() => {
+            let port = &authority[h.len() + 1..];
+            Ok((
+                h.to_string(),
+                port.parse().map_err(|_| format!("bad port {port}"))?,
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The system resolver (getaddrinfo): the first address of `host`.
@@ -2012,6 +2024,13 @@ mod tests {
         );
         assert_eq!(split_host_port("node", 443).unwrap(), ("node".to_string(), 443));
         assert!(split_host_port("node:x", 80).unwrap_err().contains("bad port x"));
+        assert_eq!(
+            split_host_port("fd00::7:9100", 80).unwrap(),
+            ("fd00::7".to_string(), 9100)
+        );
+        assert!(split_host_port("user@node:9100", 80)
+            .unwrap_err()
+            .contains("host user@node"));
     }
 
     #[test]
