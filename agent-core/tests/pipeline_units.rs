@@ -249,7 +249,7 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     );
 
     sink.0.clear();
-    new.retire(3000, &mut b, &mut sink);
+    new.retire(3000, 3000, &mut b, &mut sink);
     b.close_all(&mut sink);
     let mut stale = sink.stale();
     stale.sort();

@@ -764,6 +764,15 @@ impl CountingTarget {
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
     }
+
+    /// Stops serving and gives the final count: nothing is served after it.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.served()
+    }
 }
 
 impl Drop for CountingTarget {
