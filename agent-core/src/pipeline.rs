@@ -643,19 +643,18 @@ impl TargetPipeline {
         limits: Limits,
         rules: &[RelabelRule],
     ) -> Result<Self, String> {
-        let label_bytes = limits.label_count as usize
-            * (limits.label_name_bytes as usize + limits.label_value_bytes as usize)
-            + target.bytes()
-            + TARGET_LABEL_SLACK;
+        let label_bytes = limits.series_label_bytes() + target.bytes() + TARGET_LABEL_SLACK;
         let relabel = RelabelProgram::build(plan, rules, label_bytes)
             .map_err(|e| format!("metric_relabel of job {}: {e}", target.job))?;
         let arena = limits.series_arena_bytes(TARGET_LABEL_BYTES + plan.external_label_bytes());
-        let label_count = limits.label_count as usize + target.pairs().count() + 4;
+        let label_count = limits.max_labels() + target.pairs().count() + 4;
         Ok(TargetPipeline {
             parser: Parser::new(&limits),
             relabel,
             labels: LabelSet::with_capacity(label_count, label_bytes),
-            rename: String::with_capacity(limits.label_name_bytes as usize + 64),
+            rename: String::with_capacity(
+                (limits.label_name_bytes as usize).min(limits.max_line_bytes()) + 64,
+            ),
             table: SeriesTable::with_capacity(limits.series_table_entries(), arena as usize),
             finalized_for: None,
             fingerprint: target_fingerprint(plan, &target, rules),

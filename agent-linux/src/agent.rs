@@ -510,8 +510,8 @@ impl Scraping {
         let mut max_labels = 0usize;
         let mut max_label_bytes = 0usize;
         let mut grow = |l: &plan::Limits, t: &TargetLabels| {
-            max_labels = max_labels.max(l.label_count as usize + 2 + t.extra.len());
-            let bytes = l.label_count as usize * (l.label_name_bytes as usize + l.label_value_bytes as usize);
+            max_labels = max_labels.max(l.max_labels() + 2 + t.extra.len());
+            let bytes = l.series_label_bytes();
             max_label_bytes = max_label_bytes.max(bytes + t.job.len() + t.instance.len() + 64);
         };
         let mut node = None;
