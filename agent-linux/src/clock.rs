@@ -200,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             clock.wall_ms(),
-            1_699_999_996_400,
+            1_699_996_400_000,
             "samples carry the new wall time"
         );
         source.wall.store(2_000_000_000_000, Ordering::SeqCst);
