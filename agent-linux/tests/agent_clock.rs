@@ -143,8 +143,9 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         metrics.push(agent_metrics(&mut agent));
     }
     let served = target.stop();
-    // The scrapes now fail; what was scraped is shipped.
+    // The scrapes now fail; what was scraped is shipped and counted.
     assert!(agent.run_for(Duration::from_millis(1_500)).is_none());
+    let final_metrics = agent_metrics(&mut agent);
     assert_eq!(agent.stop(), 0);
 
     // Each scrape as the receiver got it: the true time the target answered
@@ -200,7 +201,7 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         "own timestamps: never marked stale"
     );
     let refused = metric_sum(
-        metrics.last().unwrap(),
+        &final_metrics,
         "prometheus_target_scrapes_sample_out_of_bounds_total",
         &[],
     ) as u64;
