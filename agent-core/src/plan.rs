@@ -171,7 +171,9 @@ impl Limits {
     /// Prometheus) a target's series buffers stay within the body size the
     /// memory bound charges it (see [`Limits::series_scratch_bytes`]).
     pub fn max_line_bytes(&self) -> usize {
-        let per_label = self.label_name_bytes as usize + 2 * self.label_value_bytes as usize + 4;
+        let per_label = (self.label_value_bytes as usize)
+            .saturating_mul(2)
+            .saturating_add(self.label_name_bytes as usize + 4);
         let by_labels = per_label
             .saturating_mul(self.label_count as usize + 1)
             .saturating_add(128);
@@ -189,7 +191,7 @@ impl Limits {
     /// Bytes of one series' label names and values: what the label limits
     /// allow, and no more than its line holds.
     pub fn series_label_bytes(&self) -> usize {
-        let per_label = self.label_name_bytes as usize + self.label_value_bytes as usize;
+        let per_label = (self.label_value_bytes as usize).saturating_add(self.label_name_bytes as usize);
         per_label
             .saturating_mul(self.label_count as usize)
             .min(self.max_line_bytes())
