@@ -58,7 +58,7 @@ impl fmt::Display for ScrapeError {
             ScrapeError::LineTooLong { line, limit } => {
                 write!(
                     f,
-                    "line {line} is longer than {limit} bytes (from limits.label_*)"
+                    "line {line} is longer than {limit} bytes (one series: from limits.label_*, at most a sixteenth of limits.body_bytes)"
                 )
             }
             ScrapeError::SampleLimit { limit } => write!(f, "more than limits.samples ({limit}) samples"),

@@ -100,9 +100,8 @@ impl Parser {
     /// Sizes every buffer from `limits`; nothing is allocated after this.
     pub fn new(limits: &Limits) -> Parser {
         let line_limit = limits.max_line_bytes();
-        let label_count = usize::from(limits.label_count);
-        let label_bytes =
-            label_count * (usize::from(limits.label_name_bytes) + limits.label_value_bytes as usize);
+        let label_count = limits.max_labels();
+        let label_bytes = limits.series_label_bytes();
         Parser {
             body_limit: limits.body_bytes,
             line_limit,
@@ -113,7 +112,7 @@ impl Parser {
                 eof_seen: false,
                 labels: LabelSet::with_capacity(label_count, label_bytes),
                 name_spans: Vec::with_capacity(label_count),
-                unescaped: String::with_capacity(limits.label_value_bytes as usize),
+                unescaped: String::with_capacity((limits.label_value_bytes as usize).min(line_limit)),
                 label_count: limits.label_count,
                 label_name_bytes: limits.label_name_bytes,
                 label_value_bytes: limits.label_value_bytes,

@@ -21,6 +21,17 @@
 //! but `up 0` and the staleness markers, as in Prometheus, where the
 //! scrape's append is rolled back.
 //!
+//! A sample whose own timestamp is already older than `queue.max_sample_age`
+//! when it is scraped is refused there, alone: it never enters a batch (nor
+//! the WAL), where it would share the fate of every sample beside it. The
+//! rest of the scrape goes on. This is Prometheus's "out of bounds" append
+//! error, and it is handled as Prometheus's scrape loop handles it: the
+//! sample counts in `scrape_samples_post_metric_relabeling` and towards
+//! `sample_limit`; a series seen for the first time is not kept (so it is not
+//! counted in `scrape_series_added`, now or later when a sample of it is
+//! accepted); a known series stays known; and a series whose last sample
+//! carried no timestamp goes stale, since it has no sample in this scrape.
+//!
 //! Every buffer is sized from the plan when the pipeline is built. Time
 //! comes in as `now_ms`; batches leave through [`BatchSink`].
 
@@ -310,6 +321,9 @@ const INVALID: u8 = 32;
 /// Metric relabeling drops this exposed series (or leaves it nameless):
 /// remembered so that later scrapes skip it without relabeling again.
 const METRIC_DROPPED: u8 = 64;
+/// The series' latest sample was older than `max_sample_age` and refused:
+/// staged with [`SEEN`], it is a series known but not live once committed.
+const TOO_OLD: u8 = 128;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -568,6 +582,9 @@ pub struct ScrapeReport {
     pub series_added: u64,
     pub stale_markers: u64,
     pub duplicates: u64,
+    /// Samples refused because their own timestamp was older than
+    /// `queue.max_sample_age` (Prometheus: out of bounds).
+    pub too_old: u64,
 }
 
 /// Static identity of a target: the labels Prometheus would attach.
@@ -613,6 +630,10 @@ pub struct TargetPipeline {
     over_limit: bool,
     report: ScrapeReport,
     scrape_ts_ms: i64,
+    /// `queue.max_sample_age`; 0 keeps every sample.
+    max_sample_age_ms: u64,
+    /// Samples stamped before this are refused in the scrape being staged.
+    oldest_allowed_ms: i64,
 }
 
 impl TargetPipeline {
@@ -622,19 +643,18 @@ impl TargetPipeline {
         limits: Limits,
         rules: &[RelabelRule],
     ) -> Result<Self, String> {
-        let label_bytes = limits.label_count as usize
-            * (limits.label_name_bytes as usize + limits.label_value_bytes as usize)
-            + target.bytes()
-            + TARGET_LABEL_SLACK;
+        let label_bytes = limits.series_label_bytes() + target.bytes() + TARGET_LABEL_SLACK;
         let relabel = RelabelProgram::build(plan, rules, label_bytes)
             .map_err(|e| format!("metric_relabel of job {}: {e}", target.job))?;
         let arena = limits.series_arena_bytes(TARGET_LABEL_BYTES + plan.external_label_bytes());
-        let label_count = limits.label_count as usize + target.pairs().count() + 4;
+        let label_count = limits.max_labels() + target.pairs().count() + 4;
         Ok(TargetPipeline {
             parser: Parser::new(&limits),
             relabel,
             labels: LabelSet::with_capacity(label_count, label_bytes),
-            rename: String::with_capacity(limits.label_name_bytes as usize + 64),
+            rename: String::with_capacity(
+                (limits.label_name_bytes as usize).min(limits.max_line_bytes()) + 64,
+            ),
             table: SeriesTable::with_capacity(limits.series_table_entries(), arena as usize),
             finalized_for: None,
             fingerprint: target_fingerprint(plan, &target, rules),
@@ -642,6 +662,8 @@ impl TargetPipeline {
             over_limit: false,
             report: ScrapeReport::default(),
             scrape_ts_ms: 0,
+            max_sample_age_ms: plan.queue.max_sample_age_ms,
+            oldest_allowed_ms: i64::MIN,
             limits,
             target,
         })
@@ -660,17 +682,21 @@ impl TargetPipeline {
             .count()
     }
 
-    /// Starts a scrape whose samples carry `scrape_ts_ms` unless the body
-    /// gives its own timestamps.
+    /// Starts a scrape whose samples carry `scrape_ts_ms`, the wall-clock
+    /// time of the scrape, unless the body gives its own timestamps. Own
+    /// timestamps older than `scrape_ts_ms - queue.max_sample_age` are refused.
     pub fn begin(&mut self, format: Format, scrape_ts_ms: i64) {
         self.table.cursor = 0;
         if self.staging {
             // The last scrape was abandoned: unstage what it staged.
             for e in self.table.entries.iter_mut() {
-                if e.state & LIVE == 0 {
+                if e.state & (LIVE | TOO_OLD) == 0 {
                     e.state = 0;
                 }
                 e.state &= !(SEEN | OWN_TS);
+                if e.state & LIVE != 0 {
+                    e.state &= !TOO_OLD;
+                }
             }
             self.table.retain(|e| e.state != 0);
         }
@@ -679,6 +705,10 @@ impl TargetPipeline {
         self.parser.reset(format);
         self.report = ScrapeReport::default();
         self.scrape_ts_ms = scrape_ts_ms;
+        self.oldest_allowed_ms = match self.max_sample_age_ms {
+            0 => i64::MIN,
+            age => scrape_ts_ms.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX)),
+        };
     }
 
     /// Parses the next piece of the body. `batcher` finalizes series seen for
@@ -734,6 +764,17 @@ impl TargetPipeline {
         let mut emit = |e: &mut Entry| -> bool {
             if e.state & METRIC_DROPPED != 0 {
                 return e.state & SEEN != 0;
+            }
+            if e.state & SEEN != 0 && e.state & TOO_OLD != 0 {
+                // No sample this scrape: a series live without its own
+                // timestamps goes stale, as one that vanished.
+                if e.state & LIVE != 0 && e.state & (LIVE_OWN_TS | DROPPED | INVALID) == 0 {
+                    let labels = &ids[e.at as usize..(e.at + e.len) as usize];
+                    batcher.push_ids(e.hash, (symbols, labels, e.wire_len), stale, ts, now_ms, sink);
+                    stale_markers += 1;
+                }
+                e.state = (e.state & (DROPPED | INVALID)) | TOO_OLD;
+                return true;
             }
             if e.state & SEEN != 0 {
                 if e.state & (DROPPED | INVALID) != 0 {
@@ -804,10 +845,10 @@ impl TargetPipeline {
     }
 
     /// The target left the plan (reload): every series it had, the
-    /// synthetic ones included, gets a staleness marker, as Prometheus does
-    /// when a target disappears.
-    pub fn retire(&mut self, now_ms: u64, batcher: &mut Batcher, sink: &mut dyn BatchSink) {
-        self.scrape_ts_ms = now_ms as i64;
+    /// synthetic ones included, gets a staleness marker stamped `ts_ms` (the
+    /// wall clock now), as Prometheus does when a target disappears.
+    pub fn retire(&mut self, ts_ms: i64, now_ms: u64, batcher: &mut Batcher, sink: &mut dyn BatchSink) {
+        self.scrape_ts_ms = ts_ms;
         self.staging = false;
         self.mark_live_stale(now_ms, batcher, sink);
         self.table.clear();
@@ -906,6 +947,7 @@ struct Stage<'a> {
     table: &'a mut SeriesTable,
     report: &'a mut ScrapeReport,
     over_limit: &'a mut bool,
+    oldest_allowed_ms: i64,
     batcher: &'a mut Batcher,
 }
 
@@ -921,6 +963,7 @@ impl<'a> Stage<'a> {
             table,
             report,
             over_limit,
+            oldest_allowed_ms,
             ..
         } = p;
         (
@@ -933,6 +976,7 @@ impl<'a> Stage<'a> {
                 table,
                 report,
                 over_limit,
+                oldest_allowed_ms: *oldest_allowed_ms,
                 batcher,
             },
             parser,
@@ -946,6 +990,7 @@ impl<'a> Stage<'a> {
     fn sample(&mut self, s: &Sample<'_>) -> Result<(), ScrapeError> {
         self.report.samples_scraped += 1;
         let own_ts = if s.timestamp_ms.is_some() { OWN_TS } else { 0 };
+        let too_old = s.timestamp_ms.is_some_and(|t| t < self.oldest_allowed_ms);
         let raw = exposed_hash(s);
         let raw_slot = match self.table.find_raw_in_order(raw) {
             Ok(i) => {
@@ -953,6 +998,9 @@ impl<'a> Stage<'a> {
                 if e.state & METRIC_DROPPED != 0 {
                     e.state |= SEEN;
                     return Ok(());
+                }
+                if too_old {
+                    return self.refuse_too_old(Some(i));
                 }
                 return self.stage_value(i, s, own_ts);
             }
@@ -984,10 +1032,18 @@ impl<'a> Stage<'a> {
                 if self.table.entries[i].state & SEEN == 0 {
                     self.table.rekey(i, raw, raw_slot);
                 }
+                if too_old {
+                    return self.refuse_too_old(Some(i));
+                }
                 return self.stage_value(i, s, own_ts);
             }
             Err(slot) => slot,
         };
+        if too_old {
+            // Prometheus keeps no cache entry for a series whose append
+            // failed: neither do we, so it is not counted as added.
+            return self.refuse_too_old(None);
+        }
         if self.past_sample_limit() {
             return Ok(());
         }
@@ -1035,10 +1091,30 @@ impl<'a> Stage<'a> {
             return Ok(());
         }
         let e = &mut self.table.entries[i];
-        e.state = (e.state & !OWN_TS) | SEEN | own_ts;
+        e.state = (e.state & !(OWN_TS | TOO_OLD)) | SEEN | own_ts;
         e.value = s.value;
         e.ts = s.timestamp_ms.unwrap_or(0);
         self.report.samples_post_relabel += 1;
+        Ok(())
+    }
+
+    /// Refuses a sample older than `max_sample_age` (of the known series
+    /// `entry`, if any). It counts as Prometheus counts an out-of-bounds
+    /// append: in `samples_post_relabel` and towards the sample limit.
+    fn refuse_too_old(&mut self, entry: Option<usize>) -> Result<(), ScrapeError> {
+        if let Some(i) = entry {
+            let e = &mut self.table.entries[i];
+            if e.state & SEEN != 0 {
+                self.report.duplicates += 1;
+                return Ok(());
+            }
+            e.state = (e.state & !OWN_TS) | SEEN | TOO_OLD;
+        }
+        if self.past_sample_limit() {
+            return Ok(());
+        }
+        self.report.samples_post_relabel += 1;
+        self.report.too_old += 1;
         Ok(())
     }
 

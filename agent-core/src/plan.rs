@@ -163,10 +163,51 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Longest exposition line a target within these limits can send.
+    /// Longest exposition line (one series) a target within these limits
+    /// can send: what its label limits allow, and at most a sixteenth of
+    /// `body_bytes` (but [`MIN_LINE_BYTES`], or the whole body when it is
+    /// smaller). Every buffer that holds one series is sized from it, so
+    /// with the label limits at their defaults (none of their own, as in
+    /// Prometheus) a target's series buffers stay within the body size the
+    /// memory bound charges it (see [`Limits::series_scratch_bytes`]).
     pub fn max_line_bytes(&self) -> usize {
-        let per_label = self.label_name_bytes as usize + 2 * self.label_value_bytes as usize + 4;
-        (per_label * (self.label_count as usize + 1) + 128).min(self.body_bytes as usize)
+        let per_label = (self.label_value_bytes as usize)
+            .saturating_mul(2)
+            .saturating_add(self.label_name_bytes as usize + 4);
+        let by_labels = per_label
+            .saturating_mul(self.label_count as usize + 1)
+            .saturating_add(128);
+        let body = self.body_bytes as usize;
+        let by_body = (body / LINE_SHARE_OF_BODY).max(MIN_LINE_BYTES).min(body);
+        by_labels.min(by_body)
+    }
+
+    /// Most labels one series can carry: `label_count`, and no more than its
+    /// line holds (a label takes at least `a="",`).
+    pub fn max_labels(&self) -> usize {
+        (self.label_count as usize).min(self.max_line_bytes() / MIN_LABEL_LINE_BYTES + 1)
+    }
+
+    /// Bytes of one series' label names and values: what the label limits
+    /// allow, and no more than its line holds.
+    pub fn series_label_bytes(&self) -> usize {
+        let per_label = (self.label_value_bytes as usize).saturating_add(self.label_name_bytes as usize);
+        per_label
+            .saturating_mul(self.label_count as usize)
+            .min(self.max_line_bytes())
+    }
+
+    /// What a target's pipeline allocates to work on one series, beside its
+    /// line buffer and series table: the parser's label set and unescape
+    /// buffer, the pipeline's label set and rename buffer, and the metric
+    /// relabeling scratch (values, joined sources, a `labelmap` snapshot),
+    /// each holding at most one series' labels plus the target's.
+    pub fn series_scratch_bytes(&self) -> u64 {
+        let series = (self.series_label_bytes() + SERIES_TARGET_LABEL_BYTES) as u64;
+        let line = self.max_line_bytes() as u64;
+        let labels = (self.max_labels() + 8) as u64;
+        let name = u64::from(self.label_name_bytes).min(line) + 64;
+        SERIES_SCRATCH_COPIES * series + line + name + labels * LABEL_SLOT_BYTES
     }
 
     /// Entries a target's series table holds at most: the last scrape's
@@ -629,8 +670,12 @@ impl Plan {
         let mut scrape_bodies = 0u64;
         let mut series_state = 0u64;
         for l in &targets {
-            // The decompressed body and the line buffer.
-            scrape_bodies += u64::from(l.body_bytes) + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
+            // The body as charged since the first model: the agent never
+            // holds it (it parses chunks as they come), but it holds the
+            // line buffer and one series' scratch, which fit in it with
+            // the default label limits.
+            let body = u64::from(l.body_bytes).max(l.series_scratch_bytes());
+            scrape_bodies += body + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
             // The series table: entries, index slots and encoded labels.
             series_state += l.series_arena_bytes(TARGET_LABEL_BYTES + self.external_label_bytes())
                 + l.series_table_entries() as u64 / 2 * SERIES_SLOT_BYTES;
@@ -645,8 +690,15 @@ impl Plan {
                 * per_sample.max(MIN_SAMPLE_BYTES)
                 + snappy_max_len(u64::from(q.max_batch_bytes))
                 + REQUEST_HEAD_BYTES);
-        // The batch being filled plus the one being encoded into the WAL.
-        let batching = 2 * u64::from(q.max_batch_bytes);
+        // The batch being filled plus the one being encoded into the WAL,
+        // and the batcher's scratch for one series (external labels added,
+        // write relabeling applied), sized for the largest target's.
+        let series = targets.iter().map(Limits::series_label_bytes).max().unwrap_or(0) as u64;
+        let series = series + SERIES_TARGET_LABEL_BYTES as u64 + self.external_label_bytes();
+        let labels = targets.iter().map(Limits::max_labels).max().unwrap_or(0) as u64;
+        let batching = 2 * u64::from(q.max_batch_bytes)
+            + BATCHER_SCRATCH_COPIES * series
+            + 2 * 16 * (labels + self.external_labels.len() as u64 + 8);
         let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
         let inflate = targets.len() as u64 * INFLATE_STATE_BYTES;
         MemoryBreakdown {
@@ -670,6 +722,27 @@ pub const SELF_SCRAPE_LIMITS: Limits = Limits {
     label_name_bytes: 64,
     label_value_bytes: 256,
 };
+/// A series' line takes at most this share of `body_bytes`; see
+/// [`Limits::max_line_bytes`].
+pub const LINE_SHARE_OF_BODY: usize = 16;
+/// ... but lines this long are always allowed, when the body is.
+pub const MIN_LINE_BYTES: usize = 64 * 1024;
+/// The fewest bytes a label takes in an exposition line: `a="",`.
+pub const MIN_LABEL_LINE_BYTES: usize = 5;
+/// Copies of one series' labels a target's pipeline holds at most: the
+/// parser's label set and its compaction spare (2), the pipeline's (2),
+/// relabeling's value and target (2), joined sources (1) and a `labelmap`
+/// snapshot with its spare (2), and two for slack.
+pub const SERIES_SCRATCH_COPIES: u64 = 11;
+/// The batcher's copies: its label set and spare, each sized twice over
+/// (2 x 2), and write relabeling's scratch as above (5).
+pub const BATCHER_SCRATCH_COPIES: u64 = 9;
+/// Per label slot: label-set spans (16 bytes each) in the parser's, the
+/// pipeline's and a snapshot set, and the parser's name spans (8).
+pub const LABEL_SLOT_BYTES: u64 = 3 * 16 + 8;
+/// Target labels (job, instance, static labels, `exported_` renames) a
+/// series carries beside its own, in the scratch above.
+pub const SERIES_TARGET_LABEL_BYTES: usize = 512;
 /// Binary text, stacks, allocator slack, rustls config and root store.
 pub const FIXED_OVERHEAD_BYTES: u64 = 6 * 1024 * 1024;
 /// Socket read buffer per scrape.

@@ -389,7 +389,19 @@ fn synthetic(spec: &TargetSpec, name: &str) -> SeriesKey {
 }
 
 /// What one scrape must put on the wire, from the body's description.
-fn expect_scrape(spec: &TargetSpec, model: &mut TargetModel, scrape: &Scrape, ts: i64, out: &mut Multiset) {
+/// Samples whose own timestamp is before `oldest_allowed` are refused as
+/// Prometheus refuses an out-of-bounds append: not sent, counted in
+/// `scrape_samples_post_metric_relabeling`, never added to a series cache
+/// that did not hold them, and not keeping their series from going stale.
+/// Returns how many were refused.
+fn expect_scrape(
+    spec: &TargetSpec,
+    model: &mut TargetModel,
+    scrape: &Scrape,
+    (ts, oldest_allowed): (i64, i64),
+    out: &mut Multiset,
+) -> u64 {
+    let mut refused = 0;
     let stale = f64::from_bits(STALE_NAN_BITS);
     let synth = |out: &mut Multiset, up: f64, scraped: usize, post: usize, added: usize| {
         for (name, v) in [
@@ -406,15 +418,24 @@ fn expect_scrape(spec: &TargetSpec, model: &mut TargetModel, scrape: &Scrape, ts
         Scrape::Good(lines) => {
             let mut tracked = BTreeSet::new();
             let mut known = BTreeSet::new();
+            let mut sampled = BTreeSet::new();
             for l in lines {
                 let key = final_labels(spec, &l.name, &l.labels);
+                if l.own_ts_ms.is_some_and(|t| t < oldest_allowed) {
+                    refused += 1;
+                    if model.known.contains(&key) {
+                        known.insert(key);
+                    }
+                    continue;
+                }
                 add(out, &key, l.value, l.own_ts_ms.unwrap_or(ts));
                 if l.own_ts_ms.is_none() {
                     tracked.insert(key.clone());
                 }
+                sampled.insert(key.clone());
                 known.insert(key);
             }
-            for gone in model.tracked.difference(&known) {
+            for gone in model.tracked.difference(&sampled) {
                 add(out, gone, stale, ts);
             }
             let added = known.difference(&model.known).count();
@@ -446,6 +467,7 @@ fn expect_scrape(spec: &TargetSpec, model: &mut TargetModel, scrape: &Scrape, ts
             model.tracked.clear();
         }
     }
+    refused
 }
 
 /// The in-memory WAL: one log of records in the agent's WAL codec, where
@@ -559,6 +581,10 @@ struct SimResult {
     scrape_errors: Vec<ScrapeError>,
     shards_used: BTreeSet<u16>,
     reshards: Vec<u16>,
+    /// Samples the scripts call too old when scraped, and those the
+    /// pipeline's scrape reports say it refused.
+    expected_refused_too_old: u64,
+    refused_too_old: u64,
     refused_4xx_seqs: Vec<u64>,
     /// The attempt each refused batch was refused on.
     refused_on_attempt: BTreeMap<u64, u32>,
@@ -605,6 +631,7 @@ fn run(cfg: SimConfig) -> SimResult {
     let mut last_ts: BTreeMap<SeriesKey, i64> = BTreeMap::new();
     let mut acked: BTreeSet<u64> = BTreeSet::new();
     let deadline = u64::from(cfg.queue.batch_send_deadline_ms);
+    let max_age = cfg.queue.max_sample_age_ms as i64;
     let chunk_sizes = [1usize, 7, 64, 3, 500];
     let mut now = T0;
     let mut flushed = false;
@@ -666,7 +693,14 @@ fn run(cfg: SimConfig) -> SimResult {
             next_round[i] += 1;
             let ts = at as i64;
             let scrape = (spec.script)(round, ts);
-            expect_scrape(spec, &mut models[i], &scrape, ts, &mut result.expected);
+            let oldest_allowed = if max_age > 0 { ts - max_age } else { i64::MIN };
+            result.expected_refused_too_old += expect_scrape(
+                spec,
+                &mut models[i],
+                &scrape,
+                (ts, oldest_allowed),
+                &mut result.expected,
+            );
             let body = render(spec.format, &scrape, round);
             let t = &mut targets[i];
             t.begin(spec.format, ts);
@@ -689,11 +723,10 @@ fn run(cfg: SimConfig) -> SimResult {
                     t.fail(ts, spec.duration_s, now, &mut batcher, &mut wal);
                     result.scrape_errors.push(e);
                 }
-                None => {
-                    if let Err(e) = t.finish(spec.duration_s, now, &mut batcher, &mut wal) {
-                        result.scrape_errors.push(e);
-                    }
-                }
+                None => match t.finish(spec.duration_s, now, &mut batcher, &mut wal) {
+                    Ok(report) => result.refused_too_old += report.too_old,
+                    Err(e) => result.scrape_errors.push(e),
+                },
             }
         }
         let scrapes_done = next_round.iter().all(|&r| r >= cfg.rounds);
@@ -864,6 +897,7 @@ fn assert_exactly_once(r: &SimResult) {
     assert_eq!(r.sender.dropped(DropReason::TooOld), multiset_len(&r.too_old));
     assert_eq!(r.batcher.samples_in, multiset_len(&r.expected));
     assert_eq!(r.batcher.dropped_invalid + r.batcher.dropped_write_relabel, 0);
+    assert_eq!(r.refused_too_old, r.expected_refused_too_old);
     for (seq, attempt) in &r.refused_on_attempt {
         assert_eq!(
             r.attempts[seq], *attempt,
@@ -1184,4 +1218,122 @@ fn a_failure_before_any_body_reports_zero_samples_scraped() {
     assert_eq!(value("scrape_samples_scraped"), Some((0.0, later)));
     assert_eq!(value("scrape_samples_post_metric_relabeling"), Some((0.0, later)));
     assert_eq!(value("scrape_series_added"), Some((0.0, later)));
+}
+
+/// A textfile-style exporter with a broken clock: next to fresh series it
+/// exposes two with own timestamps five years old, one that is old for
+/// rounds 4 to 6 between fresh rounds without a timestamp (it goes stale at
+/// round 4 and is not added again at 7), one that is old in its first three
+/// rounds and fresh after (added once, at round 3), and one stamped a
+/// little in the past, which is fresh.
+fn broken_clock_script(round: u32, scrape_ts: i64) -> Scrape {
+    let r = f64::from(round);
+    let years_ago = scrape_ts - 5 * 365 * 86_400_000;
+    let stamped = |mut l: Line, ts: i64| {
+        l.own_ts_ms = Some(ts);
+        l
+    };
+    let mut lines = vec![
+        line("backup_runs_total", &[("set", "nightly")], r),
+        stamped(
+            line("textfile_mtime_seconds", &[("file", "a.prom")], 1.0 + r),
+            years_ago,
+        ),
+        stamped(
+            line("textfile_mtime_seconds", &[("file", "b.prom")], 2.0 + r),
+            years_ago + 1,
+        ),
+    ];
+    let flip = line("backup_size_bytes", &[("set", "nightly")], 1000.0 + r);
+    lines.push(if (4..=6).contains(&round) {
+        stamped(flip, years_ago)
+    } else {
+        flip
+    });
+    let late = line("restore_tested", &[], r);
+    lines.push(stamped(
+        late,
+        if round < 3 { years_ago } else { scrape_ts - 1_000 },
+    ));
+    lines.push(stamped(line("backup_last_success", &[], r), scrape_ts - 2_000));
+    Scrape::Good(lines)
+}
+
+fn broken_clock_target() -> TargetSpec {
+    TargetSpec {
+        job: "textfile",
+        instance: "d:4",
+        extra: Vec::new(),
+        honor_labels: false,
+        format: Format::PrometheusText,
+        limits: limits(100),
+        duration_s: 0.25,
+        offset_ms: 2_000,
+        script: broken_clock_script,
+    }
+}
+
+/// One target's samples older than `max_sample_age` when scraped are
+/// refused there, alone: every other sample of every target, its own
+/// fresh ones included, arrives exactly once, and no batch is ever dropped.
+#[test]
+fn samples_too_old_when_scraped_cost_no_other_sample() {
+    let r = run(SimConfig {
+        targets: vec![app_target(), om_target(), load_target(), broken_clock_target()],
+        queue: queue_with_max_age(2, 40, 600_000),
+        rounds: 30,
+        answer: Box::new(|_, _, _| Answer::Status(200, None)),
+        latency_ms: |_| 200,
+        reshard: false,
+    });
+    eprintln!(
+        "expected {} samples, received {}, refused when scraped {}, batches sent {}",
+        multiset_len(&r.expected),
+        multiset_len(&r.received),
+        r.refused_too_old,
+        r.sender.sent_batches
+    );
+    assert_exactly_once(&r);
+    assert!(
+        r.too_old.is_empty() && r.refused.is_empty(),
+        "every batch was delivered"
+    );
+    assert_eq!(r.sender.dropped(DropReason::TooOld), 0);
+    // Two always-old series for 30 rounds, the flip for 3, the late one for 3.
+    assert_eq!(r.refused_too_old, 2 * 30 + 3 + 3);
+    assert!(
+        r.received.keys().all(|(_, _, ts)| *ts >= T0 as i64 - 3_000),
+        "no old sample reached the receiver"
+    );
+    // Guards on the model: the staleness and series_added it implies.
+    let key = |name: &str, extra: &str| {
+        format!("__name__={name},cluster=c1,{extra}instance=d:4,job=textfile,region=eu")
+    };
+    let stale_at: Vec<i64> = r
+        .expected
+        .keys()
+        .filter(|(k, v, _)| *k == key("backup_size_bytes", "") + ",set=nightly" && *v == STALE_NAN_BITS)
+        .map(|(_, _, ts)| *ts)
+        .collect();
+    assert_eq!(
+        stale_at,
+        [(T0 + 4 * INTERVAL_MS + 2_000) as i64],
+        "stale once, at round 4"
+    );
+    let mut added: Vec<(i64, f64)> = r
+        .expected
+        .keys()
+        .filter(|(k, _, _)| *k == key("scrape_series_added", ""))
+        .map(|(_, v, ts)| (*ts, f64::from_bits(*v)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    added.sort_by_key(|a| a.0);
+    assert_eq!(
+        added,
+        [
+            ((T0 + 2_000) as i64, 3.0),
+            ((T0 + 3 * INTERVAL_MS + 2_000) as i64, 1.0)
+        ],
+        "round 0 adds the three fresh series, round 3 the late one; round 7 adds nothing"
+    );
 }

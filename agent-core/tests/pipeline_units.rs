@@ -249,7 +249,7 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     );
 
     sink.0.clear();
-    new.retire(3000, &mut b, &mut sink);
+    new.retire(3000, 3000, &mut b, &mut sink);
     b.close_all(&mut sink);
     let mut stale = sink.stale();
     stale.sort();
@@ -445,4 +445,52 @@ fn a_target_that_reorders_every_label_every_scrape_never_fills_the_index() {
         );
     }
     assert_eq!(t.live_series(), 129);
+}
+
+/// `max_sample_age` is judged at the scrape's wall time, sample by sample:
+/// exactly as old is kept, a millisecond more is refused; the refused ones
+/// count in `scrape_samples_post_metric_relabeling` and towards
+/// `sample_limit`, as Prometheus counts out-of-bounds appends; a scrape
+/// abandoned halfway leaves the table as it was; age 0 keeps everything.
+#[test]
+fn samples_older_than_max_sample_age_are_refused_one_by_one() {
+    const T: i64 = 1_700_000_000_000;
+    let mut f = Fixture::new(None);
+    f.plan.queue.max_sample_age_ms = 600_000;
+    let (mut t, mut b, mut sink) = (f.target(false, 3), f.batcher(), Collect::default());
+    let body = format!("edge {} {}\nover 2 {}\nfresh 3\n", 1, T - 600_000, T - 600_001);
+    let report = scrape(&mut t, &mut b, &mut sink, &body, T).unwrap();
+    assert_eq!(report.too_old, 1);
+    assert_eq!((report.samples_scraped, report.samples_post_relabel), (3, 3));
+    assert_eq!(report.series_added, 2, "the refused series is not kept");
+    let series = |name: &str| format!("__name__={name},cluster=c1,instance=h:1,job=app,team=core");
+    assert_eq!(sink.value(&series("edge")), Some(1.0));
+    assert_eq!(sink.value(&series("fresh")), Some(3.0));
+    assert_eq!(sink.value(&series("over")), None);
+    assert_eq!(
+        sink.value(&series("scrape_samples_post_metric_relabeling")),
+        Some(3.0)
+    );
+
+    // Four samples against a limit of three: the refused one counts too.
+    sink.0.clear();
+    let body = format!("edge 1\nover 2 {}\nfresh 3\nnew 4\n", T - 700_000);
+    let err = scrape(&mut t, &mut b, &mut sink, &body, T + 1_000).unwrap_err();
+    assert_eq!(err, ScrapeError::SampleLimit { limit: 3 });
+
+    // A scrape abandoned after refusing `fresh` leaves it known: the next
+    // one does not count it as added.
+    t.begin(Format::PrometheusText, T + 2_000);
+    t.handle_chunk(format!("fresh 3 {}\n", T - 900_000).as_bytes(), &mut b)
+        .unwrap();
+    sink.0.clear();
+    let report = scrape(&mut t, &mut b, &mut sink, "fresh 5\n", T + 3_000).unwrap();
+    assert_eq!((report.series_added, report.too_old), (0, 0));
+    assert_eq!(sink.value(&series("fresh")), Some(5.0));
+
+    let f = Fixture::new(None);
+    let (mut t, mut b, mut sink) = (f.target(false, 3), f.batcher(), Collect::default());
+    let report = scrape(&mut t, &mut b, &mut sink, "ancient 1 1000\n", T).unwrap();
+    assert_eq!(report.too_old, 0, "max_sample_age 0 keeps every sample");
+    assert_eq!(sink.value(&series("ancient")), Some(1.0));
 }

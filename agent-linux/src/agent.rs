@@ -5,7 +5,9 @@
 //! Everything the agent does is a reaction to a socket event or a deadline:
 //! scrape timers per target, request timeouts, the batch send deadline, the
 //! sender's backoff, WAL fsync intervals. Each turn computes the earliest
-//! deadline, polls until then, and works whatever became ready.
+//! deadline, polls until then, and works whatever became ready. Deadlines
+//! follow the monotonic [`Clock::now_ms`]; the wall clock is read only to
+//! stamp scrapes (see [`crate::clock`]).
 //!
 //! Data path: scrape body -> [`TargetPipeline`] -> [`Batcher`] -> closed
 //! batch -> [`DiskWal::append`] -> fed to the [`Sender`] as its window has
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -33,6 +35,7 @@ use outpost_core::remote_write::{BatchBuilder, HEADERS};
 use rustls::ClientConfig;
 
 use crate::cli::RunArgs;
+use crate::clock::{self, Clock, ReceiverOffset};
 use crate::collectors::{self, NodeCollector, Paths};
 use crate::log;
 use crate::net::{
@@ -57,13 +60,8 @@ const MAX_SLEEP_MS: u64 = 1_000;
 /// itself is two integer compares when nothing changed).
 const RESHARD_CHECK_MS: u64 = 1_000;
 const SHUTDOWN_BUDGET_MS: u64 = 4_000;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// A target refusing samples as too old is logged at most this often.
+const TOO_OLD_LOG_EVERY_MS: u64 = 600_000;
 
 /// Reads and validates a plan file; the error names the file.
 pub fn load_plan(path: &Path) -> Result<Plan, String> {
@@ -480,10 +478,17 @@ struct Target {
     source: Source,
     interval_ms: u64,
     next_at_ms: u64,
+    /// Monotonic start of the scrape in progress.
     started_ms: Option<u64>,
+    /// Its wall-clock time: the timestamp of its samples.
+    started_wall_ms: i64,
     begun: bool,
     up: Option<bool>,
     stats: TargetStats,
+    /// When samples refused as too old were last logged, and how many
+    /// were refused since.
+    too_old_logged_ms: Option<u64>,
+    too_old_unlogged: u64,
 }
 
 /// Everything built from the scrape side of a plan; replaced on reload.
@@ -500,8 +505,8 @@ impl Scraping {
         let mut max_labels = 0usize;
         let mut max_label_bytes = 0usize;
         let mut grow = |l: &plan::Limits, t: &TargetLabels| {
-            max_labels = max_labels.max(l.label_count as usize + 2 + t.extra.len());
-            let bytes = l.label_count as usize * (l.label_name_bytes as usize + l.label_value_bytes as usize);
+            max_labels = max_labels.max(l.max_labels() + 2 + t.extra.len());
+            let bytes = l.series_label_bytes();
             max_label_bytes = max_label_bytes.max(bytes + t.job.len() + t.instance.len() + 64);
         };
         let mut node = None;
@@ -634,9 +639,12 @@ impl Target {
             interval_ms: u64::from(interval_ms.max(1)),
             next_at_ms: 0,
             started_ms: None,
+            started_wall_ms: 0,
             begun: false,
             up: None,
             stats,
+            too_old_logged_ms: None,
+            too_old_unlogged: 0,
         }
     }
 }
@@ -748,6 +756,9 @@ struct Shipping {
     batch_buf: Vec<u8>,
     dropped: Vec<BatchMeta>,
     now_ms: u64,
+    /// The wall clock read with `now_ms`, for the receiver's `Date`.
+    wall_ms: i64,
+    receiver_offset: ReceiverOffset,
     last_persist_ms: u64,
     consecutive_failures: u64,
 }
@@ -830,6 +841,8 @@ impl Shipping {
             batch_buf: Vec::with_capacity(max_payload),
             dropped: Vec::new(),
             now_ms: 0,
+            wall_ms: 0,
+            receiver_offset: ReceiverOffset::default(),
             last_persist_ms: 0,
             consecutive_failures: 0,
         })
@@ -1133,6 +1146,10 @@ impl Shipping {
         let outcome = match progress {
             Progress::Pending => return,
             Progress::Done(head) => {
+                if let Some(date_s) = head.date_s {
+                    self.receiver_offset
+                        .observe(date_s, self.wall_ms, now, &self.receiver_url);
+                }
                 if head.is_success() {
                     if self.consecutive_failures > 0 {
                         log::info(
@@ -1262,6 +1279,12 @@ fn render_self_metrics(
     let _ = ship.sender.render_metrics(out, "outpost", &ship.receiver_url);
     let targets = scraping.targets.iter().map(|t| &t.stats);
     status::render_agent_metrics(out, targets, &ship.wal.counters, ship.wal.total_bytes());
+    status::render_clock_metrics(
+        out,
+        clock::kernel_clock_synchronised(),
+        ship.receiver_offset.seconds(),
+        &ship.receiver_url,
+    );
     scratch.clear();
     collectors::render_process_metrics(procfs, scratch);
     out.push_str(scratch);
@@ -1334,6 +1357,7 @@ pub struct Agent {
     last_reshard_check_ms: u64,
     resolver: ResolverThread,
     resolution: Resolution,
+    clock: Clock,
     events: Events,
     pending_signals: Vec<libc::c_int>,
     text: String,
@@ -1350,7 +1374,18 @@ impl Agent {
 
     /// [`Agent::start`] with a chosen name resolution (tests move names).
     pub fn start_with(args: RunArgs, plan: Plan, resolution: Resolution) -> Result<Agent, String> {
-        let now = now_ms();
+        Self::start_with_clock(args, plan, resolution, Clock::system())
+    }
+
+    /// [`Agent::start_with`] on a chosen clock (tests step its wall clock).
+    pub fn start_with_clock(
+        args: RunArgs,
+        plan: Plan,
+        resolution: Resolution,
+        clock: Clock,
+    ) -> Result<Agent, String> {
+        let now = clock.now_ms();
+        let wall = clock.wall_ms().max(0) as u64;
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let signals = SignalPipe::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         poll.registry()
@@ -1372,12 +1407,12 @@ impl Agent {
         )
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
         let info = RuntimeInfo {
-            start_time_ms: now,
+            start_time_ms: wall,
             cwd: std::env::current_dir()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             reload_config_success: true,
-            last_config_time_ms: now,
+            last_config_time_ms: wall,
             corruption_count: ship.wal.counters.corruptions,
             wal_dir: ship.wal.dir().display().to_string(),
             wal_max_bytes: plan.wal.max_bytes,
@@ -1409,6 +1444,7 @@ impl Agent {
             last_reshard_check_ms: now,
             resolver,
             resolution,
+            clock,
             events: Events::with_capacity(256),
             pending_signals: Vec::with_capacity(16),
             text: String::with_capacity(64 * 1024),
@@ -1432,12 +1468,13 @@ impl Agent {
         }
     }
 
-    /// Runs loop turns until the wall clock passes `until_ms` (see
-    /// [`now_ms`]). Returns early, without shutting down, if SIGTERM/SIGINT
-    /// came in or polling failed: the caller decides. Lets a test or an
-    /// embedder drive the same loop `run` drives, a bounded stretch at a time.
-    pub fn run_until(&mut self, until_ms: u64) -> Option<Stop> {
-        while now_ms() < until_ms {
+    /// Runs loop turns for `duration` of the agent's monotonic clock.
+    /// Returns early, without shutting down, if SIGTERM/SIGINT came in or
+    /// polling failed: the caller decides. Lets a test or an embedder drive
+    /// the same loop `run` drives, a bounded stretch at a time.
+    pub fn run_for(&mut self, duration: Duration) -> Option<Stop> {
+        let until_ms = self.clock.now_ms() + duration.as_millis() as u64;
+        while self.clock.now_ms() < until_ms {
             if let Some(signal) = self.turn() {
                 return Some(signal);
             }
@@ -1445,7 +1482,7 @@ impl Agent {
         None
     }
 
-    /// Flushes and exits as on SIGTERM; for callers of [`Agent::run_until`].
+    /// Flushes and exits as on SIGTERM; for callers of [`Agent::run_for`].
     pub fn stop(self) -> i32 {
         self.shutdown(libc::SIGTERM)
     }
@@ -1458,12 +1495,13 @@ impl Agent {
             self.ship.feed();
             self.ready = true;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.ship.now_ms = now;
+        self.ship.wall_ms = self.clock.wall_ms();
         self.tick(now);
         let timeout = self
             .next_deadline()
-            .map(|d| d.saturating_sub(now_ms()).min(MAX_SLEEP_MS));
+            .map(|d| d.saturating_sub(self.clock.now_ms()).min(MAX_SLEEP_MS));
         let timeout = Duration::from_millis(timeout.unwrap_or(MAX_SLEEP_MS));
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -1471,8 +1509,9 @@ impl Agent {
                 return Some(Stop::PollFailed);
             }
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.ship.now_ms = now;
+        self.ship.wall_ms = self.clock.wall_ms();
         // Taken out so the handlers may borrow `self`; an empty `Events` has
         // no heap buffer, so the swap allocates nothing.
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
@@ -1628,6 +1667,8 @@ impl Agent {
         t.stats.scrapes += 1;
         t.begun = false;
         t.started_ms = Some(now);
+        t.started_wall_ms = self.clock.wall_ms();
+        let wall = t.started_wall_ms;
         match &mut t.source {
             Source::Http(h) => {
                 let d = &mut h.dial;
@@ -1677,7 +1718,7 @@ impl Agent {
                 }
             }
             Source::Node => {
-                t.pipeline.begin(Format::PrometheusText, now as i64);
+                t.pipeline.begin(Format::PrometheusText, wall);
                 if let Some(node) = &mut self.scraping.node {
                     node.collect(&mut self.node_body);
                 }
@@ -1695,7 +1736,7 @@ impl Agent {
                     &mut self.scratch,
                 );
                 let t = &mut self.scraping.targets[i];
-                t.pipeline.begin(Format::PrometheusText, now as i64);
+                t.pipeline.begin(Format::PrometheusText, wall);
                 let result = t
                     .pipeline
                     .handle_chunk(self.text.as_bytes(), &mut self.scraping.batcher);
@@ -1710,9 +1751,10 @@ impl Agent {
         let Some(t) = self.scraping.targets.get_mut(i) else {
             return;
         };
-        let Some(started) = t.started_ms else {
+        if t.started_ms.is_none() {
             return;
-        };
+        }
+        let started = t.started_wall_ms;
         let Target {
             pipeline,
             source,
@@ -1727,7 +1769,7 @@ impl Agent {
                 return Ok(());
             }
             if !*begun {
-                pipeline.begin(Format::from_content_type(head.content_type()), started as i64);
+                pipeline.begin(Format::from_content_type(head.content_type()), started);
                 *begun = true;
             }
             pipeline.handle_chunk(chunk, batcher)
@@ -1742,7 +1784,7 @@ impl Agent {
             Progress::Done(head) if head.status == 200 => {
                 if !t.begun {
                     t.pipeline
-                        .begin(Format::from_content_type(head.content_type()), started as i64);
+                        .begin(Format::from_content_type(head.content_type()), started);
                 }
                 self.finish_scrape(i, now, Ok(()));
             }
@@ -1769,6 +1811,14 @@ impl Agent {
         {
             Ok(report) => {
                 t.stats.duplicate_samples += report.duplicates;
+                if report.too_old > 0 {
+                    t.stats.samples_too_old += report.too_old;
+                    self.ship
+                        .sender
+                        .counters
+                        .record_dropped(DropReason::TooOld, report.too_old);
+                    Self::log_too_old(t, report.too_old, self.plan.queue.max_sample_age_ms, now);
+                }
                 if t.up != Some(true) {
                     log::info(
                         "target up",
@@ -1788,6 +1838,28 @@ impl Agent {
         }
     }
 
+    /// Samples refused as too old are logged when a target first sends
+    /// them, then at most every [`TOO_OLD_LOG_EVERY_MS`] with the count since.
+    fn log_too_old(t: &mut Target, refused: u64, max_age_ms: u64, now: u64) {
+        t.too_old_unlogged += refused;
+        if t.too_old_logged_ms
+            .is_some_and(|at| now < at + TOO_OLD_LOG_EVERY_MS)
+        {
+            return;
+        }
+        log::warn(
+            "samples with own timestamps older than queue.max_sample_age refused; the rest of the scrape is kept",
+            &[
+                ("job", &t.stats.job),
+                ("instance", &t.stats.instance),
+                ("refused", &t.too_old_unlogged),
+                ("max_sample_age_seconds", &(max_age_ms / 1000)),
+            ],
+        );
+        t.too_old_logged_ms = Some(now);
+        t.too_old_unlogged = 0;
+    }
+
     fn scrape_failed(&mut self, i: usize, now: u64, reason: &'static str, msg: &str) {
         let t = &mut self.scraping.targets[i];
         if let Source::Http(h) = &mut t.source {
@@ -1798,12 +1870,11 @@ impl Agent {
                 h.dial.name.ask_soon(now);
             }
         }
-        let started = t.started_ms.unwrap_or(now);
-        let duration = now.saturating_sub(started) as f64 / 1000.0;
+        let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
         t.stats.count_failure(reason);
         t.pipeline.fail(
-            started as i64,
+            t.started_wall_ms,
             duration,
             now,
             &mut self.scraping.batcher,
@@ -1836,6 +1907,7 @@ impl Agent {
     /// [`Shipping::request_rebuild`]); WAL settings wait for a restart. A bad plan
     /// keeps the old one whole.
     fn reload(&mut self, now: u64) {
+        let wall = self.clock.wall_ms();
         let mut plan = match load_plan(&self.args.plan) {
             Ok(p) => p,
             Err(e) => {
@@ -1901,12 +1973,14 @@ impl Agent {
                                 .pipeline
                                 .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
                             {
-                                t.pipeline.retire(now, &mut old.batcher, &mut self.ship);
+                                t.pipeline.retire(wall, now, &mut old.batcher, &mut self.ship);
                             }
                             std::mem::swap(&mut n.stats, &mut t.stats);
                             n.up = t.up;
+                            n.too_old_logged_ms = t.too_old_logged_ms;
+                            n.too_old_unlogged = t.too_old_unlogged;
                         }
-                        None => t.pipeline.retire(now, &mut old.batcher, &mut self.ship),
+                        None => t.pipeline.retire(wall, now, &mut old.batcher, &mut self.ship),
                     }
                 }
                 old.batcher.close_all(&mut self.ship);
@@ -1916,7 +1990,7 @@ impl Agent {
                 }
                 self.plan = plan;
                 self.info.reload_config_success = true;
-                self.info.last_config_time_ms = now;
+                self.info.last_config_time_ms = wall.max(0) as u64;
                 log::info(
                     "plan reloaded",
                     &[
@@ -1936,14 +2010,15 @@ impl Agent {
     /// period lets sends in flight finish; whatever is unsent stays in the
     /// WAL for the next start.
     fn shutdown(mut self, signal: libc::c_int) -> i32 {
-        let start = now_ms();
+        let start = self.clock.now_ms();
         self.ship.now_ms = start;
         self.scraping.batcher.close_all(&mut self.ship);
         self.ship.wal.sync(start);
         let mut events = Events::with_capacity(64);
-        while self.ship.in_flight() > 0 && now_ms() < start + SHUTDOWN_BUDGET_MS {
+        while self.ship.in_flight() > 0 && self.clock.now_ms() < start + SHUTDOWN_BUDGET_MS {
             let _ = self.poll.poll(&mut events, Some(Duration::from_millis(100)));
-            let now = now_ms();
+            let now = self.clock.now_ms();
+            self.ship.wall_ms = self.clock.wall_ms();
             for event in events.iter() {
                 let token = event.token();
                 if token.0 >= SHARD_TOKEN_BASE {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod clock;
 pub mod collectors;
 pub mod log;
 pub mod net;

@@ -18,6 +18,9 @@ pub struct TargetStats {
     pub exceeded_sample_limit: u64,
     /// Series repeated within one scrape (the later ones are dropped).
     pub duplicate_samples: u64,
+    /// Samples refused because their own timestamp was older than
+    /// `queue.max_sample_age` when scraped.
+    pub samples_too_old: u64,
 }
 
 impl TargetStats {
@@ -129,6 +132,20 @@ pub fn render_agent_metrics<'a, I>(
          prometheus_target_scrapes_sample_duplicate_timestamp_total {duplicates}"
     );
 
+    // Prometheus's name; per target, since the count is only actionable
+    // with the target that sends the old samples (Prometheus names it in
+    // its log line instead). `sum()` gives Prometheus's single series.
+    out.push_str(
+        "# HELP prometheus_target_scrapes_sample_out_of_bounds_total Total number of samples rejected due to timestamp falling outside of the time bounds (older than queue.max_sample_age when scraped).\n\
+         # TYPE prometheus_target_scrapes_sample_out_of_bounds_total counter\n",
+    );
+    for t in targets.clone() {
+        out.push_str("prometheus_target_scrapes_sample_out_of_bounds_total{job=\"");
+        write_label_value(out, &t.job);
+        out.push_str("\",instance=\"");
+        write_label_value(out, &t.instance);
+        let _ = writeln!(out, "\"}} {}", t.samples_too_old);
+    }
     out.push_str("# HELP outpost_target_scrapes_total Scrapes attempted, per target.\n# TYPE outpost_target_scrapes_total counter\n");
     for t in targets.clone() {
         out.push_str("outpost_target_scrapes_total{job=\"");
@@ -172,6 +189,33 @@ pub fn render_agent_metrics<'a, I>(
         option_env!("OUTPOST_RUSTC_VERSION").unwrap_or("unknown"),
         env!("CARGO_PKG_VERSION"),
     );
+}
+
+/// What the agent knows about its wall clock: the kernel's synchronisation
+/// state (`None` when adjtimex is not allowed) and the offset from the
+/// receiver's `Date` header (`None` before the first answer).
+pub fn render_clock_metrics(
+    out: &mut String,
+    synchronised: Option<bool>,
+    receiver_offset_s: Option<f64>,
+    url: &str,
+) {
+    if let Some(synced) = synchronised {
+        let _ = write!(
+            out,
+            "# HELP outpost_clock_sync_status Is the kernel clock synchronized to a reliable server (1 = yes, 0 = no), from adjtimex as node_timex_sync_status.\n\
+             # TYPE outpost_clock_sync_status gauge\noutpost_clock_sync_status {}\n",
+            u8::from(synced)
+        );
+    }
+    if let Some(offset) = receiver_offset_s {
+        out.push_str(
+            "# HELP outpost_receiver_clock_offset_seconds Local wall clock minus the receiver's, from the Date header of its last answer (+-0.5 s).\n\
+             # TYPE outpost_receiver_clock_offset_seconds gauge\noutpost_receiver_clock_offset_seconds{url=\"",
+        );
+        write_label_value(out, url);
+        let _ = writeln!(out, "\"}} {offset}");
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use outpost_agent::agent::{now_ms, Agent};
+use outpost_agent::agent::Agent;
 use outpost_agent::cli::RunArgs;
 use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
 use outpost_agent::log;
@@ -151,13 +151,13 @@ fn warm_loop_allocates_nothing() {
         }
         true
     });
-    assert!(agent.run_until(now_ms() + 4_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(4_000)).is_none());
     let posts_before = receiver.count();
     assert!(posts_before > 0, "no remote write during warm-up");
 
     let before = ALLOCATIONS.with(Cell::get);
     let mut stop = None;
-    let by_function = allocations_in(|| stop = agent.run_until(now_ms() + 5_000));
+    let by_function = allocations_in(|| stop = agent.run_for(Duration::from_millis(5_000)));
     let allocations = ALLOCATIONS.with(Cell::get) - before;
     assert!(stop.is_none());
 

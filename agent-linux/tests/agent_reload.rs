@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use outpost_agent::agent::{now_ms, Agent, Resolution};
+use outpost_agent::agent::{Agent, Resolution};
 use outpost_agent::cli::RunArgs;
 use outpost_agent::log;
 use std::time::Duration;
@@ -87,7 +87,7 @@ fn a_moved_name_is_followed_without_restart_and_resolved_off_the_loop() {
     log::init(log::Format::Logfmt, log::Level::Info);
     let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
 
-    assert!(agent.run_until(now_ms() + 3_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(3_000)).is_none());
     assert!(
         target_a.served() >= 2,
         "target A scraped {} times",
@@ -110,9 +110,9 @@ fn a_moved_name_is_followed_without_restart_and_resolved_off_the_loop() {
         a.insert("receiver.test".to_string(), receiver_b.local);
         a.insert("app.test".to_string(), target_b.local);
     }
-    assert!(agent.run_until(now_ms() + 3_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(3_000)).is_none());
     let (a_posts, a_scrapes) = (receiver_a.count(), target_a.served());
-    assert!(agent.run_until(now_ms() + 2_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(2_000)).is_none());
     assert!(
         target_b.served() >= 2,
         "target B scraped {} times",
@@ -181,14 +181,14 @@ fn a_failed_connection_re_resolves_its_name_at_once() {
     );
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
-    assert!(agent.run_until(now_ms() + 2_500).is_none());
+    assert!(agent.run_for(Duration::from_millis(2_500)).is_none());
     assert!(receiver_a.count() >= 1 && target_a.served() >= 1);
     {
         let mut a = answers.lock().unwrap();
         a.insert("receiver.test".to_string(), receiver_b.local);
         a.insert("app.test".to_string(), target_b.local);
     }
-    assert!(agent.run_until(now_ms() + 2_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(2_000)).is_none());
     assert_eq!(
         (receiver_b.count(), target_b.served()),
         (0, 0),
@@ -196,7 +196,7 @@ fn a_failed_connection_re_resolves_its_name_at_once() {
     );
     drop(receiver_a);
     drop(target_a);
-    assert!(agent.run_until(now_ms() + 4_000).is_none());
+    assert!(agent.run_for(Duration::from_millis(4_000)).is_none());
     assert!(target_b.served() >= 1, "target B never scraped after A went away");
     assert!(
         !receiver_b.values_of("from_b").is_empty(),

@@ -262,3 +262,34 @@ fn head_request_and_304_have_no_body() {
         }
     );
 }
+
+#[test]
+fn date_header_is_read_as_unix_seconds() {
+    let input = b"HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+    let (head, _, _) = all_same(parse(input, ROOMY, false)).unwrap();
+    assert_eq!(head.date_s, Some(784_111_777));
+    // A leap day, the far future and the epoch, checked against `date -u -d`.
+    for (date, unix) in [
+        ("Thu, 29 Feb 2024 23:59:60 GMT", 1_709_251_200),
+        ("Fri, 31 Dec 9999 00:00:00 GMT", 253_402_214_400),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+    ] {
+        let input = format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\ndate:  {date} \r\n\r\n");
+        let (head, _, _) = all_same(parse(input.as_bytes(), ROOMY, false)).unwrap();
+        assert_eq!(head.date_s, Some(unix), "{date}");
+    }
+    // Obsolete forms, a wrong zone and garbage are no date, and fail nothing.
+    for date in [
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 36 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 28:49:37 GMT",
+        "",
+    ] {
+        let input = format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: {date}\r\n\r\n");
+        let (head, _, _) = all_same(parse(input.as_bytes(), ROOMY, false)).unwrap();
+        assert_eq!(head.date_s, None, "{date}");
+    }
+}

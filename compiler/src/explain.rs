@@ -143,12 +143,13 @@ fn write_rules(out: &mut String, p: &Plan, indent: &str, rules: &[RelabelRule]) 
 
 fn limits_text(l: &plan::Limits) -> String {
     format!(
-        "body {}, {} samples, {} labels, names {} B, values {} B",
+        "body {}, {} samples, {} labels, names {} B, values {} B, series line {}",
         format_size(u64::from(l.body_bytes)),
         l.samples,
         l.label_count,
         l.label_name_bytes,
-        l.label_value_bytes
+        l.label_value_bytes,
+        format_size(l.max_line_bytes() as u64)
     )
 }
 

@@ -28,6 +28,10 @@ pub struct ResponseHead {
     pub close: bool,
     /// `Retry-After` in seconds; the HTTP-date form is not parsed and gives `None`.
     pub retry_after_s: Option<u32>,
+    /// `Date` in Unix seconds: when the peer's clock says it answered. Only
+    /// the IMF-fixdate form every current server sends is read; the two
+    /// obsolete forms give `None`.
+    pub date_s: Option<i64>,
     content_type: [u8; CONTENT_TYPE_CAP],
     content_type_len: u8,
 }
@@ -41,6 +45,7 @@ impl ResponseHead {
             gzip: false,
             close: false,
             retry_after_s: None,
+            date_s: None,
             content_type: [0; CONTENT_TYPE_CAP],
             content_type_len: 0,
         }
@@ -695,6 +700,8 @@ impl ResponseParser {
                 head.content_type_len = n as u8;
             } else if name.eq_ignore_ascii_case("retry-after") {
                 head.retry_after_s = parse_decimal(value).map(|s| s.min(u64::from(u32::MAX)) as u32);
+            } else if name.eq_ignore_ascii_case("date") {
+                head.date_s = parse_imf_fixdate(value);
             }
         }
         Ok(Some((parsed, head, encoding_ok)))
@@ -945,6 +952,46 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
         n = n * 10 + u64::from(b - b'0');
     }
     Some(n)
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110's IMF-fixdate) as Unix
+/// seconds. The weekday is not checked against the date: it adds nothing.
+pub fn parse_imf_fixdate(v: &[u8]) -> Option<i64> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+    ];
+    let v: &[u8; 29] = v.try_into().ok()?;
+    if &v[3..5] != b", " || v[7] != b' ' || v[11] != b' ' || v[16] != b' ' || &v[25..] != b" GMT" {
+        return None;
+    }
+    if v[19] != b':' || v[22] != b':' {
+        return None;
+    }
+    let num = |at: usize, len: usize| -> Option<i64> {
+        v[at..at + len].iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    let day = num(5, 2)?;
+    let month = MONTHS.iter().position(|m| &v[8..11] == *m)? as i64 + 1;
+    let year = num(12, 4)?;
+    let (hour, minute, second) = (num(17, 2)?, num(20, 2)?, num(23, 2)?);
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard
+/// Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn httparse_what(e: httparse::Error) -> &'static str {

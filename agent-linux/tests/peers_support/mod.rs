@@ -372,9 +372,15 @@ fn serve_connection(
                 body,
             });
             let mut out = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain; version=0.0.4\r\n",
+                "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain; version=0.0.4\r\nDate: {}\r\n",
                 if status == 200 { "OK" } else { "Status" },
-                answer.len()
+                answer.len(),
+                http_date(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64
+                )
             );
             for (k, v) in extra {
                 out.push_str(&format!("{k}: {v}\r\n"));
@@ -388,6 +394,33 @@ fn serve_connection(
             }
         }
     }
+}
+
+/// Unix seconds as an HTTP `Date` (IMF-fixdate), as every real server sends.
+pub fn http_date(unix_s: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, secs) = (unix_s.div_euclid(86_400), unix_s.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (March-based years).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[month as usize - 1],
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 // ------------------------------------------------------------ remote-write receiver
@@ -763,6 +796,15 @@ impl CountingTarget {
 
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving and gives the final count: nothing is served after it.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.served()
     }
 }
 

@@ -28,9 +28,14 @@ pub const DEFAULT_SEGMENT: &str = "8Mi";
 pub const DEFAULT_FSYNC: &str = "1s";
 pub const DEFAULT_BODY_SIZE: &str = "10Mi";
 pub const DEFAULT_SAMPLES: u64 = 100_000;
-pub const DEFAULT_LABEL_COUNT: u64 = 64;
-pub const DEFAULT_LABEL_NAME_LENGTH: u64 = 128;
-pub const DEFAULT_LABEL_VALUE_LENGTH: u64 = 2048;
+// Prometheus has no label limits by default. Names and values have none
+// here either (the largest the plan holds): what bounds their bytes is the
+// series' line, at most a sixteenth of body_size (Limits::max_line_bytes).
+// The label count keeps a bound far above any exporter's, because work on a
+// label set grows with the square of its labels.
+pub const DEFAULT_LABEL_COUNT: u64 = 1024;
+pub const DEFAULT_LABEL_NAME_LENGTH: u64 = u16::MAX as u64;
+pub const DEFAULT_LABEL_VALUE_LENGTH: u64 = u32::MAX as u64;
 /// The card's budget for an edge agent.
 pub const DEFAULT_CPU: &str = "200m";
 pub const DEFAULT_MEMORY: &str = "256Mi";

@@ -37,9 +37,9 @@ impl Unit<'_> {
             lists.push((&j.metric_relabel, path, j.limits));
         }
         for (rules, path, limits) in lists {
-            let label_bytes = usize::from(limits.label_count)
-                * (usize::from(limits.label_name_bytes) + limits.label_value_bytes as usize);
-            if let Err(e) = outpost_core::relabel::RelabelProgram::build(plan, rules, label_bytes) {
+            if let Err(e) =
+                outpost_core::relabel::RelabelProgram::build(plan, rules, limits.series_label_bytes())
+            {
                 cx.push(
                     Diagnostic::error("agent-refuses-rule", path, format!("the agent would refuse this plan: {e}"))
                         .on_key()
