@@ -677,17 +677,21 @@ mod tests {
         parser.reset(format);
         let mut out = Vec::new();
         let mut sink = |s: &Sample<'_>| {
-            let labels = s
-                .labels
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            out.push((s.name.to_string(), labels, s.value, s.timestamp_ms));
+            out.push(owned(s));
             Ok(())
         };
         parser.handle_chunk(body.as_bytes(), &mut sink)?;
         parser.finish(&mut sink)?;
         Ok(out)
+    }
+
+    fn owned(s: &Sample<'_>) -> Owned {
+        let labels = s
+            .labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        (s.name.to_string(), labels, s.value, s.timestamp_ms)
     }
 
     fn text(body: &str) -> Result<Vec<Owned>, ScrapeError> {
@@ -1077,12 +1081,7 @@ mod tests {
             parser.reset(Format::PrometheusText);
             let mut got = Vec::new();
             let mut sink = |s: &Sample<'_>| {
-                let labels = s
-                    .labels
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect();
-                got.push((s.name.to_string(), labels, s.value, s.timestamp_ms));
+                got.push(owned(s));
                 Ok(())
             };
             let (a, b) = body.as_bytes().split_at(cut);
