@@ -628,7 +628,9 @@ fn plain_run(input: &str) -> (&str, &str) {
 /// (UUIDs, pod names) are the longest runs in a typical line, so this looks
 /// at eight bytes per step: a byte equal to the sought one becomes zero
 /// after the xor, and the classic "has a zero byte" test flags it. The
-/// lowest flag is exact, which is the one taken.
+/// lowest flag is exact, which is the one taken. `memchr::memchr2` does the
+/// same job but took 1.6% more of the whole parse's instructions on the KSM
+/// body (callgrind): label values are too short for its vector loop.
 fn until_quote_or_backslash(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
