@@ -41,6 +41,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
+use md5::{Digest, Md5};
 
 use regex_automata::meta;
 use regex_automata::util::primitives::NonMaxUsize;
@@ -701,7 +702,7 @@ fn run_rule(rule: &mut Rule, s: &mut Scratch, labels: &mut LabelSet) -> Result<b
         }
         A::HashMod => {
             join_sources(rule, labels, &mut s.joined, limit)?;
-            let digest = md5(s.joined.as_bytes());
+            let digest = Md5::digest(s.joined.as_bytes());
             let mut tail = [0u8; 8];
             tail.copy_from_slice(&digest[8..]);
             let bucket = u64::from_be_bytes(tail) % rule.modulus;
@@ -848,103 +849,11 @@ fn translate_go_syntax(pattern: &str) -> String {
     out
 }
 
-const MD5_SHIFTS: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
-
-/// RFC 1321's table: floor(abs(sin(i + 1)) * 2^32).
-const MD5_K: [u32; 64] = [
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
-];
-
-fn md5_block(state: &mut [u32; 4], block: &[u8]) {
-    let mut m = [0u32; 16];
-    for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
-        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    }
-    let [mut a, mut b, mut c, mut d] = *state;
-    for i in 0..64 {
-        let (f, g) = match i / 16 {
-            0 => ((b & c) | (!b & d), i),
-            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-            2 => (b ^ c ^ d, (3 * i + 5) % 16),
-            _ => (c ^ (b | !d), (7 * i) % 16),
-        };
-        let rotated = f
-            .wrapping_add(a)
-            .wrapping_add(MD5_K[i])
-            .wrapping_add(m[g])
-            .rotate_left(MD5_SHIFTS[(i / 16) * 4 + i % 4]);
-        a = d;
-        d = c;
-        c = b;
-        b = b.wrapping_add(rotated);
-    }
-    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
-        *s = s.wrapping_add(v);
-    }
-}
-
-/// MD5 of `data` (RFC 1321), on the stack: `hashmod` needs it per series.
-pub fn md5(data: &[u8]) -> [u8; 16] {
-    let mut state = [0x6745_2301u32, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    let mut blocks = data.chunks_exact(64);
-    for block in blocks.by_ref() {
-        md5_block(&mut state, block);
-    }
-    let rest = blocks.remainder();
-    let mut tail = [0u8; 128];
-    tail[..rest.len()].copy_from_slice(rest);
-    tail[rest.len()] = 0x80;
-    let tail_len = if rest.len() < 56 { 64 } else { 128 };
-    let bits = (data.len() as u64).wrapping_mul(8);
-    tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_le_bytes());
-    for block in tail[..tail_len].chunks_exact(64) {
-        md5_block(&mut state, block);
-    }
-    let mut out = [0u8; 16];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::format;
     use std::string::ToString;
     use std::vec;
-
-    fn hex(d: [u8; 16]) -> std::string::String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn md5_matches_rfc_1321_vectors() {
-        assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(hex(md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(hex(md5(b"message digest")), "f96b697d7cb7938d525a2f31aaf161d0");
-        assert_eq!(
-            hex(md5(
-                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
-            )),
-            "57edf4a22be3c955ac49da2e2107b67a"
-        );
-    }
-
-    #[test]
-    fn md5_table_is_the_sine_table() {
-        for (i, k) in MD5_K.iter().enumerate() {
-            let expected = (((i + 1) as f64).sin().abs() * 4_294_967_296.0) as u32;
-            assert_eq!(*k, expected, "K[{i}]");
-        }
-    }
 
     #[test]
     fn go_numbers_follow_expand_rules() {

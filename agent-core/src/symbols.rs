@@ -19,11 +19,23 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// One index slot: id + 1, or 0 when free. The memory model counts 4 bytes
+/// a slot (plan.rs's `SERIES_SLOT_BYTES`, pipeline.rs's
+/// `SYMBOL_OVERHEAD_BYTES`).
+type Slot = u32;
+const _: () = assert!(core::mem::size_of::<Slot>() == 4);
+
 /// Open-addressing index of ids by a 64-bit key, with linear probing and
 /// backward-shift deletion (no tombstones).
+///
+/// Every probe loop ends at a free slot, so at most half the slots are ever
+/// in use: [`Index::set`] and [`Index::insert`] assert it. The loops are
+/// also bounded by the slot count, so a broken invariant panics instead of
+/// probing forever.
 pub(crate) struct Index {
-    /// Id + 1, 0 for a free slot. Kept at most half full.
-    slots: Vec<u32>,
+    slots: Vec<Slot>,
+    /// Slots in use, including any a caller left behind (see `set`).
+    used: usize,
     max_slots: usize,
 }
 
@@ -32,9 +44,14 @@ impl Index {
 
     /// An index that can grow to hold `max_ids` ids at half load.
     pub(crate) fn new(max_ids: usize) -> Self {
+        assert!(
+            max_ids < Slot::MAX as usize,
+            "{max_ids} ids do not fit an index slot"
+        );
         let max_slots = (2 * max_ids).next_power_of_two().max(Self::MIN_SLOTS);
         Index {
             slots: vec![0; Self::MIN_SLOTS.min(max_slots)],
+            used: 0,
             max_slots,
         }
     }
@@ -42,6 +59,12 @@ impl Index {
     fn home(&self, key: u64) -> usize {
         // FNV-style hashes keep their entropy in the high bits.
         ((key ^ (key >> 29)) as usize) & (self.slots.len() - 1)
+    }
+
+    /// Every slot once, from `key`'s home on, wrapping around.
+    fn probe(&self, key: u64) -> impl Iterator<Item = usize> {
+        let (home, mask) = (self.home(key), self.slots.len() - 1);
+        (0..self.slots.len()).map(move |step| (home + step) & mask)
     }
 
     /// The id `key_of` maps to `key` and `same` accepts, or the free slot
@@ -52,9 +75,7 @@ impl Index {
         key_of: impl Fn(usize) -> u64,
         same: impl Fn(usize) -> bool,
     ) -> Result<usize, usize> {
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home(key);
-        loop {
+        for slot in self.probe(key) {
             match self.slots[slot] {
                 0 => return Err(slot),
                 v => {
@@ -64,16 +85,41 @@ impl Index {
                     }
                 }
             }
-            slot = (slot + 1) & mask;
         }
+        self.no_free_slot()
+    }
+
+    /// What the half-load assertion in `took_slot` rules out.
+    #[cold]
+    fn no_free_slot(&self) -> ! {
+        unreachable!(
+            "index without a free slot: {} of {} used",
+            self.used,
+            self.slots.len()
+        )
     }
 
     pub(crate) fn slot_count(&self) -> usize {
         self.slots.len()
     }
 
+    /// Puts `id` into the free `slot` that `find` returned. A caller that
+    /// moves an id this way leaves its old slot in use until the next
+    /// `reset_for`, and must count that slot towards the load itself.
     pub(crate) fn set(&mut self, slot: usize, id: usize) {
-        self.slots[slot] = id as u32 + 1;
+        debug_assert_eq!(self.slots[slot], 0, "set into a slot in use");
+        self.slots[slot] = id as Slot + 1;
+        self.took_slot();
+    }
+
+    fn took_slot(&mut self) {
+        self.used += 1;
+        assert!(
+            2 * self.used <= self.slots.len(),
+            "index over half full: {} of {} slots used (a lookup could probe forever)",
+            self.used,
+            self.slots.len()
+        );
     }
 
     /// Whether `count` ids fit at half load; if not and the index may grow,
@@ -92,32 +138,36 @@ impl Index {
         } else {
             self.slots.fill(0);
         }
+        self.used = 0;
+        debug_assert!(self.slots.len() <= self.max_slots, "index grew past its sizing");
     }
 
     /// Puts `id` into the first free slot from its key's home.
     pub(crate) fn insert(&mut self, key: u64, id: usize) {
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home(key);
-        while self.slots[slot] != 0 {
-            slot = (slot + 1) & mask;
-        }
-        self.slots[slot] = id as u32 + 1;
+        let Some(slot) = self.probe(key).find(|&slot| self.slots[slot] == 0) else {
+            self.no_free_slot()
+        };
+        self.slots[slot] = id as Slot + 1;
+        self.took_slot();
     }
 
     /// Removes `id` (whose key is `key`), shifting later entries of the
     /// probe run back so lookups never stop at a hole too early.
     fn remove(&mut self, key: u64, id: usize, key_of: impl Fn(usize) -> u64) {
-        let mask = self.slots.len() - 1;
-        let mut hole = self.home(key);
-        while self.slots[hole] != id as u32 + 1 {
-            if self.slots[hole] == 0 {
-                return;
-            }
-            hole = (hole + 1) & mask;
+        let wanted = id as Slot + 1;
+        let Some(mut hole) = self
+            .probe(key)
+            .find(|&slot| self.slots[slot] == wanted || self.slots[slot] == 0)
+        else {
+            self.no_free_slot()
+        };
+        if self.slots[hole] == 0 {
+            return;
         }
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
+        let (start, mask) = (hole, self.slots.len() - 1);
+        // The run after the removed id ends at a free slot within one round.
+        for step in 1..self.slots.len() {
+            let j = (start + step) & mask;
             let v = self.slots[j];
             if v == 0 {
                 break;
@@ -131,6 +181,7 @@ impl Index {
             }
         }
         self.slots[hole] = 0;
+        self.used -= 1;
     }
 }
 
@@ -139,6 +190,16 @@ struct Span {
     at: u32,
     len: u32,
 }
+
+/// Bookkeeping bytes per distinct string: its span, reference count, key,
+/// free-list entry and two index slots (the index is at most half full).
+/// pipeline.rs sizes string tables with this number written out as 32.
+pub const BOOKKEEPING_BYTES_PER_SYMBOL: usize = core::mem::size_of::<Span>()
+    + core::mem::size_of::<u32>()
+    + core::mem::size_of::<u64>()
+    + core::mem::size_of::<u32>()
+    + 2 * core::mem::size_of::<Slot>();
+const _: () = assert!(BOOKKEEPING_BYTES_PER_SYMBOL == 32);
 
 /// The string table of one target.
 pub struct Symbols {
@@ -154,6 +215,9 @@ pub struct Symbols {
     /// Compaction target, same capacity as `text` (touched only as far as
     /// the live strings reach).
     spare: String,
+    /// The limits every store was sized for; none ever grows past them.
+    max_symbols: usize,
+    max_bytes: usize,
 }
 
 /// The table is full: more distinct strings, or more of their bytes, than
@@ -175,7 +239,20 @@ impl Symbols {
             free: Vec::with_capacity(max_symbols),
             dead_bytes: 0,
             spare: String::with_capacity(max_bytes),
+            max_symbols,
+            max_bytes,
         }
+    }
+
+    /// Nothing grew past its sizing (a push past capacity would have
+    /// allocated, which the steady state must never do).
+    fn debug_check_capacities(&self) {
+        debug_assert!(self.spans.capacity() == self.max_symbols, "spans grew");
+        debug_assert!(self.refs.capacity() == self.max_symbols, "counts grew");
+        debug_assert!(self.keys.capacity() == self.max_symbols, "keys grew");
+        debug_assert!(self.free.capacity() == self.max_symbols, "free list grew");
+        debug_assert!(self.text.capacity() == self.max_bytes, "text grew");
+        debug_assert!(self.spare.capacity() == self.max_bytes, "compaction text grew");
     }
 
     pub fn len(&self) -> usize {
@@ -216,9 +293,9 @@ impl Symbols {
             }
             Err(slot) => slot,
         };
-        if self.text.len() + s.len() > self.text.capacity() {
+        if self.text.len() + s.len() > self.max_bytes {
             self.compact();
-            if self.text.len() + s.len() > self.text.capacity() {
+            if self.text.len() + s.len() > self.max_bytes {
                 return Err(SymbolsFull);
             }
         }
@@ -234,7 +311,7 @@ impl Symbols {
                 self.keys[i] = key;
                 i
             }
-            None if self.spans.len() < self.spans.capacity() => {
+            None if self.spans.len() < self.max_symbols => {
                 self.spans.push(span);
                 self.refs.push(1);
                 self.keys.push(key);
@@ -248,6 +325,7 @@ impl Symbols {
         } else {
             self.index.set(slot, id);
         }
+        self.debug_check_capacities();
         Ok(id as u32)
     }
 
@@ -288,6 +366,7 @@ impl Symbols {
         }
         core::mem::swap(&mut self.text, &mut self.spare);
         self.dead_bytes = 0;
+        self.debug_check_capacities();
     }
 
     fn rehash(&mut self) {
@@ -374,6 +453,43 @@ mod tests {
         s.intern("efgh").unwrap();
         assert_eq!(s.intern("x"), Err(SymbolsFull));
         assert_eq!(s.len(), 2);
+    }
+
+    /// Before the load assertion, `set` filled every slot and the lookup of
+    /// an absent key at the end went round the full table forever.
+    #[test]
+    #[should_panic(expected = "index over half full")]
+    fn filling_the_index_past_half_load_fails_instead_of_probing_forever() {
+        let mut index = Index::new(128);
+        let keys: Vec<u64> = (0..index.slot_count() as u64).collect();
+        for id in 0..keys.len() {
+            let slot = index.find(keys[id], |i| keys[i], |_| true).unwrap_err();
+            index.set(slot, id);
+        }
+        let _ = index.find(u64::MAX, |i| keys[i], |_| true);
+    }
+
+    /// Exactly half full, every key on one home: the longest probe run there
+    /// can be. Lookups of absent keys still end, and removals keep the run
+    /// whole.
+    #[test]
+    fn a_half_full_index_with_one_probe_run_still_ends_every_lookup() {
+        let mut index = Index::new(128);
+        let half = index.slot_count() / 2;
+        let same_home = 7u64;
+        for id in 0..half {
+            index.insert(same_home, id);
+        }
+        let key_of = |_| same_home;
+        assert!(index.find(same_home, key_of, |_| false).is_err());
+        assert!(index.find(same_home ^ 1, key_of, |_| false).is_err());
+        for id in (0..half).step_by(3) {
+            index.remove(same_home, id, key_of);
+        }
+        for id in 0..half {
+            let found = index.find(same_home, key_of, |i| i == id);
+            assert_eq!(found.is_ok(), id % 3 != 0, "id {id}");
+        }
     }
 
     #[test]

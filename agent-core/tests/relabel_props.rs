@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use md5::Digest as _;
 use outpost_core::plan::RelabelAction as A;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -114,7 +115,7 @@ fn reference(rules: &[Spec], mut l: Labels) -> Option<Labels> {
             A::Lowercase => set(&mut l, &r.target_label, &val.to_lowercase()),
             A::Uppercase => set(&mut l, &r.target_label, &val.to_uppercase()),
             A::HashMod => {
-                let d = outpost_core::relabel::md5(val.as_bytes());
+                let d = md5::Md5::digest(val.as_bytes());
                 let bucket = u64::from_be_bytes(d[8..].try_into().unwrap()) % r.modulus;
                 set(&mut l, &r.target_label, &bucket.to_string());
             }

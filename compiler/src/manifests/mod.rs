@@ -1,8 +1,8 @@
 //! `outpostc manifests`: per cluster, a kustomize-ready directory that runs
 //! the plans built from the same spec, so plans and manifests never drift.
 //!
-//! Objects are typed (k8s-openapi, Kubernetes 1.32) and written by our own
-//! YAML emitter with sorted keys, so the same spec gives the same bytes.
+//! Objects are typed (k8s-openapi, Kubernetes 1.32) and written by
+//! serde-saphyr with sorted keys, so the same spec gives the same bytes.
 //! Per cluster:
 //! - `namespaces.yaml`: `monitoring`, and `monitoring-<tenant>` per tenant;
 //! - `kube-state-metrics.yaml`: upstream KSM with its ServiceAccount,

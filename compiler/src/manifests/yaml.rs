@@ -1,127 +1,56 @@
-//! A small YAML emitter for `serde_json::Value`, so manifests come out byte
-//! for byte the same on every run: keys are sorted here, whatever map type
-//! serde_json was built with, and a string is written plain only when no
-//! YAML 1.1 or 1.2 reader could take it for anything but that string.
+//! Manifests as YAML, written by serde-saphyr's serializer so the same
+//! objects give the same bytes on every run.
+//!
+//! The objects arrive as `serde_json::Value`s (k8s-openapi objects and a few
+//! literal ones), and map keys are written sorted, whatever map type
+//! serde_json was built with: the order `kubectl get -o yaml` prints.
+//! serde-saphyr writes a string plain unless a YAML 1.1 or 1.2 reader could
+//! take it for something else (`"true"`, `"9090"`, `"y"`), then quoted.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
-use std::fmt::Write;
+use serde_saphyr::SerializerOptions;
 
 /// One document, block style, lists at their key's indentation (as
-/// `kubectl` prints them). The caller joins documents with `---`.
+/// `kubectl` prints them).
 pub fn to_yaml(value: &Value) -> String {
-    let mut out = String::new();
-    if is_inline(value) {
-        out.push_str(&scalar(value));
-        out.push('\n');
-    } else {
-        write_block(&mut out, value, 0, false);
-    }
-    out
+    serde_saphyr::to_string_with_options(&SortedKeys(value), options())
+        .expect("a JSON value always has a YAML form")
 }
 
-/// Several documents in one file, in the order given.
+/// Several documents in one file, in the order given, separated by `---`.
 pub fn to_yaml_documents(values: &[Value]) -> String {
-    let mut out = String::new();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push_str("---\n");
-        }
-        out.push_str(&to_yaml(v));
-    }
-    out
+    let docs: Vec<SortedKeys<'_>> = values.iter().map(SortedKeys).collect();
+    serde_saphyr::to_string_multiple_with_options(&docs, options())
+        .expect("a JSON value always has a YAML form")
 }
 
-/// Scalars and empty collections fit on the line of their key or dash.
-fn is_inline(value: &Value) -> bool {
-    match value {
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => true,
+fn options() -> SerializerOptions {
+    serde_saphyr::ser_options! {
+        // Plans travel as long base64 strings without spaces: a folded
+        // block scalar would only split them over lines it cannot fold.
+        prefer_block_scalars: false,
     }
 }
 
-/// Writes a non-empty map or list whose lines start at `indent`; with
-/// `continues_line` the first line follows a `- ` already written.
-fn write_block(out: &mut String, value: &Value, indent: usize, continues_line: bool) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 || !continues_line {
-                    pad(out, indent);
+/// Serializes a value with every map's keys in sorted order.
+struct SortedKeys<'a>(&'a Value);
+
+impl Serialize for SortedKeys<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by_key(|&(key, _)| key);
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    out.serialize_entry(key, &SortedKeys(value))?;
                 }
-                out.push_str(&string(key));
-                out.push(':');
-                write_after_key(out, &map[key.as_str()], indent);
+                out.end()
             }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(SortedKeys)),
+            scalar => scalar.serialize(serializer),
         }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 || !continues_line {
-                    pad(out, indent);
-                }
-                if is_inline(item) {
-                    out.push_str("- ");
-                    out.push_str(&scalar(item));
-                    out.push('\n');
-                } else {
-                    out.push_str("- ");
-                    write_block(out, item, indent + 2, true);
-                }
-            }
-        }
-        other => {
-            out.push_str(&scalar(other));
-            out.push('\n');
-        }
-    }
-}
-
-fn write_after_key(out: &mut String, value: &Value, indent: usize) {
-    if is_inline(value) {
-        out.push(' ');
-        out.push_str(&scalar(value));
-        out.push('\n');
-    } else {
-        out.push('\n');
-        let child_indent = if value.is_array() { indent } else { indent + 2 };
-        write_block(out, value, child_indent, false);
-    }
-}
-
-fn pad(out: &mut String, indent: usize) {
-    out.extend(std::iter::repeat_n(' ', indent));
-}
-
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => string(s),
-        Value::Object(_) => "{}".to_string(),
-        Value::Array(_) => "[]".to_string(),
-    }
-}
-
-/// Plain when it starts with a letter or `/` and holds only letters, digits
-/// and `._/-`, and is not a YAML 1.1 boolean or null; otherwise a
-/// double-quoted JSON string, which every YAML reader accepts as is.
-fn string(s: &str) -> String {
-    const RESERVED: [&str; 9] = ["y", "n", "yes", "no", "true", "false", "on", "off", "null"];
-    let first_ok = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/');
-    let rest_ok = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
-    let reserved = RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s));
-    if first_ok && rest_ok && !reserved {
-        s.to_string()
-    } else {
-        let mut quoted = String::with_capacity(s.len() + 2);
-        // serde_json's escapes (\" \\ \n \uXXXX) are all valid in YAML double quotes.
-        write!(quoted, "{}", Value::String(s.to_string())).expect("writing to a String");
-        quoted
     }
 }
 
@@ -153,7 +82,7 @@ spec:
   containers:
   - args:
     - run
-    - \"--plan\"
+    - --plan
     name: a
     ports:
     - containerPort: 9090
@@ -173,18 +102,19 @@ spec:
             ("9090", "\"9090\""),
             ("1.5", "\"1.5\""),
             ("", "\"\""),
-            ("256Mi", "\"256Mi\""),
             ("a: b", "\"a: b\""),
-            ("image:v1", "\"image:v1\""),
             ("#x", "\"#x\""),
             ("line\nbreak", "\"line\\nbreak\""),
-            ("-", "\"-\""),
+            ("-", "'-'"),
+            ("256Mi", "256Mi"),
+            ("image:v1", "image:v1"),
+            ("--plan", "--plan"),
             ("monitoring-tenant-a", "monitoring-tenant-a"),
             ("/-/healthy", "/-/healthy"),
             ("app.kubernetes.io/name", "app.kubernetes.io/name"),
             ("Mi", "Mi"),
         ] {
-            assert_eq!(string(s), out, "for {s:?}");
+            assert_eq!(to_yaml(&Value::String(s.into())), format!("{out}\n"), "for {s:?}");
         }
     }
 
@@ -194,7 +124,9 @@ spec:
             "a": ["x", {"b": "true", "c": [{"d": "1", "e": null}], "f": 3}, [[]]],
             "quote\"d": "tab\there",
             "g": {"h": {"i": false}},
-            "j": "ünïcode"
+            "j": "ünïcode",
+            "k": ["65534:65534", "0.0.0.0:9090", "--resources=a,b", "nodes=[tenant]", "1e3", "0x1f", "~"],
+            "plan": "T1VUUE9TVAABAAAAnAIAAOoRkVYaCmNsdXN0ZXItMDMHY2x1c3Rlcghsb2NhdGlvbgtlZGdlLXNpdGUtMQRyb2xl+/=="
         });
         let text = to_yaml(&v);
         let back: Value = serde_saphyr::from_str(&text).unwrap();
