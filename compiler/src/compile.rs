@@ -71,6 +71,7 @@ pub fn build_plans(fleet: &Fleet) -> (Vec<AgentPlan>, Vec<Diagnostic>) {
     let mut cx = Cx::default();
     let root = DocPath::root();
     check_receiver(&mut cx, fleet);
+    cx.diags.extend(crate::manifests::image::check_spec(fleet));
     check_fleet_names(&mut cx, fleet);
     let mut plans = Vec::new();
     let mut label_sets: HashMap<Vec<(String, String)>, DocPath> = HashMap::new();

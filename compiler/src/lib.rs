@@ -165,6 +165,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
     }
     let mut origins = Origins::default();
     let mut receiver = None;
+    let mut image = None;
     let mut defaults = None;
     let mut node = None;
     let mut fleet_jobs = Vec::new();
@@ -194,6 +195,9 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
         if single("receiver", part.receiver.is_some(), &mut origins.receiver, diags) {
             receiver = receiver.or(part.receiver);
         }
+        if single("image", part.image.is_some(), &mut origins.image, diags) {
+            image = image.or(part.image);
+        }
         if single("defaults", part.defaults.is_some(), &mut origins.defaults, diags) {
             defaults = defaults.or(part.defaults);
         }
@@ -219,6 +223,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
     };
     let fleet = Fleet {
         receiver,
+        image,
         defaults: defaults.unwrap_or_default(),
         node,
         scrape_jobs: fleet_jobs,
@@ -238,6 +243,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
 #[derive(Default)]
 struct Origins {
     receiver: Option<usize>,
+    image: Option<usize>,
     defaults: Option<usize>,
     node: Option<usize>,
     /// Merged index -> (file, index in that file).
@@ -261,6 +267,7 @@ impl Origins {
                 })
             }
             (Some(Seg::Key(k)), _) if k == "receiver" => self.receiver,
+            (Some(Seg::Key(k)), _) if k == "image" => self.image,
             (Some(Seg::Key(k)), _) if k == "defaults" => self.defaults,
             (Some(Seg::Key(k)), _) if k == "node" => self.node,
             _ => None,
