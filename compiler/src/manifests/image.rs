@@ -95,7 +95,10 @@ pub fn parse(reference: &str) -> Result<Reference, ImageError> {
     let mut components: Vec<&str> = name.split('/').collect();
     let first = components[0];
     if components.len() > 1 && (first.contains(['.', ':']) || first == "localhost") {
-        let (host, port) = first.split_once(':').unwrap_or((first, "1"));
+        let (host, port) = match first.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (first, None),
+        };
         let host_ok = !host.is_empty()
             && host.split('.').all(|label| {
                 !label.is_empty()
@@ -103,7 +106,8 @@ pub fn parse(reference: &str) -> Result<Reference, ImageError> {
                     && !label.ends_with('-')
                     && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
-        if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
             return Err(bad(format!(
                 "registry `{first}` is not a host name with an optional port"
             )));
