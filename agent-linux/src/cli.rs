@@ -10,6 +10,7 @@ pub const USAGE: &str = "usage: outpost run --plan FILE [--wal-dir DIR] [--liste
                    [--node-name NAME] [--node-ip IP]
                    [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]
                    [--log-format logfmt|json] [--log-level debug|info|warn|error]
+       outpost chown-wal --wal-dir DIR --owner UID:GID
        outpost --version";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,12 @@ pub struct RunArgs {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Run(Box<RunArgs>),
+    /// Give a root-owned WAL directory to the agent's user (see `wal::chown_dir`).
+    ChownWal {
+        dir: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
     Version,
     Help,
 }
@@ -49,6 +56,7 @@ where
         "--version" | "-V" | "version" => return Ok(Command::Version),
         "--help" | "-h" | "help" => return Ok(Command::Help),
         "run" => {}
+        "chown-wal" => return parse_chown_wal(args),
         other => return Err(format!("unknown command `{other}`")),
     }
     let mut plan = None;
@@ -115,6 +123,33 @@ where
     Ok(Command::Run(Box::new(run)))
 }
 
+fn parse_chown_wal(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let (mut dir, mut owner) = (None, None);
+    while let Some(flag) = args.next() {
+        let slot = match flag.as_str() {
+            "--wal-dir" => &mut dir,
+            "--owner" => &mut owner,
+            _ => return Err(format!("chown-wal: unknown flag `{flag}`")),
+        };
+        *slot = Some(args.next().ok_or_else(|| format!("flag {flag} needs a value"))?);
+    }
+    let dir = dir.ok_or("chown-wal needs --wal-dir DIR")?;
+    let owner = owner.ok_or("chown-wal needs --owner UID:GID")?;
+    let ids = owner
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)));
+    let Some((uid, gid)) = ids else {
+        return Err(format!(
+            "--owner {owner}: expected numeric UID:GID such as 65534:65534"
+        ));
+    };
+    Ok(Command::ChownWal {
+        dir: dir.into(),
+        uid,
+        gid,
+    })
+}
+
 /// The kernel's node name: what node_exporter's `nodename` reports too.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -164,5 +199,35 @@ mod tests {
             .unwrap_err()
             .contains("--listen nope"));
         assert_eq!(parse(args("--version"), |_| None).unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn chown_wal_takes_a_directory_and_numeric_owner() {
+        assert_eq!(
+            parse(
+                args("chown-wal --wal-dir /var/lib/outpost/wal --owner 65534:65533"),
+                |_| None
+            )
+            .unwrap(),
+            Command::ChownWal {
+                dir: "/var/lib/outpost/wal".into(),
+                uid: 65534,
+                gid: 65533
+            }
+        );
+        for (bad, says) in [
+            ("chown-wal --owner 1:1", "--wal-dir DIR"),
+            ("chown-wal --wal-dir /w", "--owner UID:GID"),
+            (
+                "chown-wal --wal-dir /w --owner nobody",
+                "--owner nobody: expected numeric",
+            ),
+            ("chown-wal --wal-dir /w --owner 1:x", "--owner 1:x"),
+            ("chown-wal --wal-dir", "--wal-dir needs a value"),
+            ("chown-wal --plan /p", "unknown flag `--plan`"),
+        ] {
+            let e = parse(args(bad), |_| None).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -23,6 +23,18 @@ fn main() -> ExitCode {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
+        Command::ChownWal { dir, uid, gid } => {
+            return match outpost_agent::wal::chown_dir(&dir, uid, gid) {
+                Ok(()) => {
+                    println!("outpost: {} now belongs to {uid}:{gid}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("outpost: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Run(args) => *args,
     };
     log::init(args.log_format, args.log_level);

@@ -4,6 +4,11 @@
 //! node plans of cluster-03 and cluster-02/tenant-a (receiver and WAL dir
 //! rewritten to loopback, 1 s intervals; the kubelet/cAdvisor jobs are
 //! removed because no kubelet runs here).
+//!
+//! CI runs this test a second and third time against other builds of the
+//! agent (`OUTPOST_TEST_COMMAND`, see `peers_support::outpost_command`): the
+//! aarch64 binary under qemu-user and the container image under runc, with
+//! `OUTPOST_TEST_ARCH` naming the architecture the agent must report.
 
 mod peers_support;
 
@@ -48,6 +53,13 @@ fn seed_verification_steps_pass_against_outpost() {
         })
         .1;
         assert!(info.starts_with("{\"status\":\"success\",\"data\":{"), "{info}");
+    }
+    // The agent that answers is the build under test.
+    let arch = std::env::var("OUTPOST_TEST_ARCH").unwrap_or_else(|_| std::env::consts::ARCH.to_string());
+    for (_, listen, _) in &agents {
+        let (_, metrics) = http_get(*listen, "/metrics").expect("agent /metrics");
+        let build = format!("outpost_build_info{{arch=\"{arch}\",");
+        assert!(metrics.contains(&build), "no {build} in /metrics:\n{metrics}");
     }
 
     // Step 4: the central queries, as the seed writes them.

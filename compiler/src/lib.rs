@@ -172,6 +172,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
     }
     let mut origins = Origins::default();
     let mut receiver = None;
+    let mut image = None;
     let mut defaults = None;
     let mut node = None;
     let mut fleet_jobs = Vec::new();
@@ -201,6 +202,9 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
         if single("receiver", part.receiver.is_some(), &mut origins.receiver, diags) {
             receiver = receiver.or(part.receiver);
         }
+        if single("image", part.image.is_some(), &mut origins.image, diags) {
+            image = image.or(part.image);
+        }
         if single("defaults", part.defaults.is_some(), &mut origins.defaults, diags) {
             defaults = defaults.or(part.defaults);
         }
@@ -226,6 +230,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
     };
     let fleet = Fleet {
         receiver,
+        image,
         defaults: defaults.unwrap_or_default(),
         node,
         scrape_jobs: fleet_jobs,
@@ -245,6 +250,7 @@ pub fn analyze_files(sources: Vec<SourceFile>) -> Analysis {
 #[derive(Default)]
 struct Origins {
     receiver: Option<usize>,
+    image: Option<usize>,
     defaults: Option<usize>,
     node: Option<usize>,
     /// Merged index -> (file, index in that file).
@@ -268,6 +274,7 @@ impl Origins {
                 })
             }
             (Some(Seg::Key(k)), _) if k == "receiver" => self.receiver,
+            (Some(Seg::Key(k)), _) if k == "image" => self.image,
             (Some(Seg::Key(k)), _) if k == "defaults" => self.defaults,
             (Some(Seg::Key(k)), _) if k == "node" => self.node,
             _ => None,

@@ -67,6 +67,13 @@ enum Command {
         format: Format,
         #[arg(long)]
         deny_warnings: bool,
+        /// The outpost image, REGISTRY/outpost[:TAG][@sha256:…]; replaces the spec's `image`.
+        #[arg(long)]
+        image: Option<String>,
+        /// The image's digest, sha256:…, or a file holding it (targets/image/build.sh
+        /// writes target/image.digest); pins an image given without one.
+        #[arg(long)]
+        image_digest: Option<String>,
     },
 }
 
@@ -153,6 +160,8 @@ fn main() -> ExitCode {
             output,
             format,
             deny_warnings,
+            image,
+            image_digest,
         } => {
             let a = match load(&spec) {
                 Ok(a) => a,
@@ -165,7 +174,19 @@ fn main() -> ExitCode {
             let Some(fleet) = a.fleet.as_ref() else {
                 return ExitCode::from(SPEC_ERRORS);
             };
-            let files = match manifests::render(fleet, &a.plans) {
+            let pinned = image_digest
+                .as_deref()
+                .map(manifests::image::digest_arg)
+                .transpose()
+                .and_then(|digest| manifests::image::resolve(fleet, image.as_deref(), digest.as_deref()));
+            let pinned = match pinned {
+                Ok(pinned) => pinned,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(USAGE_OR_IO);
+                }
+            };
+            let files = match manifests::render(fleet, &a.plans, &pinned) {
                 Ok(files) => files,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct Fleet {
     pub receiver: ReceiverSpec,
+    /// The outpost image the generated manifests run, pinned by digest:
+    /// `registry.example.net/outpost:0.1.0@sha256:…` (see `manifests::image`).
+    #[serde(default)]
+    pub image: Option<String>,
     #[serde(default)]
     pub defaults: Settings,
     #[serde(default)]
@@ -291,13 +295,15 @@ pub struct TenantSpec {
 }
 
 /// One file of a spec split over a directory. Top-level sections may sit in
-/// any file; `receiver`, `defaults` and `node` in one file only, jobs and
+/// any file; `receiver`, `image`, `defaults` and `node` in one file only, jobs and
 /// clusters concatenated in file-name order.
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FleetPart {
     #[serde(default)]
     pub receiver: Option<ReceiverSpec>,
+    #[serde(default)]
+    pub image: Option<String>,
     #[serde(default)]
     pub defaults: Option<Settings>,
     #[serde(default)]

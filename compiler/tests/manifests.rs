@@ -7,7 +7,7 @@
 //! rewrites examples/manifests/ after an intended change.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use outpost_compiler::manifests::{self, ManifestError, ManifestFile};
+use outpost_compiler::manifests::{self, image, ManifestError, ManifestFile};
 use outpost_compiler::{analyze, load_spec, AgentPlan, Fleet};
 use outpost_core::expfmt::{Format, Parser};
 use outpost_core::labels::LabelSet;
@@ -33,13 +33,21 @@ fn example() -> (Fleet, Vec<AgentPlan>) {
 
 fn render_example() -> Vec<ManifestFile> {
     let (fleet, plans) = example();
-    manifests::render(&fleet, &plans).unwrap()
+    manifests::render(&fleet, &plans, &image::resolve(&fleet, None, None).unwrap()).unwrap()
 }
 
 fn render_text(name: &str, text: &str) -> Result<Vec<ManifestFile>, ManifestError> {
     let a = analyze(name, text);
     assert!(!a.has_errors(), "{}", a.render_text(100));
-    manifests::render(a.fleet.as_ref().unwrap(), &a.plans)
+    let fleet = a.fleet.as_ref().unwrap();
+    manifests::render(fleet, &a.plans, &image::resolve(fleet, None, None).unwrap())
+}
+
+/// The example's own image line, as the spec writes it.
+fn example_image() -> String {
+    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix("image: ")).unwrap();
+    line.to_string()
 }
 
 /// Every document of a multi-document YAML text.
@@ -349,8 +357,25 @@ fn tenant_node_agent_is_pinned_mounted_probed_and_locked_down() {
         .map(|s| s["namespace"].as_str().unwrap())
         .collect();
     assert_eq!(subjects, ["monitoring-tenant-a", "monitoring-tenant-b"]);
-    // The WAL owner fix-up is the only root process, with CHOWN alone.
+    // The WAL owner fix-up is the only root process, with CHOWN alone, and
+    // it is the agent's own image: a site mirrors no second image for it.
     let init = &pod["initContainers"][0];
+    assert_eq!(pod["initContainers"].as_array().unwrap().len(), 1);
+    assert_eq!(init["image"], container["image"]);
+    assert!(init.get("command").is_none(), "the image's entrypoint runs");
+    assert_eq!(
+        init["args"],
+        serde_json::json!([
+            "chown-wal",
+            "--wal-dir",
+            "/var/lib/outpost/node-wal",
+            "--owner",
+            "65534:65534"
+        ])
+    );
+    assert_eq!(init["securityContext"]["runAsUser"], 0);
+    assert_eq!(init["securityContext"]["runAsNonRoot"], false);
+    assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(
         init["securityContext"]["capabilities"]["add"],
         serde_json::json!(["CHOWN"])
@@ -359,7 +384,82 @@ fn tenant_node_agent_is_pinned_mounted_probed_and_locked_down() {
         init["securityContext"]["capabilities"]["drop"],
         serde_json::json!(["ALL"])
     );
-    assert_eq!(init["command"][2], "/var/lib/outpost/node-wal");
+    let init_mounts = init["volumeMounts"].as_array().unwrap();
+    assert_eq!(init_mounts.len(), 1);
+    assert_eq!(init_mounts[0]["name"], "wal");
+    assert_eq!(init_mounts[0]["mountPath"], "/var/lib/outpost/node-wal");
+}
+
+/// The image of every container, init containers too, one entry each.
+fn container_images(objects: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in objects {
+        let pod = &o["spec"]["template"]["spec"];
+        for list in ["initContainers", "containers"] {
+            for c in pod[list].as_array().into_iter().flatten() {
+                out.push(c["image"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn images(objects: &[Value]) -> BTreeSet<String> {
+    container_images(objects).into_iter().collect()
+}
+
+#[test]
+fn the_only_images_are_the_spec_s_outpost_and_ksm_both_pinned_by_digest() {
+    let files = render_example();
+    let outpost = example_image();
+    assert!(
+        outpost.starts_with("ghcr.io/outpost/outpost:0.1.0@sha256:") && outpost.len() == 37 + 64,
+        "{outpost}"
+    );
+    for cluster in ["cluster-02", "cluster-03", "cluster-04"] {
+        let objects = cluster_objects(&files, cluster);
+        assert_eq!(
+            images(&objects),
+            BTreeSet::from([outpost.clone(), manifests::ksm::KSM_IMAGE.to_string()]),
+            "{cluster}"
+        );
+    }
+    let ksm = image::parse(manifests::ksm::KSM_IMAGE).unwrap();
+    assert_eq!(ksm.tag.as_deref(), Some(manifests::ksm::KSM_VERSION));
+    assert!(ksm.digest.is_some());
+    // Nothing else names an image: no tag-only reference slipped in.
+    for f in &files {
+        for line in f
+            .contents
+            .lines()
+            .filter(|l| l.trim_start().starts_with("image:"))
+        {
+            assert!(line.contains("@sha256:"), "{}: {line}", f.path.display());
+        }
+    }
+}
+
+#[test]
+fn the_image_given_on_the_command_line_replaces_the_spec_s() {
+    let (fleet, plans) = example();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let pinned = image::resolve(
+        &fleet,
+        Some("registry.example.net/edge/outpost:1.2.3"),
+        Some(&digest),
+    )
+    .unwrap();
+    let files = manifests::render(&fleet, &plans, &pinned).unwrap();
+    let expected = format!("registry.example.net/edge/outpost:1.2.3@{digest}");
+    let objects = cluster_objects(&files, "cluster-02");
+    assert_eq!(
+        images(&objects),
+        BTreeSet::from([expected.clone(), manifests::ksm::KSM_IMAGE.to_string()])
+    );
+    // Four agents and two WAL init containers run it in cluster-02.
+    let runs = container_images(&objects);
+    assert_eq!(runs.iter().filter(|i| **i == expected).count(), 6, "{runs:?}");
+    assert!(!files.iter().any(|f| f.contents.contains(&example_image())));
 }
 
 #[test]
@@ -500,7 +600,8 @@ fn ksm_has_the_rbac_for_every_resource_it_exposes_and_no_secrets() {
     let container = &pod["containers"][0];
     assert_eq!(
         container["image"],
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.15.0"
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.15.0\
+         @sha256:db384bf43222b066c378e77027a675d4cd9911107adba46c2922b3a55e10d6fb"
     );
     let args = container["args"].as_array().unwrap();
     let resources: BTreeSet<&str> = args
@@ -592,20 +693,26 @@ fn a_cluster_directory_works_as_a_kustomize_base() {
     manifests::write_files(&files, &dir.path().join("base")).unwrap();
     let overlay = dir.path().join("overlay");
     std::fs::create_dir(&overlay).unwrap();
+    // A site that mirrors the two images into its own registry renames
+    // them; the digests, and so the bytes that run, stay.
     std::fs::write(
         overlay.join("kustomization.yaml"),
         "resources: [../base/cluster-03]\n\
-         images:\n- name: ghcr.io/outpost/outpost\n  newName: registry.example.net/outpost\n  newTag: 0.1.1\n",
+         images:\n- name: ghcr.io/outpost/outpost\n  newName: registry.example.net/outpost\n\
+         - name: registry.k8s.io/kube-state-metrics/kube-state-metrics\n  newName: registry.example.net/kube-state-metrics\n",
     )
     .unwrap();
     let rendered = kubectl_kustomize(&overlay);
     assert!(!rendered.contains("ghcr.io/outpost/outpost"));
-    assert_eq!(
-        rendered
-            .matches("image: registry.example.net/outpost:0.1.1")
-            .count(),
-        2
+    assert!(!rendered.contains("registry.k8s.io"));
+    let outpost = example_image().replace("ghcr.io/outpost/outpost", "registry.example.net/outpost");
+    // The node agent, its WAL init container and the cluster agent.
+    assert_eq!(rendered.matches(&format!("image: {outpost}\n")).count(), 3);
+    let ksm = manifests::ksm::KSM_IMAGE.replace(
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics",
+        "registry.example.net/kube-state-metrics",
     );
+    assert_eq!(rendered.matches(&format!("image: {ksm}\n")).count(), 1);
 }
 
 #[test]
@@ -816,6 +923,7 @@ fn each_tenants_cluster_agent_keeps_only_its_own_ksm_series() {
 }
 
 const MINIMAL_SPEC: &str = r#"
+image: registry.example.net/outpost@sha256:5b3c1c4b1bda4b12b6cf2bf6e3a2dbb4f3a9fe0f6f6d1f3f9cf7a1a3f34c0d5e
 receiver:
   url: http://receiver.example.net:19291/api/v1/receive
   auth:

@@ -94,3 +94,42 @@ fn manifests_command_refuses_a_spec_with_errors_and_writes_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("30 seconds"));
     assert!(!out_dir.exists());
 }
+
+#[test]
+fn manifests_command_pins_the_image_from_the_digest_file_the_build_writes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "c0ffee00".repeat(8));
+    let digest_file = scratch.path().join("image.digest");
+    std::fs::write(&digest_file, format!("{digest}\n")).unwrap();
+    let out_dir = scratch.path().join("out");
+    let out = outpostc()
+        .arg("manifests")
+        .arg(repo().join("examples/fleet.yaml"))
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--image", "registry.example.net/outpost:0.2.0", "--image-digest"])
+        .arg(&digest_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(out_dir.join("cluster-03/outpost-monitoring.yaml")).unwrap();
+    let pinned = format!("image: registry.example.net/outpost:0.2.0@{digest}");
+    assert_eq!(written.matches(&pinned).count(), 3, "{written}");
+    assert!(!written.contains("ghcr.io/outpost"));
+
+    // A name without a digest is refused, and nothing is written.
+    let refused = scratch.path().join("refused");
+    let out = outpostc()
+        .arg("manifests")
+        .arg(repo().join("examples/fleet.yaml"))
+        .arg("-o")
+        .arg(&refused)
+        .args(["--image", "registry.example.net/outpost:0.2.0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not pinned by digest"), "{stderr}");
+    assert!(stderr.contains("target/image.digest"), "{stderr}");
+    assert!(!refused.exists());
+}

@@ -234,9 +234,26 @@ impl VictoriaMetrics {
     }
 }
 
+/// The agent the peers tests start: this build's `outpost`, or the command in
+/// `OUTPOST_TEST_COMMAND` (split on whitespace), which CI sets to run the same
+/// checks against other builds: the aarch64 binary under qemu-user
+/// (`qemu-aarch64 target/aarch64-unknown-linux-gnu/release/outpost`) and the
+/// container image under runc (`targets/image/runc-outpost.sh BUNDLE`).
+pub fn outpost_command() -> Command {
+    match std::env::var("OUTPOST_TEST_COMMAND") {
+        Ok(line) => {
+            let mut words = line.split_whitespace();
+            let mut cmd = Command::new(words.next().expect("OUTPOST_TEST_COMMAND is empty"));
+            cmd.args(words);
+            cmd
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_outpost")),
+    }
+}
+
 pub fn start_outpost(plan: &Path, listen_port: u16, node_name: &str, log: &Path) -> ChildGuard {
     let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+    let child = outpost_command()
         .args(["run", "--plan"])
         .arg(plan)
         .args([

@@ -28,7 +28,10 @@ use std::collections::BTreeMap;
 /// Upstream KSM release built against client-go 1.32, the Kubernetes
 /// version the manifests are validated for.
 pub const KSM_VERSION: &str = "v2.15.0";
-pub const KSM_IMAGE: &str = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.15.0";
+/// Pinned by the digest of the release's multi-arch image index, like the
+/// outpost image: a moved tag cannot change what the cluster runs.
+pub const KSM_IMAGE: &str = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.15.0\
+@sha256:db384bf43222b066c378e77027a675d4cd9911107adba46c2922b3a55e10d6fb";
 pub const KSM_NAME: &str = "kube-state-metrics";
 pub const KSM_METRICS_PORT: i32 = 8080;
 pub const KSM_TELEMETRY_PORT: i32 = 8081;

@@ -17,15 +17,19 @@
 //! Secrets (TLS material, tokens, passwords) are never generated: every
 //! file path in a plan outside the ServiceAccount directory is mounted from
 //! a Secret named after its directory, which the operator creates (see
-//! [`secret_name_for_dir`]). The outpost image is a placeholder,
-//! [`OUTPOST_IMAGE`], to be built from `targets/`.
+//! [`secret_name_for_dir`]). Every image is pinned by digest: outpost's
+//! comes from the spec or the command line ([`image`]), and it is the only
+//! image besides kube-state-metrics: the node agent's WAL directory is handed
+//! to the agent's user by the same image (`outpost chown-wal`).
 
+pub mod image;
 pub mod ksm;
 mod yaml;
 
 pub use yaml::{to_yaml, to_yaml_documents};
 
 use crate::compile::AgentPlan;
+use crate::manifests::image::PinnedImage;
 use crate::spec::{ClusterSpec, Fleet, TenantSpec};
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -49,13 +53,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Placeholder until the image is published: build it from `targets/`
-/// (static binary on a distroless base) and push it under this name, or
-/// override it with a kustomize `images:` entry.
-pub const OUTPOST_IMAGE: &str = "ghcr.io/outpost/outpost:0.1.0";
-/// Only job: hand the node-local WAL directory to the agent's user, since a
-/// hostPath is created root-owned and fsGroup does not apply to it.
-pub const WAL_INIT_IMAGE: &str = "docker.io/library/busybox:1.37.0";
 pub const MONITORING_NAMESPACE: &str = "monitoring";
 /// The seed's storage class for the cluster-role agent's WAL.
 pub const WAL_STORAGE_CLASS: &str = "longhorn";
@@ -107,13 +104,18 @@ pub enum ManifestError {
     },
 }
 
-/// Renders every cluster's directory. `plans` must come from
-/// [`crate::build_plans`] on `fleet` without errors; a cluster or tenant
-/// without plans gets its namespace and KSM only.
-pub fn render(fleet: &Fleet, plans: &[AgentPlan]) -> Result<Vec<ManifestFile>, ManifestError> {
+/// Renders every cluster's directory, the agents running `image` (see
+/// [`image::resolve`]). `plans` must come from [`crate::build_plans`] on
+/// `fleet` without errors; a cluster or tenant without plans gets its
+/// namespace and KSM only.
+pub fn render(
+    fleet: &Fleet,
+    plans: &[AgentPlan],
+    image: &PinnedImage,
+) -> Result<Vec<ManifestFile>, ManifestError> {
     let mut files = Vec::new();
     for cluster in &fleet.clusters {
-        files.extend(render_cluster(cluster, plans)?);
+        files.extend(render_cluster(cluster, plans, image)?);
     }
     Ok(files)
 }
@@ -178,7 +180,11 @@ fn units(cluster: &ClusterSpec) -> Result<Vec<Unit<'_>>, ManifestError> {
         .collect()
 }
 
-fn render_cluster(cluster: &ClusterSpec, plans: &[AgentPlan]) -> Result<Vec<ManifestFile>, ManifestError> {
+fn render_cluster(
+    cluster: &ClusterSpec,
+    plans: &[AgentPlan],
+    image: &PinnedImage,
+) -> Result<Vec<ManifestFile>, ManifestError> {
     let units = units(cluster)?;
     let dir = PathBuf::from(&cluster.name);
     let mut files: Vec<(String, Vec<Value>)> = Vec::new();
@@ -230,7 +236,7 @@ fn render_cluster(cluster: &ClusterSpec, plans: &[AgentPlan]) -> Result<Vec<Mani
         for role in [Role::Node, Role::Cluster] {
             if let Some(agent) = unit.plan(plans, role) {
                 needs_token |= uses_service_account(&agent.plan);
-                docs.extend(agent_objects(unit, agent)?);
+                docs.extend(agent_objects(unit, agent, image)?);
             }
         }
         if needs_token {
@@ -332,7 +338,7 @@ fn unit_labels(unit: &Unit, role: Option<Role>) -> BTreeMap<String, String> {
 
 /// ConfigMap, then the DaemonSet (node) or the headless Service and the
 /// StatefulSet (cluster).
-fn agent_objects(unit: &Unit, agent: &AgentPlan) -> Result<Vec<Value>, ManifestError> {
+fn agent_objects(unit: &Unit, agent: &AgentPlan, image: &PinnedImage) -> Result<Vec<Value>, ManifestError> {
     let plan_name = agent.rel_path().display().to_string();
     let bytes = outpost_core::plan::encode(&agent.plan).map_err(|e| ManifestError::Encode {
         plan: plan_name.clone(),
@@ -355,7 +361,7 @@ fn agent_objects(unit: &Unit, agent: &AgentPlan) -> Result<Vec<Value>, ManifestE
         ..Default::default()
     };
     let secrets = secret_mounts(&agent.plan, &plan_name)?;
-    let template = pod_template(unit, agent, &bytes, &config_map_name, &plan_key, &secrets);
+    let template = pod_template(unit, agent, image, &bytes, &config_map_name, &plan_key, &secrets);
     let workload_name = format!("outpost-{}", role.as_str());
     let selector = LabelSelector {
         match_labels: Some(selector_labels(unit, role)),
@@ -432,6 +438,7 @@ fn wal_claim(plan: &Plan) -> PersistentVolumeClaim {
 fn pod_template(
     unit: &Unit,
     agent: &AgentPlan,
+    image: &PinnedImage,
     plan_bytes: &[u8],
     config_map_name: &str,
     plan_key: &str,
@@ -497,7 +504,7 @@ fn pod_template(
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("NODE_IP", "status.hostIP"),
         ]);
-        init_containers = Some(vec![wal_owner_container(&wal_dir)]);
+        init_containers = Some(vec![wal_owner_container(image, &wal_dir)]);
     }
     args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
     for s in secrets {
@@ -529,7 +536,7 @@ fn pod_template(
     }
     let container = Container {
         name: "outpost".into(),
-        image: Some(OUTPOST_IMAGE.into()),
+        image: Some(image.to_string()),
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(args),
         env,
@@ -592,16 +599,21 @@ fn pod_template(
     }
 }
 
-/// Runs as root with CHOWN only: the one thing the agent itself may not do.
-fn wal_owner_container(wal_dir: &str) -> Container {
+/// A hostPath is created root-owned and fsGroup does not apply to it, so
+/// the agent's own image hands the WAL directory to the agent's user first:
+/// `outpost chown-wal`, as root with CHOWN only, the one thing the agent
+/// itself may not do. The agent container keeps no capability at all.
+fn wal_owner_container(image: &PinnedImage, wal_dir: &str) -> Container {
     Container {
         name: "wal-owner".into(),
-        image: Some(WAL_INIT_IMAGE.into()),
+        image: Some(image.to_string()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec![
-            "chown".into(),
-            format!("{AGENT_UID}:{AGENT_UID}"),
+        args: Some(vec![
+            "chown-wal".into(),
+            "--wal-dir".into(),
             wal_dir.into(),
+            "--owner".into(),
+            format!("{AGENT_UID}:{AGENT_UID}"),
         ]),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
