@@ -66,7 +66,7 @@ pub fn build_plans(fleet: &Fleet) -> (Vec<AgentPlan>, Vec<Diagnostic>) {
     let mut cx = Cx::default();
     let root = DocPath::root();
     checks::check_receiver(&mut cx, fleet);
-    for d in crate::manifests::image::check_spec(fleet) {
+    if let Some(d) = crate::manifests::image::check_spec(fleet) {
         cx.push(d);
     }
     checks::check_fleet_names(&mut cx, fleet);
