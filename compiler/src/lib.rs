@@ -1,5 +1,6 @@
 //! outpostc as a library: load a fleet spec, check it, build one plan per
-//! agent, and render what is wrong with it.
+//! agent, and render what is wrong with it; verify a running deployment
+//! against it (`verify`).
 //!
 //! ```no_run
 //! let analysis = outpost_compiler::load_spec(std::path::Path::new("examples/fleet.yaml")).unwrap();
@@ -18,6 +19,7 @@ pub mod manifests;
 pub mod spec;
 pub mod tree;
 pub mod units;
+pub mod verify;
 
 pub use compile::{build_plans, AgentPlan};
 pub use diag::{Diagnostic, Severity, SourceFile, SpecFile};

@@ -1,9 +1,10 @@
 //! outpostc: check a fleet spec, compile it into plans, explain a plan,
-//! print the resource budget, and write the Kubernetes manifests. Exit codes: 0 ok, 1 spec errors, 2 usage
-//! or I/O errors.
+//! print the resource budget, write the Kubernetes manifests, and verify a
+//! running deployment. Exit codes: 0 ok, 1 spec errors (or, for verify, a
+//! failing row), 2 usage or I/O errors.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use outpost_compiler::{budget, explain, load_spec, manifests, Analysis};
+use outpost_compiler::{budget, explain, load_spec, manifests, units, verify, Analysis};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,6 +68,42 @@ enum Command {
         format: Format,
         #[arg(long)]
         deny_warnings: bool,
+    },
+    /// Ask the central query API whether every agent and job of the spec is
+    /// up, delivering, not failing or dropping, and labelled as the spec says.
+    Verify {
+        spec: PathBuf,
+        /// Base URL of a Prometheus-compatible query API (Thanos Query, Prometheus).
+        #[arg(long)]
+        query_url: String,
+        /// Header the query API reads the tenant from; check each tenant in its own view.
+        #[arg(long)]
+        tenant_header: Option<String>,
+        /// Tenant to query for agents that write without a tenant header.
+        #[arg(long, requires = "tenant_header")]
+        default_tenant: Option<String>,
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        #[arg(long, requires = "key_file")]
+        cert_file: Option<PathBuf>,
+        #[arg(long, requires = "cert_file")]
+        key_file: Option<PathBuf>,
+        #[arg(long)]
+        insecure_skip_verify: bool,
+        #[arg(long)]
+        bearer_token_file: Option<PathBuf>,
+        /// Range of the rate queries.
+        #[arg(long, default_value = verify::DEFAULT_WINDOW)]
+        window: String,
+        /// A target whose newest sample is older counts as stale [default: per job,
+        /// two intervals + batch deadline + remote timeout].
+        #[arg(long)]
+        max_age: Option<String>,
+        /// Largest clock offset against the receiver an agent may report.
+        #[arg(long, default_value = "2s")]
+        max_clock_offset: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
 }
 
@@ -190,6 +227,92 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Verify {
+            spec,
+            query_url,
+            tenant_header,
+            default_tenant,
+            ca_file,
+            cert_file,
+            key_file,
+            insecure_skip_verify,
+            bearer_token_file,
+            window,
+            max_age,
+            max_clock_offset,
+            format,
+        } => run_verify(VerifyArgs {
+            spec,
+            api: verify::ApiOptions {
+                url: query_url,
+                tenant_header,
+                default_tenant,
+                ca_file,
+                cert_file,
+                key_file,
+                insecure_skip_verify,
+                bearer_token_file,
+            },
+            window,
+            max_age,
+            max_clock_offset,
+            format,
+        }),
+    }
+}
+
+/// What `outpostc verify` was given.
+struct VerifyArgs {
+    spec: PathBuf,
+    api: verify::ApiOptions,
+    window: String,
+    max_age: Option<String>,
+    max_clock_offset: String,
+    format: Format,
+}
+
+fn run_verify(v: VerifyArgs) -> ExitCode {
+    let usage = |what: &str, e: String| {
+        eprintln!("error: {what}: {e}");
+        ExitCode::from(USAGE_OR_IO)
+    };
+    let seconds = |text: &str| units::parse_duration(text).map(|ms| ms as f64 / 1000.0);
+    if let Err(e) = units::parse_duration(&v.window) {
+        return usage("--window", e);
+    }
+    let max_age_s = match v.max_age.as_deref().map(seconds).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage("--max-age", e),
+    };
+    let max_clock_offset_s = match seconds(&v.max_clock_offset) {
+        Ok(s) => s,
+        Err(e) => return usage("--max-clock-offset", e),
+    };
+    let a = match load(&v.spec) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if a.has_errors() {
+        return ExitCode::from(report(&a, v.format, false));
+    }
+    let api = match verify::QueryApi::new(&v.api) {
+        Ok(api) => api,
+        Err(e) => return usage("query API", e.to_string()),
+    };
+    let thresholds = verify::Thresholds {
+        window: v.window,
+        max_age_s,
+        max_clock_offset_s,
+    };
+    match verify::verify(&a.plans, &api, &thresholds) {
+        Ok(r) => {
+            match v.format {
+                Format::Text => print!("{}", r.render_text()),
+                Format::Json => println!("{:#}", r.render_json()),
+            }
+            ExitCode::from(if r.failed() > 0 { SPEC_ERRORS } else { 0 })
+        }
+        Err(e) => usage("query API", e.to_string()),
     }
 }
 

@@ -147,3 +147,41 @@ fn budget_sits_beside_the_seed() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_exit_codes() {
+    let fleet = repo_file("examples/fleet.yaml");
+    // Nothing listens on a port just released: the API cannot be asked.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = outpostc(&["verify", &fleet, "--query-url", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: query API: query `up{cluster=~"),
+        "{stderr}"
+    );
+    let out = outpostc(&["verify", &fleet, "--query-url", &url, "--window", "5 minutes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
+    let out = outpostc(&[
+        "verify",
+        &fleet,
+        "--query-url",
+        &url,
+        "--ca-file",
+        "/nonexistent/ca.crt",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.crt"));
+    // A broken spec is reported as `check` does, before any query.
+    let broken = repo_file("compiler/tests/broken/bad-duration.yaml");
+    let out = outpostc(&["verify", &broken, "--query-url", &url, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["errors"], 1);
+}
