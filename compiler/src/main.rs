@@ -3,7 +3,7 @@
 //! running deployment. Exit codes: 0 ok, 1 spec errors (or, for verify, a
 //! failing row), 2 usage or I/O errors.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use outpost_compiler::{budget, explain, load_spec, manifests, units, verify, Analysis};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,40 +71,7 @@ enum Command {
     },
     /// Ask the central query API whether every agent and job of the spec is
     /// up, delivering, not failing or dropping, and labelled as the spec says.
-    Verify {
-        spec: PathBuf,
-        /// Base URL of a Prometheus-compatible query API (Thanos Query, Prometheus).
-        #[arg(long)]
-        query_url: String,
-        /// Header the query API reads the tenant from; check each tenant in its own view.
-        #[arg(long)]
-        tenant_header: Option<String>,
-        /// Tenant to query for agents that write without a tenant header.
-        #[arg(long, requires = "tenant_header")]
-        default_tenant: Option<String>,
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
-        #[arg(long, requires = "key_file")]
-        cert_file: Option<PathBuf>,
-        #[arg(long, requires = "cert_file")]
-        key_file: Option<PathBuf>,
-        #[arg(long)]
-        insecure_skip_verify: bool,
-        #[arg(long)]
-        bearer_token_file: Option<PathBuf>,
-        /// Range of the rate queries.
-        #[arg(long, default_value = verify::DEFAULT_WINDOW)]
-        window: String,
-        /// A target whose newest sample is older counts as stale [default: per job,
-        /// two intervals + batch deadline + remote timeout].
-        #[arg(long)]
-        max_age: Option<String>,
-        /// Largest clock offset against the receiver an agent may report.
-        #[arg(long, default_value = "2s")]
-        max_clock_offset: String,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Verify(Box<VerifyArgs>),
 }
 
 const USAGE_OR_IO: u8 = 2;
@@ -227,47 +194,44 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Verify {
-            spec,
-            query_url,
-            tenant_header,
-            default_tenant,
-            ca_file,
-            cert_file,
-            key_file,
-            insecure_skip_verify,
-            bearer_token_file,
-            window,
-            max_age,
-            max_clock_offset,
-            format,
-        } => run_verify(VerifyArgs {
-            spec,
-            api: verify::ApiOptions {
-                url: query_url,
-                tenant_header,
-                default_tenant,
-                ca_file,
-                cert_file,
-                key_file,
-                insecure_skip_verify,
-                bearer_token_file,
-            },
-            window,
-            max_age,
-            max_clock_offset,
-            format,
-        }),
+        Command::Verify(v) => run_verify(*v),
     }
 }
 
-/// What `outpostc verify` was given.
+/// What `outpostc verify` is given.
+#[derive(Args)]
 struct VerifyArgs {
     spec: PathBuf,
-    api: verify::ApiOptions,
+    /// Base URL of a Prometheus-compatible query API (Thanos Query, Prometheus).
+    #[arg(long)]
+    query_url: String,
+    /// Header the query API reads the tenant from; check each tenant in its own view.
+    #[arg(long)]
+    tenant_header: Option<String>,
+    /// Tenant to query for agents that write without a tenant header.
+    #[arg(long, requires = "tenant_header")]
+    default_tenant: Option<String>,
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[arg(long, requires = "key_file")]
+    cert_file: Option<PathBuf>,
+    #[arg(long, requires = "cert_file")]
+    key_file: Option<PathBuf>,
+    #[arg(long)]
+    insecure_skip_verify: bool,
+    #[arg(long)]
+    bearer_token_file: Option<PathBuf>,
+    /// Range of the rate queries.
+    #[arg(long, default_value = verify::DEFAULT_WINDOW)]
     window: String,
+    /// A target whose newest sample is older counts as stale [default: per job,
+    /// two intervals + batch deadline + remote timeout].
+    #[arg(long)]
     max_age: Option<String>,
+    /// Largest clock offset against the receiver an agent may report.
+    #[arg(long, default_value = "2s")]
     max_clock_offset: String,
+    #[arg(long, value_enum, default_value = "text")]
     format: Format,
 }
 
@@ -295,7 +259,16 @@ fn run_verify(v: VerifyArgs) -> ExitCode {
     if a.has_errors() {
         return ExitCode::from(report(&a, v.format, false));
     }
-    let api = match verify::QueryApi::new(&v.api) {
+    let api = match verify::QueryApi::new(&verify::ApiOptions {
+        url: v.query_url,
+        tenant_header: v.tenant_header,
+        default_tenant: v.default_tenant,
+        ca_file: v.ca_file,
+        cert_file: v.cert_file,
+        key_file: v.key_file,
+        insecure_skip_verify: v.insecure_skip_verify,
+        bearer_token_file: v.bearer_token_file,
+    }) {
         Ok(api) => api,
         Err(e) => return usage("query API", e.to_string()),
     };

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
@@ -216,7 +216,7 @@ impl QueryApi {
 }
 
 /// Every certificate in a PEM file; at least one.
-fn pem_certs(path: &PathBuf, pem: &[u8]) -> Result<Vec<Certificate<'static>>, QueryError> {
+fn pem_certs(path: &Path, pem: &[u8]) -> Result<Vec<Certificate<'static>>, QueryError> {
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(pem) {
         match item {
@@ -224,7 +224,7 @@ fn pem_certs(path: &PathBuf, pem: &[u8]) -> Result<Vec<Certificate<'static>>, Qu
             Ok(_) => {}
             Err(e) => {
                 return Err(QueryError::Pem {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     reason: e.to_string(),
                 })
             }
@@ -232,7 +232,7 @@ fn pem_certs(path: &PathBuf, pem: &[u8]) -> Result<Vec<Certificate<'static>>, Qu
     }
     if certs.is_empty() {
         return Err(QueryError::Pem {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: "holds no PEM certificate".into(),
         });
     }
