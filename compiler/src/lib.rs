@@ -15,6 +15,7 @@ pub mod budget;
 pub mod compile;
 pub mod diag;
 pub mod explain;
+pub mod import;
 pub mod manifests;
 pub mod spec;
 pub mod tree;
@@ -279,7 +280,7 @@ impl Origins {
     }
 }
 
-fn parse_tree(source: &SourceFile, file: usize, diags: &mut Vec<Diagnostic>) -> Option<Tree> {
+pub(crate) fn parse_tree(source: &SourceFile, file: usize, diags: &mut Vec<Diagnostic>) -> Option<Tree> {
     match serde_saphyr::from_str_with_options::<Spanned<Node>>(&source.text, parse_options()) {
         Ok(root) => Some(Tree { root }),
         Err(e) => {

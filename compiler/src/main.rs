@@ -1,10 +1,10 @@
 //! outpostc: check a fleet spec, compile it into plans, explain a plan,
-//! print the resource budget, write the Kubernetes manifests, and verify a
-//! running deployment. Exit codes: 0 ok, 1 spec errors (or, for verify, a
+//! print the resource budget, write the Kubernetes manifests, import a
+//! Prometheus config, and verify a running deployment. Exit codes: 0 ok, 1 spec errors (or, for verify, a
 //! failing row), 2 usage or I/O errors.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use outpost_compiler::{budget, explain, load_spec, manifests, units, verify, Analysis};
+use outpost_compiler::{budget, explain, import, load_spec, manifests, units, verify, Analysis};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -64,6 +64,24 @@ enum Command {
         spec: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Write a fleet spec from a prometheus.yml or kube-prometheus-stack values;
+    /// every key it cannot translate is reported with its place.
+    Import {
+        config: PathBuf,
+        /// Where to write the spec [default: standard output].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The cluster's name, when the external labels have no `cluster`.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// The cluster's role, when the external labels have no `role`.
+        #[arg(long)]
+        role: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[arg(long)]
@@ -195,7 +213,63 @@ fn main() -> ExitCode {
             }
         }
         Command::Verify(v) => run_verify(*v),
+        Command::Import {
+            config,
+            output,
+            cluster,
+            role,
+            format,
+            deny_warnings,
+        } => run_import(
+            &config,
+            output.as_deref(),
+            &import::ImportOptions { cluster, role },
+            format,
+            deny_warnings,
+        ),
     }
+}
+
+fn run_import(
+    config: &Path,
+    output: Option<&Path>,
+    options: &import::ImportOptions,
+    format: Format,
+    deny_warnings: bool,
+) -> ExitCode {
+    let imported = match import::import_file(config, options) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", config.display());
+            return ExitCode::from(USAGE_OR_IO);
+        }
+    };
+    let (errors, warnings) = imported.counts();
+    match format {
+        Format::Text => {
+            eprint!("{}", imported.render_text(terminal_width()));
+            eprintln!("{}: {errors} error(s), {warnings} warning(s)", config.display());
+        }
+        Format::Json => println!("{:#}", imported.render_json()),
+    }
+    let Some(yaml) = imported.yaml.as_ref().filter(|_| errors == 0) else {
+        return ExitCode::from(SPEC_ERRORS);
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, yaml) {
+                eprintln!("error: writing {}: {e}", path.display());
+                return ExitCode::from(USAGE_OR_IO);
+            }
+        }
+        None if format == Format::Text => print!("{yaml}"),
+        None => {}
+    }
+    ExitCode::from(if deny_warnings && warnings > 0 {
+        SPEC_ERRORS
+    } else {
+        0
+    })
 }
 
 /// What `outpostc verify` is given.
@@ -301,11 +375,7 @@ fn report(a: &Analysis, format: Format, deny_warnings: bool) -> u8 {
     match format {
         Format::Text => {
             if !a.diagnostics.is_empty() {
-                let width = std::env::var("COLUMNS")
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(100);
-                eprint!("{}", a.render_text(width));
+                eprint!("{}", a.render_text(terminal_width()));
             }
             let (errors, warnings) = a.counts();
             eprintln!("{}: {errors} error(s), {warnings} warning(s)", a.name());
@@ -317,6 +387,14 @@ fn report(a: &Analysis, format: Format, deny_warnings: bool) -> u8 {
     } else {
         0
     }
+}
+
+/// Diagnostics wrap at `COLUMNS`, or 100.
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
 }
 
 fn write_plans(a: &Analysis, dir: &Path) -> Result<usize, String> {
