@@ -185,3 +185,36 @@ fn verify_exit_codes() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["errors"], 1);
 }
+
+#[test]
+fn import_writes_a_spec_that_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("fleet.yaml");
+    let config = repo_file("compiler/tests/import/kube-prometheus-stack.yaml");
+    let out = outpostc(&["import", &config, "-o", spec.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kube-prometheus-stack.yaml:59:1"), "{stderr}");
+    assert!(stderr.ends_with("0 error(s), 11 warning(s)\n"), "{stderr}");
+    assert_eq!(
+        outpostc(&["check", spec.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        outpostc(&["import", "--deny-warnings", &config]).status.code(),
+        Some(1)
+    );
+    let out = outpostc(&["import", "--format", "json", &config]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["warnings"], 11);
+    assert!(json["spec"].as_str().unwrap().contains("- name: edge-11\n"));
+    assert_eq!(
+        outpostc(&["import", "/nonexistent/prometheus.yml"]).status.code(),
+        Some(2)
+    );
+}
