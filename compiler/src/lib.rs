@@ -1,5 +1,6 @@
 //! outpostc as a library: load a fleet spec, check it, build one plan per
-//! agent, and render what is wrong with it.
+//! agent, and render what is wrong with it; verify a running deployment
+//! against it (`verify`).
 //!
 //! ```no_run
 //! let analysis = outpost_compiler::load_spec(std::path::Path::new("examples/fleet.yaml")).unwrap();
@@ -14,10 +15,12 @@ pub mod budget;
 pub mod compile;
 pub mod diag;
 pub mod explain;
+pub mod import;
 pub mod manifests;
 pub mod spec;
 pub mod tree;
 pub mod units;
+pub mod verify;
 
 pub use compile::{build_plans, AgentPlan};
 pub use diag::{Diagnostic, Severity, SourceFile, SpecFile};
@@ -284,7 +287,7 @@ impl Origins {
     }
 }
 
-fn parse_tree(source: &SourceFile, file: usize, diags: &mut Vec<Diagnostic>) -> Option<Tree> {
+pub(crate) fn parse_tree(source: &SourceFile, file: usize, diags: &mut Vec<Diagnostic>) -> Option<Tree> {
     match serde_saphyr::from_str_with_options::<Spanned<Node>>(&source.text, parse_options()) {
         Ok(root) => Some(Tree { root }),
         Err(e) => {

@@ -1,6 +1,7 @@
-//! A shape-only view of the YAML document with the place of every node, so
-//! a diagnostic can carry a path (keys and indices) and be turned into
-//! `file:line:col` only when it is rendered.
+//! A view of the YAML document with the place of every node, so a
+//! diagnostic can carry a path (keys and indices) and be turned into
+//! `file:line:col` only when it is rendered. Scalars keep their text, which
+//! `import` reads.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -82,7 +83,8 @@ impl Pos {
 pub enum Node {
     Map(Vec<(Spanned<KeyText>, Spanned<Node>)>),
     Seq(Vec<Spanned<Node>>),
-    Scalar,
+    /// The text as YAML gave it (numbers and booleans written out); `None` for null.
+    Scalar(Option<String>),
 }
 
 /// A mapping key as text, whatever scalar type YAML gave it.
@@ -128,35 +130,35 @@ impl<'de> Deserialize<'de> for Node {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any YAML node")
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(v.to_string())))
             }
-            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(String::from_utf8_lossy(v).into_owned())))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Node, D2::Error> {
                 Node::deserialize(d)
@@ -215,7 +217,7 @@ impl Tree {
             }
         }
         let value_pos = Pos::from_location(node.referenced);
-        let scalar_with_span = matches!(node.value, Node::Scalar) && value_pos.is_some_and(|p| p.len > 0);
+        let scalar_with_span = matches!(node.value, Node::Scalar(_)) && value_pos.is_some_and(|p| p.len > 0);
         if found_all && scalar_with_span && !on_key {
             return value_pos;
         }

@@ -147,3 +147,74 @@ fn budget_sits_beside_the_seed() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_exit_codes() {
+    let fleet = repo_file("examples/fleet.yaml");
+    // Nothing listens on a port just released: the API cannot be asked.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = outpostc(&["verify", &fleet, "--query-url", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: query API: query `up{cluster=~"),
+        "{stderr}"
+    );
+    let out = outpostc(&["verify", &fleet, "--query-url", &url, "--window", "5 minutes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
+    let out = outpostc(&[
+        "verify",
+        &fleet,
+        "--query-url",
+        &url,
+        "--ca-file",
+        "/nonexistent/ca.crt",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.crt"));
+    // A broken spec is reported as `check` does, before any query.
+    let broken = repo_file("compiler/tests/broken/bad-duration.yaml");
+    let out = outpostc(&["verify", &broken, "--query-url", &url, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["errors"], 1);
+}
+
+#[test]
+fn import_writes_a_spec_that_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("fleet.yaml");
+    let config = repo_file("compiler/tests/import/kube-prometheus-stack.yaml");
+    let out = outpostc(&["import", &config, "-o", spec.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kube-prometheus-stack.yaml:59:1"), "{stderr}");
+    assert!(stderr.ends_with("0 error(s), 11 warning(s)\n"), "{stderr}");
+    assert_eq!(
+        outpostc(&["check", spec.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        outpostc(&["import", "--deny-warnings", &config]).status.code(),
+        Some(1)
+    );
+    let out = outpostc(&["import", "--format", "json", &config]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["warnings"], 11);
+    assert!(json["spec"].as_str().unwrap().contains("- name: edge-11\n"));
+    assert_eq!(
+        outpostc(&["import", "/nonexistent/prometheus.yml"]).status.code(),
+        Some(2)
+    );
+}

@@ -337,7 +337,7 @@ pub struct HttpRequest {
 
 /// Reads requests off one connection until it closes and answers each with
 /// `respond` -> (status, extra headers, body).
-fn serve_connection(
+pub fn serve_connection(
     mut s: TcpStream,
     stop: &AtomicBool,
     mut respond: impl FnMut(HttpRequest) -> (u16, Vec<(String, String)>, Vec<u8>),

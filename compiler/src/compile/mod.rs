@@ -26,7 +26,7 @@ mod tenants;
 mod verify;
 
 pub use names::{is_dns_label, is_label_name, ksm_label_name};
-pub use relabel::check_regex;
+pub use relabel::{apply_rules, check_regex};
 pub use tenants::tenant_filter_regex;
 
 use crate::diag::Diagnostic;

@@ -260,3 +260,38 @@ fn relabel_rule(cx: &mut Cx, s: &mut Interner, r: &RelabelSpec, path: &DocPath) 
         replacement: s.id(r.replacement.as_deref().unwrap_or("$1")),
     })
 }
+
+/// Runs `rules` over one label set as the agent would, after checking them
+/// as the compiler does: the labels that come out (sorted by name), or
+/// `None` when the rules drop the set. `Err` holds the rules' errors, with
+/// paths relative to the list. `import` uses it to apply Prometheus's
+/// target relabeling to static targets.
+pub fn apply_rules(
+    rules: &[RelabelSpec],
+    labels: &[(String, String)],
+) -> Result<Option<Vec<(String, String)>>, Vec<Diagnostic>> {
+    let mut cx = Cx::default();
+    let mut s = Interner::default();
+    let compiled = relabel_rules(&mut cx, &mut s, rules, &DocPath::root());
+    let errors: Vec<Diagnostic> = cx.finish().into_iter().filter(Diagnostic::is_error).collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let probe = probe_plan(s.into_strings());
+    // Room for every label the rules may add, with their longest values.
+    let bytes = 64 * 1024 + labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let build_error = |e: String| vec![Diagnostic::error("bad-regex", DocPath::root(), e)];
+    let mut program = outpost_core::relabel::RelabelProgram::build(&probe, &compiled, bytes)
+        .map_err(|e| build_error(e.to_string()))?;
+    let mut set =
+        outpost_core::labels::LabelSet::with_capacity(labels.len() + 2 * rules.len() + 8, 2 * bytes);
+    for (k, v) in labels {
+        set.set(k, v).map_err(|e| build_error(e.to_string()))?;
+    }
+    set.sort();
+    let kept = program
+        .try_apply(&mut set)
+        .map_err(|e| build_error(e.to_string()))?;
+    set.sort();
+    Ok(kept.then(|| set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+}
