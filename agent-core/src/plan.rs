@@ -637,16 +637,28 @@ impl Plan {
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);
-        // Each shard holds `capacity` samples read ahead plus the batch in
-        // flight, compressed and uncompressed.
-        let per_sample = u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send.max(1));
+        let batch = u64::from(q.max_batch_bytes);
+        // Each shard may read `capacity` samples ahead of the
+        // `max_samples_per_send` it is sending (Prometheus's model, by which
+        // the seed's queue settings are judged) and holds one request on its
+        // connection. Then, once: the index of the records in the sender's
+        // window, the record list of a run and the request body being
+        // joined from the records.
+        let per_sample = batch / u64::from(q.max_samples_per_send.max(1));
+        let window = crate::queue::Window::of(q);
         let queue = shards
             * ((u64::from(q.capacity) + u64::from(q.max_samples_per_send))
                 * per_sample.max(MIN_SAMPLE_BYTES)
-                + snappy_max_len(u64::from(q.max_batch_bytes))
-                + REQUEST_HEAD_BYTES);
-        // The batch being filled plus the one being encoded into the WAL.
-        let batching = 2 * u64::from(q.max_batch_bytes);
+                + snappy_max_len(batch)
+                + REQUEST_HEAD_BYTES)
+            + window.records as u64 * RECORD_INDEX_BYTES
+            + RUN_LIST_BYTES
+            + snappy_max_len(batch)
+            + REQUEST_HEAD_BYTES;
+        // One batch per shard filled by a scrape's commit, the record being
+        // compressed into the WAL, and the scratch in which a record that
+        // aged during an outage is filtered sample by sample.
+        let batching = (shards + 1) * batch + snappy_max_len(batch);
         let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
         let inflate = targets.len() as u64 * INFLATE_STATE_BYTES;
         MemoryBreakdown {
@@ -688,6 +700,13 @@ pub const SERIES_ID_LIST_BYTES: u64 = 16;
 pub const REQUEST_HEAD_BYTES: u64 = 4 * 1024;
 /// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).
 pub const MIN_SAMPLE_BYTES: u64 = 64;
+/// One record in the sender's window: the sender's entry and the WAL's
+/// location of it (the agent's tests hold both to this).
+pub const RECORD_INDEX_BYTES: u64 = 128;
+/// The record list of one run: at most [`crate::queue::RECORDS_PER_SHARD`]
+/// records' metadata.
+pub const RUN_LIST_BYTES: u64 =
+    (crate::queue::RECORDS_PER_SHARD * core::mem::size_of::<crate::queue::RecordMeta>()) as u64;
 /// One client connection: TLS state, request and response buffers.
 pub const CONNECTION_BYTES: u64 = 64 * 1024;
 /// miniz_oxide's inflate state with its 32 KiB window.
