@@ -1147,11 +1147,11 @@ impl Shipping {
                 let outcome = self.sender.handle_response(run, head.status, retry_after, now);
                 if !head.is_success() {
                     log::warn(
-                        "receiver refused a request",
+                        "receiver refused a batch",
                         &[
                             ("url", &self.receiver_url),
                             ("status", &head.status),
-                            ("run", &run),
+                            ("batch", &run),
                             ("outcome", &outcome_name(&outcome)),
                         ],
                     );

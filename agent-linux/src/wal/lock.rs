@@ -23,7 +23,8 @@ const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// Why the WAL directory could not be locked.
 #[derive(Debug)]
 pub enum LockError {
-    /// Another process holds the lock (and still did after `waited`).
+    /// Another process holds the lock (and still did after `waited`, zero
+    /// when the caller did not wait).
     Held {
         dir: PathBuf,
         holder_pid: Option<u32>,
@@ -101,7 +102,7 @@ impl WalLock {
                 return Err(LockError::Held {
                     dir: dir.to_path_buf(),
                     holder_pid: read_pid(&mut file),
-                    waited,
+                    waited: if wait.is_zero() { wait } else { waited },
                 });
             }
             std::thread::sleep(RETRY_EVERY.min(wait - waited));
