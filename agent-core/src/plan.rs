@@ -638,27 +638,23 @@ impl Plan {
         let q = &self.queue;
         let shards = u64::from(q.max_shards);
         let batch = u64::from(q.max_batch_bytes);
-        // Each shard may read `capacity` samples ahead of the
+        // Each shard may hold `capacity` samples ahead of the
         // `max_samples_per_send` it is sending (Prometheus's model, by which
-        // the seed's queue settings are judged) and holds one request on its
-        // connection. Then, once: the index of the records in the sender's
-        // window, the record list of a run and the request body being
-        // joined from the records.
+        // the seed's queue settings are judged), and its connection holds
+        // one request. outpost keeps the samples on disk: what it holds per
+        // sample of that allowance is the index of the records in the
+        // sender's window, which `queue::Window::of` keeps within it.
         let per_sample = batch / u64::from(q.max_samples_per_send.max(1));
-        let window = crate::queue::Window::of(q);
         let queue = shards
             * ((u64::from(q.capacity) + u64::from(q.max_samples_per_send))
                 * per_sample.max(MIN_SAMPLE_BYTES)
                 + snappy_max_len(batch)
-                + REQUEST_HEAD_BYTES)
-            + window.records as u64 * RECORD_INDEX_BYTES
-            + RUN_LIST_BYTES
-            + snappy_max_len(batch)
-            + REQUEST_HEAD_BYTES;
-        // One batch per shard filled by a scrape's commit, the record being
-        // compressed into the WAL, and the scratch in which a record that
-        // aged during an outage is filtered sample by sample.
-        let batching = (shards + 1) * batch + snappy_max_len(batch);
+                + REQUEST_HEAD_BYTES);
+        // The batch being filled and the record being compressed into the
+        // WAL; at send time the scratch a record that aged during an outage
+        // is filtered in, the record list of a run and the body joined from
+        // its records.
+        let batching = 3 * batch + snappy_max_len(batch) + JOIN_PREAMBLE_BYTES + RUN_LIST_BYTES;
         let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
         let inflate = targets.len() as u64 * INFLATE_STATE_BYTES;
         MemoryBreakdown {
@@ -703,6 +699,8 @@ pub const MIN_SAMPLE_BYTES: u64 = 64;
 /// One record in the sender's window: the sender's entry and the WAL's
 /// location of it (the agent's tests hold both to this).
 pub const RECORD_INDEX_BYTES: u64 = 128;
+/// Room for the preamble of a request body joined from records.
+pub const JOIN_PREAMBLE_BYTES: u64 = crate::snappy::PREAMBLE_ROOM as u64;
 /// The record list of one run: at most [`crate::queue::RECORDS_PER_SHARD`]
 /// records' metadata.
 pub const RUN_LIST_BYTES: u64 =

@@ -162,13 +162,16 @@ pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
 
 impl Window {
     /// The window a plan's queue calls for: per shard, `capacity` samples
-    /// ahead of the `max_samples_per_send` being sent (what the compiler's
-    /// memory model budgets), and [`RECORDS_PER_SHARD`] records, never more
-    /// records than samples since a record holds at least one.
+    /// ahead of the `max_samples_per_send` being sent, and
+    /// [`RECORDS_PER_SHARD`] records, but never more records than the
+    /// compiler's memory model pays for: it budgets at least
+    /// [`plan::MIN_SAMPLE_BYTES`] per sample of that allowance, and a record
+    /// costs [`plan::RECORD_INDEX_BYTES`].
     pub fn of(queue: &plan::Queue) -> Window {
         let shards = u64::from(queue.max_shards.max(1));
         let samples = shards * (u64::from(queue.capacity) + u64::from(queue.max_samples_per_send.max(1)));
-        let records = (RECORDS_PER_SHARD as u64 * shards).min(samples) as usize;
+        let paid_for = samples * plan::MIN_SAMPLE_BYTES / plan::RECORD_INDEX_BYTES;
+        let records = (RECORDS_PER_SHARD as u64 * shards).min(paid_for).max(1) as usize;
         Window { records, samples }
     }
 }
