@@ -82,7 +82,7 @@ struct Segment {
 
 /// Where an unsent record lives.
 #[derive(Debug, Clone, Copy)]
-pub struct Located {
+struct Located {
     meta: RecordMeta,
     segment: u32,
     offset: u64,
@@ -1090,5 +1090,15 @@ mod tests {
         assert!(matches!(err, LockError::Held { .. }), "{err}");
         drop(wal);
         WalLock::acquire(dir.path(), std::time::Duration::ZERO).expect("released with the WAL");
+    }
+
+    #[test]
+    fn a_record_held_in_memory_costs_what_the_memory_model_says() {
+        let held = std::mem::size_of::<Located>() + outpost_core::queue::ENTRY_BYTES;
+        assert!(
+            held as u64 <= outpost_core::plan::RECORD_INDEX_BYTES,
+            "{held} bytes per record, the model says {}",
+            outpost_core::plan::RECORD_INDEX_BYTES
+        );
     }
 }
