@@ -195,7 +195,14 @@ impl Batcher {
     /// Finalizes and appends one sample of a series that no table keeps
     /// (the synthetic `up` and `scrape_*` series, one-off pushes). `_now_ms`:
     /// see [`Batcher::push_ids`].
-    pub fn push(&mut self, labels: &LabelSet, value: f64, ts_ms: i64, _now_ms: u64, sink: &mut dyn BatchSink) {
+    pub fn push(
+        &mut self,
+        labels: &LabelSet,
+        value: f64,
+        ts_ms: i64,
+        _now_ms: u64,
+        sink: &mut dyn BatchSink,
+    ) {
         if let Err(why) = self.finalize(labels) {
             return self.count_dropped(why);
         }

@@ -449,9 +449,7 @@ impl Sender {
         let full = self.entries.len() >= self.window.records
             || self.window_samples + u64::from(meta.samples) > self.window.samples;
         if full && !self.entries.is_empty() {
-            return Err(WindowFull {
-                window: self.window,
-            });
+            return Err(WindowFull { window: self.window });
         }
         debug_assert!(self.next_seq.is_none_or(|n| meta.seq >= n), "seq must increase");
         self.next_seq = Some(meta.seq + 1);
@@ -686,7 +684,11 @@ impl Sender {
             return false;
         };
         let (mut records, mut samples) = (0u64, 0u64);
-        for e in self.entries.iter().filter(|e| e.state == State::InRun && usize::from(e.meta.shard) == shard) {
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.state == State::InRun && usize::from(e.meta.shard) == shard)
+        {
             records += 1;
             samples += u64::from(e.live_samples());
         }
@@ -735,11 +737,20 @@ impl Sender {
 
     /// The receiver's answer to run `run`. `retry_after_ms` is the parsed
     /// `Retry-After` header, if any.
-    pub fn handle_response(&mut self, run: u64, status: u16, retry_after_ms: Option<u64>, now_ms: u64) -> Outcome {
+    pub fn handle_response(
+        &mut self,
+        run: u64,
+        status: u16,
+        retry_after_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Outcome {
         let Some(shard) = self.shard_of(run, true) else {
             return Outcome::Unknown { run };
         };
-        let sent_ms = self.shard_states[shard].run.and_then(|r| r.sent_ms).unwrap_or(now_ms);
+        let sent_ms = self.shard_states[shard]
+            .run
+            .and_then(|r| r.sent_ms)
+            .unwrap_or(now_ms);
         self.throughput.busy_ms += now_ms.saturating_sub(sent_ms);
         let reason = match status {
             200..=299 => None,
@@ -872,7 +883,8 @@ impl Sender {
             e.meta.shard %= max_shards;
         }
         self.window = Window::of(queue);
-        self.entries.reserve(self.window.records.saturating_sub(self.entries.len()));
+        self.entries
+            .reserve(self.window.records.saturating_sub(self.entries.len()));
         self.shard_states = vec![ShardState::default(); usize::from(max_shards)];
         self.shard_seen = vec![0; usize::from(max_shards)];
         self.scan = 0;

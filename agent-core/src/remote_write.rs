@@ -358,10 +358,13 @@ fn read_field(buf: &[u8], start: usize) -> Result<Field, WireError> {
         }
     };
     let payload_start = if wire == WIRE_VARINT { at - len } else { at };
-    let end = payload_start.checked_add(len).filter(|&e| e <= buf.len()).ok_or(WireError {
-        at: start,
-        what: "field runs past the end",
-    })?;
+    let end = payload_start
+        .checked_add(len)
+        .filter(|&e| e <= buf.len())
+        .ok_or(WireError {
+            at: start,
+            what: "field runs past the end",
+        })?;
     Ok(Field {
         number: key >> 3,
         wire,

@@ -24,9 +24,15 @@ pub enum RecordError {
     Snappy(SnappyError),
     Wire(WireError),
     /// The payload decompresses to more than `max_batch_bytes`.
-    TooLarge { raw_bytes: usize, limit: usize },
+    TooLarge {
+        raw_bytes: usize,
+        limit: usize,
+    },
     /// The payload holds another number of samples than its header says.
-    SampleCount { header: u32, payload: u32 },
+    SampleCount {
+        header: u32,
+        payload: u32,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -39,7 +45,10 @@ impl fmt::Display for RecordError {
                 "record holds {raw_bytes} bytes uncompressed, more than queue.max_batch_bytes ({limit})"
             ),
             RecordError::SampleCount { header, payload } => {
-                write!(f, "record header says {header} samples, its payload holds {payload}")
+                write!(
+                    f,
+                    "record header says {header} samples, its payload holds {payload}"
+                )
             }
         }
     }
@@ -96,7 +105,8 @@ impl RequestBuilder {
         }
         self.raw.resize(raw_bytes, 0);
         snappy::decompress(payload, &mut self.raw).map_err(RecordError::Snappy)?;
-        let retained = remote_write::retain_samples_since(&mut self.raw, cutoff).map_err(RecordError::Wire)?;
+        let retained =
+            remote_write::retain_samples_since(&mut self.raw, cutoff).map_err(RecordError::Wire)?;
         let counted = retained.kept + retained.dropped;
         if counted != meta.samples {
             return Err(RecordError::SampleCount {

@@ -658,7 +658,9 @@ fn run(cfg: SimConfig) -> SimResult {
         while in_flight.first().is_some_and(|f| f.arrives <= now) {
             let f = in_flight.remove(0);
             let outcome = match f.answer {
-                Answer::Status(status, retry_after) => sender.handle_response(f.run, status, retry_after, now),
+                Answer::Status(status, retry_after) => {
+                    sender.handle_response(f.run, status, retry_after, now)
+                }
                 Answer::TransportError => sender.handle_transport_error(f.run, now),
             };
             match (f.answer, outcome) {
@@ -786,9 +788,14 @@ fn run(cfg: SimConfig) -> SimResult {
             let at = request.finish(&mut body);
             let got = samples_of(wire::decode_snappy(&body[at..]).expect("a joined body decodes"));
             let bits = |v: &[(SeriesKey, f64, i64)]| -> Vec<(SeriesKey, u64, i64)> {
-                v.iter().map(|(k, x, t)| (k.clone(), value_bits(*x), *t)).collect()
+                v.iter()
+                    .map(|(k, x, t)| (k.clone(), value_bits(*x), *t))
+                    .collect()
             };
-            assert!(bits(&got) == bits(&want), "the body is the records' fresh samples, in order");
+            assert!(
+                bits(&got) == bits(&want),
+                "the body is the records' fresh samples, in order"
+            );
             assert!(got.len() <= cfg.queue.max_samples_per_send as usize);
             assert!(request.raw_len() <= u64::from(cfg.queue.max_batch_bytes));
             assert!(sender.handle_built(run.id, (body.len() - at) as u64, now));
@@ -1389,7 +1396,8 @@ fn records_aging_through_a_long_outage_lose_only_their_old_samples() {
             .filter(|(k, _, ts)| {
                 let scraped = ts + own_age_ms;
                 k.starts_with(&format!("__name__={name},"))
-                    && (scraped < OUTAGE_START as i64 || *ts >= (OUTAGE_END + DRAIN_MS as u64 - MAX_AGE) as i64)
+                    && (scraped < OUTAGE_START as i64
+                        || *ts >= (OUTAGE_END + DRAIN_MS as u64 - MAX_AGE) as i64)
             })
             .collect();
         assert!(

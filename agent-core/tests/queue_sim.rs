@@ -4,9 +4,7 @@
 //! into runs at send time.
 
 use outpost_core::plan::Queue;
-use outpost_core::queue::{
-    DropReason, Outcome, RecordMeta, Run, Sender, Window, RECORDS_PER_SHARD,
-};
+use outpost_core::queue::{DropReason, Outcome, RecordMeta, Run, Sender, Window, RECORDS_PER_SHARD};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -76,15 +74,24 @@ fn runs_join_a_shards_consecutive_records_up_to_max_samples_per_send() {
     let (b, seqs_b) = send(&mut s, T0).unwrap();
     assert_eq!((b.shard, seqs_b), (1, (1..20).step_by(2).collect::<Vec<_>>()));
     assert_eq!(poll(&mut s, T0), None, "one run in flight per shard");
-    assert_eq!(s.handle_response(b.id, 200, None, T0 + 5), Outcome::Acked { run: 1 });
+    assert_eq!(
+        s.handle_response(b.id, 200, None, T0 + 5),
+        Outcome::Acked { run: 1 }
+    );
     assert_eq!(s.ack_floor(), Some(0), "shard 0's run is still in flight");
     // What is left of shard 1 (two records) is not full: it waits for the
     // deadline of its oldest record.
     assert_eq!(poll(&mut s, T0 + 5), None);
     assert_eq!(s.poll_timeout(), Some(T0 + DEADLINE_MS));
-    assert_eq!(s.handle_response(a.id, 204, None, T0 + 6), Outcome::Acked { run: 0 });
+    assert_eq!(
+        s.handle_response(a.id, 204, None, T0 + 6),
+        Outcome::Acked { run: 0 }
+    );
     assert_eq!(s.ack_floor(), Some(20));
-    assert_eq!(s.handle_response(a.id, 200, None, T0 + 6), Outcome::Unknown { run: 0 });
+    assert_eq!(
+        s.handle_response(a.id, 200, None, T0 + 6),
+        Outcome::Unknown { run: 0 }
+    );
     assert_eq!(poll(&mut s, T0 + DEADLINE_MS - 1), None);
     let (c, seqs_c) = send(&mut s, T0 + DEADLINE_MS).unwrap();
     assert_eq!((c.shard, seqs_c), (0, vec![20, 22, 24]));
@@ -138,7 +145,11 @@ fn runs_stay_within_the_byte_bounds_and_an_unknown_size_goes_alone() {
         s.handle_enqueued(r, T0).unwrap();
     }
     let (_, seqs) = poll(&mut s, T0).unwrap();
-    assert_eq!(seqs, vec![0, 1], "23,365 compressed bytes hold two records of 10,000");
+    assert_eq!(
+        seqs,
+        vec![0, 1],
+        "23,365 compressed bytes hold two records of 10,000"
+    );
 }
 
 /// Prometheus's batch deadline: a shard waits for more samples only until
@@ -202,7 +213,10 @@ fn hour_long_outage_backs_off_exponentially_capped_at_max() {
     assert!(delays[8..].iter().all(|&d| d == 5000));
     assert_eq!(s.counters.retried_samples_total, 100 * delays.len() as u64);
     assert_eq!(s.counters.failed_samples_total, 0);
-    assert_eq!(s.handle_response(run.id, 200, None, now), Outcome::Acked { run: 0 });
+    assert_eq!(
+        s.handle_response(run.id, 200, None, now),
+        Outcome::Acked { run: 0 }
+    );
     assert_eq!(s.counters.samples_total, 100 * (delays.len() as u64 + 1));
     assert_eq!(s.ack_floor(), Some(1));
 }
@@ -276,7 +290,11 @@ fn out_of_bounds_409_is_dropped_and_does_not_block_the_shard() {
             reason: DropReason::Http4xx
         }
     );
-    assert_eq!(send(&mut s, T0).map(|r| r.1), Some(vec![1]), "next run goes at once");
+    assert_eq!(
+        send(&mut s, T0).map(|r| r.1),
+        Some(vec![1]),
+        "next run goes at once"
+    );
     assert_eq!(
         s.handle_response(1, 400, None, T0),
         Outcome::Dropped {
@@ -341,11 +359,18 @@ fn age_is_judged_per_record_and_sample_at_send_time() {
     assert_eq!(seqs, vec![1, 2], "record 4 aged out whole");
     s.handle_aged_out(1, 60);
     assert!(s.handle_built(retry.id, 900, later));
-    assert_eq!(s.handle_response(retry.id, 200, None, later), Outcome::Acked { run: 1 });
+    assert_eq!(
+        s.handle_response(retry.id, 200, None, later),
+        Outcome::Acked { run: 1 }
+    );
     let c = s.counters;
     assert_eq!(c.dropped_too_old, 200 + 60 + 100);
     assert_eq!(c.succeeded_samples_total, 40 + 100);
-    assert_eq!(c.succeeded_samples_total + c.dropped_too_old, 500, "every sample once");
+    assert_eq!(
+        c.succeeded_samples_total + c.dropped_too_old,
+        500,
+        "every sample once"
+    );
     assert_eq!(c.failed_samples_total, 0, "age drops are not receiver failures");
     assert_eq!(s.ack_floor(), Some(5));
 }
@@ -379,7 +404,10 @@ fn lost_records_are_counted_once_under_their_reason() {
     assert!(s.handle_lost(3, DropReason::WalFull));
     assert!(s.handle_lost(4, DropReason::WalFull));
     assert!(!s.handle_built(run.id, 0, t));
-    assert_eq!(s.handle_response(run.id, 200, None, t), Outcome::Unknown { run: 3 });
+    assert_eq!(
+        s.handle_response(run.id, 200, None, t),
+        Outcome::Unknown { run: 3 }
+    );
     let c = s.counters;
     assert_eq!((c.dropped_wal_full, c.dropped_wal_corrupt), (300, 100));
     assert_eq!(c.failed_samples_total, 0);
@@ -398,18 +426,39 @@ fn the_window_is_bounded_in_records_and_in_samples() {
             samples: 4 * 3_000
         }
     );
-    let mut s = Sender::with_window(&q, Window { records: 3, samples: 250 });
+    let mut s = Sender::with_window(
+        &q,
+        Window {
+            records: 3,
+            samples: 250,
+        },
+    );
     s.handle_enqueued(record(0, 0, T0), T0).unwrap();
     s.handle_enqueued(record(1, 0, T0), T0).unwrap();
     assert!(s.has_room(), "200 of 250 samples");
-    assert!(s.handle_enqueued(record(2, 0, T0), T0).is_err(), "300 would cross 250");
-    let mut s = Sender::with_window(&q, Window { records: 2, samples: 10_000 });
+    assert!(
+        s.handle_enqueued(record(2, 0, T0), T0).is_err(),
+        "300 would cross 250"
+    );
+    let mut s = Sender::with_window(
+        &q,
+        Window {
+            records: 2,
+            samples: 10_000,
+        },
+    );
     s.handle_enqueued(record(0, 0, T0), T0).unwrap();
     s.handle_enqueued(record(1, 0, T0), T0).unwrap();
     assert!(!s.has_room());
     assert!(s.handle_enqueued(record(2, 0, T0), T0).is_err());
     // A record larger than the whole sample bound still goes, alone.
-    let mut s = Sender::with_window(&q, Window { records: 4, samples: 50 });
+    let mut s = Sender::with_window(
+        &q,
+        Window {
+            records: 4,
+            samples: 50,
+        },
+    );
     s.handle_enqueued(record(0, 0, T0), T0).unwrap();
     assert!(s.handle_enqueued(record(1, 0, T0), T0).is_err());
 }
@@ -423,7 +472,13 @@ fn the_window_is_bounded_in_records_and_in_samples() {
 fn three_hour_outage_drops_too_old_and_delivers_fresh_data() {
     let mut q = queue();
     q.max_sample_age_ms = HOUR_MS;
-    let mut s = Sender::with_window(&q, Window { records: 16, samples: 10_000 });
+    let mut s = Sender::with_window(
+        &q,
+        Window {
+            records: 16,
+            samples: 10_000,
+        },
+    );
     let mut wal: VecDeque<RecordMeta> = VecDeque::new();
     let mut next_seq = 0u64;
     let mut next_scrape = T0;
@@ -444,7 +499,9 @@ fn three_hour_outage_drops_too_old_and_delivers_fresh_data() {
         }
         let mut records = Vec::with_capacity(RECORDS_PER_SHARD);
         while let Some(run) = s.poll_transmit(now, now as i64, &mut records) {
-            assert!(records.iter().all(|r| r.newest_timestamp_ms >= now as i64 - HOUR_MS as i64));
+            assert!(records
+                .iter()
+                .all(|r| r.newest_timestamp_ms >= now as i64 - HOUR_MS as i64));
             s.handle_built(run.id, 100, now);
             let status = if now < outage_end { 503 } else { 200 };
             match s.handle_response(run.id, status, None, now + 20) {
@@ -475,7 +532,10 @@ fn three_hour_outage_drops_too_old_and_delivers_fresh_data() {
         (2 * 3600 / 30 - 20..=2 * 3600 / 30 + 20).contains(&too_old),
         "too old {too_old}"
     );
-    assert!(fresh_acked_after_recovery >= 100, "fresh {fresh_acked_after_recovery}");
+    assert!(
+        fresh_acked_after_recovery >= 100,
+        "fresh {fresh_acked_after_recovery}"
+    );
     assert_eq!(s.counters.succeeded_samples_total, 100 * acked.len() as u64);
     assert_eq!(s.ack_floor(), Some(total));
 }
@@ -485,7 +545,13 @@ fn shards_grow_when_sending_falls_behind_and_reshard_keeps_order() {
     let mut q = queue();
     q.max_shards = 8;
     q.max_samples_per_send = 100;
-    let mut s = Sender::with_window(&q, Window { records: 1000, samples: 1_000_000 });
+    let mut s = Sender::with_window(
+        &q,
+        Window {
+            records: 1000,
+            samples: 1_000_000,
+        },
+    );
     let mut seq = 0;
     let mut now = T0;
     // Slow receiver: each request takes 2 s, 1 shard, while 4 records arrive
@@ -539,14 +605,20 @@ fn reconfigure_keeps_every_record_and_resends_the_unanswered() {
     let t = T0 + DEADLINE_MS;
     let (a, _) = send(&mut s, t).unwrap();
     let (b, _) = send(&mut s, t).unwrap();
-    assert_eq!(s.handle_response(a.id, 200, None, t), Outcome::Acked { run: a.id });
+    assert_eq!(
+        s.handle_response(a.id, 200, None, t),
+        Outcome::Acked { run: a.id }
+    );
     // A reload to two shards while run `b` is unanswered.
     let mut q = queue();
     q.max_shards = 2;
     q.min_shards = 2;
     s.reconfigure(&q, 6);
     assert_eq!(s.shards(), 2);
-    assert_eq!(s.handle_response(b.id, 200, None, t), Outcome::Unknown { run: b.id });
+    assert_eq!(
+        s.handle_response(b.id, 200, None, t),
+        Outcome::Unknown { run: b.id }
+    );
     // New-layout records wait for every old one.
     s.handle_enqueued(record(6, 1, t), t).unwrap();
     let mut order = Vec::new();
@@ -563,7 +635,10 @@ fn reconfigure_keeps_every_record_and_resends_the_unanswered() {
     );
     assert_eq!(*order.last().unwrap(), 6, "the new layout went last: {order:?}");
     assert_eq!(s.counters.succeeded_samples_total, 700);
-    assert_eq!(s.counters.retried_samples_total, 200, "run b (records 1 and 5) was sent again");
+    assert_eq!(
+        s.counters.retried_samples_total, 200,
+        "run b (records 1 and 5) was sent again"
+    );
     assert_eq!(s.ack_floor(), Some(7));
 }
 

@@ -99,7 +99,13 @@ impl Pipeline {
     /// Half a scrape into one WAL record (`self.wal` keeps every record of
     /// the cycle); the second half carries one sample two hours old.
     fn record(&mut self, half: usize, now_ms: u64) {
-        for (i, l) in self.series.iter().enumerate().skip(half * SERIES / 2).take(SERIES / 2) {
+        for (i, l) in self
+            .series
+            .iter()
+            .enumerate()
+            .skip(half * SERIES / 2)
+            .take(SERIES / 2)
+        {
             let ts = if half == 1 && i == SERIES - 1 {
                 now_ms as i64 - 7_200_000
             } else {
@@ -150,7 +156,9 @@ impl Pipeline {
             self.sender.handle_aged_out(meta.seq, aged);
         }
         let at = self.request.finish(&mut self.body);
-        assert!(self.sender.handle_built(run.id, (self.body.len() - at) as u64, now_ms));
+        assert!(self
+            .sender
+            .handle_built(run.id, (self.body.len() - at) as u64, now_ms));
         run.id
     }
 
@@ -200,7 +208,10 @@ fn push_finish_wal_send_cycle_allocates_nothing_after_warm_up() {
     COUNTING.with(|c| c.set(false));
     // Per cycle one sample was two hours old: left out, counted once.
     assert_eq!(samples, 20 * (SERIES as u64 - 1));
-    assert_eq!(p.sender.counters.succeeded_samples_total, 21 * (SERIES as u64 - 1));
+    assert_eq!(
+        p.sender.counters.succeeded_samples_total,
+        21 * (SERIES as u64 - 1)
+    );
     assert_eq!(p.sender.counters.dropped_too_old, 21);
     assert!(p
         .metrics

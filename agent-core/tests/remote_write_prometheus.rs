@@ -317,5 +317,8 @@ fn prometheus_takes_a_body_joined_from_separately_compressed_records() {
     let value = query(server.port, "outpost_rw_joined{scrape=\"2\",i=\"01999\"}", at_ms);
     assert!(value.contains("\"201999\""), "{value}");
     let aged = query(server.port, "count(outpost_rw_aged)", at_ms);
-    assert!(aged.contains("\"result\":[]"), "the day-old samples were left out: {aged}");
+    assert!(
+        aged.contains("\"result\":[]"),
+        "the day-old samples were left out: {aged}"
+    );
 }

@@ -40,8 +40,12 @@ fn theirs(data: &[u8]) -> Vec<u8> {
 fn data() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
-        (proptest::collection::vec(any::<u8>(), 1..40), 1usize..3000)
-            .prop_map(|(unit, n)| unit.iter().copied().cycle().take(n).collect()),
+        (proptest::collection::vec(any::<u8>(), 1..40), 1usize..3000).prop_map(|(unit, n)| unit
+            .iter()
+            .copied()
+            .cycle()
+            .take(n)
+            .collect()),
         (1usize..200_000).prop_map(|n| (0..n).map(|i| (i % 251) as u8 ^ (i / 1000) as u8).collect()),
     ]
 }
@@ -85,7 +89,8 @@ fn series(pairs: &[(&str, &str)]) -> LabelSet {
 fn record(seq: u64, samples: &[(&str, f64, i64)]) -> (RecordMeta, Vec<u8>) {
     let mut b = BatchBuilder::with_bounds(1000, 64 * 1024);
     for (name, v, ts) in samples {
-        b.push(&series(&[("__name__", name), ("job", "j")]), *v, *ts).unwrap();
+        b.push(&series(&[("__name__", name), ("job", "j")]), *v, *ts)
+            .unwrap();
     }
     let raw = b.encoded_len();
     let meta = RecordMeta {
@@ -99,7 +104,13 @@ fn record(seq: u64, samples: &[(&str, f64, i64)]) -> (RecordMeta, Vec<u8>) {
     };
     let mut out = Vec::new();
     let n = b.finish_into(&mut out);
-    (RecordMeta { bytes: n as u32, ..meta }, out)
+    (
+        RecordMeta {
+            bytes: n as u32,
+            ..meta
+        },
+        out,
+    )
 }
 
 fn body(records: &[(RecordMeta, Vec<u8>)], cutoff: Option<i64>) -> (Vec<u8>, Vec<u32>) {
@@ -118,14 +129,23 @@ fn body(records: &[(RecordMeta, Vec<u8>)], cutoff: Option<i64>) -> (Vec<u8>, Vec
 fn a_joined_request_is_the_records_series_in_order() {
     let a = record(0, &[("up", 1.0, 1_000), ("cpu", 0.5, 1_000)]);
     let b = record(1, &[("up", 1.0, 2_000)]);
-    let c = record(2, &[("mem", 7.0, 3_000), ("cpu", 0.25, 3_000), ("up", 0.0, 3_000)]);
+    let c = record(
+        2,
+        &[("mem", 7.0, 3_000), ("cpu", 0.25, 3_000), ("up", 0.0, 3_000)],
+    );
     let (bytes, dropped) = body(&[a, b, c], None);
     assert_eq!(dropped, [0, 0, 0]);
     let req = wire::decode_snappy(&bytes).unwrap();
     let got: Vec<(String, f64, i64)> = req
         .timeseries
         .iter()
-        .map(|t| (t.labels[0].value.clone(), t.samples[0].value, t.samples[0].timestamp))
+        .map(|t| {
+            (
+                t.labels[0].value.clone(),
+                t.samples[0].value,
+                t.samples[0].timestamp,
+            )
+        })
         .collect();
     let want: Vec<(String, f64, i64)> = [
         ("up", 1.0, 1_000),
@@ -165,7 +185,13 @@ fn a_straddling_record_loses_exactly_its_old_samples() {
     let got: Vec<(String, f64, i64)> = req
         .timeseries
         .iter()
-        .map(|t| (t.labels[0].value.clone(), t.samples[0].value, t.samples[0].timestamp))
+        .map(|t| {
+            (
+                t.labels[0].value.clone(),
+                t.samples[0].value,
+                t.samples[0].timestamp,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -190,7 +216,10 @@ fn records_that_do_not_decode_are_refused_whole() {
     let lying = RecordMeta { samples: 3, ..meta };
     assert_eq!(
         rb.push(&lying, &payload, Some(15), &mut out),
-        Err(RecordError::SampleCount { header: 3, payload: 2 })
+        Err(RecordError::SampleCount {
+            header: 3,
+            payload: 2
+        })
     );
     assert_eq!(out.len(), before);
     // Cut short.

@@ -4,8 +4,8 @@
 use outpost_core::queue::RecordMeta;
 use outpost_core::snappy::Compressor;
 use outpost_core::wal::{
-    encode_ack_floor, encode_header, encode_record, raw_len, record_len, RecordKind, RecordReader,
-    WalError, HEADER_LEN,
+    encode_ack_floor, encode_header, encode_record, raw_len, record_len, RecordKind, RecordReader, WalError,
+    HEADER_LEN,
 };
 use proptest::prelude::*;
 

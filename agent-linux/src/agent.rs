@@ -714,7 +714,6 @@ impl ReceiverSide {
     }
 }
 
-
 struct PendingRebuild {
     side: ReceiverSide,
     queue: plan::Queue,
@@ -778,7 +777,9 @@ impl BatchSink for Shipping {
         };
         batch.finish_into(&mut self.batch_buf);
         let mut dropped = std::mem::take(&mut self.dropped);
-        let appended = self.wal.append(record, &self.batch_buf, self.now_ms, &mut dropped);
+        let appended = self
+            .wal
+            .append(record, &self.batch_buf, self.now_ms, &mut dropped);
         if let Err(e) = appended {
             log::error(
                 "samples lost: WAL append failed",
@@ -1185,9 +1186,9 @@ impl Shipping {
             None => self.sender.poll_timeout(),
         };
         [conns, sender, self.wal.next_sync_ms(), rebuild]
-        .into_iter()
-        .flatten()
-        .min()
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn settle(&mut self, now: u64) {
@@ -1220,7 +1221,6 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Unknown { .. } => "unknown",
     }
 }
-
 
 // ---------------------------------------------------------------- status
 
@@ -1611,14 +1611,10 @@ impl Agent {
                 _ => t.next_at_ms,
             })
             .min();
-        [
-            targets,
-            self.ship.next_deadline(),
-            self.server.deadline_ms(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [targets, self.ship.next_deadline(), self.server.deadline_ms()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn start_scrape(&mut self, i: usize, now: u64) {

@@ -93,8 +93,9 @@ where
             "--wal-dir" => run.wal_dir = Some(PathBuf::from(value()?)),
             "--wal-lock-wait" => {
                 let v = value()?;
-                run.wal_lock_wait_ms =
-                    parse_duration_ms(&v).ok_or_else(|| format!("--wal-lock-wait {v}: expected a duration such as 30s, 500ms or 2m"))?;
+                run.wal_lock_wait_ms = parse_duration_ms(&v).ok_or_else(|| {
+                    format!("--wal-lock-wait {v}: expected a duration such as 30s, 500ms or 2m")
+                })?;
             }
             "--listen" => {
                 let v = value()?;
@@ -204,15 +205,25 @@ mod tests {
 
     #[test]
     fn wal_lock_wait_takes_a_duration() {
-        for (text, ms) in [("30s", 30_000), ("500ms", 500), ("2m", 120_000), ("0", 0), ("0s", 0)] {
-            let Command::Run(r) = parse(args(&format!("run --plan x --wal-lock-wait {text}")), |_| None).unwrap()
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("0", 0),
+            ("0s", 0),
+        ] {
+            let Command::Run(r) =
+                parse(args(&format!("run --plan x --wal-lock-wait {text}")), |_| None).unwrap()
             else {
                 panic!("not run")
             };
             assert_eq!(r.wal_lock_wait_ms, ms, "{text}");
         }
         for bad in ["-1s", "s", "1h", "1.5s", "99999999999999999999m"] {
-            assert!(parse(args(&format!("run --plan x --wal-lock-wait {bad}")), |_| None).is_err(), "{bad}");
+            assert!(
+                parse(args(&format!("run --plan x --wal-lock-wait {bad}")), |_| None).is_err(),
+                "{bad}"
+            );
         }
     }
 }

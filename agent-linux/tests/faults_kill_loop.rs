@@ -80,7 +80,11 @@ fn delivered(receiver: &RecordingReceiver) -> BTreeMap<u64, (i64, u32)> {
             .request
             .as_ref()
             .unwrap_or_else(|e| panic!("POST #{} does not decode: {e}", r.sequence));
-        for t in request.timeseries.iter().filter(|t| t.label("__name__") == Some("kill_loop_scrape")) {
+        for t in request
+            .timeseries
+            .iter()
+            .filter(|t| t.label("__name__") == Some("kill_loop_scrape"))
+        {
             for s in &t.samples {
                 assert!(s.value.fract() == 0.0 && s.value >= 1.0, "{}", s.value);
                 let e = out.entry(s.value as u64).or_insert((s.timestamp, 0));
@@ -156,7 +160,9 @@ fn kill_loop(fsync: Fsync) -> LoopCounts {
     let may_be_lost: BTreeSet<u64> = last_before_kill.iter().copied().collect();
     wait_for("every checked scrape delivered", Duration::from_secs(60), || {
         let got = delivered(&receiver);
-        (1..=checked).all(|n| got.contains_key(&n) || may_be_lost.contains(&n)).then_some(())
+        (1..=checked)
+            .all(|n| got.contains_key(&n) || may_be_lost.contains(&n))
+            .then_some(())
     });
     let body = metrics(port).unwrap();
     for reason in ["wal_full", "wal_corrupt", "http_4xx", "http_other", "too_old"] {
@@ -179,14 +185,25 @@ fn kill_loop(fsync: Fsync) -> LoopCounts {
         );
     }
     let duplicated = got.values().filter(|(_, times)| *times > 1).count();
-    assert_eq!(duplicated, 0, "scrapes delivered twice: {:?}", got.iter().filter(|(_, (_, t))| *t > 1).collect::<Vec<_>>());
+    assert_eq!(
+        duplicated,
+        0,
+        "scrapes delivered twice: {:?}",
+        got.iter().filter(|(_, (_, t))| *t > 1).collect::<Vec<_>>()
+    );
     // In order: a later scrape never carries an earlier timestamp.
     let mut previous = i64::MIN;
     for (n, (ts, _)) in &got {
-        assert!(*ts > previous, "scrape {n} at {ts} is not after the one before ({previous})");
+        assert!(
+            *ts > previous,
+            "scrape {n} at {ts} is not after the one before ({previous})"
+        );
         previous = *ts;
     }
-    assert!(got.keys().all(|&n| n <= target.served()), "a value no scrape served");
+    assert!(
+        got.keys().all(|&n| n <= target.served()),
+        "a value no scrape served"
+    );
     LoopCounts {
         served: checked,
         delivered: got.keys().filter(|&&n| n <= checked).count(),

@@ -95,11 +95,25 @@ fn one_agent_per_wal_directory() {
     let code = exit_code_within(&mut second, Duration::from_secs(10));
     let err = log_text(&second_log);
     assert_eq!(code, Some(EXIT_WAL_LOCKED), "second agent: {err}");
-    assert!(err.contains(&wal_dir.display().to_string()), "names the directory: {err}");
-    assert!(err.contains(&format!("pid {first_pid}")), "names the holder: {err}");
-    assert!(first.is_running(), "the first agent is untouched\n{}", log_text(&first_log));
+    assert!(
+        err.contains(&wal_dir.display().to_string()),
+        "names the directory: {err}"
+    );
+    assert!(
+        err.contains(&format!("pid {first_pid}")),
+        "names the holder: {err}"
+    );
+    assert!(
+        first.is_running(),
+        "the first agent is untouched\n{}",
+        log_text(&first_log)
+    );
     let body = metrics(first_port).unwrap();
-    assert_eq!(metric_sum(&body, "outpost_wal_corruptions_total", &[]), 0.0, "{body}");
+    assert_eq!(
+        metric_sum(&body, "outpost_wal_corruptions_total", &[]),
+        0.0,
+        "{body}"
+    );
 
     // 3. A third one waits for the lock; SIGTERM of the first hands over.
     let third_log = dir.path().join("third.log");
@@ -112,8 +126,15 @@ fn one_agent_per_wal_directory() {
         &["--wal-lock-wait", "30s"],
     );
     std::thread::sleep(Duration::from_millis(1_500));
-    assert!(third.is_running(), "the waiting agent gave up\n{}", log_text(&third_log));
-    assert!(metrics(third_port).is_none(), "the waiting agent must not run yet");
+    assert!(
+        third.is_running(),
+        "the waiting agent gave up\n{}",
+        log_text(&third_log)
+    );
+    assert!(
+        metrics(third_port).is_none(),
+        "the waiting agent must not run yet"
+    );
     // Nothing is acknowledged: what the first agent's sender holds is in its WAL.
     let pending = |port: u16| {
         metric_sum(
@@ -124,9 +145,17 @@ fn one_agent_per_wal_directory() {
     };
     let written_by_first = pending(first_port);
     assert!(written_by_first > 0.0);
-    let status = first.terminate(Duration::from_secs(15)).expect("first agent stops");
+    let status = first
+        .terminate(Duration::from_secs(15))
+        .expect("first agent stops");
     assert!(status.success(), "{}", log_text(&first_log));
-    let body = wait_appending(&mut third, third_port, 1.0, &third_log, "the waiting agent takes over");
+    let body = wait_appending(
+        &mut third,
+        third_port,
+        1.0,
+        &third_log,
+        "the waiting agent takes over",
+    );
     let replayed = metric_sum(&body, "outpost_wal_replayed_samples_total", &[]);
     assert!(
         replayed >= written_by_first,
@@ -144,7 +173,13 @@ fn one_agent_per_wal_directory() {
     let fourth_port = free_port();
     let started = Instant::now();
     let mut fourth = start_outpost(&plan_path, fourth_port, "lock-node", &fourth_log);
-    let body = wait_appending(&mut fourth, fourth_port, 0.0, &fourth_log, "a new agent after kill -9");
+    let body = wait_appending(
+        &mut fourth,
+        fourth_port,
+        0.0,
+        &fourth_log,
+        "a new agent after kill -9",
+    );
     let up_after = started.elapsed();
     let replayed = metric_sum(&body, "outpost_wal_replayed_samples_total", &[]);
     assert!(

@@ -30,7 +30,10 @@ pub enum LockError {
         holder_pid: Option<u32>,
         waited: Duration,
     },
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        path: PathBuf,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for LockError {
@@ -144,7 +147,9 @@ mod tests {
             }
             other => panic!("expected Held, got {other:?}"),
         }
-        let msg = WalLock::acquire(dir.path(), Duration::ZERO).unwrap_err().to_string();
+        let msg = WalLock::acquire(dir.path(), Duration::ZERO)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
         assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
         drop(first);

@@ -115,7 +115,8 @@ impl Window {
     /// empty window.
     fn fits(&self, samples: u32) -> bool {
         self.locations.is_empty()
-            || (self.locations.len() < self.max_records && self.samples + u64::from(samples) <= self.max_samples)
+            || (self.locations.len() < self.max_records
+                && self.samples + u64::from(samples) <= self.max_samples)
     }
 
     fn push(&mut self, l: Located) {
