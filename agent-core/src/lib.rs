@@ -24,6 +24,7 @@ pub mod plan;
 pub mod queue;
 pub mod relabel;
 pub mod remote_write;
+pub mod request;
 pub mod snappy;
 pub mod symbols;
 pub mod url;

@@ -33,7 +33,11 @@
 //! carried no timestamp goes stale, since it has no sample in this scrape.
 //!
 //! Every buffer is sized from the plan when the pipeline is built. Time
-//! comes in as `now_ms`; batches leave through [`BatchSink`].
+//! comes in as `now_ms`; batches leave through [`BatchSink`]. The caller
+//! closes the batches at the end of every scrape ([`Batcher::close_all`]),
+//! so a WAL record holds one scrape's samples of one shard and a completed
+//! scrape is in the WAL before the next one starts; batching for the wire
+//! happens later, in the sender (`queue`), over those records.
 
 use crate::error::ScrapeError;
 use crate::expfmt::{Format, Parser, Sample};
@@ -44,12 +48,11 @@ use crate::remote_write::{self, BatchBuilder, PushError, STALE_NAN_BITS};
 use crate::symbols::{Index, Symbols};
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// Where closed batches go: the agent appends them to the WAL and hands
-/// them to the sender. `batch` is full or due; the sink must empty it
-/// (`finish_into`) before returning.
+/// them to the sender. `batch` is full or its scrape ended; the sink must
+/// empty it (`finish_into`) before returning.
 pub trait BatchSink {
     fn batch_closed(&mut self, shard: u16, batch: &mut BatchBuilder);
 }
@@ -82,7 +85,6 @@ pub enum Unsent {
 /// one batch builder per shard.
 pub struct Batcher {
     shards: Vec<BatchBuilder>,
-    opened_at_ms: Vec<Option<u64>>,
     external: Vec<(String, String)>,
     write_relabel: RelabelProgram,
     scratch: LabelSet,
@@ -113,7 +115,6 @@ impl Batcher {
         let shards = shards.max(1);
         Ok(Batcher {
             shards: (0..shards).map(|_| BatchBuilder::new(&plan.queue)).collect(),
-            opened_at_ms: vec![None; shards as usize],
             scratch: LabelSet::with_capacity(max_labels, scratch_bytes),
             fingerprint: output_fingerprint(plan),
             external,
@@ -160,14 +161,16 @@ impl Batcher {
 
     /// Appends one sample of a series kept as string ids (see
     /// [`Batcher::finalize`]) to the batch of the shard `series_hash` falls
-    /// on, closing that batch into `sink` when it is full.
+    /// on, closing that batch into `sink` when it is full. `_now_ms` is
+    /// left over from when batches closed on a deadline; it goes with the
+    /// next change of the pipeline's signatures.
     fn push_ids(
         &mut self,
         series_hash: u64,
         (symbols, ids, labels_len): (&Symbols, &[u8], u32),
         value: f64,
         ts_ms: i64,
-        now_ms: u64,
+        _now_ms: u64,
         sink: &mut dyn BatchSink,
     ) {
         let labels_len = labels_len as usize;
@@ -176,10 +179,9 @@ impl Batcher {
                 remote_write::put_label(buf, n, v);
             }
         };
-        self.append(series_hash, labels_len, write, value, ts_ms, now_ms, sink);
+        self.append(series_hash, labels_len, write, value, ts_ms, sink);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn append(
         &mut self,
         series_hash: u64,
@@ -187,7 +189,6 @@ impl Batcher {
         write: impl Fn(&mut Vec<u8>),
         value: f64,
         ts_ms: i64,
-        now_ms: u64,
         sink: &mut dyn BatchSink,
     ) {
         self.counters.samples_in += 1;
@@ -197,16 +198,22 @@ impl Batcher {
             self.close(shard, sink);
             result = self.shards[shard].push_with(labels_len, value, ts_ms, &write);
         }
-        if result.is_ok() {
-            self.opened_at_ms[shard].get_or_insert(now_ms);
-            return;
+        if result.is_err() {
+            self.counters.dropped_invalid += 1;
         }
-        self.counters.dropped_invalid += 1;
     }
 
     /// Finalizes and appends one sample of a series that no table keeps
-    /// (the synthetic `up` and `scrape_*` series, one-off pushes).
-    pub fn push(&mut self, labels: &LabelSet, value: f64, ts_ms: i64, now_ms: u64, sink: &mut dyn BatchSink) {
+    /// (the synthetic `up` and `scrape_*` series, one-off pushes). `_now_ms`:
+    /// see [`Batcher::push_ids`].
+    pub fn push(
+        &mut self,
+        labels: &LabelSet,
+        value: f64,
+        ts_ms: i64,
+        _now_ms: u64,
+        sink: &mut dyn BatchSink,
+    ) {
         if let Err(why) = self.finalize(labels) {
             return self.count_dropped(why);
         }
@@ -214,35 +221,19 @@ impl Batcher {
         let scratch = core::mem::replace(&mut self.scratch, LabelSet::with_capacity(0, 0));
         let labels_len = remote_write::encoded_labels_len(&scratch);
         let write = |buf: &mut Vec<u8>| remote_write::put_labels(&scratch, buf);
-        self.append(scratch.hash(), labels_len, write, value, ts_ms, now_ms, sink);
+        self.append(scratch.hash(), labels_len, write, value, ts_ms, sink);
         self.scratch = scratch;
     }
 
     fn close(&mut self, shard: usize, sink: &mut dyn BatchSink) {
-        self.opened_at_ms[shard] = None;
         if self.shards[shard].samples() > 0 {
             sink.batch_closed(shard as u16, &mut self.shards[shard]);
         }
     }
 
-    /// Closes batches that have waited `deadline_ms` (batch_send_deadline).
-    pub fn close_due(&mut self, now_ms: u64, deadline_ms: u64, sink: &mut dyn BatchSink) {
-        for shard in 0..self.shards.len() {
-            if let Some(opened) = self.opened_at_ms[shard] {
-                if now_ms.saturating_sub(opened) >= deadline_ms {
-                    self.close(shard, sink);
-                }
-            }
-        }
-    }
-
-    /// When the oldest open batch falls due.
-    pub fn next_due(&self, deadline_ms: u64) -> Option<u64> {
-        self.opened_at_ms.iter().flatten().min().map(|t| t + deadline_ms)
-    }
-
-    /// Changes the shard count (the sender resharded). Open batches are
-    /// closed first so no series changes shard inside a batch.
+    /// Changes the shard count (the sender resharded), at a scrape
+    /// boundary. Open batches are closed first so no series changes shard
+    /// inside a batch.
     pub fn set_shards(&mut self, shards: u16, queue: &plan::Queue, sink: &mut dyn BatchSink) {
         self.close_all(sink);
         let shards = usize::from(shards.max(1));
@@ -250,10 +241,11 @@ impl Batcher {
         while self.shards.len() < shards {
             self.shards.push(BatchBuilder::new(queue));
         }
-        self.opened_at_ms = vec![None; shards];
     }
 
-    /// Closes every open batch (shutdown, reload).
+    /// Closes every open batch. The caller does it at the end of every
+    /// scrape (after [`TargetPipeline::finish`], `fail` or `retire`), so the
+    /// scrape is in the WAL before the next one starts.
     pub fn close_all(&mut self, sink: &mut dyn BatchSink) {
         for shard in 0..self.shards.len() {
             self.close(shard, sink);

@@ -682,21 +682,32 @@ impl Plan {
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);
-        // Each shard holds `capacity` samples read ahead plus the batch in
-        // flight, compressed and uncompressed.
-        let per_sample = u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send.max(1));
+        let batch = u64::from(q.max_batch_bytes);
+        // Each shard may hold `capacity` samples ahead of the
+        // `max_samples_per_send` it is sending (Prometheus's model, by which
+        // the seed's queue settings are judged), and its connection holds
+        // one request. outpost keeps the samples on disk: what it holds per
+        // sample of that allowance is the index of the records in the
+        // sender's window, which `queue::Window::of` keeps within it.
+        let per_sample = batch / u64::from(q.max_samples_per_send.max(1));
         let queue = shards
             * ((u64::from(q.capacity) + u64::from(q.max_samples_per_send))
                 * per_sample.max(MIN_SAMPLE_BYTES)
-                + snappy_max_len(u64::from(q.max_batch_bytes))
+                + snappy_max_len(batch)
                 + REQUEST_HEAD_BYTES);
-        // The batch being filled plus the one being encoded into the WAL,
-        // and the batcher's scratch for one series (external labels added,
-        // write relabeling applied), sized for the largest target's.
+        // The batch being filled and the record being compressed into the
+        // WAL; at send time the scratch a record that aged during an outage
+        // is filtered in, the record list of a run and the body joined from
+        // its records. Then the batcher's scratch for one series (external
+        // labels added, write relabeling applied), sized for the largest
+        // target's.
         let series = targets.iter().map(Limits::series_label_bytes).max().unwrap_or(0) as u64;
         let series = series + SERIES_TARGET_LABEL_BYTES as u64 + self.external_label_bytes();
         let labels = targets.iter().map(Limits::max_labels).max().unwrap_or(0) as u64;
-        let batching = 2 * u64::from(q.max_batch_bytes)
+        let batching = 3 * batch
+            + snappy_max_len(batch)
+            + JOIN_PREAMBLE_BYTES
+            + RUN_LIST_BYTES
             + BATCHER_SCRATCH_COPIES * series
             + 2 * 16 * (labels + self.external_labels.len() as u64 + 8);
         let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
@@ -761,6 +772,15 @@ pub const SERIES_ID_LIST_BYTES: u64 = 16;
 pub const REQUEST_HEAD_BYTES: u64 = 4 * 1024;
 /// Floor for an encoded sample in the queue estimate (value, timestamp, a few labels).
 pub const MIN_SAMPLE_BYTES: u64 = 64;
+/// One record in the sender's window: the sender's entry and the WAL's
+/// location of it (the agent's tests hold both to this).
+pub const RECORD_INDEX_BYTES: u64 = 128;
+/// Room for the preamble of a request body joined from records.
+pub const JOIN_PREAMBLE_BYTES: u64 = crate::snappy::PREAMBLE_ROOM as u64;
+/// The record list of one run: at most [`crate::queue::RECORDS_PER_SHARD`]
+/// records' metadata.
+pub const RUN_LIST_BYTES: u64 =
+    (crate::queue::RECORDS_PER_SHARD * core::mem::size_of::<crate::queue::RecordMeta>()) as u64;
 /// One client connection: TLS state, request and response buffers.
 pub const CONNECTION_BYTES: u64 = 64 * 1024;
 /// miniz_oxide's inflate state with its 32 KiB window.

@@ -1,30 +1,54 @@
-//! Sending, retrying and sharding of WAL batches, as a state machine.
+//! Sending, retrying and sharding of WAL records, as a state machine.
 //!
-//! A batch enters with [`Sender::handle_enqueued`] once it is in the WAL,
-//! leaves through [`Sender::poll_transmit`] when its shard may send it, and
-//! ends with [`Sender::handle_response`] / [`Sender::handle_transport_error`]
-//! as acked, retried later, or dropped with a reason. Time is always an
-//! argument, so hours of outage run in a test in milliseconds.
+//! A WAL record holds what one scrape put into one shard (the pipeline
+//! closes its per-shard batches at the end of every scrape, see
+//! [`crate::pipeline::Batcher`]), so the WAL gets every scrape as soon as it
+//! is complete. Batching happens here, at send time: a record enters with
+//! [`Sender::handle_enqueued`] once it is in the WAL, and
+//! [`Sender::poll_transmit`] hands out a *run*, consecutive records of one
+//! shard that go out as one request. The shell joins their payloads behind
+//! one snappy preamble ([`crate::request::RequestBuilder`]), so a record is
+//! compressed and written once and never rewritten. A run ends with
+//! [`Sender::handle_response`] / [`Sender::handle_transport_error`] as acked,
+//! retried later, or dropped with a reason. Time is always an argument, so
+//! hours of outage run in a test in milliseconds.
 //!
 //! Rules:
-//! - per shard, batches go out in `seq` order, at most one in flight;
-//! - 2xx acks; 5xx, 429 and transport errors retry with exponential backoff
-//!   from `min_backoff_ms` to `max_backoff_ms`, or later if `Retry-After` says
-//!   so; any other status (400, 409 out of bounds, ...) drops the batch at
-//!   once, so one refused batch never blocks the ones behind it;
-//! - a batch whose oldest sample is older than `max_sample_age_ms` when its
-//!   turn comes is dropped (`too_old`): after a long outage the receiver
-//!   would refuse it anyway, and fresh data must not wait behind it.
+//! - a run holds at most `max_samples_per_send` samples and `max_batch_bytes`
+//!   uncompressed bytes; one record always fits (the pipeline closed it
+//!   within those bounds);
+//! - a run goes out once it is full, once its oldest record has waited
+//!   `batch_send_deadline` since it was enqueued (Prometheus's rule: wait
+//!   for more only that long), or at once when it is a retry;
+//! - per shard, one run in flight and records in `seq` order;
+//! - 2xx acks every record of the run; 5xx, 429 and transport errors retry
+//!   the shard with exponential backoff from `min_backoff_ms` to
+//!   `max_backoff_ms`, or later if `Retry-After` says so; any other status
+//!   (400, 409 out of bounds, ...) drops the run at once, so one refused
+//!   request never blocks the ones behind it;
+//! - age is judged per sample, when a run is formed: a record whose newest
+//!   sample is older than `max_sample_age_ms` is dropped whole (`too_old`);
+//!   a record that straddles the cutoff goes into the run with
+//!   [`Run::cutoff_ms`], the shell leaves out the samples older than it and
+//!   reports how many with [`Sender::handle_aged_out`]. A fresh sample is
+//!   never dropped, or counted as dropped, because of another one;
+//! - a record the WAL lost (deleted when full, unreadable) is given up with
+//!   [`Sender::handle_lost`] and counted under that reason.
 //!
-//! The sender tracks a bounded window of batches ([`Sender::window`]); when
-//! it is full, [`Sender::handle_enqueued`] refuses and the batch stays in the
-//! WAL until there is room, so the WAL is never loaded into memory whole.
+//! Clocks: `now_ms` is the monotonic clock every deadline uses (backoff,
+//! batch deadline, shard updates); `wall_ms` is the wall clock, used only to
+//! judge sample age against sample timestamps.
+//!
+//! The sender tracks a bounded window of records ([`Window`]); when it is
+//! full, [`Sender::handle_enqueued`] refuses and the record stays in the WAL
+//! until there is room, so the WAL is never loaded into memory whole.
 //!
 //! Sharding: the pipeline puts a series into shard `LabelSet::hash() %
 //! shards()`. When [`Sender::desired_shards`] differs from [`Sender::shards`],
-//! the pipeline closes its open batches and calls [`Sender::poll_reshard`]
-//! with the next seq; batches from that seq on are held back until every
-//! earlier batch is resolved, so a series that moves shard stays in order.
+//! the pipeline switches at a scrape boundary and calls
+//! [`Sender::poll_reshard`] with the next seq; records from that seq on are
+//! held back until every earlier one is resolved, so a series that moves
+//! shard stays in order.
 
 use crate::plan;
 use alloc::collections::VecDeque;
@@ -32,31 +56,47 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// What the WAL knows about a batch, and all the sender needs.
+/// What the WAL knows about a record, and all the sender needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchMeta {
+pub struct RecordMeta {
     /// WAL record sequence; strictly increasing across enqueues.
     pub seq: u64,
     pub shard: u16,
     pub samples: u32,
     pub oldest_timestamp_ms: i64,
     pub newest_timestamp_ms: i64,
-    /// Compressed body bytes (what goes on the wire).
+    /// Compressed payload bytes.
     pub bytes: u32,
+    /// Uncompressed `WriteRequest` bytes; 0 when unknown, and then the
+    /// record is sent on its own.
+    pub raw_bytes: u32,
 }
 
-/// Why a batch was given up.
+/// Records that go out as one request: the caller's record buffer holds
+/// them, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Names the run in the answers; the seq of its first record.
+    pub id: u64,
+    pub shard: u16,
+    /// Samples with a timestamp before this are too old: a record whose
+    /// `oldest_timestamp_ms` is before it must be filtered sample by sample
+    /// (and the count reported with [`Sender::handle_aged_out`]).
+    pub cutoff_ms: Option<i64>,
+}
+
+/// Why samples were given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// Its oldest sample passed `queue.max_sample_age_ms`.
+    /// The samples themselves were older than `queue.max_sample_age_ms`.
     TooOld,
     /// The receiver answered with a 4xx other than 429.
     Http4xx,
     /// The receiver answered with a status that is neither success, retryable nor 4xx.
     HttpOther,
-    /// The WAL reached `wal.max_bytes` and its oldest data went (counted by the WAL side).
+    /// The WAL reached `wal.max_bytes` and its oldest data went.
     WalFull,
-    /// The WAL tail did not decode after a crash (counted by the WAL side).
+    /// A WAL record could not be written or read back.
     WalCorrupt,
 }
 
@@ -81,36 +121,75 @@ impl DropReason {
     }
 }
 
+/// What an answer did to a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Acked {
-        seq: u64,
+        run: u64,
     },
-    /// The batch will be offered again by `poll_transmit` at `at_ms`.
+    /// The shard offers its records again from `at_ms` on.
     Retry {
-        seq: u64,
+        run: u64,
         at_ms: u64,
     },
     Dropped {
-        seq: u64,
+        run: u64,
         reason: DropReason,
     },
-    /// The seq is not in flight (already resolved, or never sent): ignored.
+    /// No run with this id is waiting for an answer: ignored.
     Unknown {
-        seq: u64,
+        run: u64,
     },
 }
 
-/// The sender's window is full; keep the batch in the WAL and offer it again
-/// once [`Sender::has_room`] is true.
+/// How much the sender tracks at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub records: usize,
+    pub samples: u64,
+}
+
+/// Records the window holds per shard, and the most records one run joins.
+/// A record costs the sender one entry and the WAL one location (together
+/// at most [`crate::plan::RECORD_INDEX_BYTES`]); 512 keep that under 64 KiB
+/// per shard and still let a run fill `max_samples_per_send` (10,000 in the
+/// seed) from records of 20 samples each. Smaller records (a failed scrape
+/// sends five synthetic series) only make smaller requests.
+pub const RECORDS_PER_SHARD: usize = 512;
+
+/// Bytes of the sender's bookkeeping per record, for the memory model.
+pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
+
+impl Window {
+    /// The window a plan's queue calls for: per shard, `capacity` samples
+    /// ahead of the `max_samples_per_send` being sent, and
+    /// [`RECORDS_PER_SHARD`] records, but never more records than the
+    /// compiler's memory model pays for: it budgets at least
+    /// [`plan::MIN_SAMPLE_BYTES`] per sample of that allowance, and a record
+    /// costs [`plan::RECORD_INDEX_BYTES`].
+    pub fn of(queue: &plan::Queue) -> Window {
+        let shards = u64::from(queue.max_shards.max(1));
+        let samples = shards * (u64::from(queue.capacity) + u64::from(queue.max_samples_per_send.max(1)));
+        let paid_for = samples * plan::MIN_SAMPLE_BYTES / plan::RECORD_INDEX_BYTES;
+        let records = (RECORDS_PER_SHARD as u64 * shards).min(paid_for).max(1) as usize;
+        Window { records, samples }
+    }
+}
+
+/// The sender's window is full; keep the record in the WAL and offer it
+/// again once [`Sender::has_room`] is true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowFull {
-    pub limit: usize,
+    pub window: Window,
 }
 
 impl fmt::Display for WindowFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sender window holds {} batches already", self.limit)
+        write!(
+            f,
+            "sender window holds {} records or {} samples already",
+            self.window.records, self.window.samples
+        )
     }
 }
 
@@ -121,7 +200,7 @@ pub struct Counters {
     pub samples_total: u64,
     /// Samples the receiver acknowledged.
     pub succeeded_samples_total: u64,
-    /// Samples given up after a non-retryable answer.
+    /// Samples the receiver refused for good (non-retryable answers).
     pub failed_samples_total: u64,
     /// Samples whose send is retried.
     pub retried_samples_total: u64,
@@ -130,6 +209,7 @@ pub struct Counters {
     pub dropped_http_other: u64,
     pub dropped_wal_full: u64,
     pub dropped_wal_corrupt: u64,
+    /// Requests put on the wire.
     pub sent_batches: u64,
     pub sent_bytes_total: u64,
     /// Newest sample timestamp handed to the sender.
@@ -150,7 +230,7 @@ impl Counters {
     }
 
     /// Counts samples dropped for `reason`; the WAL side calls this for
-    /// `WalFull` and `WalCorrupt`.
+    /// records the sender never held.
     pub fn record_dropped(&mut self, reason: DropReason, samples: u64) {
         let slot = match reason {
             DropReason::TooOld => &mut self.dropped_too_old,
@@ -186,17 +266,45 @@ fn write_seconds(out: &mut impl fmt::Write, ms: i64) -> fmt::Result {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Ready,
-    InFlight { since_ms: u64 },
-    Backoff { until_ms: u64 },
+    /// Waiting for its shard's next run.
+    Pending,
+    /// Part of its shard's current run.
+    InRun,
+    /// Acked or dropped; leaves the window once every earlier record has.
     Done,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    meta: BatchMeta,
+    meta: RecordMeta,
     state: State,
+    /// When it was enqueued, for `batch_send_deadline`.
+    enqueued_ms: u64,
+    /// Samples already left out as too old (and counted).
+    aged_out: u32,
+}
+
+impl Entry {
+    /// Samples still to send.
+    fn live_samples(&self) -> u32 {
+        self.meta.samples - self.aged_out
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunState {
+    id: u64,
+    /// When the request went out; `None` while the shell builds it.
+    sent_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ShardState {
+    run: Option<RunState>,
+    /// Failed attempts in a row; a shard with any sends its next run at once.
     attempts: u32,
+    /// No run before this (backoff after a failure).
+    not_before_ms: u64,
 }
 
 /// How often the shard count is re-evaluated, as in Prometheus.
@@ -220,70 +328,106 @@ struct Throughput {
     initialised: bool,
 }
 
-pub struct Sender {
-    entries: VecDeque<Entry>,
-    window: usize,
+/// The queue settings the sender works by, taken from the plan.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
     min_shards: u16,
     max_shards: u16,
-    shards: u16,
-    desired: u16,
-    /// Batches from this seq on wait until every earlier one is resolved.
-    barrier_seq: u64,
     min_backoff_ms: u64,
     max_backoff_ms: u64,
     max_sample_age_ms: u64,
+    deadline_ms: u64,
+    run_samples: u32,
+    run_raw_bytes: u64,
+    /// Compressed bytes of a run: the snappy bound of `run_raw_bytes`, what
+    /// the shell's request buffer holds.
+    run_bytes: u64,
+}
+
+impl Limits {
+    fn of(queue: &plan::Queue) -> Limits {
+        let min_shards = queue.min_shards.max(1);
+        Limits {
+            min_shards,
+            max_shards: queue.max_shards.max(min_shards),
+            min_backoff_ms: u64::from(queue.min_backoff_ms.max(1)),
+            max_backoff_ms: u64::from(queue.max_backoff_ms.max(queue.min_backoff_ms).max(1)),
+            max_sample_age_ms: queue.max_sample_age_ms,
+            deadline_ms: u64::from(queue.batch_send_deadline_ms),
+            run_samples: queue.max_samples_per_send.max(1),
+            run_raw_bytes: u64::from(queue.max_batch_bytes),
+            run_bytes: plan::snappy_max_len(u64::from(queue.max_batch_bytes)),
+        }
+    }
+}
+
+pub struct Sender {
+    entries: VecDeque<Entry>,
+    window: Window,
+    /// Samples of the records in `entries`.
+    window_samples: u64,
+    limits: Limits,
+    /// Indexed by shard, `max_shards` long.
+    shard_states: Vec<ShardState>,
+    shards: u16,
+    desired: u16,
+    /// Records from this seq on wait until every earlier one is resolved.
+    barrier_seq: u64,
     /// One past the highest seq ever enqueued.
     next_seq: Option<u64>,
-    /// Per shard, the `poll_transmit` pass in which it was last seen; a pass
-    /// number instead of a bool array spares clearing it on every call.
+    /// Per shard, the scan in which it was last seen; a scan number instead
+    /// of a bool array spares clearing it on every call.
     shard_seen: Vec<u32>,
-    pass: u32,
+    scan: u32,
     throughput: Throughput,
     pub counters: Counters,
 }
 
 impl Sender {
-    /// A sender whose window holds every batch the plan's queue bounds allow
-    /// in memory: per shard, the batch in flight plus `capacity` samples.
+    /// A sender with the window the plan's queue calls for ([`Window::of`]).
     pub fn new(queue: &plan::Queue) -> Sender {
-        let per_shard = (queue.capacity as usize).div_ceil(queue.max_samples_per_send.max(1) as usize) + 1;
-        Sender::with_window(queue, per_shard * usize::from(queue.max_shards.max(1)))
+        Sender::with_window(queue, Window::of(queue))
     }
 
-    pub fn with_window(queue: &plan::Queue, window: usize) -> Sender {
-        let min_shards = queue.min_shards.max(1);
-        let max_shards = queue.max_shards.max(min_shards);
+    pub fn with_window(queue: &plan::Queue, window: Window) -> Sender {
+        let limits = Limits::of(queue);
         Sender {
-            entries: VecDeque::with_capacity(window),
+            entries: VecDeque::with_capacity(window.records),
             window,
-            min_shards,
-            max_shards,
-            shards: min_shards,
-            desired: min_shards,
+            window_samples: 0,
+            shard_states: vec![ShardState::default(); usize::from(limits.max_shards)],
+            shards: limits.min_shards,
+            desired: limits.min_shards,
             barrier_seq: 0,
-            min_backoff_ms: u64::from(queue.min_backoff_ms.max(1)),
-            max_backoff_ms: u64::from(queue.max_backoff_ms.max(queue.min_backoff_ms).max(1)),
-            max_sample_age_ms: queue.max_sample_age_ms,
             next_seq: None,
-            shard_seen: vec![0; usize::from(max_shards)],
-            pass: 0,
+            shard_seen: vec![0; usize::from(limits.max_shards)],
+            scan: 0,
             throughput: Throughput::default(),
             counters: Counters::default(),
+            limits,
         }
     }
 
-    /// Most batches the sender tracks at once.
-    pub fn window(&self) -> usize {
+    pub fn window(&self) -> Window {
         self.window
     }
 
     pub fn has_room(&self) -> bool {
-        self.entries.len() < self.window
+        self.entries.len() < self.window.records && self.window_samples < self.window.samples
     }
 
-    /// Batches enqueued and not yet acked or dropped.
-    pub fn pending_batches(&self) -> usize {
+    /// Records enqueued and not yet acked or dropped.
+    pub fn pending_records(&self) -> usize {
         self.entries.iter().filter(|e| e.state != State::Done).count()
+    }
+
+    /// Samples enqueued and not yet acked or dropped.
+    pub fn pending_samples(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.state != State::Done)
+            .map(|e| u64::from(e.live_samples()))
+            .sum()
     }
 
     /// Shard count the pipeline must use now: `LabelSet::hash() % shards()`.
@@ -297,195 +441,399 @@ impl Sender {
         self.desired
     }
 
-    /// Takes a batch that is now safely in the WAL. Its `seq` must be higher
-    /// than every earlier one, and its shard below [`Sender::shards`] as it
-    /// was when the batch was built.
-    pub fn handle_enqueued(&mut self, meta: BatchMeta) -> Result<(), WindowFull> {
-        if !self.has_room() {
-            return Err(WindowFull { limit: self.window });
+    /// Takes a record that is now safely in the WAL. Its `seq` must be
+    /// higher than every earlier one. A shard beyond `max_shards` (a WAL
+    /// written under a plan with more shards) wraps around; per-series
+    /// order holds because one shard's records still go in seq order.
+    pub fn handle_enqueued(&mut self, meta: RecordMeta, now_ms: u64) -> Result<(), WindowFull> {
+        let full = self.entries.len() >= self.window.records
+            || self.window_samples + u64::from(meta.samples) > self.window.samples;
+        if full && !self.entries.is_empty() {
+            return Err(WindowFull { window: self.window });
         }
         debug_assert!(self.next_seq.is_none_or(|n| meta.seq >= n), "seq must increase");
-        debug_assert!(
-            usize::from(meta.shard) < self.shard_seen.len(),
-            "shard out of range"
-        );
         self.next_seq = Some(meta.seq + 1);
         self.throughput.samples_in += u64::from(meta.samples);
         self.counters.highest_timestamp_ms = self.counters.highest_timestamp_ms.max(meta.newest_timestamp_ms);
+        self.window_samples += u64::from(meta.samples);
         self.entries.push_back(Entry {
-            meta,
-            state: State::Ready,
-            attempts: 0,
+            meta: RecordMeta {
+                shard: meta.shard % self.limits.max_shards,
+                ..meta
+            },
+            state: State::Pending,
+            enqueued_ms: now_ms,
+            aged_out: 0,
         });
         Ok(())
     }
 
-    fn too_old(&self, meta: &BatchMeta, now_ms: u64) -> bool {
-        self.max_sample_age_ms > 0
-            && (now_ms as i128 - meta.oldest_timestamp_ms as i128) > self.max_sample_age_ms as i128
+    /// Samples with a timestamp before this are too old at `wall_ms`.
+    fn cutoff(&self, wall_ms: i64) -> Option<i64> {
+        (self.limits.max_sample_age_ms > 0)
+            .then(|| wall_ms.saturating_sub(self.limits.max_sample_age_ms.min(i64::MAX as u64) as i64))
     }
 
-    fn resolve(&mut self, i: usize, reason: Option<DropReason>) -> Outcome {
+    /// Marks entry `i` done, counting its unsent samples under `reason`
+    /// (`None`: acknowledged).
+    fn resolve(&mut self, i: usize, reason: Option<DropReason>) {
         let e = &mut self.entries[i];
         e.state = State::Done;
-        let meta = e.meta;
-        let samples = u64::from(meta.samples);
-        let outcome = match reason {
+        let samples = u64::from(e.live_samples());
+        let newest = e.meta.newest_timestamp_ms;
+        let c = &mut self.counters;
+        match reason {
             None => {
-                self.counters.succeeded_samples_total += samples;
-                self.counters.highest_sent_timestamp_ms = self
-                    .counters
-                    .highest_sent_timestamp_ms
-                    .max(meta.newest_timestamp_ms);
+                c.succeeded_samples_total += samples;
+                c.highest_sent_timestamp_ms = c.highest_sent_timestamp_ms.max(newest);
                 self.throughput.samples_out += samples;
-                Outcome::Acked { seq: meta.seq }
             }
             Some(reason) => {
-                if reason != DropReason::TooOld {
-                    self.counters.failed_samples_total += samples;
+                if matches!(reason, DropReason::Http4xx | DropReason::HttpOther) {
+                    c.failed_samples_total += samples;
                 }
-                self.counters.record_dropped(reason, samples);
-                Outcome::Dropped {
-                    seq: meta.seq,
-                    reason,
-                }
+                c.record_dropped(reason, samples);
             }
-        };
-        while self.entries.front().is_some_and(|e| e.state == State::Done) {
+        }
+    }
+
+    /// Drops resolved records off the front of the window.
+    fn pop_done(&mut self) {
+        while let Some(e) = self.entries.front().filter(|e| e.state == State::Done) {
+            self.window_samples -= u64::from(e.meta.samples);
             self.entries.pop_front();
         }
-        outcome
     }
 
-    /// The next batch to put on the wire now, if any shard may send one.
-    /// Batches that are too old when their turn comes are dropped here.
-    pub fn poll_transmit(&mut self, now_ms: u64) -> Option<BatchMeta> {
-        self.update_shards(now_ms);
-        self.pass = self.pass.wrapping_add(1);
-        if self.pass == 0 {
+    /// True while records of the previous shard layout are unresolved:
+    /// then nothing from `barrier_seq` on may go.
+    fn old_layout_pending(&self) -> bool {
+        self.entries
+            .iter()
+            .find(|e| e.state != State::Done)
+            .is_some_and(|e| e.meta.seq < self.barrier_seq)
+    }
+
+    fn next_scan(&mut self) -> u32 {
+        self.scan = self.scan.wrapping_add(1);
+        if self.scan == 0 {
             self.shard_seen.fill(0);
-            self.pass = 1;
+            self.scan = 1;
         }
-        let mut i = 0;
-        while i < self.entries.len() {
-            let e = self.entries[i];
-            if e.state == State::Done {
-                i += 1;
-                continue;
-            }
-            if e.meta.seq >= self.barrier_seq && self.entries[0].meta.seq < self.barrier_seq {
-                // Everything from here on waits for the old shard layout to drain.
-                return None;
-            }
-            let shard = usize::from(e.meta.shard).min(self.shard_seen.len() - 1);
-            if self.shard_seen[shard] == self.pass {
-                i += 1;
-                continue;
-            }
-            self.shard_seen[shard] = self.pass;
-            let due = match e.state {
-                State::Ready => true,
-                State::Backoff { until_ms } => now_ms >= until_ms,
-                _ => false,
-            };
-            if !due {
-                i += 1;
-                continue;
-            }
-            if self.too_old(&e.meta, now_ms) {
-                let before = self.entries.len();
-                self.resolve(i, Some(DropReason::TooOld));
-                // `resolve` may pop resolved entries off the front; the shard
-                // gets another look at its next batch in this same pass.
-                self.shard_seen[shard] = 0;
-                i = (i + self.entries.len()).saturating_sub(before);
-                continue;
-            }
-            let entry = &mut self.entries[i];
-            entry.state = State::InFlight { since_ms: now_ms };
-            entry.attempts += 1;
-            self.counters.samples_total += u64::from(e.meta.samples);
-            self.counters.sent_batches += 1;
-            self.counters.sent_bytes_total += u64::from(e.meta.bytes);
-            return Some(e.meta);
-        }
-        None
+        self.scan
     }
 
-    fn find_in_flight(&self, seq: u64) -> Option<(usize, u64)> {
-        let i = self.entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()?;
-        match self.entries[i].state {
-            State::InFlight { since_ms } => Some((i, since_ms)),
-            _ => None,
+    /// The next run to put on the wire now, if any shard may send one; its
+    /// records are written to `records` (cleared first; give it
+    /// [`RECORDS_PER_SHARD`] capacity and it never grows). Records that are
+    /// too old as a whole when their shard's turn comes are dropped here.
+    /// Build the request, then call [`Sender::handle_built`].
+    pub fn poll_transmit(&mut self, now_ms: u64, wall_ms: i64, records: &mut Vec<RecordMeta>) -> Option<Run> {
+        self.update_shards(now_ms);
+        records.clear();
+        let cutoff = self.cutoff(wall_ms);
+        let blocked = self.old_layout_pending();
+        let scan = self.next_scan();
+        let mut run = None;
+        for i in 0..self.entries.len() {
+            let e = self.entries[i];
+            if e.state != State::Pending {
+                continue;
+            }
+            if blocked && e.meta.seq >= self.barrier_seq {
+                break;
+            }
+            let shard = usize::from(e.meta.shard);
+            if self.shard_seen[shard] == scan {
+                continue;
+            }
+            self.shard_seen[shard] = scan;
+            let st = self.shard_states[shard];
+            if st.run.is_some() || now_ms < st.not_before_ms {
+                continue;
+            }
+            let Some((full, first_enqueued_ms)) = self.collect_run(i, blocked, cutoff, records) else {
+                continue;
+            };
+            let waited = now_ms >= first_enqueued_ms.saturating_add(self.limits.deadline_ms);
+            if !(full || st.attempts > 0 || waited) {
+                records.clear();
+                continue;
+            }
+            let (id, last) = (records[0].seq, records[records.len() - 1].seq);
+            // collect_run took every pending record of the shard up to `last`.
+            for e in self.entries.iter_mut().skip(i) {
+                if e.state == State::Pending && usize::from(e.meta.shard) == shard && e.meta.seq <= last {
+                    e.state = State::InRun;
+                }
+            }
+            self.shard_states[shard].run = Some(RunState { id, sent_ms: None });
+            run = Some(Run {
+                id,
+                shard: shard as u16,
+                cutoff_ms: cutoff,
+            });
+            break;
+        }
+        self.pop_done();
+        run
+    }
+
+    /// Gathers into `records` the run that shard `entries[from]`'s records
+    /// make from `from` on, dropping records wholly older than `cutoff` on
+    /// the way. Gives whether the run is full (nothing more would fit) and
+    /// when its first record was enqueued; `None` when nothing is left.
+    fn collect_run(
+        &mut self,
+        from: usize,
+        blocked: bool,
+        cutoff: Option<i64>,
+        records: &mut Vec<RecordMeta>,
+    ) -> Option<(bool, u64)> {
+        let shard = self.entries[from].meta.shard;
+        let l = self.limits;
+        let (mut samples, mut raw, mut bytes) = (0u32, 0u64, 0u64);
+        let mut first_enqueued_ms = None;
+        let mut full = false;
+        for i in from..self.entries.len() {
+            let e = self.entries[i];
+            if e.meta.shard != shard || e.state != State::Pending {
+                continue;
+            }
+            if blocked && e.meta.seq >= self.barrier_seq {
+                break;
+            }
+            if cutoff.is_some_and(|c| e.meta.newest_timestamp_ms < c) {
+                self.resolve(i, Some(DropReason::TooOld));
+                continue;
+            }
+            let e_raw = match e.meta.raw_bytes {
+                0 => l.run_raw_bytes,
+                n => u64::from(n),
+            };
+            let fits = samples + e.live_samples() <= l.run_samples
+                && raw + e_raw <= l.run_raw_bytes
+                && bytes + u64::from(e.meta.bytes) <= l.run_bytes
+                && records.len() < RECORDS_PER_SHARD;
+            if !fits && !records.is_empty() {
+                full = true;
+                break;
+            }
+            first_enqueued_ms.get_or_insert(e.enqueued_ms);
+            records.push(e.meta);
+            samples += e.live_samples();
+            raw += e_raw;
+            bytes += u64::from(e.meta.bytes);
+            if samples >= l.run_samples || raw >= l.run_raw_bytes {
+                full = true;
+                break;
+            }
+        }
+        first_enqueued_ms.map(|at| (full, at))
+    }
+
+    fn find(&self, seq: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&seq, |e| e.meta.seq).ok()
+    }
+
+    /// The shell left out `older` samples of record `seq` (part of a run
+    /// being built) because they are before the run's cutoff. Counted as
+    /// `too_old` once, however often the record is filtered again.
+    pub fn handle_aged_out(&mut self, seq: u64, older: u32) {
+        let Some(i) = self.find(seq) else {
+            return;
+        };
+        let e = &mut self.entries[i];
+        let older = older.min(e.meta.samples);
+        if e.state == State::InRun && older > e.aged_out {
+            self.counters.dropped_too_old += u64::from(older - e.aged_out);
+            e.aged_out = older;
+        }
+    }
+
+    /// Record `seq` is gone from the WAL (deleted because the WAL was full,
+    /// or unreadable): it is given up and counted under `reason`. A record
+    /// whose request is already on the wire is left to that request's
+    /// answer (if it is retried, its loss shows when the retry is built).
+    /// Returns whether the record was given up now.
+    pub fn handle_lost(&mut self, seq: u64, reason: DropReason) -> bool {
+        let Some(i) = self.find(seq) else {
+            return false;
+        };
+        let e = self.entries[i];
+        let on_the_wire = self.shard_states[usize::from(e.meta.shard)]
+            .run
+            .is_some_and(|r| r.sent_ms.is_some());
+        let lost = match e.state {
+            State::Done => false,
+            State::InRun => !on_the_wire,
+            State::Pending => true,
+        };
+        if lost {
+            self.resolve(i, Some(reason));
+            self.pop_done();
+        }
+        lost
+    }
+
+    /// The request for run `run` is built (`body_bytes` on the wire) and
+    /// about to be sent. False when nothing of the run was left to send
+    /// (every record lost); then the shard is free again.
+    pub fn handle_built(&mut self, run: u64, body_bytes: u64, now_ms: u64) -> bool {
+        let Some(shard) = self.shard_of(run, false) else {
+            return false;
+        };
+        let (mut records, mut samples) = (0u64, 0u64);
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.state == State::InRun && usize::from(e.meta.shard) == shard)
+        {
+            records += 1;
+            samples += u64::from(e.live_samples());
+        }
+        if samples == 0 {
+            self.resolve_run(shard, Some(DropReason::TooOld));
+            self.shard_states[shard].run = None;
+            self.pop_done();
+            return false;
+        }
+        debug_assert!(records > 0);
+        self.shard_states[shard].run = Some(RunState {
+            id: run,
+            sent_ms: Some(now_ms),
+        });
+        let c = &mut self.counters;
+        c.samples_total += samples;
+        c.sent_batches += 1;
+        c.sent_bytes_total += body_bytes;
+        true
+    }
+
+    /// The shard whose current run is `run`, sent or still being built.
+    fn shard_of(&self, run: u64, sent: bool) -> Option<usize> {
+        self.shard_states
+            .iter()
+            .position(|s| s.run.is_some_and(|r| r.id == run && r.sent_ms.is_some() == sent))
+    }
+
+    /// Resolves every record of shard `shard`'s run.
+    fn resolve_run(&mut self, shard: usize, reason: Option<DropReason>) {
+        for i in 0..self.entries.len() {
+            let e = &self.entries[i];
+            if e.state == State::InRun && usize::from(e.meta.shard) == shard {
+                self.resolve(i, reason);
+            }
         }
     }
 
     fn backoff_ms(&self, attempts: u32) -> u64 {
-        let shift = attempts.saturating_sub(1).min(63);
-        self.min_backoff_ms
-            .saturating_mul(1u64 << shift.min(40))
-            .min(self.max_backoff_ms)
+        let shift = attempts.saturating_sub(1).min(40);
+        self.limits
+            .min_backoff_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.limits.max_backoff_ms)
     }
 
-    /// The receiver's answer to batch `seq`. `retry_after_ms` is the parsed
+    /// The receiver's answer to run `run`. `retry_after_ms` is the parsed
     /// `Retry-After` header, if any.
     pub fn handle_response(
         &mut self,
-        seq: u64,
+        run: u64,
         status: u16,
         retry_after_ms: Option<u64>,
         now_ms: u64,
     ) -> Outcome {
-        let Some((i, since_ms)) = self.find_in_flight(seq) else {
-            return Outcome::Unknown { seq };
+        let Some(shard) = self.shard_of(run, true) else {
+            return Outcome::Unknown { run };
         };
-        self.throughput.busy_ms += now_ms.saturating_sub(since_ms);
-        match status {
-            200..=299 => self.resolve(i, None),
-            429 | 500..=599 => self.retry(i, retry_after_ms, now_ms),
-            400..=499 => self.resolve(i, Some(DropReason::Http4xx)),
-            _ => self.resolve(i, Some(DropReason::HttpOther)),
+        let sent_ms = self.shard_states[shard]
+            .run
+            .and_then(|r| r.sent_ms)
+            .unwrap_or(now_ms);
+        self.throughput.busy_ms += now_ms.saturating_sub(sent_ms);
+        let reason = match status {
+            200..=299 => None,
+            429 | 500..=599 => return self.retry(shard, run, retry_after_ms, now_ms),
+            400..=499 => Some(DropReason::Http4xx),
+            _ => Some(DropReason::HttpOther),
+        };
+        self.resolve_run(shard, reason);
+        self.shard_states[shard] = ShardState::default();
+        self.pop_done();
+        match reason {
+            None => Outcome::Acked { run },
+            Some(reason) => Outcome::Dropped { run, reason },
         }
     }
 
-    /// The request for batch `seq` failed before an answer (connect, TLS,
-    /// timeout, reset): retried with backoff.
-    pub fn handle_transport_error(&mut self, seq: u64, now_ms: u64) -> Outcome {
-        let Some((i, since_ms)) = self.find_in_flight(seq) else {
-            return Outcome::Unknown { seq };
+    /// The request for run `run` failed before an answer (connect, TLS,
+    /// timeout, reset), or could not be started: retried with backoff.
+    pub fn handle_transport_error(&mut self, run: u64, now_ms: u64) -> Outcome {
+        let Some(shard) = self.shard_of(run, true).or_else(|| self.shard_of(run, false)) else {
+            return Outcome::Unknown { run };
         };
-        self.throughput.busy_ms += now_ms.saturating_sub(since_ms);
-        self.retry(i, None, now_ms)
+        if let Some(sent_ms) = self.shard_states[shard].run.and_then(|r| r.sent_ms) {
+            self.throughput.busy_ms += now_ms.saturating_sub(sent_ms);
+        }
+        self.retry(shard, run, None, now_ms)
     }
 
-    fn retry(&mut self, i: usize, retry_after_ms: Option<u64>, now_ms: u64) -> Outcome {
-        let wait = self
-            .backoff_ms(self.entries[i].attempts)
-            .max(retry_after_ms.unwrap_or(0));
+    fn retry(&mut self, shard: usize, run: u64, retry_after_ms: Option<u64>, now_ms: u64) -> Outcome {
+        let attempts = self.shard_states[shard].attempts + 1;
+        let wait = self.backoff_ms(attempts).max(retry_after_ms.unwrap_or(0));
         let at_ms = now_ms.saturating_add(wait);
-        let e = &mut self.entries[i];
-        e.state = State::Backoff { until_ms: at_ms };
-        self.counters.retried_samples_total += u64::from(e.meta.samples);
-        self.throughput.retried = true;
-        Outcome::Retry {
-            seq: e.meta.seq,
-            at_ms,
+        self.shard_states[shard] = ShardState {
+            run: None,
+            attempts,
+            not_before_ms: at_ms,
+        };
+        let mut samples = 0u64;
+        for e in self.entries.iter_mut() {
+            if e.state == State::InRun && usize::from(e.meta.shard) == shard {
+                e.state = State::Pending;
+                samples += u64::from(e.live_samples());
+            }
         }
+        self.counters.retried_samples_total += samples;
+        self.throughput.retried = true;
+        Outcome::Retry { run, at_ms }
     }
 
-    /// The earliest time `poll_transmit` may have something new to do.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        let backoff = self
-            .entries
-            .iter()
-            .filter_map(|e| match e.state {
-                State::Backoff { until_ms } => Some(until_ms),
-                _ => None,
-            })
-            .min();
-        let reshard = (self.pending_batches() > 0 && self.throughput.initialised)
+    /// The earliest time [`Sender::poll_transmit`] may have something new
+    /// to do, once it has been called for `now`: a backoff ending, a
+    /// shard's oldest record reaching the batch deadline, the next shard
+    /// update.
+    pub fn poll_timeout(&mut self) -> Option<u64> {
+        let blocked = self.old_layout_pending();
+        let scan = self.next_scan();
+        let mut at: Option<u64> = None;
+        for e in &self.entries {
+            if e.state != State::Pending {
+                continue;
+            }
+            if blocked && e.meta.seq >= self.barrier_seq {
+                break;
+            }
+            let shard = usize::from(e.meta.shard);
+            if self.shard_seen[shard] == scan {
+                continue;
+            }
+            self.shard_seen[shard] = scan;
+            let st = &self.shard_states[shard];
+            if st.run.is_some() {
+                continue;
+            }
+            let t = if st.attempts > 0 {
+                st.not_before_ms
+            } else {
+                e.enqueued_ms.saturating_add(self.limits.deadline_ms)
+            };
+            at = Some(at.map_or(t, |a| a.min(t)));
+        }
+        let reshard = (self.pending_records() > 0 && self.throughput.initialised)
             .then_some(self.throughput.next_update_ms);
-        match (backoff, reshard) {
+        match (at, reshard) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -501,22 +849,48 @@ impl Sender {
     }
 
     /// Applies a pending shard-count change, if any and if the previous one
-    /// has drained. Call it after closing every open batch; `next_seq` is
-    /// the seq the next batch will get. Returns the new count to use.
+    /// has drained. Call it at a scrape boundary (no batch open); `next_seq`
+    /// is the seq the next record will get. Returns the new count to use.
     pub fn poll_reshard(&mut self, next_seq: u64) -> Option<u16> {
-        if self.desired == self.shards {
-            return None;
-        }
-        let draining = self
-            .entries
-            .front()
-            .is_some_and(|e| e.meta.seq < self.barrier_seq);
-        if draining {
+        if self.desired == self.shards || self.old_layout_pending() {
             return None;
         }
         self.shards = self.desired;
         self.barrier_seq = next_seq;
         Some(self.shards)
+    }
+
+    /// Takes a changed queue section (a reload) without forgetting any
+    /// record: runs that were not answered go back to pending (their
+    /// connections are gone) and are sent again. The pipeline restarts with
+    /// `min_shards` shards from `next_seq` on, which waits for every earlier
+    /// record as after a reshard; records of shards beyond the new
+    /// `max_shards` wrap around.
+    pub fn reconfigure(&mut self, queue: &plan::Queue, next_seq: u64) {
+        let unanswered: u64 = self
+            .entries
+            .iter()
+            .filter(|e| e.state == State::InRun)
+            .map(|e| u64::from(e.live_samples()))
+            .sum();
+        self.counters.retried_samples_total += unanswered;
+        self.limits = Limits::of(queue);
+        let max_shards = self.limits.max_shards;
+        for e in self.entries.iter_mut() {
+            if e.state == State::InRun {
+                e.state = State::Pending;
+            }
+            e.meta.shard %= max_shards;
+        }
+        self.window = Window::of(queue);
+        self.entries
+            .reserve(self.window.records.saturating_sub(self.entries.len()));
+        self.shard_states = vec![ShardState::default(); usize::from(max_shards)];
+        self.shard_seen = vec![0; usize::from(max_shards)];
+        self.scan = 0;
+        self.shards = self.limits.min_shards;
+        self.desired = self.shards;
+        self.barrier_seq = next_seq;
     }
 
     /// Re-evaluates the desired shard count every [`SHARD_UPDATE_INTERVAL_MS`],
@@ -555,13 +929,9 @@ impl Sender {
         }
         // Busy shard-milliseconds per millisecond over samples per millisecond.
         let ms_per_sample = t.busy_rate / t.rate_out;
-        let backlog: u64 = self
-            .entries
-            .iter()
-            .filter(|e| e.state != State::Done)
-            .map(|e| u64::from(e.meta.samples))
-            .sum();
-        let wanted = ms_per_sample * (t.rate_in + 0.1 * backlog as f64 / interval);
+        let rate_in = t.rate_in;
+        let backlog = self.pending_samples();
+        let wanted = ms_per_sample * (rate_in + 0.1 * backlog as f64 / interval);
         let current = f64::from(self.shards);
         if (wanted - current).abs() <= current * SHARD_TOLERANCE {
             return;
@@ -570,8 +940,13 @@ impl Sender {
         if retried && wanted > current {
             return;
         }
+        // Clamped first: a near-zero send rate makes the estimate huge.
+        let wanted = wanted.min(f64::from(self.limits.max_shards));
         let ceil = wanted as u64 + u64::from(wanted.fract_part() > 0.0);
-        self.desired = ceil.clamp(u64::from(self.min_shards), u64::from(self.max_shards)) as u16;
+        self.desired = ceil.clamp(
+            u64::from(self.limits.min_shards),
+            u64::from(self.limits.max_shards),
+        ) as u16;
     }
 
     /// Renders the counters in the Prometheus text format with Prometheus's
@@ -646,12 +1021,7 @@ impl Sender {
             labels(out)?;
             writeln!(out, "}} {value}")?;
         }
-        let pending: u64 = self
-            .entries
-            .iter()
-            .filter(|e| e.state != State::Done)
-            .map(|e| u64::from(e.meta.samples))
-            .sum();
+        let pending = self.pending_samples();
         let gauges: [(&str, &str, u64); 4] = [
             (
                 "samples_pending",
@@ -666,12 +1036,12 @@ impl Sender {
             (
                 "shards_min",
                 "The minimum number of shards.",
-                u64::from(self.min_shards),
+                u64::from(self.limits.min_shards),
             ),
             (
                 "shards_max",
                 "The maximum number of shards.",
-                u64::from(self.max_shards),
+                u64::from(self.limits.max_shards),
             ),
         ];
         for (name, help, value) in gauges {

@@ -159,7 +159,6 @@ pub struct BatchBuilder {
     samples: u32,
     oldest_timestamp_ms: i64,
     newest_timestamp_ms: i64,
-    opened_at_ms: Option<u64>,
     compressor: Compressor,
 }
 
@@ -178,7 +177,6 @@ impl BatchBuilder {
             samples: 0,
             oldest_timestamp_ms: i64::MAX,
             newest_timestamp_ms: i64::MIN,
-            opened_at_ms: None,
             compressor: Compressor::new(),
         }
     }
@@ -186,15 +184,6 @@ impl BatchBuilder {
     /// Capacity `out` needs for [`BatchBuilder::finish_into`] on a full batch.
     pub fn max_compressed_len(&self) -> usize {
         snappy::max_compressed_len(self.max_bytes)
-    }
-
-    /// Records when the batch was opened, for `batch_send_deadline`. Only the
-    /// first call on an empty batch counts. Without it, the first sample's
-    /// timestamp stands in.
-    pub fn begin(&mut self, now_ms: u64) {
-        if self.opened_at_ms.is_none() {
-            self.opened_at_ms = Some(now_ms);
-        }
     }
 
     /// Appends one sample of the series `labels` (sorted by name, with
@@ -244,9 +233,6 @@ impl BatchBuilder {
         // int64 is a plain varint of the two's complement: negative times take 10 bytes.
         put_varint(buf, timestamp_ms as u64);
 
-        if self.samples == 0 && self.opened_at_ms.is_none() {
-            self.opened_at_ms = Some(timestamp_ms.max(0) as u64);
-        }
         self.samples += 1;
         self.oldest_timestamp_ms = self.oldest_timestamp_ms.min(timestamp_ms);
         self.newest_timestamp_ms = self.newest_timestamp_ms.max(timestamp_ms);
@@ -279,19 +265,6 @@ impl BatchBuilder {
         (self.samples > 0).then_some(self.newest_timestamp_ms)
     }
 
-    pub fn opened_at_ms(&self) -> Option<u64> {
-        self.opened_at_ms
-    }
-
-    /// True once a non-empty batch has been open for `deadline_ms`
-    /// (`queue.batch_send_deadline_ms`).
-    pub fn is_due(&self, now_ms: u64, deadline_ms: u64) -> bool {
-        match self.opened_at_ms {
-            Some(at) if self.samples > 0 => now_ms >= at.saturating_add(deadline_ms),
-            _ => false,
-        }
-    }
-
     /// Snappy-compresses the `WriteRequest` into `out` (replacing its
     /// contents), clears the builder, and returns the compressed length.
     /// `out` should have [`BatchBuilder::max_compressed_len`] capacity
@@ -308,8 +281,198 @@ impl BatchBuilder {
         self.samples = 0;
         self.oldest_timestamp_ms = i64::MAX;
         self.newest_timestamp_ms = i64::MIN;
-        self.opened_at_ms = None;
     }
+}
+
+/// An encoded `WriteRequest` that does not parse: what is wrong and at
+/// which byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireError {
+    pub at: usize,
+    pub what: &'static str,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WriteRequest byte {}: {}", self.at, self.what)
+    }
+}
+
+/// Samples [`retain_samples_since`] kept and left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    pub kept: u32,
+    pub dropped: u32,
+}
+
+/// One protobuf field: where it starts and ends, and its payload (the
+/// content of a length-delimited field, the bytes of a scalar one).
+struct Field {
+    number: u64,
+    wire: u8,
+    start: usize,
+    payload: (usize, usize),
+    end: usize,
+}
+
+fn read_varint(buf: &[u8], at: &mut usize) -> Result<u64, WireError> {
+    let start = *at;
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = buf.get(*at) else {
+            return Err(WireError {
+                at: start,
+                what: "varint runs past the end",
+            });
+        };
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(WireError {
+        at: start,
+        what: "varint longer than 10 bytes",
+    })
+}
+
+fn read_field(buf: &[u8], start: usize) -> Result<Field, WireError> {
+    let mut at = start;
+    let key = read_varint(buf, &mut at)?;
+    let wire = (key & 7) as u8;
+    let len = match wire {
+        WIRE_VARINT => {
+            let from = at;
+            read_varint(buf, &mut at)?;
+            at - from
+        }
+        WIRE_I64 => 8,
+        WIRE_LEN => read_varint(buf, &mut at)? as usize,
+        5 => 4,
+        _ => {
+            return Err(WireError {
+                at: start,
+                what: "unsupported wire type",
+            })
+        }
+    };
+    let payload_start = if wire == WIRE_VARINT { at - len } else { at };
+    let end = payload_start
+        .checked_add(len)
+        .filter(|&e| e <= buf.len())
+        .ok_or(WireError {
+            at: start,
+            what: "field runs past the end",
+        })?;
+    Ok(Field {
+        number: key >> 3,
+        wire,
+        start,
+        payload: (payload_start, end),
+        end,
+    })
+}
+
+/// The timestamp of an encoded `Sample` (0 when absent, as proto3 reads it).
+fn sample_timestamp(sample: &[u8], base: usize) -> Result<i64, WireError> {
+    let mut at = 0;
+    let mut ts = 0i64;
+    while at < sample.len() {
+        let f = read_field(sample, at).map_err(|e| WireError { at: base + e.at, ..e })?;
+        if f.number == 2 && f.wire == WIRE_VARINT {
+            let mut p = f.payload.0;
+            ts = read_varint(sample, &mut p)? as i64;
+        }
+        at = f.end;
+    }
+    Ok(ts)
+}
+
+/// Whether a `TimeSeries` field is a sample older than `cutoff_ms`.
+fn is_old_sample(series: &[u8], f: &Field, base: usize, cutoff_ms: i64) -> Result<bool, WireError> {
+    if f.number != 2 {
+        return Ok(false);
+    }
+    if f.wire != WIRE_LEN {
+        return Err(WireError {
+            at: base + f.start,
+            what: "TimeSeries.samples is not length-delimited",
+        });
+    }
+    let (from, to) = f.payload;
+    Ok(sample_timestamp(&series[from..to], base + from)? < cutoff_ms)
+}
+
+/// Leaves out, in place, every sample of the encoded `WriteRequest` in
+/// `req` whose timestamp is before `cutoff_ms`, and every series that has
+/// no sample left; everything else is kept byte for byte, in order. Used at
+/// send time on a WAL record that straddles `queue.max_sample_age`, so that
+/// only the samples that are themselves too old are dropped.
+///
+/// Works in one buffer: a kept field only ever moves towards the start, and
+/// a series' new length prefix is never longer than its old one. On error
+/// `req` is left partly rewritten; the caller gives the record up.
+pub fn retain_samples_since(req: &mut Vec<u8>, cutoff_ms: i64) -> Result<Retained, WireError> {
+    let mut counts = Retained::default();
+    let (mut r, mut w) = (0usize, 0usize);
+    while r < req.len() {
+        let f = read_field(req, r)?;
+        r = f.end;
+        if f.number != 1 || f.wire != WIRE_LEN {
+            req.copy_within(f.start..f.end, w);
+            w += f.end - f.start;
+            continue;
+        }
+        // A TimeSeries: first find out how much of it stays.
+        let (base, series_end) = f.payload;
+        let (mut kept, mut dropped, mut kept_len) = (0u32, 0u32, 0usize);
+        let mut at = base;
+        while at < series_end {
+            let g = read_field(&req[..series_end], at)?;
+            if is_old_sample(&req[..series_end], &g, 0, cutoff_ms)? {
+                dropped += 1;
+            } else {
+                kept += u32::from(g.number == 2);
+                kept_len += g.end - g.start;
+            }
+            at = g.end;
+        }
+        counts.kept += kept;
+        counts.dropped += dropped;
+        if dropped == 0 {
+            req.copy_within(f.start..f.end, w);
+            w += f.end - f.start;
+            continue;
+        }
+        if kept == 0 {
+            continue;
+        }
+        let mut prefix = [0u8; 11];
+        prefix[0] = tag(1, WIRE_LEN);
+        let mut n = 1;
+        let mut v = kept_len as u64;
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
+        n += 1;
+        req[w..w + n].copy_from_slice(&prefix[..n]);
+        w += n;
+        let mut at = base;
+        while at < series_end {
+            let g = read_field(&req[..series_end], at)?;
+            if !is_old_sample(&req[..series_end], &g, 0, cutoff_ms)? {
+                req.copy_within(g.start..g.end, w);
+                w += g.end - g.start;
+            }
+            at = g.end;
+        }
+    }
+    req.truncate(w);
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -368,6 +531,5 @@ mod tests {
             Err(PushError::LabelsNotSorted { at: 2 })
         );
         assert_eq!(b.samples(), 0);
-        assert!(!b.is_due(u64::MAX, 0));
     }
 }

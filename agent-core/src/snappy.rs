@@ -10,6 +10,14 @@
 //! [`Compressor`] owns its hash table; it is allocated once and reused, so
 //! compressing allocates nothing. [`decompress`] is bounded by the output
 //! slice and refuses malformed input instead of panicking.
+//!
+//! [`Joiner`] puts several streams behind one preamble without
+//! recompressing them. That is sound because a copy element's offset counts
+//! back from the current output position and a valid stream never reaches
+//! before its own start: after a stream's elements are appended to another
+//! stream's, every copy still lands inside the bytes its own stream produced.
+//! The sender uses it to send several WAL records, each compressed once when
+//! it was written, as one request.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -40,6 +48,8 @@ pub enum SnappyError {
     BadOffset { at: usize },
     /// The elements produce more or fewer bytes than the preamble says.
     LengthMismatch { expected: usize, produced: usize },
+    /// Joined streams would hold more than the format's 4 GiB.
+    TooLong { len: u64 },
 }
 
 impl fmt::Display for SnappyError {
@@ -55,6 +65,9 @@ impl fmt::Display for SnappyError {
                 f,
                 "snappy: preamble says {expected} bytes, elements produce {produced}"
             ),
+            SnappyError::TooLong { len } => {
+                write!(f, "snappy: {len} bytes is more than one stream can hold")
+            }
         }
     }
 }
@@ -86,10 +99,16 @@ impl Compressor {
         out.clear();
         out.reserve(max_compressed_len(input.len()));
         put_varint(out, input.len() as u32);
+        self.append_elements(input, out);
+        out.len()
+    }
+
+    /// Appends the elements that encode `input` to `out`, without a
+    /// preamble; the caller accounts for the length (see [`Joiner`]).
+    fn append_elements(&mut self, input: &[u8], out: &mut Vec<u8>) {
         for block in input.chunks(BLOCK_BYTES) {
             self.compress_block(block, out);
         }
-        out.len()
     }
 
     fn compress_block(&mut self, block: &[u8], out: &mut Vec<u8>) {
@@ -217,6 +236,86 @@ fn put_copy(out: &mut Vec<u8>, offset: usize, mut len: usize) {
 fn put_copy_2(out: &mut Vec<u8>, offset: usize, len: usize) {
     out.push(0b10 | (((len - 1) as u8) << 2));
     out.extend_from_slice(&(offset as u16).to_le_bytes());
+}
+
+/// Room kept for a joined stream's preamble: the longest varint of a `u32`.
+pub const PREAMBLE_ROOM: usize = 5;
+
+/// One block-format stream made of several, appended to a caller's buffer
+/// (see the module docs for why no recompression is needed).
+///
+/// [`Joiner::begin`] leaves [`PREAMBLE_ROOM`] bytes for the preamble, since
+/// the total length is known only at the end; [`Joiner::finish`] writes the
+/// shortest varint right-aligned in that room and says where the stream
+/// starts, so the result is byte for byte what a one-piece encoder with the
+/// same elements would give.
+#[derive(Debug)]
+pub struct Joiner {
+    start: usize,
+    total: u64,
+}
+
+impl Joiner {
+    /// Starts a stream at the end of `out`.
+    pub fn begin(out: &mut Vec<u8>) -> Joiner {
+        let start = out.len();
+        out.extend_from_slice(&[0; PREAMBLE_ROOM]);
+        Joiner { start, total: 0 }
+    }
+
+    /// Uncompressed bytes joined so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn add(&mut self, len: usize) -> Result<(), SnappyError> {
+        let total = self.total + len as u64;
+        if total > u64::from(u32::MAX) {
+            return Err(SnappyError::TooLong { len: total });
+        }
+        self.total = total;
+        Ok(())
+    }
+
+    /// Appends the elements of `stream`, a complete block-format stream
+    /// (e.g. a WAL record's payload, whose checksum vouches for it), and
+    /// returns its uncompressed length. Only the preamble is read: the
+    /// elements are copied as they are.
+    pub fn push_stream(&mut self, stream: &[u8], out: &mut Vec<u8>) -> Result<usize, SnappyError> {
+        let (len, elements_at) = decompressed_len(stream)?;
+        self.add(len)?;
+        out.extend_from_slice(&stream[elements_at..]);
+        Ok(len)
+    }
+
+    /// Compresses `raw` into the joined stream.
+    pub fn push_raw(
+        &mut self,
+        compressor: &mut Compressor,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SnappyError> {
+        self.add(raw.len())?;
+        compressor.append_elements(raw, out);
+        Ok(())
+    }
+
+    /// Writes the preamble; the joined stream is `out[returned..]`.
+    pub fn finish(self, out: &mut [u8]) -> usize {
+        let mut bytes = [0u8; PREAMBLE_ROOM];
+        let mut n = 0;
+        let mut v = self.total as u32;
+        while v >= 0x80 {
+            bytes[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        bytes[n] = v as u8;
+        n += 1;
+        let at = self.start + PREAMBLE_ROOM - n;
+        out[at..at + n].copy_from_slice(&bytes[..n]);
+        at
+    }
 }
 
 /// The uncompressed length a stream announces, and where its elements start.

@@ -17,16 +17,23 @@
 //! | 32     | 8    | newest sample timestamp, ms                           |
 //! | 40     | 4    | reserved, zero                                        |
 //!
-//! A batch's payload is the snappy-compressed `WriteRequest`, exactly the
-//! bytes that go on the wire, so replay sends without re-encoding. An ack
-//! record has no payload; its seq is the sender's ack floor at the time, so
-//! a restart does not resend batches the receiver already has.
+//! A batch record holds what one scrape put into one shard (more than one
+//! when that does not fit one request). Its payload is the
+//! snappy-compressed `WriteRequest`, a complete block-format stream; the
+//! sender joins the payloads of consecutive records into one request body
+//! without recompressing them (`snappy::Joiner`), so a record is written
+//! once and sent as it is. The uncompressed length the sender bounds
+//! requests with is the payload's snappy preamble ([`raw_len`]), so it
+//! needs no header field: WALs written before records were joined read the
+//! same. An ack record has no payload; its seq is the sender's ack floor at
+//! the time, so a restart does not resend batches the receiver already has.
 //!
 //! The checksum covers the length too (through the payload it delimits and
 //! the fields after it), so a torn write and a flipped bit both surface as an
 //! error at the record's offset, never as a bogus record.
 
-use crate::queue::BatchMeta;
+use crate::queue::RecordMeta;
+use crate::snappy;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -44,8 +51,8 @@ pub enum RecordKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub kind: RecordKind,
-    /// `bytes` is the payload length.
-    pub meta: BatchMeta,
+    /// `bytes` is the payload length, `raw_bytes` its [`raw_len`].
+    pub meta: RecordMeta,
     pub payload: &'a [u8],
     /// Where the record starts in the slice the reader was given.
     pub offset: usize,
@@ -83,7 +90,7 @@ impl fmt::Display for WalError {
 
 /// The header for `payload`; write it and then the payload (e.g. with one
 /// `writev`) to append a record without copying the payload.
-pub fn encode_header(kind: RecordKind, meta: &BatchMeta, payload: &[u8]) -> [u8; HEADER_LEN] {
+pub fn encode_header(kind: RecordKind, meta: &RecordMeta, payload: &[u8]) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0] = MAGIC;
     h[1] = kind as u8;
@@ -100,22 +107,29 @@ pub fn encode_header(kind: RecordKind, meta: &BatchMeta, payload: &[u8]) -> [u8;
     h
 }
 
-/// Appends a batch record to `out`. `meta.bytes` is ignored; the payload
-/// length is what is stored.
-pub fn encode_record(meta: &BatchMeta, payload: &[u8], out: &mut Vec<u8>) {
+/// The uncompressed length a batch payload's snappy preamble announces; 0
+/// when the payload does not start with one.
+pub fn raw_len(payload: &[u8]) -> u32 {
+    snappy::decompressed_len(payload).map_or(0, |(len, _)| len as u32)
+}
+
+/// Appends a batch record to `out`. `meta.bytes` and `meta.raw_bytes` are
+/// ignored; they follow from the payload.
+pub fn encode_record(meta: &RecordMeta, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&encode_header(RecordKind::Batch, meta, payload));
     out.extend_from_slice(payload);
 }
 
 /// Appends an ack-floor record: every seq below `floor` is resolved.
 pub fn encode_ack_floor(floor: u64, out: &mut Vec<u8>) {
-    let meta = BatchMeta {
+    let meta = RecordMeta {
         seq: floor,
         shard: 0,
         samples: 0,
         oldest_timestamp_ms: 0,
         newest_timestamp_ms: 0,
         bytes: 0,
+        raw_bytes: 0,
     };
     out.extend_from_slice(&encode_header(RecordKind::AckFloor, &meta, &[]));
 }
@@ -193,13 +207,17 @@ impl<'a> RecordReader<'a> {
         }
         Ok(Record {
             kind,
-            meta: BatchMeta {
+            meta: RecordMeta {
                 seq: u64_at(10),
                 shard: u16::from_le_bytes([h[18], h[19]]),
                 samples: u32_at(20),
                 oldest_timestamp_ms: u64_at(24) as i64,
                 newest_timestamp_ms: u64_at(32) as i64,
                 bytes: len as u32,
+                raw_bytes: match kind {
+                    RecordKind::Batch => raw_len(payload),
+                    RecordKind::AckFloor => 0,
+                },
             },
             payload,
             offset,

@@ -118,23 +118,6 @@ fn batch_closes_at_sample_and_byte_bounds() {
 }
 
 #[test]
-fn deadline_follows_begin_or_first_timestamp() {
-    let l = labels(&[("__name__", "up")]);
-    let mut b = BatchBuilder::with_bounds(10, 4096);
-    b.begin(5_000);
-    assert!(!b.is_due(100_000, 10_000), "an empty batch is never due");
-    b.push(&l, 1.0, 1_000).unwrap();
-    assert_eq!(b.opened_at_ms(), Some(5_000));
-    assert!(!b.is_due(14_999, 10_000));
-    assert!(b.is_due(15_000, 10_000));
-    let mut out = Vec::with_capacity(b.max_compressed_len());
-    b.finish_into(&mut out);
-    assert_eq!(b.opened_at_ms(), None);
-    b.push(&l, 1.0, 20_000).unwrap();
-    assert_eq!(b.opened_at_ms(), Some(20_000));
-}
-
-#[test]
 fn headers_are_the_spec_ones() {
     assert_eq!(
         HEADERS,

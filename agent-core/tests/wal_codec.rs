@@ -1,23 +1,25 @@
 //! WAL record codec: round trips, torn and corrupt tails found at the right
 //! offset, and no panic on any input.
 
-use outpost_core::queue::BatchMeta;
+use outpost_core::queue::RecordMeta;
+use outpost_core::snappy::Compressor;
 use outpost_core::wal::{
-    encode_ack_floor, encode_header, encode_record, record_len, RecordKind, RecordReader, WalError,
+    encode_ack_floor, encode_header, encode_record, raw_len, record_len, RecordKind, RecordReader, WalError,
     HEADER_LEN,
 };
 use proptest::prelude::*;
 
 const MAX_PAYLOAD: usize = 4096;
 
-fn meta(seq: u64, bytes: u32) -> BatchMeta {
-    BatchMeta {
+fn meta(seq: u64, bytes: u32) -> RecordMeta {
+    RecordMeta {
         seq,
         shard: (seq % 7) as u16,
         samples: 1000 + seq as u32,
         oldest_timestamp_ms: -5 + seq as i64,
         newest_timestamp_ms: 1_700_000_000_000 + seq as i64,
         bytes,
+        raw_bytes: 0,
     }
 }
 
@@ -44,12 +46,30 @@ fn records_round_trip_with_offsets() {
         let r = reader.next().unwrap().unwrap();
         let p = payload(seq, (seq as usize * 37) % 500);
         assert_eq!(r.kind, RecordKind::Batch);
-        assert_eq!(r.meta, meta(seq, p.len() as u32));
+        let want = RecordMeta {
+            raw_bytes: raw_len(&p),
+            ..meta(seq, p.len() as u32)
+        };
+        assert_eq!(r.meta, want);
         assert_eq!(r.payload, &p[..]);
         assert_eq!(r.offset, starts[seq as usize]);
     }
     assert!(reader.next().is_none());
     assert_eq!(reader.offset(), seg.len());
+}
+
+#[test]
+fn the_uncompressed_length_comes_from_the_payloads_preamble() {
+    let request = [42u8; 70_000];
+    let mut payload = Vec::new();
+    Compressor::new().compress(&request, &mut payload);
+    let mut seg = Vec::new();
+    encode_record(&meta(9, 0), &payload, &mut seg);
+    let r = RecordReader::new(&seg, 1 << 20).next().unwrap().unwrap();
+    assert_eq!((r.meta.bytes, r.meta.raw_bytes), (payload.len() as u32, 70_000));
+    // A payload that is not a snappy stream has no known length.
+    assert_eq!(raw_len(&[0xff; 8]), 0);
+    assert_eq!(raw_len(&[]), 0);
 }
 
 #[test]

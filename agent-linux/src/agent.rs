@@ -9,12 +9,14 @@
 //! follow the monotonic [`Clock::now_ms`]; the wall clock is read only to
 //! stamp scrapes (see [`crate::clock`]).
 //!
-//! Data path: scrape body -> [`TargetPipeline`] -> [`Batcher`] -> closed
-//! batch -> [`DiskWal::append`] -> fed to the [`Sender`] as its window has
-//! room -> payload read back from the WAL -> POST on the shard's connection
-//! -> response -> ack -> WAL segments below the ack floor deleted. Replay
-//! after a restart is the same path: the WAL lists the unsent records and
-//! the sender takes them as its window allows.
+//! Data path: scrape body -> [`TargetPipeline`] -> [`Batcher`] -> at the
+//! end of the scrape, one record per shard -> [`DiskWal::append`] -> fed to
+//! the [`Sender`] as its window has room -> the sender groups a shard's
+//! records into a run -> their payloads read back from the WAL and joined
+//! into one body -> POST on the shard's connection -> response -> ack ->
+//! WAL segments below the ack floor deleted. Replay after a restart is the
+//! same path: the WAL lists the unsent records and the sender takes them as
+//! its window allows.
 
 use std::fs;
 use std::io;
@@ -30,8 +32,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use outpost_core::expfmt::Format;
 use outpost_core::plan::{self, Auth, Plan, Scheme};
-use outpost_core::queue::{BatchMeta, DropReason, Outcome, Sender};
+use outpost_core::queue::{DropReason, Outcome, RecordMeta, Run, Sender, Window, RECORDS_PER_SHARD};
 use outpost_core::remote_write::{BatchBuilder, HEADERS};
+use outpost_core::request::RequestBuilder;
 use rustls::ClientConfig;
 
 use crate::cli::RunArgs;
@@ -43,7 +46,7 @@ use crate::net::{
     ServerLimits,
 };
 use crate::status::{self, RuntimeInfo, TargetStats};
-use crate::wal::{DiskWal, WalConfig};
+use crate::wal::{DiskWal, LockError, WalConfig, WalLock};
 use outpost_core::pipeline::{job_labels, BatchSink, Batcher, TargetLabels, TargetPipeline};
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -496,7 +499,6 @@ struct Scraping {
     targets: Vec<Target>,
     batcher: Batcher,
     node: Option<NodeCollector>,
-    batch_deadline_ms: u64,
 }
 
 impl Scraping {
@@ -613,7 +615,6 @@ impl Scraping {
             batcher: Batcher::new(plan, shards, max_labels, max_label_bytes)?,
             targets,
             node,
-            batch_deadline_ms: u64::from(plan.queue.batch_send_deadline_ms),
         })
     }
 
@@ -655,8 +656,8 @@ struct ShardConn {
     conn: HttpClientConn,
     /// The receiver address this connection dials.
     addr: SocketAddr,
+    /// The run whose request is on this connection.
     in_flight: Option<u64>,
-    payload: Vec<u8>,
 }
 
 /// Where and how batches are sent: everything a plan's `receiver` section
@@ -725,9 +726,13 @@ struct PendingRebuild {
     layout_barrier: u64,
 }
 
+/// Records the WAL keeps in memory ahead of the sender's window, so the
+/// sender's next records are at hand when it has room.
+const WAL_LOOKAHEAD_RECORDS: usize = 64;
+
 /// The durable half: WAL, sender state machine and receiver connections.
 /// It outlives plan reloads; a reload that changes the receiver or queue
-/// rebuilds the sender and connections over the same WAL.
+/// reconfigures the sender and rebuilds the connections over the same WAL.
 struct Shipping {
     wal: DiskWal,
     sender: Sender,
@@ -740,21 +745,19 @@ struct Shipping {
     auth: Option<(FileSecret, Option<String>)>,
     auth_value: Vec<u8>,
     remote_timeout_ms: u64,
-    max_payload: usize,
+    /// Joins a run's WAL records into `body`; one body at a time, since a
+    /// connection copies the request when it starts it.
+    request: RequestBuilder,
+    body: Vec<u8>,
+    /// The records of the run being built.
+    run_records: Vec<RecordMeta>,
     /// Next WAL seq to hand to the sender.
     fed_upto: u64,
-    /// Seqs at or above the ack floor the sender already acked or dropped;
-    /// a sender rebuilt on reload skips them (the WAL only knows the floor).
-    resolved_above_floor: Vec<u64>,
-    /// Batches from this seq on were built under a new shard layout: they
-    /// are not fed until every earlier one is resolved, so a series that
-    /// changed shard stays in order.
-    layout_barrier: u64,
     /// A reload's new receiver side and queue, waiting for sends in flight
     /// to be answered.
     pending_rebuild: Option<Box<PendingRebuild>>,
     batch_buf: Vec<u8>,
-    dropped: Vec<BatchMeta>,
+    dropped: Vec<RecordMeta>,
     now_ms: u64,
     /// The wall clock read with `now_ms`, for the receiver's `Date`.
     wall_ms: i64,
@@ -764,24 +767,28 @@ struct Shipping {
 }
 
 impl BatchSink for Shipping {
+    /// A scrape ended (or a batch filled up): its samples of one shard
+    /// become a WAL record, written before the next scrape of the target.
     fn batch_closed(&mut self, shard: u16, batch: &mut BatchBuilder) {
         let samples = batch.samples();
-        let oldest = batch.oldest_timestamp_ms().unwrap_or(0);
-        let newest = batch.newest_timestamp_ms().unwrap_or(0);
-        batch.finish_into(&mut self.batch_buf);
-        let mut dropped = std::mem::take(&mut self.dropped);
-        let batch = BatchMeta {
+        // The WAL fills in seq and sizes.
+        let record = RecordMeta {
             seq: 0,
             shard,
             samples,
-            oldest_timestamp_ms: oldest,
-            newest_timestamp_ms: newest,
+            oldest_timestamp_ms: batch.oldest_timestamp_ms().unwrap_or(0),
+            newest_timestamp_ms: batch.newest_timestamp_ms().unwrap_or(0),
             bytes: 0,
+            raw_bytes: 0,
         };
-        let appended = self.wal.append(batch, &self.batch_buf, self.now_ms, &mut dropped);
+        batch.finish_into(&mut self.batch_buf);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        let appended = self
+            .wal
+            .append(record, &self.batch_buf, self.now_ms, &mut dropped);
         if let Err(e) = appended {
             log::error(
-                "batch lost: WAL append failed",
+                "samples lost: WAL append failed",
                 &[("samples", &samples), ("err", &e)],
             );
             self.sender
@@ -789,12 +796,15 @@ impl BatchSink for Shipping {
                 .record_dropped(DropReason::WalCorrupt, u64::from(samples));
         }
         for meta in dropped.drain(..) {
-            // Records the sender already holds are counted when their turn
-            // comes (see `give_up_missing`); the rest are counted here.
             if meta.seq >= self.fed_upto {
+                // Never handed to the sender: counted here.
                 self.sender
                     .counters
                     .record_dropped(DropReason::WalFull, u64::from(meta.samples));
+            } else {
+                // The sender gives it up now, or, when its request is on the
+                // wire, once that request's answer calls for a retry.
+                self.sender.handle_lost(meta.seq, DropReason::WalFull);
             }
         }
         self.dropped = dropped;
@@ -802,29 +812,35 @@ impl BatchSink for Shipping {
 }
 
 impl Shipping {
-    fn open(plan: &Plan, args: &RunArgs) -> Result<Shipping, String> {
+    fn open(plan: &Plan, args: &RunArgs) -> Result<Shipping, StartError> {
         let side = ReceiverSide::build(plan)?;
-        let max_payload = plan::snappy_max_len(u64::from(plan.queue.max_batch_bytes)) as usize;
+        let max_batch_bytes = plan.queue.max_batch_bytes as usize;
         let dir = args
             .wal_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(plan.str(plan.wal.dir)));
-        let wal = DiskWal::open(WalConfig {
-            dir,
-            segment_bytes: u64::from(plan.wal.segment_bytes),
-            max_bytes: plan.wal.max_bytes,
-            fsync: plan.wal.fsync,
-            max_payload_bytes: max_payload,
-            // The sender's window plus a look-ahead: what may sit in memory.
-            max_window_records: Sender::new(&plan.queue).window() + 64,
-        })?;
-        let sender = Sender::new(&plan.queue);
+        let lock = WalLock::acquire(&dir, Duration::from_millis(args.wal_lock_wait_ms))
+            .map_err(StartError::WalLocked)?;
+        let window = Window::of(&plan.queue);
+        let lookahead = WAL_LOOKAHEAD_RECORDS as u64 * u64::from(plan.queue.max_samples_per_send);
+        let wal = DiskWal::open(
+            WalConfig {
+                dir,
+                segment_bytes: u64::from(plan.wal.segment_bytes),
+                max_bytes: plan.wal.max_bytes,
+                fsync: plan.wal.fsync,
+                max_payload_bytes: plan::snappy_max_len(max_batch_bytes as u64) as usize,
+                // The sender's window plus a look-ahead: what may sit in memory.
+                max_window_records: window.records + WAL_LOOKAHEAD_RECORDS,
+                max_window_samples: window.samples + lookahead,
+            },
+            lock,
+        )?;
+        let sender = Sender::with_window(&plan.queue, window);
         let shards = (0..plan.queue.max_shards.max(1)).map(|_| None).collect();
         let fed_upto = wal.ack_floor();
         Ok(Shipping {
             fed_upto,
-            resolved_above_floor: Vec::with_capacity(sender.window()),
-            layout_barrier: 0,
             pending_rebuild: None,
             wal,
             sender,
@@ -837,8 +853,10 @@ impl Shipping {
             auth: side.auth,
             auth_value: Vec::new(),
             remote_timeout_ms: side.remote_timeout_ms,
-            max_payload,
-            batch_buf: Vec::with_capacity(max_payload),
+            request: RequestBuilder::new(max_batch_bytes),
+            body: Vec::with_capacity(RequestBuilder::body_capacity(max_batch_bytes)),
+            run_records: Vec::with_capacity(RECORDS_PER_SHARD),
+            batch_buf: Vec::with_capacity(plan::snappy_max_len(max_batch_bytes as u64) as usize),
             dropped: Vec::new(),
             now_ms: 0,
             wall_ms: 0,
@@ -848,11 +866,11 @@ impl Shipping {
         })
     }
 
-    /// Asks for the receiver, queue settings and sender to be replaced over
-    /// the same WAL. Call it after the open batches went into the WAL. No
-    /// new send starts from now on; sends in flight get until their timeout
-    /// (at most [`SHUTDOWN_BUDGET_MS`]) to be answered, and their answers
-    /// count. Then [`Shipping::rebuild_when_drained`] switches.
+    /// Asks for the receiver and queue settings to be replaced over the same
+    /// WAL and sender. No new send starts from now on; sends in flight get
+    /// until their timeout (at most [`SHUTDOWN_BUDGET_MS`]) to be answered,
+    /// and their answers count. Then [`Shipping::rebuild_when_drained`]
+    /// switches.
     fn request_rebuild(&mut self, side: ReceiverSide, queue: plan::Queue, now: u64) {
         self.pending_rebuild = Some(Box::new(PendingRebuild {
             side,
@@ -863,8 +881,8 @@ impl Shipping {
     }
 
     /// Switches once nothing is in flight or the drain time is up. What is
-    /// still unanswered then is sent again by the new sender, which starts
-    /// at the WAL's ack floor and skips what the old one resolved.
+    /// still unanswered then goes back to the sender's pending records and
+    /// is sent again to the new receiver.
     fn rebuild_when_drained(&mut self, registry: &Registry, now: u64) {
         let due = self
             .pending_rebuild
@@ -882,22 +900,12 @@ impl Shipping {
             layout_barrier,
             ..
         } = *pending;
-        let queue = &queue;
         let abandoned = self.in_flight();
         for mut sc in self.shards.iter_mut().filter_map(Option::take) {
             sc.conn.close(registry);
         }
-        if let Some(floor) = self.sender.ack_floor() {
-            self.wal.ack(floor);
-        }
-        let floor = self.wal.ack_floor();
-        self.resolved_above_floor.retain(|&seq| seq >= floor);
-        let counters = self.sender.counters;
-        self.sender = Sender::new(queue);
-        self.sender.counters = counters;
+        self.sender.reconfigure(&queue, layout_barrier);
         self.shards = (0..queue.max_shards.max(1)).map(|_| None).collect();
-        self.fed_upto = floor;
-        self.layout_barrier = layout_barrier;
         self.receiver = side.receiver;
         self.receiver_url = side.receiver_url;
         self.tls = side.tls;
@@ -912,15 +920,16 @@ impl Shipping {
                 ("url", &self.receiver_url),
                 ("min_shards", &queue.min_shards),
                 ("max_shards", &queue.max_shards),
-                ("resend_from_seq", &floor),
                 ("abandoned_in_flight", &abandoned),
             ],
         );
     }
 
     /// Hands WAL records to the sender as its window has room.
-    fn feed(&mut self) {
-        let last_shard = self.shards.len().saturating_sub(1) as u16;
+    fn feed(&mut self, now: u64) {
+        // Records built under a reload's new shard layout wait for the
+        // sender that knows that layout.
+        let barrier = self.pending_rebuild.as_ref().map(|p| p.layout_barrier);
         while self.sender.has_room() {
             let meta = match self.wal.peek_from(self.fed_upto) {
                 Ok(Some(m)) => m,
@@ -930,25 +939,7 @@ impl Shipping {
                     break;
                 }
             };
-            if self.resolved_above_floor.contains(&meta.seq) {
-                // Acked (or dropped) by the sender this one replaced.
-                self.fed_upto = meta.seq + 1;
-                continue;
-            }
-            // Resolved entries leave the sender's front at once, so a floor
-            // below the barrier means an old-layout batch is still pending.
-            if meta.seq >= self.layout_barrier
-                && self.sender.ack_floor().is_some_and(|f| f < self.layout_barrier)
-            {
-                break;
-            }
-            // A WAL written under a plan with more shards: per-series order
-            // only matters within one run's batches, which keep their shard.
-            let meta = BatchMeta {
-                shard: meta.shard.min(last_shard),
-                ..meta
-            };
-            if self.sender.handle_enqueued(meta).is_err() {
+            if barrier.is_some_and(|b| meta.seq >= b) || self.sender.handle_enqueued(meta, now).is_err() {
                 break;
             }
             self.fed_upto = meta.seq + 1;
@@ -977,35 +968,66 @@ impl Shipping {
         }
     }
 
-    /// The sender offered a batch whose WAL record is gone (deleted because
-    /// the WAL was full) or unreadable. The sender has no call for "dropped
-    /// before sending", so it is resolved as a non-retryable answer and the
-    /// counters are moved to the true reason.
-    fn give_up_missing(&mut self, meta: BatchMeta, reason: DropReason, now: u64) {
-        let outcome = self.sender.handle_response(meta.seq, 0, None, now);
-        self.note_resolved(outcome);
-        if let Outcome::Dropped {
-            reason: DropReason::HttpOther,
-            ..
-        } = outcome
-        {
-            let samples = u64::from(meta.samples);
-            let c = &mut self.sender.counters;
-            c.dropped_http_other = c.dropped_http_other.saturating_sub(samples);
-            c.samples_total = c.samples_total.saturating_sub(samples);
-            c.sent_batches = c.sent_batches.saturating_sub(1);
-            c.sent_bytes_total = c.sent_bytes_total.saturating_sub(u64::from(meta.bytes));
-            c.record_dropped(reason, samples);
+    /// Builds the body of the run the sender handed out from its WAL
+    /// records into `self.body`; gives where it starts. Records the WAL no
+    /// longer has (deleted when full) or cannot read are given up, and
+    /// samples older than the run's cutoff are left out and reported.
+    fn build_body(&mut self, run: &Run) -> usize {
+        self.request.begin(&mut self.body);
+        for meta in &self.run_records {
+            let lost = match self.wal.read_payload(meta.seq) {
+                Ok(Some(payload)) => match self.request.push(meta, payload, run.cutoff_ms, &mut self.body) {
+                    Ok(aged_out) => {
+                        self.sender.handle_aged_out(meta.seq, aged_out);
+                        None
+                    }
+                    Err(e) => {
+                        log::error(
+                            "WAL record cannot be sent; giving it up",
+                            &[("seq", &meta.seq), ("err", &e)],
+                        );
+                        Some(DropReason::WalCorrupt)
+                    }
+                },
+                Ok(None) => Some(DropReason::WalFull),
+                Err(e) => {
+                    log::error(
+                        "cannot read a record back from the WAL; giving it up",
+                        &[("seq", &meta.seq), ("err", &e)],
+                    );
+                    Some(DropReason::WalCorrupt)
+                }
+            };
+            if let Some(reason) = lost {
+                self.sender.handle_lost(meta.seq, reason);
+            }
+        }
+        self.request.finish(&mut self.body)
+    }
+
+    fn log_send_failure(&mut self, err: &dyn std::fmt::Display) {
+        self.consecutive_failures += 1;
+        // An outage fails every retry; one line per ten keeps the log readable.
+        if self.consecutive_failures % 10 == 1 {
+            log::warn(
+                "remote write failed",
+                &[
+                    ("url", &self.receiver_url),
+                    ("consecutive_failures", &self.consecutive_failures),
+                    ("err", err),
+                ],
+            );
         }
     }
 
-    /// Starts every send the sender allows now.
-    fn transmit(&mut self, registry: &Registry, now: u64) {
+    /// Starts every send the sender allows now. `wall` is the wall clock,
+    /// which judges sample age; `now` is the clock of every deadline.
+    fn transmit(&mut self, registry: &Registry, now: u64, wall: i64) {
         if self.pending_rebuild.is_some() {
             return;
         }
-        while let Some(meta) = self.sender.poll_transmit(now) {
-            let shard = usize::from(meta.shard).min(self.shards.len() - 1);
+        while let Some(run) = self.sender.poll_transmit(now, wall, &mut self.run_records) {
+            let shard = usize::from(run.shard);
             // The receiver's name moved: an idle connection to the old
             // address is replaced (busy ones finish first, see below).
             let moved = self.shards[shard]
@@ -1020,23 +1042,14 @@ impl Shipping {
                 let bufs = ConnBuffers {
                     read_bytes: 16 * 1024,
                     head_bytes: 8 * 1024,
-                    request_bytes: self.max_payload + 4096,
+                    request_bytes: self.body.capacity() + 4096,
                     inflate_out_bytes: 16 * 1024,
                 };
                 let Some(addr) = self.receiver.name.addr else {
                     // Not resolved yet (the lookup runs off the loop): the
-                    // batch backs off and is offered again.
-                    self.consecutive_failures += 1;
-                    if self.consecutive_failures % 10 == 1 {
-                        log::warn(
-                            "remote write failed",
-                            &[
-                                ("url", &self.receiver_url),
-                                ("err", &"receiver name not resolved yet"),
-                            ],
-                        );
-                    }
-                    self.sender.handle_transport_error(meta.seq, now);
+                    // run backs off and is offered again.
+                    self.log_send_failure(&"receiver name not resolved yet");
+                    self.sender.handle_transport_error(run.id, now);
                     continue;
                 };
                 match HttpClientConn::new(
@@ -1051,7 +1064,6 @@ impl Shipping {
                             conn,
                             addr,
                             in_flight: None,
-                            payload: Vec::with_capacity(self.max_payload),
                         })
                     }
                     Err(e) => {
@@ -1059,30 +1071,20 @@ impl Shipping {
                             "cannot set up receiver connection",
                             &[("url", &self.receiver_url), ("err", &e)],
                         );
-                        self.sender.handle_transport_error(meta.seq, now);
+                        self.sender.handle_transport_error(run.id, now);
                         continue;
                     }
                 }
             }
-            let sc = self.shards[shard].as_mut().expect("created above");
-            match self.wal.read_payload(meta.seq, &mut sc.payload) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    // Deleted while queued because the WAL was full.
-                    self.give_up_missing(meta, DropReason::WalFull, now);
-                    continue;
-                }
-                Err(e) => {
-                    log::error(
-                        "cannot read batch back from the WAL",
-                        &[("seq", &meta.seq), ("err", &e)],
-                    );
-                    self.give_up_missing(meta, DropReason::WalCorrupt, now);
-                    continue;
-                }
+            let at = self.build_body(&run);
+            if !self
+                .sender
+                .handle_built(run.id, (self.body.len() - at) as u64, now)
+            {
+                // Every record of the run was lost: nothing to send.
+                continue;
             }
             self.refresh_auth();
-            let sc = self.shards[shard].as_mut().expect("created above");
             // A fixed array: sending allocates nothing.
             let mut headers: [(&str, &[u8]); HEADERS.len() + 2] = [("", b""); HEADERS.len() + 2];
             for (slot, (n, v)) in headers.iter_mut().zip(HEADERS.iter()) {
@@ -1102,7 +1104,7 @@ impl Shipping {
                 path: &self.receiver.path,
                 host: &self.receiver.authority,
                 headers: &headers[..count],
-                body: &sc.payload,
+                body: &self.body[at..],
                 accept_gzip: false,
                 limits: BodyLimits {
                     max_body_bytes: 64 * 1024,
@@ -1110,21 +1112,12 @@ impl Shipping {
                 },
                 timeout_ms: self.remote_timeout_ms,
             };
+            let sc = self.shards[shard].as_mut().expect("created above");
             match sc.conn.start_request(registry, &req, now) {
-                Ok(()) => sc.in_flight = Some(meta.seq),
+                Ok(()) => sc.in_flight = Some(run.id),
                 Err(e) => {
-                    self.consecutive_failures += 1;
-                    if self.consecutive_failures % 10 == 1 {
-                        log::warn(
-                            "remote write failed",
-                            &[
-                                ("url", &self.receiver_url),
-                                ("consecutive_failures", &self.consecutive_failures),
-                                ("err", &e),
-                            ],
-                        );
-                    }
-                    self.sender.handle_transport_error(meta.seq, now);
+                    self.log_send_failure(&e);
+                    self.sender.handle_transport_error(run.id, now);
                 }
             }
         }
@@ -1140,12 +1133,13 @@ impl Shipping {
         } else {
             sc.conn.handle_event(registry, now, &mut discard)
         };
-        let Some(seq) = sc.in_flight else {
+        let Some(run) = sc.in_flight else {
             return;
         };
-        let outcome = match progress {
-            Progress::Pending => return,
+        match progress {
+            Progress::Pending => {}
             Progress::Done(head) => {
+                sc.in_flight = None;
                 if let Some(date_s) = head.date_s {
                     self.receiver_offset
                         .observe(date_s, self.wall_ms, now, &self.receiver_url);
@@ -1163,57 +1157,33 @@ impl Shipping {
                     self.consecutive_failures = 0;
                 }
                 let retry_after = head.retry_after_s.map(|s| u64::from(s) * 1000);
-                let outcome = self.sender.handle_response(seq, head.status, retry_after, now);
+                let outcome = self.sender.handle_response(run, head.status, retry_after, now);
                 if !head.is_success() {
                     log::warn(
                         "receiver refused a batch",
                         &[
                             ("url", &self.receiver_url),
                             ("status", &head.status),
-                            ("seq", &seq),
+                            ("batch", &run),
                             ("outcome", &outcome_name(&outcome)),
                         ],
                     );
                 }
-                outcome
             }
             Progress::Failed(f) => {
+                sc.in_flight = None;
                 let err = match f {
                     Failure::Net(e) => e.to_string(),
                     Failure::Sink(()) => "sink".to_string(),
                 };
-                self.consecutive_failures += 1;
                 self.receiver.name.ask_soon(now);
-                // An outage fails every retry; one line per ten keeps the log readable.
-                if self.consecutive_failures % 10 == 1 {
-                    log::warn(
-                        "remote write failed",
-                        &[
-                            ("url", &self.receiver_url),
-                            ("seq", &seq),
-                            ("consecutive_failures", &self.consecutive_failures),
-                            ("err", &err),
-                        ],
-                    );
-                }
-                self.sender.handle_transport_error(seq, now)
-            }
-        };
-        sc.in_flight = None;
-        self.note_resolved(outcome);
-    }
-
-    fn note_resolved(&mut self, outcome: Outcome) {
-        if let Outcome::Acked { seq } | Outcome::Dropped { seq, .. } = outcome {
-            // Bounded by the sender's window: entries below the floor are
-            // pruned in `settle`.
-            if self.resolved_above_floor.len() < self.resolved_above_floor.capacity() {
-                self.resolved_above_floor.push(seq);
+                self.log_send_failure(&err);
+                self.sender.handle_transport_error(run, now);
             }
         }
     }
 
-    fn next_deadline(&self) -> Option<u64> {
+    fn next_deadline(&mut self) -> Option<u64> {
         let conns = self
             .shards
             .iter()
@@ -1221,21 +1191,21 @@ impl Shipping {
             .filter_map(|s| s.conn.deadline_ms())
             .min();
         let rebuild = self.pending_rebuild.as_ref().map(|p| p.until_ms);
-        [
-            conns,
-            self.sender.poll_timeout(),
-            self.wal.next_sync_ms(),
-            rebuild,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // While a rebuild waits nothing is sent, so the sender's deadlines
+        // (which may be due) wait for it too.
+        let sender = match rebuild {
+            Some(_) => None,
+            None => self.sender.poll_timeout(),
+        };
+        [conns, sender, self.wal.next_sync_ms(), rebuild]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn settle(&mut self, now: u64) {
         if let Some(floor) = self.sender.ack_floor() {
             self.wal.ack(floor);
-            self.resolved_above_floor.retain(|&seq| seq >= floor);
         }
         if now >= self.last_persist_ms + MAX_SLEEP_MS {
             self.wal.persist_ack_floor();
@@ -1335,6 +1305,39 @@ impl Responder for StatusView<'_> {
 
 // ---------------------------------------------------------------- the agent
 
+/// Why the agent did not start; each has its own exit code.
+#[derive(Debug)]
+pub enum StartError {
+    /// Another process holds the WAL directory.
+    WalLocked(LockError),
+    /// Anything else: a bad plan field, a file, a port.
+    Failed(String),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::WalLocked(_) => crate::cli::EXIT_WAL_LOCKED,
+            StartError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<String> for StartError {
+    fn from(e: String) -> StartError {
+        StartError::Failed(e)
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::WalLocked(e) => e.fmt(f),
+            StartError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -1368,12 +1371,12 @@ pub struct Agent {
 impl Agent {
     /// Loads everything the plan describes: WAL (scanned, not loaded),
     /// targets, status server. Errors name the plan field or the file.
-    pub fn start(args: RunArgs, plan: Plan) -> Result<Agent, String> {
+    pub fn start(args: RunArgs, plan: Plan) -> Result<Agent, StartError> {
         Self::start_with(args, plan, Resolution::default())
     }
 
     /// [`Agent::start`] with a chosen name resolution (tests move names).
-    pub fn start_with(args: RunArgs, plan: Plan, resolution: Resolution) -> Result<Agent, String> {
+    pub fn start_with(args: RunArgs, plan: Plan, resolution: Resolution) -> Result<Agent, StartError> {
         Self::start_with_clock(args, plan, resolution, Clock::system())
     }
 
@@ -1383,7 +1386,7 @@ impl Agent {
         plan: Plan,
         resolution: Resolution,
         clock: Clock,
-    ) -> Result<Agent, String> {
+    ) -> Result<Agent, StartError> {
         let now = clock.now_ms();
         let wall = clock.wall_ms().max(0) as u64;
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
@@ -1490,12 +1493,12 @@ impl Agent {
     /// One loop turn: work due deadlines, wait for events (at most
     /// [`MAX_SLEEP_MS`]), handle them. Returns why the loop must end, if it must.
     fn turn(&mut self) -> Option<Stop> {
+        let now = self.clock.now_ms();
         if !self.ready {
             // The WAL was scanned in `start`; what it holds goes to the sender now.
-            self.ship.feed();
+            self.ship.feed(now);
             self.ready = true;
         }
-        let now = self.clock.now_ms();
         self.ship.now_ms = now;
         self.ship.wall_ms = self.clock.wall_ms();
         self.tick(now);
@@ -1605,13 +1608,13 @@ impl Agent {
                     .handle_shard_event(self.poll.registry(), shard, now, true);
             }
         }
-        let deadline = self.scraping.batch_deadline_ms;
-        self.scraping.batcher.close_due(now, deadline, &mut self.ship);
         self.maybe_reshard(now);
         self.ship.rebuild_when_drained(self.poll.registry(), now);
         self.ship.settle(now);
-        self.ship.feed();
-        self.ship.transmit(self.poll.registry(), now);
+        self.ship.feed(now);
+        // One clock for deadlines and for sample age until the clocks split.
+        let wall = self.ship.wall_ms;
+        self.ship.transmit(self.poll.registry(), now, wall);
     }
 
     fn maybe_reshard(&mut self, now: u64) {
@@ -1623,7 +1626,8 @@ impl Agent {
         if sender.desired_shards() == sender.shards() {
             return;
         }
-        self.scraping.batcher.close_all(&mut self.ship);
+        // Between loop turns no batch is open (every scrape closed its own),
+        // so the next record is the first of the new layout.
         if let Some(n) = self.ship.sender.poll_reshard(self.ship.wal.next_seq()) {
             log::info("resharding", &[("shards", &n)]);
             self.scraping
@@ -1632,7 +1636,7 @@ impl Agent {
         }
     }
 
-    fn next_deadline(&self) -> Option<u64> {
+    fn next_deadline(&mut self) -> Option<u64> {
         let targets = self
             .scraping
             .targets
@@ -1642,16 +1646,10 @@ impl Agent {
                 _ => t.next_at_ms,
             })
             .min();
-        let batches = self.scraping.batcher.next_due(self.scraping.batch_deadline_ms);
-        [
-            targets,
-            batches,
-            self.ship.next_deadline(),
-            self.server.deadline_ms(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [targets, self.ship.next_deadline(), self.server.deadline_ms()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn start_scrape(&mut self, i: usize, now: u64) {
@@ -1805,10 +1803,13 @@ impl Agent {
         let t = &mut self.scraping.targets[i];
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
-        match t
+        let committed = t
             .pipeline
-            .finish(duration, now, &mut self.scraping.batcher, &mut self.ship)
-        {
+            .finish(duration, now, &mut self.scraping.batcher, &mut self.ship);
+        // The scrape is in the WAL before the next one of the target starts.
+        self.scraping.batcher.close_all(&mut self.ship);
+        let t = &mut self.scraping.targets[i];
+        match committed {
             Ok(report) => {
                 t.stats.duplicate_samples += report.duplicates;
                 if report.too_old > 0 {
@@ -1880,7 +1881,8 @@ impl Agent {
             &mut self.scraping.batcher,
             &mut self.ship,
         );
-        Self::log_down(t, reason, msg);
+        self.scraping.batcher.close_all(&mut self.ship);
+        Self::log_down(&mut self.scraping.targets[i], reason, msg);
     }
 
     fn log_down(t: &mut Target, reason: &str, msg: &str) {
@@ -2006,13 +2008,13 @@ impl Agent {
         }
     }
 
-    /// SIGTERM/SIGINT: open batches go into the WAL, then a short grace
-    /// period lets sends in flight finish; whatever is unsent stays in the
-    /// WAL for the next start.
+    /// SIGTERM/SIGINT: every completed scrape is in the WAL already; it is
+    /// synced, then a short grace period lets sends in flight finish;
+    /// whatever is unsent stays in the WAL for the next start. A scrape
+    /// still in progress is abandoned, as Prometheus abandons it.
     fn shutdown(mut self, signal: libc::c_int) -> i32 {
         let start = self.clock.now_ms();
         self.ship.now_ms = start;
-        self.scraping.batcher.close_all(&mut self.ship);
         self.ship.wal.sync(start);
         let mut events = Events::with_capacity(64);
         while self.ship.in_flight() > 0 && self.clock.now_ms() < start + SHUTDOWN_BUDGET_MS {
@@ -2040,7 +2042,7 @@ impl Agent {
             &[
                 ("signal", &signal),
                 (
-                    "unsent_batches_in_wal",
+                    "unsent_records_in_wal",
                     &(self.ship.wal.next_seq() - self.ship.wal.ack_floor()),
                 ),
                 (
@@ -2113,6 +2115,7 @@ mod tests {
         let args = crate::cli::RunArgs {
             plan: "/p".into(),
             wal_dir: None,
+            wal_lock_wait_ms: 0,
             listen: "127.0.0.1:1".parse().unwrap(),
             node_name: "n1".into(),
             node_ip: "10.0.0.7".into(),

@@ -6,18 +6,27 @@ use std::path::PathBuf;
 
 use crate::log::{Format, Level};
 
-pub const USAGE: &str = "usage: outpost run --plan FILE [--wal-dir DIR] [--listen ADDR:PORT]
-                   [--node-name NAME] [--node-ip IP]
+pub const USAGE: &str = "usage: outpost run --plan FILE [--wal-dir DIR] [--wal-lock-wait DURATION]
+                   [--listen ADDR:PORT] [--node-name NAME] [--node-ip IP]
                    [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]
                    [--log-format logfmt|json] [--log-level debug|info|warn|error]
        outpost chown-wal --wal-dir DIR --owner UID:GID
-       outpost --version";
+       outpost --version
+
+--wal-lock-wait: how long to wait for another agent to release the WAL
+directory (e.g. 30s, 500ms, 2m; default 0: refuse at once).
+exit codes: 0 stopped by a signal, 1 error, 2 usage, 3 WAL directory in use";
+
+/// Exit code when another process holds the WAL directory.
+pub const EXIT_WAL_LOCKED: u8 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunArgs {
     pub plan: PathBuf,
     /// Overrides the plan's `wal.dir`.
     pub wal_dir: Option<PathBuf>,
+    /// How long to wait for another agent to let go of the WAL directory.
+    pub wal_lock_wait_ms: u64,
     pub listen: SocketAddr,
     pub node_name: String,
     pub node_ip: String,
@@ -63,6 +72,7 @@ where
     let mut run = RunArgs {
         plan: PathBuf::new(),
         wal_dir: None,
+        wal_lock_wait_ms: 0,
         listen: "127.0.0.1:9464".parse().expect("literal address"),
         node_name: env("NODE_NAME").unwrap_or_default(),
         node_ip: env("NODE_IP").unwrap_or_default(),
@@ -89,6 +99,12 @@ where
         match flag.as_str() {
             "--plan" => plan = Some(PathBuf::from(value()?)),
             "--wal-dir" => run.wal_dir = Some(PathBuf::from(value()?)),
+            "--wal-lock-wait" => {
+                let v = value()?;
+                run.wal_lock_wait_ms = parse_duration_ms(&v).ok_or_else(|| {
+                    format!("--wal-lock-wait {v}: expected a duration such as 30s, 500ms or 2m")
+                })?;
+            }
             "--listen" => {
                 let v = value()?;
                 run.listen = v
@@ -150,6 +166,23 @@ fn parse_chown_wal(mut args: impl Iterator<Item = String>) -> Result<Command, St
     })
 }
 
+/// `500ms`, `30s`, `2m` or a plain `0`, in milliseconds.
+fn parse_duration_ms(v: &str) -> Option<u64> {
+    if v == "0" {
+        return Some(0);
+    }
+    let (digits, unit_ms) = if let Some(d) = v.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = v.strip_suffix('s') {
+        (d, 1_000)
+    } else if let Some(d) = v.strip_suffix('m') {
+        (d, 60_000)
+    } else {
+        return None;
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit_ms)
+}
+
 /// The kernel's node name: what node_exporter's `nodename` reports too.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -177,6 +210,7 @@ mod tests {
         };
         assert_eq!(r.plan, PathBuf::from("/p"));
         assert_eq!(r.wal_dir, Some(PathBuf::from("/w")));
+        assert_eq!(r.wal_lock_wait_ms, 0);
         assert_eq!(r.listen, "0.0.0.0:1".parse().unwrap());
         assert_eq!(r.node_name, "n1");
         assert_eq!(r.node_ip, "10.0.0.1");
@@ -199,6 +233,33 @@ mod tests {
             .unwrap_err()
             .contains("--listen nope"));
         assert_eq!(parse(args("--version"), |_| None).unwrap(), Command::Version);
+        assert!(parse(args("run --plan x --wal-lock-wait 30"), |_| None)
+            .unwrap_err()
+            .contains("--wal-lock-wait 30: expected a duration"));
+    }
+
+    #[test]
+    fn wal_lock_wait_takes_a_duration() {
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("0", 0),
+            ("0s", 0),
+        ] {
+            let Command::Run(r) =
+                parse(args(&format!("run --plan x --wal-lock-wait {text}")), |_| None).unwrap()
+            else {
+                panic!("not run")
+            };
+            assert_eq!(r.wal_lock_wait_ms, ms, "{text}");
+        }
+        for bad in ["-1s", "s", "1h", "1.5s", "99999999999999999999m"] {
+            assert!(
+                parse(args(&format!("run --plan x --wal-lock-wait {bad}")), |_| None).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

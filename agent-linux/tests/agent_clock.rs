@@ -67,6 +67,7 @@ fn args(plan: std::path::PathBuf) -> RunArgs {
     RunArgs {
         plan,
         wal_dir: None,
+        wal_lock_wait_ms: 0,
         listen: "127.0.0.1:0".parse().unwrap(),
         node_name: "clock-node".into(),
         node_ip: "127.0.0.1".into(),

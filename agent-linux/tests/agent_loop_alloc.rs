@@ -25,9 +25,9 @@ use outpost_agent::agent::Agent;
 use outpost_agent::cli::RunArgs;
 use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
 use outpost_agent::log;
-use outpost_agent::wal::{DiskWal, WalConfig};
+use outpost_agent::wal::{DiskWal, WalConfig, WalLock};
 use outpost_core::plan::{Collector, Fsync};
-use outpost_core::queue::BatchMeta;
+use outpost_core::queue::RecordMeta;
 use peers_support::{small_plan, write_plan, RecordingReceiver, TargetServer};
 
 struct Counting;
@@ -128,6 +128,7 @@ fn warm_loop_allocates_nothing() {
     let args = RunArgs {
         plan: plan_path,
         wal_dir: None,
+        wal_lock_wait_ms: 0,
         listen: "127.0.0.1:0".parse().unwrap(),
         node_name: "alloc-node".into(),
         node_ip: "127.0.0.1".into(),
@@ -279,36 +280,39 @@ fn a_collector_failing_on_every_scrape_allocates_nothing_once_warm() {
 #[test]
 fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = DiskWal::open(WalConfig {
-        dir: dir.path().join("wal"),
-        // Three 1,044-byte records per segment: rolls and deletes happen every few cycles.
-        segment_bytes: 3_200,
-        max_bytes: 1 << 20,
-        fsync: Fsync::Always,
-        max_payload_bytes: 1_000,
-        max_window_records: 8,
-    })
+    let wal_dir = dir.path().join("wal");
+    let lock = WalLock::acquire(&wal_dir, Duration::ZERO).unwrap();
+    let mut wal = DiskWal::open(
+        WalConfig {
+            dir: wal_dir,
+            // Three 1,044-byte records per segment: rolls and deletes happen every few cycles.
+            segment_bytes: 3_200,
+            max_bytes: 1 << 20,
+            fsync: Fsync::Always,
+            max_payload_bytes: 1_000,
+            max_window_records: 8,
+            max_window_samples: 1_000,
+        },
+        lock,
+    )
     .unwrap();
-    let batch = BatchMeta {
+    let batch = RecordMeta {
         seq: 0,
         shard: 0,
         samples: 25,
         oldest_timestamp_ms: 1_000,
         newest_timestamp_ms: 2_000,
         bytes: 0,
+        raw_bytes: 0,
     };
     let mut dropped = Vec::with_capacity(8);
-    let mut out = Vec::with_capacity(1_000);
-    // What the loop does per batch: append, send from the WAL, acknowledge, remember the floor.
+    // What the loop does per record: append, send from the WAL, acknowledge, remember the floor.
     let mut cycle = |wal: &mut DiskWal, round: u64| {
         let payload = [(round % 251) as u8; 1_000];
         let meta = wal.append(batch, &payload, round, &mut dropped).unwrap();
         let next = wal.peek_from(meta.seq).unwrap().expect("just appended");
-        assert_eq!(
-            wal.read_payload(next.seq, &mut out).unwrap().map(|m| m.seq),
-            Some(meta.seq)
-        );
-        assert_eq!(out, payload);
+        assert_eq!(next.seq, meta.seq);
+        assert_eq!(wal.read_payload(next.seq).unwrap(), Some(&payload[..]));
         wal.ack(meta.seq + 1);
         wal.persist_ack_floor();
     };

@@ -275,6 +275,8 @@ fn tenant_node_agent_is_pinned_mounted_probed_and_locked_down() {
             "/host/sys",
             "--path.rootfs",
             "/host/root",
+            "--wal-lock-wait",
+            "30s",
             "--listen",
             "0.0.0.0:9090"
         ])

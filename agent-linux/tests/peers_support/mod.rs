@@ -252,6 +252,17 @@ pub fn outpost_command() -> Command {
 }
 
 pub fn start_outpost(plan: &Path, listen_port: u16, node_name: &str, log: &Path) -> ChildGuard {
+    start_outpost_with(plan, listen_port, node_name, log, &[])
+}
+
+/// [`start_outpost`] with more command-line flags.
+pub fn start_outpost_with(
+    plan: &Path,
+    listen_port: u16,
+    node_name: &str,
+    log: &Path,
+    extra: &[&str],
+) -> ChildGuard {
     let log = std::fs::File::create(log).unwrap();
     let child = outpost_command()
         .args(["run", "--plan"])
@@ -263,6 +274,7 @@ pub fn start_outpost(plan: &Path, listen_port: u16, node_name: &str, log: &Path)
             node_name,
         ])
         .args(["--log-level", "debug"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

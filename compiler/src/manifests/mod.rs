@@ -505,6 +505,12 @@ fn pod_template(
             field_env("NODE_IP", "status.hostIP"),
         ]);
         init_containers = Some(vec![wal_owner_container(image, &wal_dir)]);
+        // The WAL on the node's disk is locked by one agent at a time. A
+        // DaemonSet may start a node's new pod while the old one is still
+        // terminating (its shutdown takes at most a few seconds); the new
+        // agent waits for the lock instead of failing. The StatefulSet
+        // starts a pod only once the old one is gone, so it needs no wait.
+        args.extend(["--wal-lock-wait".into(), "30s".into()]);
     }
     args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
     for s in secrets {

@@ -1,14 +1,20 @@
-//! The on-disk WAL: segment files of ready-to-send compressed batches.
+//! The on-disk WAL: segment files of ready-to-send compressed records.
 //!
 //! `DIR/00000001.wal`, `DIR/00000002.wal`, ... each hold records back to
 //! back in `outpost_core::wal`'s format (header with CRC, then the snappy
-//! `WriteRequest`). A batch is appended before it is sent and its segment is
+//! `WriteRequest`). Each record is what one scrape put into one shard,
+//! appended when the scrape ends, before anything of it is sent; the
+//! sender joins records into requests without rewriting them. A segment is
 //! deleted only once every record in it is acknowledged or dropped: the
 //! sender's `ack_floor` passes the segment's last sequence number.
 //!
+//! `DIR/lock` is held (`flock`) for as long as a [`DiskWal`] is open, so two
+//! agents never share a directory (see [`lock`]).
+//!
 //! Memory stays bounded whatever the WAL's size. The agent keeps a small
 //! summary per segment and a *window* of at most `max_window_records`
-//! record locations: the records the sender holds plus a short look-ahead.
+//! record locations holding at most `max_window_samples` samples: the
+//! records the sender holds plus a short look-ahead.
 //! Records past the window stay on disk behind a cursor and are read, one
 //! at a time through one reused buffer, as the window drains. Start-up
 //! checks every segment with the same two-record read buffer, so a 50 GiB
@@ -27,10 +33,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use outpost_core::plan::Fsync;
-use outpost_core::queue::BatchMeta;
-use outpost_core::wal::{encode_record, Record, RecordKind, RecordReader, WalError, HEADER_LEN};
+use outpost_core::queue::RecordMeta;
+use outpost_core::wal::{encode_record, raw_len, Record, RecordKind, RecordReader, WalError, HEADER_LEN};
 
 use crate::log;
+
+pub mod lock;
+
+pub use lock::{LockError, WalLock};
 
 #[derive(Debug, Clone)]
 pub struct WalConfig {
@@ -43,6 +53,8 @@ pub struct WalConfig {
     pub max_payload_bytes: usize,
     /// Record locations kept in memory: at least the sender's window.
     pub max_window_records: usize,
+    /// Samples of the records in memory: at least the sender's window.
+    pub max_window_samples: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -71,10 +83,61 @@ struct Segment {
 /// Where an unsent record lives.
 #[derive(Debug, Clone, Copy)]
 struct Located {
-    meta: BatchMeta,
+    meta: RecordMeta,
     segment: u32,
     offset: u64,
     len: u32,
+}
+
+/// The record locations held in memory, bounded in records and in samples.
+struct Window {
+    locations: VecDeque<Located>,
+    samples: u64,
+    max_records: usize,
+    max_samples: u64,
+}
+
+impl Window {
+    fn new(max_records: usize, max_samples: u64) -> Window {
+        Window {
+            locations: VecDeque::with_capacity(max_records.max(1)),
+            samples: 0,
+            max_records: max_records.max(1),
+            max_samples,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.locations.len() >= self.max_records || self.samples >= self.max_samples
+    }
+
+    /// Whether a record of `samples` may come in; one always may into an
+    /// empty window.
+    fn fits(&self, samples: u32) -> bool {
+        self.locations.is_empty()
+            || (self.locations.len() < self.max_records
+                && self.samples + u64::from(samples) <= self.max_samples)
+    }
+
+    fn push(&mut self, l: Located) {
+        self.samples += u64::from(l.meta.samples);
+        self.locations.push_back(l);
+    }
+
+    fn pop_front(&mut self) -> Option<Located> {
+        let l = self.locations.pop_front()?;
+        self.samples -= u64::from(l.meta.samples);
+        Some(l)
+    }
+
+    fn front(&self) -> Option<&Located> {
+        self.locations.front()
+    }
+
+    fn find(&self, seq: u64) -> Option<Located> {
+        let i = self.locations.binary_search_by_key(&seq, |l| l.meta.seq).ok()?;
+        Some(self.locations[i])
+    }
 }
 
 /// How a pass over a segment file ended.
@@ -170,8 +233,9 @@ pub struct DiskWal {
     /// Open for append: the last segment.
     current: Option<File>,
     /// Unacknowledged records loaded from disk or just appended, in
-    /// sequence order, at most `max_window_records`.
-    window: VecDeque<Located>,
+    /// sequence order, at most `max_window_records` holding at most
+    /// `max_window_samples` samples.
+    window: Window,
     /// The next record on disk that is not in the window; `None` when the
     /// window holds everything up to the last append.
     cursor: Option<(u32, u64)>,
@@ -188,6 +252,7 @@ pub struct DiskWal {
     ack_floor_tmp_path: PathBuf,
     last_fsync_ms: u64,
     unsynced: bool,
+    _lock: WalLock,
     pub counters: WalCounters,
 }
 
@@ -263,10 +328,10 @@ fn io_err(what: &str, path: &Path, e: io::Error) -> String {
 }
 
 impl DiskWal {
-    /// Opens (or creates) the WAL directory and checks every segment in
-    /// order, cutting off a torn or corrupt tail. Unsent records are then
-    /// offered through [`DiskWal::peek_from`].
-    pub fn open(cfg: WalConfig) -> Result<DiskWal, String> {
+    /// Opens (or creates) the WAL directory, whose `lock` the caller holds,
+    /// and checks every segment in order, cutting off a torn or corrupt
+    /// tail. Unsent records are then offered through [`DiskWal::peek_from`].
+    pub fn open(cfg: WalConfig, lock: WalLock) -> Result<DiskWal, String> {
         fs::create_dir_all(&cfg.dir).map_err(|e| io_err("cannot create", &cfg.dir, e))?;
         let mut indices: Vec<u32> = fs::read_dir(&cfg.dir)
             .map_err(|e| io_err("cannot list", &cfg.dir, e))?
@@ -289,7 +354,7 @@ impl DiskWal {
         let mut wal = DiskWal {
             encode_buf: Vec::with_capacity(HEADER_LEN + cfg.max_payload_bytes),
             scan_buf: vec![0u8; 2 * (HEADER_LEN + cfg.max_payload_bytes) + 64 * 1024],
-            window: VecDeque::with_capacity(cfg.max_window_records.max(1)),
+            window: Window::new(cfg.max_window_records, cfg.max_window_samples),
             cfg,
             segments: VecDeque::new(),
             current: None,
@@ -303,6 +368,7 @@ impl DiskWal {
             ack_floor_tmp_path,
             last_fsync_ms: 0,
             unsynced: false,
+            _lock: lock,
             counters: WalCounters::default(),
         };
         for index in indices {
@@ -381,8 +447,7 @@ impl DiskWal {
     /// Loads record locations from the cursor until the window is full or
     /// the cursor reaches the end of the last segment.
     fn fill(&mut self) -> Result<(), String> {
-        let limit = self.cfg.max_window_records.max(1);
-        while self.window.len() < limit {
+        while !self.window.is_full() {
             let Some((index, offset)) = self.cursor else {
                 return Ok(());
             };
@@ -390,11 +455,11 @@ impl DiskWal {
             let mut file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
             let (floor, window) = (self.ack_floor, &mut self.window);
             let mut take = |r: &Record<'_>, at: u64, len: u32| {
-                if window.len() >= limit {
-                    return false;
-                }
                 if r.kind == RecordKind::Batch && r.meta.seq >= floor {
-                    window.push_back(Located {
+                    if !window.fits(r.meta.samples) {
+                        return false;
+                    }
+                    window.push(Located {
                         meta: r.meta,
                         segment: index,
                         offset: at,
@@ -438,18 +503,19 @@ impl DiskWal {
 
     /// The first unacknowledged record with a sequence number of at least
     /// `seq`, loading more from disk if the window allows.
-    pub fn peek_from(&mut self, seq: u64) -> Result<Option<BatchMeta>, String> {
+    pub fn peek_from(&mut self, seq: u64) -> Result<Option<RecordMeta>, String> {
         loop {
-            let start = self.window.partition_point(|l| l.meta.seq < seq);
-            if let Some(l) = self.window.get(start) {
+            let locations = &self.window.locations;
+            let start = locations.partition_point(|l| l.meta.seq < seq);
+            if let Some(l) = locations.get(start) {
                 return Ok(Some(l.meta));
             }
-            if self.cursor.is_none() || self.window.len() >= self.cfg.max_window_records.max(1) {
+            if self.cursor.is_none() || self.window.is_full() {
                 return Ok(None);
             }
-            let before = self.window.len();
+            let before = locations.len();
             self.fill()?;
-            if self.window.len() == before && self.cursor.is_none() {
+            if self.window.locations.len() == before && self.cursor.is_none() {
                 return Ok(None);
             }
         }
@@ -457,7 +523,12 @@ impl DiskWal {
 
     /// Records in memory now (bounded by `max_window_records`).
     pub fn window_len(&self) -> usize {
-        self.window.len()
+        self.window.locations.len()
+    }
+
+    /// Samples of the records in memory now (bounded by `max_window_samples`).
+    pub fn window_samples(&self) -> u64 {
+        self.window.samples
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -486,14 +557,15 @@ impl DiskWal {
     /// `dropped` so the sender forgets them too.
     pub fn append(
         &mut self,
-        batch: BatchMeta,
+        batch: RecordMeta,
         payload: &[u8],
         now_ms: u64,
-        dropped: &mut Vec<BatchMeta>,
-    ) -> Result<BatchMeta, String> {
-        let meta = BatchMeta {
+        dropped: &mut Vec<RecordMeta>,
+    ) -> Result<RecordMeta, String> {
+        let meta = RecordMeta {
             seq: self.next_seq,
             bytes: payload.len() as u32,
+            raw_bytes: raw_len(payload),
             ..batch
         };
         self.encode_buf.clear();
@@ -550,8 +622,8 @@ impl DiskWal {
         seg.last_seq = Some(meta.seq);
         let index = seg.index;
         if self.cursor.is_none() {
-            if self.window.len() < self.cfg.max_window_records.max(1) {
-                self.window.push_back(Located {
+            if self.window.fits(meta.samples) {
+                self.window.push(Located {
                     meta,
                     segment: index,
                     offset,
@@ -627,7 +699,7 @@ impl DiskWal {
         Ok(())
     }
 
-    fn drop_oldest_segment(&mut self, dropped: &mut Vec<BatchMeta>) -> Result<(), String> {
+    fn drop_oldest_segment(&mut self, dropped: &mut Vec<RecordMeta>) -> Result<(), String> {
         let Some(seg) = self.segments.pop_front() else {
             return Ok(());
         };
@@ -740,43 +812,36 @@ impl DiskWal {
         }
     }
 
-    /// Reads the payload of record `seq` into `out` (cleared first).
-    /// `Ok(None)` when the record is gone (acknowledged or dropped) or not
-    /// in the window.
-    pub fn read_payload(&mut self, seq: u64, out: &mut Vec<u8>) -> Result<Option<BatchMeta>, String> {
-        let Ok(i) = self.window.binary_search_by_key(&seq, |l| l.meta.seq) else {
+    /// The payload of record `seq`, read back and checked against its CRC
+    /// (valid until the next call). `Ok(None)` when the record is gone
+    /// (acknowledged, or dropped because the WAL was full) or not in the
+    /// window.
+    pub fn read_payload(&mut self, seq: u64) -> Result<Option<&[u8]>, String> {
+        let Some(loc) = self.window.find(seq) else {
             return Ok(None);
         };
-        let loc = self.window[i];
         if self.read_file.as_ref().is_none_or(|(i, _)| *i != loc.segment) {
             let path = segment_path(&mut self.segment_path, &self.cfg.dir, loc.segment);
             let file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
             self.read_file = Some((loc.segment, file));
         }
         let (_, file) = self.read_file.as_ref().expect("opened above");
-        let mut record = std::mem::take(&mut self.encode_buf);
+        let record = &mut self.encode_buf;
         record.clear();
         record.resize(loc.len as usize, 0);
-        let read = file.read_exact_at(&mut record, loc.offset);
         let segment = segment_name(loc.segment);
-        let result = match read {
-            Err(e) => Err(format!("wal: cannot read record {seq} of segment {segment}: {e}")),
-            Ok(()) => match RecordReader::new(&record, self.cfg.max_payload_bytes).next() {
-                Some(Ok(r)) if r.meta.seq == seq => {
-                    out.clear();
-                    out.extend_from_slice(r.payload);
-                    Ok(Some(r.meta))
-                }
-                Some(Ok(r)) => Err(format!(
-                    "wal: index points at record {} instead of {seq} in segment {segment}",
-                    r.meta.seq
-                )),
-                Some(Err(e)) => Err(format!("wal: record {seq} of segment {segment}: {e}")),
-                None => Err(format!("wal: record {seq} of segment {segment} is empty")),
-            },
-        };
-        self.encode_buf = record;
-        result
+        if let Err(e) = file.read_exact_at(record, loc.offset) {
+            return Err(format!("wal: cannot read record {seq} of segment {segment}: {e}"));
+        }
+        match RecordReader::new(record, self.cfg.max_payload_bytes).next() {
+            Some(Ok(r)) if r.meta.seq == seq => Ok(Some(r.payload)),
+            Some(Ok(r)) => Err(format!(
+                "wal: index points at record {} instead of {seq} in segment {segment}",
+                r.meta.seq
+            )),
+            Some(Err(e)) => Err(format!("wal: record {seq} of segment {segment}: {e}")),
+            None => Err(format!("wal: record {seq} of segment {segment} is empty")),
+        }
     }
 }
 
@@ -807,7 +872,14 @@ mod tests {
             fsync: Fsync::Always,
             max_payload_bytes: 1024,
             max_window_records: 64,
+            max_window_samples: 1 << 20,
         }
+    }
+
+    /// Opens the WAL as the agent does, holding the directory's lock.
+    fn open(cfg: WalConfig) -> DiskWal {
+        let lock = WalLock::acquire(&cfg.dir, std::time::Duration::ZERO).unwrap();
+        DiskWal::open(cfg, lock).unwrap()
     }
 
     /// Sequence numbers of every unsent record, walked the way the agent
@@ -822,14 +894,15 @@ mod tests {
         seqs
     }
 
-    fn append(wal: &mut DiskWal, fill: u8, len: usize, dropped: &mut Vec<BatchMeta>) -> BatchMeta {
-        let batch = BatchMeta {
+    fn append(wal: &mut DiskWal, fill: u8, len: usize, dropped: &mut Vec<RecordMeta>) -> RecordMeta {
+        let batch = RecordMeta {
             seq: 0,
             shard: 0,
             samples: 10,
             oldest_timestamp_ms: 1_000,
             newest_timestamp_ms: 2_000,
             bytes: 0,
+            raw_bytes: 0,
         };
         wal.append(batch, &vec![fill; len], 0, dropped).unwrap()
     }
@@ -859,24 +932,22 @@ mod tests {
     fn records_survive_reopen_and_acked_segments_go() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
-        let mut wal = DiskWal::open(cfg(dir.path(), 300, 10_000)).unwrap();
+        let mut wal = open(cfg(dir.path(), 300, 10_000));
         // 44-byte header + 100 bytes: two records per 300-byte segment.
-        let metas: Vec<BatchMeta> = (0..5).map(|i| append(&mut wal, i, 100, &mut dropped)).collect();
+        let metas: Vec<RecordMeta> = (0..5).map(|i| append(&mut wal, i, 100, &mut dropped)).collect();
         assert_eq!(
             metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
             vec![0, 1, 2, 3, 4]
         );
         assert_eq!(wal.segment_count(), 3);
-        let mut out = Vec::new();
-        assert_eq!(wal.read_payload(3, &mut out).unwrap().unwrap().seq, 3);
-        assert_eq!(out, vec![3u8; 100]);
+        assert_eq!(wal.read_payload(3).unwrap(), Some(&[3u8; 100][..]));
 
         wal.ack(2);
         wal.persist_ack_floor();
         assert_eq!(wal.segment_count(), 2, "segment holding seq 0 and 1 is deleted");
         drop(wal);
 
-        let mut wal = DiskWal::open(cfg(dir.path(), 300, 10_000)).unwrap();
+        let mut wal = open(cfg(dir.path(), 300, 10_000));
         assert_eq!(unsent(&mut wal), vec![2, 3, 4]);
         assert_eq!(wal.next_seq(), 5);
         assert_eq!(wal.counters.replayed_samples, 30);
@@ -888,7 +959,7 @@ mod tests {
     fn torn_tail_is_truncated_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
-        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        let mut wal = open(cfg(dir.path(), 10_000, 100_000));
         for i in 0..3 {
             append(&mut wal, i, 100, &mut dropped);
         }
@@ -902,7 +973,7 @@ mod tests {
             .unwrap()
             .set_len(len - 50)
             .unwrap();
-        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        let mut wal = open(cfg(dir.path(), 10_000, 100_000));
         assert_eq!(unsent(&mut wal).len(), 2);
         assert_eq!(wal.counters.corruptions, 1);
         assert_eq!(wal.counters.bytes_truncated, 94);
@@ -917,7 +988,7 @@ mod tests {
         let mut bytes = fs::read(&seg).unwrap();
         bytes[144 + 60] ^= 1;
         fs::write(&seg, &bytes).unwrap();
-        let mut wal = DiskWal::open(cfg(dir.path(), 10_000, 100_000)).unwrap();
+        let mut wal = open(cfg(dir.path(), 10_000, 100_000));
         assert_eq!(unsent(&mut wal), vec![0, 2]);
         assert_eq!(wal.counters.corruptions, 1);
     }
@@ -927,7 +998,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
         // Two 144-byte records per segment, at most 3 segments' worth.
-        let mut wal = DiskWal::open(cfg(dir.path(), 300, 900)).unwrap();
+        let mut wal = open(cfg(dir.path(), 300, 900));
         for i in 0..6 {
             append(&mut wal, i, 100, &mut dropped);
         }
@@ -937,8 +1008,7 @@ mod tests {
         assert_eq!(wal.counters.samples_dropped_wal_full, 20);
         assert!(wal.total_bytes() <= 900);
         assert!(!dir.path().join("00000001.wal").exists());
-        let mut out = Vec::new();
-        assert_eq!(wal.read_payload(0, &mut out).unwrap(), None);
+        assert_eq!(wal.read_payload(0).unwrap(), None);
     }
 
     #[test]
@@ -949,24 +1019,23 @@ mod tests {
             max_window_records: 16,
             ..cfg(dir, 1 << 20, 1 << 30)
         };
-        let mut wal = DiskWal::open(small(dir.path())).unwrap();
+        let mut wal = open(small(dir.path()));
         // 2,000 records over several segments; the window holds 16.
         for i in 0..2000u32 {
             append(&mut wal, i as u8, 1000, &mut dropped);
         }
         assert!(wal.window_len() <= 16);
         drop(wal);
-        let mut wal = DiskWal::open(small(dir.path())).unwrap();
+        let mut wal = open(small(dir.path()));
         assert_eq!(wal.counters.replayed_records, 2000);
         assert_eq!(wal.counters.corruptions, 0);
         // Replay as the sender would: take, send, acknowledge.
-        let mut out = Vec::new();
         let mut next = 0;
         while let Some(m) = wal.peek_from(next).unwrap() {
             assert_eq!(m.seq, next, "in order, none skipped");
             assert!(wal.window_len() <= 16);
-            wal.read_payload(m.seq, &mut out).unwrap().unwrap();
-            assert_eq!(out, vec![(m.seq % 256) as u8; 1000]);
+            let payload = wal.read_payload(m.seq).unwrap().unwrap();
+            assert_eq!(payload, &[(m.seq % 256) as u8; 1000][..]);
             next = m.seq + 1;
             wal.ack(next);
         }
@@ -982,11 +1051,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
         // Two 144-byte records per segment, window of 1.
-        let mut wal = DiskWal::open(WalConfig {
+        let mut wal = open(WalConfig {
             max_window_records: 1,
             ..cfg(dir.path(), 300, 900)
-        })
-        .unwrap();
+        });
         for i in 0..7 {
             append(&mut wal, i, 100, &mut dropped);
         }
@@ -1034,5 +1102,53 @@ mod tests {
         }
         let e = chown_dir(&dir.path().join("missing"), 65534, 65534).unwrap_err();
         assert!(e.contains("cannot inspect") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn the_window_is_bounded_in_samples_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        // Records of 10 samples, at most 25 samples in memory.
+        let mut wal = open(WalConfig {
+            max_window_samples: 25,
+            ..cfg(dir.path(), 1 << 20, 1 << 30)
+        });
+        for i in 0..6 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        assert_eq!((wal.window_len(), wal.window_samples()), (2, 20));
+        drop(wal);
+        let mut wal = open(WalConfig {
+            max_window_samples: 25,
+            ..cfg(dir.path(), 1 << 20, 1 << 30)
+        });
+        assert_eq!((wal.window_len(), wal.window_samples()), (2, 20), "replay too");
+        let mut seqs = Vec::new();
+        while let Some(m) = wal.peek_from(0).unwrap() {
+            assert!(wal.window_samples() <= 25);
+            seqs.push(m.seq);
+            wal.ack(m.seq + 1);
+        }
+        assert_eq!(seqs, (0..6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = open(cfg(dir.path(), 1 << 20, 1 << 30));
+        let err = WalLock::acquire(dir.path(), std::time::Duration::ZERO).unwrap_err();
+        assert!(matches!(err, LockError::Held { .. }), "{err}");
+        drop(wal);
+        WalLock::acquire(dir.path(), std::time::Duration::ZERO).expect("released with the WAL");
+    }
+
+    #[test]
+    fn a_record_held_in_memory_costs_what_the_memory_model_says() {
+        let held = std::mem::size_of::<Located>() + outpost_core::queue::ENTRY_BYTES;
+        assert!(
+            held as u64 <= outpost_core::plan::RECORD_INDEX_BYTES,
+            "{held} bytes per record, the model says {}",
+            outpost_core::plan::RECORD_INDEX_BYTES
+        );
     }
 }
