@@ -184,6 +184,33 @@ pub(crate) fn push_value(buf: &mut String, value: Value) {
     }
 }
 
+/// A number as text without a heap `String`.
+pub(crate) struct SmallNumber {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl SmallNumber {
+    pub(crate) fn new(mut v: u64) -> Self {
+        let mut n = SmallNumber {
+            bytes: [0; 20],
+            start: 20,
+        };
+        loop {
+            n.start -= 1;
+            n.bytes[n.start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return n;
+            }
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

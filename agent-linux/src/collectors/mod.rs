@@ -12,8 +12,20 @@
 //! `node_scrape_collector_success{collector=..} 0`, and keeps its error for the caller to log
 //! ([`NodeCollector::failures`]); the other collectors are unaffected.
 
+mod cpu;
+mod diskstats;
 mod expo;
-mod procfs;
+mod files;
+mod filesystem;
+mod loadavg;
+mod meminfo;
+mod netdev;
+mod pressure;
+mod process;
+mod stat;
+mod time;
+mod uname;
+mod vmstat;
 
 use std::cell::RefCell;
 use std::io;
@@ -23,6 +35,7 @@ use std::time::Instant;
 use outpost_core::plan::Collector;
 
 use expo::{Expo, Kind};
+use files::Files;
 
 /// Roots of the host's filesystems, like node_exporter's `--path.procfs`, `--path.sysfs`,
 /// `--path.rootfs`. udev's block device database is read from `<rootfs>/run/udev/data`.
@@ -75,8 +88,8 @@ impl CollectorFailure {
         self.error = None;
     }
 
-    /// `last_path` is the collector's scratch path, which names the file when the error is a
-    /// bare read error (see `procfs::read_file`).
+    /// `last_path` is the path of the last file the collector opened, which names the file when
+    /// the error is a bare read error (see [`files`]).
     fn set(&mut self, error: io::Error, last_path: &Path) {
         self.path.as_mut_os_string().clear();
         if error.get_ref().is_none() {
@@ -101,7 +114,49 @@ impl std::fmt::Display for CollectorFailure {
 pub struct NodeCollector {
     paths: Paths,
     outcomes: Vec<Outcome>,
-    scratch: procfs::Scratch,
+    files: Files,
+    state: State,
+}
+
+/// What collectors keep between scrapes, besides the shared [`Files`] buffers.
+struct State {
+    cpu: cpu::State,
+    diskstats: diskstats::State,
+    filesystem: filesystem::State,
+    time: time::State,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            cpu: cpu::State::new(),
+            diskstats: diskstats::State::default(),
+            filesystem: filesystem::State::default(),
+            time: time::State::default(),
+        }
+    }
+}
+
+fn run(
+    collector: Collector,
+    paths: &Paths,
+    files: &mut Files,
+    state: &mut State,
+    expo: &mut Expo<'_>,
+) -> io::Result<()> {
+    match collector {
+        Collector::Cpu => cpu::collect(paths, files, &mut state.cpu, expo),
+        Collector::Meminfo => meminfo::collect(paths, files, expo),
+        Collector::Loadavg => loadavg::collect(paths, files, expo),
+        Collector::Diskstats => diskstats::collect(paths, files, &mut state.diskstats, expo),
+        Collector::Filesystem => filesystem::collect(paths, files, &mut state.filesystem, expo),
+        Collector::Netdev => netdev::collect(paths, files, expo),
+        Collector::Stat => stat::collect(paths, files, expo),
+        Collector::Uname => uname::collect(expo),
+        Collector::Time => time::collect(paths, files, &mut state.time, expo),
+        Collector::Vmstat => vmstat::collect(paths, files, expo),
+        Collector::Pressure => pressure::collect(paths, files, expo),
+    }
 }
 
 impl NodeCollector {
@@ -124,7 +179,8 @@ impl NodeCollector {
         NodeCollector {
             paths,
             outcomes,
-            scratch: procfs::Scratch::new(),
+            files: Files::new(),
+            state: State::new(),
         }
     }
 
@@ -135,13 +191,19 @@ impl NodeCollector {
         for outcome in &mut self.outcomes {
             let (at, samples) = (expo.mark(), expo.samples);
             let started = Instant::now();
-            let result = procfs::run(outcome.collector, &self.paths, &mut self.scratch, &mut expo);
+            let result = run(
+                outcome.collector,
+                &self.paths,
+                &mut self.files,
+                &mut self.state,
+                &mut expo,
+            );
             outcome.seconds = started.elapsed().as_secs_f64();
             match result {
                 Ok(()) => outcome.failure.clear(),
                 Err(error) => {
                     expo.rollback(at, samples);
-                    outcome.failure.set(error, self.scratch.last_path());
+                    outcome.failure.set(error, &self.files.path);
                 }
             }
         }
@@ -226,7 +288,7 @@ pub fn render_process_metrics(procfs: &Path, out: &mut String) {
 
 /// The buffers [`render_process_metrics`] reads `/proc/self` through, for a caller to own.
 pub struct ProcessMetrics {
-    scratch: procfs::ProcessScratch,
+    scratch: process::Scratch,
 }
 
 impl Default for ProcessMetrics {
@@ -238,7 +300,7 @@ impl Default for ProcessMetrics {
 impl ProcessMetrics {
     pub fn new() -> ProcessMetrics {
         ProcessMetrics {
-            scratch: procfs::ProcessScratch::new(),
+            scratch: process::Scratch::new(),
         }
     }
 
@@ -246,7 +308,7 @@ impl ProcessMetrics {
     pub fn render(&mut self, procfs: &Path, out: &mut String) {
         let mut expo = Expo::new(out);
         let (at, samples) = (expo.mark(), expo.samples);
-        if procfs::process_metrics(procfs, &mut self.scratch, &mut expo).is_err() {
+        if process::collect(procfs, &mut self.scratch, &mut expo).is_err() {
             expo.rollback(at, samples);
         }
     }

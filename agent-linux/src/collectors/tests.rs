@@ -284,12 +284,12 @@ fn disk_exclusion_matches_node_exporter_default() {
         "nvme0n1p1",
         "nvme10n2p33",
     ] {
-        assert!(procfs::disk_excluded(excluded), "{excluded}");
+        assert!(diskstats::disk_excluded(excluded), "{excluded}");
     }
     for kept in [
         "sda", "vda", "xvdf", "nvme0n1", "zram0", "dm-0", "md0", "mmcblk0", "sr0", "ram", "loopx1",
     ] {
-        assert!(!procfs::disk_excluded(kept), "{kept}");
+        assert!(!diskstats::disk_excluded(kept), "{kept}");
     }
 }
 
@@ -377,10 +377,12 @@ fn mount_point_and_fs_type_exclusions() {
         "/mnt",
         "/media/usb",
     ] {
-        assert!(procfs::mount_point_excluded(excluded), "{excluded}");
+        assert!(filesystem::mount_point_excluded(excluded), "{excluded}");
     }
-    assert!(procfs::mount_point_excluded("/var/lib/docker/overlay2/x/merged"));
-    assert!(procfs::mount_point_excluded(
+    assert!(filesystem::mount_point_excluded(
+        "/var/lib/docker/overlay2/x/merged"
+    ));
+    assert!(filesystem::mount_point_excluded(
         "/var/lib/containers/storage/overlay"
     ));
     for kept in [
@@ -391,13 +393,13 @@ fn mount_point_and_fs_type_exclusions() {
         "/var/lib/kubelet",
         "/runner",
     ] {
-        assert!(!procfs::mount_point_excluded(kept), "{kept}");
+        assert!(!filesystem::mount_point_excluded(kept), "{kept}");
     }
     for excluded in ["cgroup2", "overlay", "tracefs", "squashfs", "nsfs"] {
-        assert!(procfs::fs_type_excluded(excluded));
+        assert!(filesystem::fs_type_excluded(excluded));
     }
     for kept in ["ext4", "xfs", "tmpfs", "btrfs", "vfat", "nfs4"] {
-        assert!(!procfs::fs_type_excluded(kept));
+        assert!(!filesystem::fs_type_excluded(kept));
     }
 }
 
@@ -466,7 +468,7 @@ fn process_metrics_from_self_stat() {
     let paths = fixture_paths(&no_rootfs());
     let mut out = String::from("# existing\n");
     render_process_metrics(&paths.procfs, &mut out);
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let page = rustix::param::page_size() as u64;
     assert!(out.starts_with("# existing\n"));
     assert!(out.contains("process_cpu_seconds_total 3\n"), "{out}");
     assert!(out.contains(&format!("process_resident_memory_bytes {}\n", 2560 * page)));
