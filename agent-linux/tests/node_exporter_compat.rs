@@ -423,9 +423,10 @@ fn render_doc(version: &str, groups: &BTreeMap<&'static str, GroupReport>) -> St
     );
     doc.push_str(
         "Known differences that this comparison cannot show:\n\n\
-         - `filesystem`: node_exporter runs `statfs` in a goroutine with a timeout and marks hung mounts \
-         (a dead NFS server) as stuck; outpost calls `statvfs` inline, so a hung network mount stalls the \
-         scrape. Exclude such mount points until this is addressed.\n\
+         - `filesystem`: both run statvfs off the scrape and report a mount that does not answer in time \
+         (a dead NFS server) with `node_filesystem_device_error` 1, skipping it until its call returns. \
+         node_exporter waits 5 s (`--collector.filesystem.mount-timeout`), outpost 1 s, since its scrape \
+         runs on the agent's event loop; at most 4 hung mounts are waited for at once.\n\
          - `netdev`: node_exporter 1.5 reads netlink; outpost reads `/proc/net/dev` and takes \
          `receive_nohandler` from `/sys/class/net/<device>/statistics/rx_nohandler`. Same counters, same \
          names.\n\

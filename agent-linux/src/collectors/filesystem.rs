@@ -1,18 +1,43 @@
-//! `filesystem`: size, free space and inodes of every mounted filesystem (statvfs), with
-//! node_exporter's default mount-point and filesystem-type exclusions.
+//! `filesystem`: size, free space and inodes of every mounted filesystem (statvfs, off the
+//! loop: see [`super::statfs`]), with node_exporter's default mount-point and filesystem-type
+//! exclusions.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::expo::{Expo, Kind};
 use super::files::{read_file, set_path, Files};
+use super::statfs::{FsStats, FsStatsSource, StatfsPool};
 use super::Paths;
 
-/// What the collector keeps between scrapes: the mounts of the last scrape.
-#[derive(Default)]
+/// How long a scrape waits for one mount's stats by default (see [`super::statfs`]). Shorter than
+/// node_exporter's 5 s: the scrape runs on the agent's event loop.
+pub const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the collector keeps between scrapes: the mounts of the last scrape, and the workers
+/// that call statvfs.
 pub(super) struct State {
     mount_text: String,
     mounts: Vec<Mount>,
+    statfs: StatfsPool,
+}
+
+impl State {
+    pub(super) fn new(source: Arc<dyn FsStatsSource>, mount_timeout: Duration) -> Self {
+        State {
+            mount_text: String::new(),
+            mounts: Vec::new(),
+            statfs: StatfsPool::new(source, mount_timeout),
+        }
+    }
+
+    /// Mounts whose statvfs is still running past its timeout.
+    #[cfg(test)]
+    pub(super) fn hanging(&self) -> usize {
+        self.statfs.hanging()
+    }
 }
 
 /// A mount kept for rendering: ranges into `State::mount_text`, then its statvfs result.
@@ -29,15 +54,6 @@ impl Mount {
         let range = |(start, end): (usize, usize)| &text[start..end];
         (range(self.device), range(self.mountpoint), range(self.fstype))
     }
-}
-
-#[derive(Clone, Copy)]
-struct FsStats {
-    size: u64,
-    free: u64,
-    avail: u64,
-    files: u64,
-    files_free: u64,
 }
 
 /// node_exporter 1.5's default `--collector.filesystem.mount-points-exclude`:
@@ -130,19 +146,6 @@ fn strip_rootfs<'m>(rootfs: &Path, mount_point: &'m str) -> &'m str {
     }
 }
 
-fn statvfs(path: &mut PathBuf, rootfs: &Path, mount_point: &str) -> Option<FsStats> {
-    set_path(path, rootfs, &[mount_point.trim_start_matches('/')]);
-    let st = rustix::fs::statvfs(&*path).ok()?;
-    let fragment = st.f_frsize;
-    Some(FsStats {
-        size: st.f_blocks.saturating_mul(fragment),
-        free: st.f_bfree.saturating_mul(fragment),
-        avail: st.f_bavail.saturating_mul(fragment),
-        files: st.f_files,
-        files_free: st.f_ffree,
-    })
-}
-
 pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut Expo<'_>) -> io::Result<()> {
     // PID 1's view is the host's when procfs is the host's /proc; node_exporter falls back the same way.
     let text = match read_file(&mut s.path, &paths.procfs, &["1/mounts"], &mut s.data) {
@@ -199,7 +202,8 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
     for i in 0..st.mounts.len() {
         let (start, end) = st.mounts[i].mountpoint;
         let mount_point = &st.mount_text[start..end];
-        st.mounts[i].stats = statvfs(&mut s.path, &paths.rootfs, mount_point);
+        set_path(&mut s.path, &paths.rootfs, &[mount_point.trim_start_matches('/')]);
+        st.mounts[i].stats = st.statfs.stats(&s.path);
     }
 
     type Field = fn(&FsStats) -> u64;

@@ -8,6 +8,9 @@
 //! scrape allocates nothing but what the kernel interfaces force on it (none on the paths used
 //! here: files are opened with paths built in a reused `PathBuf`).
 //!
+//! Blocking: reading `/proc` and `/sys` does not block; statvfs of a network mount can, so it
+//! runs on worker threads and a scrape waits for it at most a bounded time (`statfs.rs`).
+//!
 //! A collector that fails (file missing, unparsable) emits nothing, reports
 //! `node_scrape_collector_success{collector=..} 0`, and keeps its error for the caller to log
 //! ([`NodeCollector::failures`]); the other collectors are unaffected.
@@ -23,6 +26,7 @@ mod netdev;
 mod pressure;
 mod process;
 mod stat;
+mod statfs;
 mod time;
 mod uname;
 mod vmstat;
@@ -30,12 +34,16 @@ mod vmstat;
 use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use outpost_core::plan::Collector;
 
 use expo::{Expo, Kind};
 use files::Files;
+
+pub use filesystem::DEFAULT_MOUNT_TIMEOUT;
+pub use statfs::{FsStats, FsStatsSource, Statvfs, MAX_WORKERS as MAX_STATFS_WORKERS};
 
 /// Roots of the host's filesystems, like node_exporter's `--path.procfs`, `--path.sysfs`,
 /// `--path.rootfs`. udev's block device database is read from `<rootfs>/run/udev/data`.
@@ -127,11 +135,11 @@ struct State {
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(fs_stats: Arc<dyn FsStatsSource>, mount_timeout: Duration) -> Self {
         State {
             cpu: cpu::State::new(),
             diskstats: diskstats::State::default(),
-            filesystem: filesystem::State::default(),
+            filesystem: filesystem::State::new(fs_stats, mount_timeout),
             time: time::State::default(),
         }
     }
@@ -162,6 +170,17 @@ fn run(
 impl NodeCollector {
     /// `enabled` may be unsorted or repeat a collector; each runs once, in `Collector` order.
     pub fn new(paths: Paths, enabled: &[Collector]) -> NodeCollector {
+        NodeCollector::with_fs_stats(paths, enabled, Arc::new(Statvfs), DEFAULT_MOUNT_TIMEOUT)
+    }
+
+    /// Like [`NodeCollector::new`], with filesystem stats from `fs_stats`; a scrape waits at
+    /// most `mount_timeout` for a mount's stats (see `statfs.rs`).
+    pub fn with_fs_stats(
+        paths: Paths,
+        enabled: &[Collector],
+        fs_stats: Arc<dyn FsStatsSource>,
+        mount_timeout: Duration,
+    ) -> NodeCollector {
         let mut collectors = enabled.to_vec();
         collectors.sort();
         collectors.dedup();
@@ -180,7 +199,7 @@ impl NodeCollector {
             paths,
             outcomes,
             files: Files::new(),
-            state: State::new(),
+            state: State::new(fs_stats, mount_timeout),
         }
     }
 

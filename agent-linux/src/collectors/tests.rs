@@ -2,6 +2,7 @@
 //! to reach the corner cases: partitions, old-kernel diskstats, escaped mount points, ...).
 
 use super::*;
+use std::io;
 
 fn fixture_paths(rootfs: &Path) -> Paths {
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
@@ -583,4 +584,161 @@ fn cpu_counters_never_go_back_unless_the_cpu_was_replugged() {
     // idle falls by 5 s: a re-plugged CPU, whose counters start over.
     write_stat(5, 99_600, 1);
     assert_eq!(scrape(&mut out), (0.05, 996.0, 0.01));
+}
+
+/// Filesystem stats that hang for chosen paths until the test lets them go; other paths get
+/// the real statvfs.
+struct HangingStats {
+    hang_when: fn(&Path) -> bool,
+    released: std::sync::Mutex<bool>,
+    release: std::sync::Condvar,
+    /// Calls made for hanging paths, and how many of them returned.
+    asked: std::sync::atomic::AtomicUsize,
+    returned: std::sync::atomic::AtomicUsize,
+}
+
+impl HangingStats {
+    fn new(hang_when: fn(&Path) -> bool) -> Arc<HangingStats> {
+        Arc::new(HangingStats {
+            hang_when,
+            released: std::sync::Mutex::new(false),
+            release: std::sync::Condvar::new(),
+            asked: 0.into(),
+            returned: 0.into(),
+        })
+    }
+
+    fn let_go(&self) {
+        *self.released.lock().unwrap() = true;
+        self.release.notify_all();
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl FsStatsSource for HangingStats {
+    fn stats(&self, path: &Path) -> io::Result<FsStats> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if (self.hang_when)(path) {
+            self.asked.fetch_add(1, SeqCst);
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.release.wait(released).unwrap();
+            }
+            self.returned.fetch_add(1, SeqCst);
+        }
+        Statvfs.stats(path)
+    }
+}
+
+fn device_error(out: &str, mount_point: &str) -> Option<u64> {
+    out.lines()
+        .filter(|l| l.starts_with("node_filesystem_device_error{"))
+        .find(|l| l.contains(&format!("mountpoint=\"{mount_point}\"")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn a_hung_mount_is_reported_and_skipped_until_it_answers() {
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    let source = HangingStats::new(|path| path.ends_with("data dir"));
+    let mut node = NodeCollector::with_fs_stats(
+        fixture_paths(rootfs.path()),
+        &[Collector::Filesystem, Collector::Loadavg],
+        source.clone(),
+        Duration::from_millis(20),
+    );
+    let mut out = String::new();
+    for scrape in 0..3 {
+        node.collect(&mut out);
+        assert_eq!(
+            device_error(&out, "/data dir"),
+            Some(1),
+            "scrape {scrape}:\n{out}"
+        );
+        assert!(
+            !out.contains("node_filesystem_size_bytes{device=\"/dev/vdb\""),
+            "{out}"
+        );
+        // The rest of the scrape goes on: the root filesystem and the other collector.
+        assert_eq!(device_error(&out, "/"), Some(0), "{out}");
+        assert!(
+            out.contains("node_filesystem_size_bytes{device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\"} ")
+        );
+        assert!(out.contains("\nnode_load1 0.25\n"));
+        assert!(out.contains("node_scrape_collector_success{collector=\"filesystem\"} 1\n"));
+        // Asked once: later scrapes skip the mount while its call hangs.
+        assert_eq!(source.asked(), 1, "scrape {scrape}");
+        assert_eq!(node.state.filesystem.hanging(), 1);
+    }
+    source.let_go();
+    // The worker answers on its own thread; poll until it has (a bounded readiness wait).
+    let mut recovered = false;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(10));
+        node.collect(&mut out);
+        if device_error(&out, "/data dir") == Some(0) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "the mount never came back:\n{out}");
+    assert_eq!(source.asked(), 2, "asked again once the first call returned");
+    assert!(out.contains(
+        "node_filesystem_readonly{device=\"/dev/vdb\",fstype=\"ext4\",mountpoint=\"/data dir\"} 1\n"
+    ));
+}
+
+#[test]
+fn at_most_max_workers_hung_mounts_are_waited_for() {
+    let procfs = tempfile::tempdir().unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    let mounts: String = (0..6)
+        .map(|i| {
+            std::fs::create_dir(rootfs.path().join(format!("nfs{i}"))).unwrap();
+            format!("server:/export{i} /nfs{i} nfs4 rw 0 0\n")
+        })
+        .collect();
+    std::fs::create_dir(procfs.path().join("1")).unwrap();
+    std::fs::write(procfs.path().join("1/mounts"), mounts).unwrap();
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        ..fixture_paths(rootfs.path())
+    };
+    let source = HangingStats::new(|_| true);
+    let mut node = NodeCollector::with_fs_stats(
+        paths,
+        &[Collector::Filesystem],
+        source.clone(),
+        Duration::from_millis(20),
+    );
+    let mut out = String::new();
+    let samples = node.collect(&mut out);
+    // Every mount is reported failed; only MAX_STATFS_WORKERS calls were made.
+    for i in 0..6 {
+        assert_eq!(device_error(&out, &format!("/nfs{i}")), Some(1), "{out}");
+    }
+    // 6 device_error samples, 2 scrape-meta samples and the build info.
+    assert_eq!(samples, 6 + 2 + 1);
+    assert_eq!(source.asked(), MAX_STATFS_WORKERS);
+    node.collect(&mut out);
+    assert_eq!(
+        source.asked(),
+        MAX_STATFS_WORKERS,
+        "hung mounts are not asked again"
+    );
+    source.let_go();
+    let mut recovered = false;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(10));
+        node.collect(&mut out);
+        if (0..6).all(|i| device_error(&out, &format!("/nfs{i}")) == Some(0)) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "not every mount came back:\n{out}");
 }
