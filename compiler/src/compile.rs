@@ -866,6 +866,7 @@ impl<'a> Unit<'a> {
                 job: s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB)),
                 limits,
                 metric_relabel: rules,
+                options: Default::default(),
             }
         });
         let mut scrape_jobs = Vec::new();

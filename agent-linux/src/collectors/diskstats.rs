@@ -6,11 +6,17 @@ use std::io;
 
 use super::expo::{Expo, Kind, Value};
 use super::files::{invalid, read_file, read_optional, Files};
+use super::pattern::Pattern;
 use super::Paths;
 
-/// What the collector keeps between scrapes: each disk's udev entry, read once per scrape.
+/// The collector's setting and what it keeps between scrapes: each disk's udev entry, read
+/// once per scrape.
 #[derive(Default)]
 pub(super) struct State {
+    /// `--collector.diskstats.device-exclude`; `None`: node_exporter's default ([`disk_excluded`]).
+    pub(super) device_exclude: Option<Pattern>,
+    /// Per line of `/proc/diskstats`, whether the device is left out.
+    excluded: Vec<bool>,
     udev_text: String,
     udev_ranges: Vec<(usize, usize)>,
 }
@@ -169,11 +175,21 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         ),
     ];
     let text = read_file(&mut s.path, &paths.procfs, &["diskstats"], &mut s.data)?;
+    st.excluded.clear();
+    for line in text.lines() {
+        let device = line.split_ascii_whitespace().nth(2).unwrap_or("");
+        let excluded = match &mut st.device_exclude {
+            Some(pattern) => pattern.is_match(device),
+            None => disk_excluded(device),
+        };
+        st.excluded.push(excluded);
+    }
+    let excluded = &st.excluded;
     let disks = || {
-        text.lines().filter_map(|line| {
+        text.lines().zip(excluded).filter_map(|(line, &excluded)| {
             let mut words = line.split_ascii_whitespace();
             let (major, minor, device) = (words.next()?, words.next()?, words.next()?);
-            (!disk_excluded(device)).then_some((major, minor, device, words))
+            (!excluded).then_some((major, minor, device, words))
         })
     };
     // udev's database is optional (containers, minimal hosts): empty labels then, as in

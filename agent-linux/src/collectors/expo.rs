@@ -11,14 +11,30 @@ pub(crate) enum Kind {
     Counter,
     Gauge,
     Untyped,
+    Histogram,
+    Summary,
 }
 
 impl Kind {
+    /// A text-format TYPE word.
+    pub(crate) fn from_type(word: &str) -> Option<Kind> {
+        Some(match word {
+            "counter" => Kind::Counter,
+            "gauge" => Kind::Gauge,
+            "untyped" => Kind::Untyped,
+            "histogram" => Kind::Histogram,
+            "summary" => Kind::Summary,
+            _ => return None,
+        })
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Untyped => "untyped",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
         }
     }
 }

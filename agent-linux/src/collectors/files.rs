@@ -11,7 +11,7 @@ use std::io::{self, Read as _};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, RawDir};
+use rustix::fs::{FileType, Mode, OFlags, RawDir};
 
 /// Buffers shared by the collectors; they grow to the node's largest file and stay there.
 pub(super) struct Files {
@@ -76,7 +76,7 @@ pub(super) fn invalid(file: &str, what: &str) -> io::Error {
 ///
 /// getdents64 into a stack buffer: std's `read_dir` allocates per entry. The directory's own
 /// descriptor is open while it is listed (it shows in `/proc/self/fd`).
-pub(super) fn for_each_entry(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+pub(super) fn for_each_entry(path: &Path, mut each: impl FnMut(&[u8], FileType)) -> io::Result<()> {
     let dir = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -88,8 +88,73 @@ pub(super) fn for_each_entry(path: &Path, mut each: impl FnMut(&[u8])) -> io::Re
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            each(name);
+            each(name, entry.file_type());
         }
     }
     Ok(())
+}
+
+/// A directory's entry names, sorted, kept in one reused string: what a collector iterates over
+/// (`/sys/class/net/*`, `/sys/class/hwmon/*`) without a `String` per name.
+#[derive(Default)]
+pub(super) struct Names {
+    text: String,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Names {
+    /// Lists `path`, keeping the UTF-8 names `keep` accepts. A missing directory is an error.
+    pub(super) fn read(
+        &mut self,
+        path: &Path,
+        mut keep: impl FnMut(&str, FileType) -> bool,
+    ) -> io::Result<()> {
+        self.text.clear();
+        self.ranges.clear();
+        let (text, ranges) = (&mut self.text, &mut self.ranges);
+        for_each_entry(path, |name, file_type| {
+            if let Ok(name) = std::str::from_utf8(name) {
+                if keep(name, file_type) {
+                    let start = text.len();
+                    text.push_str(name);
+                    ranges.push((start, text.len()));
+                }
+            }
+        })?;
+        let text = &self.text;
+        self.ranges
+            .sort_unstable_by(|a, b| text[a.0..a.1].cmp(&text[b.0..b.1]));
+        Ok(())
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        self.ranges.iter().map(|&(start, end)| &self.text[start..end])
+    }
+}
+
+/// A file's content without surrounding whitespace, or `None` when it cannot be read (sysfs
+/// attributes that a driver does not support fail with EINVAL or EOPNOTSUPP).
+pub(super) fn read_trimmed<'b>(
+    path: &mut PathBuf,
+    root: &Path,
+    rel: &[&str],
+    buf: &'b mut Vec<u8>,
+) -> Option<&'b str> {
+    read_optional(path, root, rel, buf).ok().map(str::trim)
+}
+
+/// An integer as Go's `strconv.ParseInt(v, 0, 64)` reads it: decimal, `0x` hex, `0` octal.
+pub(super) fn parse_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse().ok()?
+    };
+    Some(if negative { -magnitude } else { magnitude })
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::expo::{Expo, Kind};
 use super::files::{read_file, set_path, Files};
+use super::pattern::Pattern;
 use super::statfs::{FsStats, FsStatsSource, StatfsPool};
 use super::Paths;
 
@@ -19,6 +20,10 @@ pub const DEFAULT_MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
 /// What the collector keeps between scrapes: the mounts of the last scrape, and the workers
 /// that call statvfs.
 pub(super) struct State {
+    /// `--collector.filesystem.mount-points-exclude`; `None`: node_exporter's default.
+    pub(super) mount_points_exclude: Option<Pattern>,
+    /// `--collector.filesystem.fs-types-exclude`; `None`: node_exporter's default.
+    pub(super) fs_types_exclude: Option<Pattern>,
     mount_text: String,
     mounts: Vec<Mount>,
     statfs: StatfsPool,
@@ -27,6 +32,8 @@ pub(super) struct State {
 impl State {
     pub(super) fn new(source: Arc<dyn FsStatsSource>, mount_timeout: Duration) -> Self {
         State {
+            mount_points_exclude: None,
+            fs_types_exclude: None,
             mount_text: String::new(),
             mounts: Vec::new(),
             statfs: StatfsPool::new(source, mount_timeout),
@@ -167,13 +174,21 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         ) else {
             continue;
         };
-        if fs_type_excluded(fs_type) {
+        let excluded = match &mut st.fs_types_exclude {
+            Some(pattern) => pattern.is_match(fs_type),
+            None => fs_type_excluded(fs_type),
+        };
+        if excluded {
             continue;
         }
         let mark = st.mount_text.len();
         let decoded = push_unescaped(&mut st.mount_text, raw_mount_point);
         let stripped = strip_rootfs(&paths.rootfs, &st.mount_text[decoded.0..decoded.1]);
-        if mount_point_excluded(stripped) {
+        let excluded = match &mut st.mount_points_exclude {
+            Some(pattern) => pattern.is_match(stripped),
+            None => mount_point_excluded(stripped),
+        };
+        if excluded {
             st.mount_text.truncate(mark);
             continue;
         }

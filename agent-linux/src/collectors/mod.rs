@@ -15,19 +15,33 @@
 //! `node_scrape_collector_success{collector=..} 0`, and keeps its error for the caller to log
 //! ([`NodeCollector::failures`]); the other collectors are unaffected.
 
+mod arp;
+mod conntrack;
 mod cpu;
 mod diskstats;
+mod entropy;
 mod expo;
+mod filefd;
 mod files;
 mod filesystem;
 mod loadavg;
 mod meminfo;
+mod netclass;
 mod netdev;
+mod netstat;
+mod os;
+mod pattern;
 mod pressure;
 mod process;
+mod selinux;
+mod sockstat;
+mod softnet;
 mod stat;
 mod statfs;
+mod textfile;
 mod time;
+mod timex;
+mod udp_queues;
 mod uname;
 mod vmstat;
 
@@ -37,13 +51,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outpost_core::plan::Collector;
+use outpost_core::plan::{Collector, NodeCollectors, Plan};
 
 use expo::{Expo, Kind};
 use files::Files;
+use pattern::Pattern;
 
 pub use filesystem::DEFAULT_MOUNT_TIMEOUT;
 pub use statfs::{FsStats, FsStatsSource, Statvfs, MAX_WORKERS as MAX_STATFS_WORKERS};
+pub use timex::read_adjtimex;
 
 /// Roots of the host's filesystems, like node_exporter's `--path.procfs`, `--path.sysfs`,
 /// `--path.rootfs`. udev's block device database is read from `<rootfs>/run/udev/data`.
@@ -126,12 +142,19 @@ pub struct NodeCollector {
     state: State,
 }
 
-/// What collectors keep between scrapes, besides the shared [`Files`] buffers.
+/// What collectors keep between scrapes, besides the shared [`Files`] buffers, and their
+/// settings from the plan.
 struct State {
     cpu: cpu::State,
     diskstats: diskstats::State,
     filesystem: filesystem::State,
+    netclass: netclass::State,
+    netclass_options: netclass::Options,
+    netdev: netdev::State,
+    netstat: netstat::Options,
+    textfile: textfile::State,
     time: time::State,
+    vmstat_fields: Option<Pattern>,
 }
 
 impl State {
@@ -140,7 +163,15 @@ impl State {
             cpu: cpu::State::new(),
             diskstats: diskstats::State::default(),
             filesystem: filesystem::State::new(fs_stats, mount_timeout),
+            netclass: netclass::State::default(),
+            netclass_options: netclass::Options {
+                ignored_devices: None,
+            },
+            netdev: netdev::State::default(),
+            netstat: netstat::Options { fields: None },
+            textfile: textfile::State::disabled(),
             time: time::State::default(),
+            vmstat_fields: None,
         }
     }
 }
@@ -158,12 +189,31 @@ fn run(
         Collector::Loadavg => loadavg::collect(paths, files, expo),
         Collector::Diskstats => diskstats::collect(paths, files, &mut state.diskstats, expo),
         Collector::Filesystem => filesystem::collect(paths, files, &mut state.filesystem, expo),
-        Collector::Netdev => netdev::collect(paths, files, expo),
+        Collector::Netdev => netdev::collect(paths, files, &mut state.netdev, expo),
         Collector::Stat => stat::collect(paths, files, expo),
         Collector::Uname => uname::collect(expo),
         Collector::Time => time::collect(paths, files, &mut state.time, expo),
-        Collector::Vmstat => vmstat::collect(paths, files, expo),
+        Collector::Vmstat => vmstat::collect(paths, files, &mut state.vmstat_fields, expo),
         Collector::Pressure => pressure::collect(paths, files, expo),
+        Collector::Arp => arp::collect(paths, files, expo),
+        Collector::Conntrack => conntrack::collect(paths, files, expo),
+        Collector::Entropy => entropy::collect(paths, files, expo),
+        Collector::Filefd => filefd::collect(paths, files, expo),
+        Collector::Netstat => netstat::collect(paths, files, &mut state.netstat, expo),
+        Collector::Sockstat => sockstat::collect(paths, files, expo),
+        Collector::Softnet => softnet::collect(paths, files, expo),
+        Collector::UdpQueues => udp_queues::collect(paths, files, expo),
+        Collector::Os => os::collect(paths, files, expo),
+        Collector::Selinux => selinux::collect(paths, files, expo),
+        Collector::Timex => timex::collect(expo),
+        Collector::Netclass => netclass::collect(
+            paths,
+            files,
+            &mut state.netclass,
+            &mut state.netclass_options,
+            expo,
+        ),
+        Collector::Textfile => textfile::collect(files, &mut state.textfile, expo),
     }
 }
 
@@ -171,6 +221,39 @@ impl NodeCollector {
     /// `enabled` may be unsorted or repeat a collector; each runs once, in `Collector` order.
     pub fn new(paths: Paths, enabled: &[Collector]) -> NodeCollector {
         NodeCollector::with_fs_stats(paths, enabled, Arc::new(Statvfs), DEFAULT_MOUNT_TIMEOUT)
+    }
+
+    /// The node collectors of a plan's node section, with its per-collector options. Fails
+    /// when an option's pattern does not compile (the compiler has checked it; an agent given a
+    /// hand-made plan says which option).
+    pub fn from_plan(paths: Paths, plan: &Plan, node: &NodeCollectors) -> Result<NodeCollector, String> {
+        let o = &node.options;
+        let timeout = match o.filesystem_mount_timeout_ms {
+            0 => DEFAULT_MOUNT_TIMEOUT,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let mut collector = NodeCollector::with_fs_stats(paths, &node.collectors, Arc::new(Statvfs), timeout);
+        let pattern = |what: &str, id: Option<outpost_core::plan::StrId>| {
+            id.map(|id| Pattern::new(what, plan.str(id))).transpose()
+        };
+        let state = &mut collector.state;
+        state.filesystem.mount_points_exclude = pattern(
+            "filesystem_mount_points_exclude",
+            o.filesystem_mount_points_exclude,
+        )?;
+        state.filesystem.fs_types_exclude =
+            pattern("filesystem_fs_types_exclude", o.filesystem_fs_types_exclude)?;
+        state.netdev.device_exclude = pattern("netdev_device_exclude", o.netdev_device_exclude)?;
+        state.diskstats.device_exclude = pattern("diskstats_device_exclude", o.diskstats_device_exclude)?;
+        state.netstat.fields = pattern("netstat_fields", o.netstat_fields)?;
+        state.vmstat_fields = pattern("vmstat_fields", o.vmstat_fields)?;
+        state.netclass_options.ignored_devices =
+            pattern("netclass_ignored_devices", o.netclass_ignored_devices)?;
+        if let Some(t) = &o.textfile {
+            let directory = Path::new(plan.str(t.directory));
+            state.textfile = textfile::State::new(directory, t.max_files, t.max_file_bytes, &node.limits);
+        }
+        Ok(collector)
     }
 
     /// Like [`NodeCollector::new`], with filesystem stats from `fs_stats`; a scrape waits at

@@ -4,9 +4,19 @@ use std::io;
 
 use super::expo::{Expo, Kind};
 use super::files::{invalid, read_file, read_optional, Files};
+use super::pattern::Pattern;
 use super::Paths;
 
-pub(super) fn collect(paths: &Paths, s: &mut Files, expo: &mut Expo<'_>) -> io::Result<()> {
+/// The collector's setting and what it keeps between scrapes.
+#[derive(Default)]
+pub(super) struct State {
+    /// `--collector.netdev.device-exclude`; `None`: node_exporter's default, `^lo$`.
+    pub(super) device_exclude: Option<Pattern>,
+    /// Per line of `/proc/net/dev` after the header, whether the device is left out.
+    excluded: Vec<bool>,
+}
+
+pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut Expo<'_>) -> io::Result<()> {
     let text = read_file(&mut s.path, &paths.procfs, &["net/dev"], &mut s.data)?;
     let mut lines = text.lines();
     let _title = lines.next();
@@ -20,13 +30,24 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, expo: &mut Expo<'_>) -> io::
     let transmit = groups
         .next()
         .ok_or_else(|| invalid("net/dev", "no transmit columns"))?;
+    st.excluded.clear();
+    for line in text.lines().skip(2) {
+        let device = line.split_once(':').map_or("", |(device, _)| device.trim());
+        let excluded = match &mut st.device_exclude {
+            Some(pattern) => pattern.is_match(device),
+            None => device == "lo",
+        };
+        st.excluded.push(excluded);
+    }
+    let excluded = &st.excluded;
     let devices = || {
-        text.lines().skip(2).filter_map(|line| {
-            let (device, columns) = line.split_once(':')?;
-            let device = device.trim();
-            // node_exporter's default `--collector.netdev.device-exclude=^lo$`.
-            (device != "lo").then_some((device, columns))
-        })
+        text.lines()
+            .skip(2)
+            .zip(excluded)
+            .filter_map(|(line, &excluded)| {
+                let (device, columns) = line.split_once(':')?;
+                (!excluded).then_some((device.trim(), columns))
+            })
     };
     let columns = receive
         .split_ascii_whitespace()

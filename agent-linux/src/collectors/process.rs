@@ -123,7 +123,7 @@ pub(super) fn collect(procfs: &Path, s: &mut Scratch, expo: &mut Expo<'_>) -> io
 fn count_open_fds(path: &mut PathBuf, procfs: &Path) -> Option<u64> {
     set_path(path, procfs, &["self/fd"]);
     let mut count = 0u64;
-    for_each_entry(path, |_| count += 1).ok()?;
+    for_each_entry(path, |_, _| count += 1).ok()?;
     // The count included the descriptor of the directory being read.
     Some(count.saturating_sub(1))
 }

@@ -33,6 +33,17 @@ fn render(collector: Collector, rootfs: &Path) -> (String, usize) {
     (out[..end].to_string(), samples - 3)
 }
 
+/// An os-release as systemd's os-release(5) describes it, with each quoting style.
+fn write_os_release(rootfs: &Path) {
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        rootfs.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nNAME='Debian GNU/Linux'\nVERSION_ID=\"13.1\"\n\
+         VERSION=\"13 (trixie)\"\nVERSION_CODENAME=trixie\nID=debian\n# a comment\nBUILD_ID=\"say \\\"hi\\\"\"\n",
+    )
+    .unwrap();
+}
+
 fn no_rootfs() -> PathBuf {
     PathBuf::from("/nonexistent-outpost-rootfs")
 }
@@ -436,6 +447,7 @@ fn uname_labels_match_the_kernel() {
 fn every_collector_at_once_and_buffer_reuse() {
     let rootfs = tempfile::tempdir().unwrap();
     std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    write_os_release(rootfs.path());
     let mut node = NodeCollector::new(fixture_paths(rootfs.path()), &Collector::ALL);
     let mut out = String::new();
     let first = node.collect(&mut out);
@@ -448,7 +460,10 @@ fn every_collector_at_once_and_buffer_reuse() {
         capacity,
         "second scrape must fit the first one's buffer"
     );
-    assert_eq!(out.matches("node_scrape_collector_success{").count(), 11);
+    assert_eq!(
+        out.matches("node_scrape_collector_success{").count(),
+        Collector::ALL.len()
+    );
     assert!(out.contains("outpost_build_info{arch=\""));
     // Each family's samples follow its own header, and no family is announced twice.
     let mut seen = std::collections::BTreeSet::new();
@@ -741,4 +756,294 @@ fn at_most_max_workers_hung_mounts_are_waited_for() {
         }
     }
     assert!(recovered, "not every mount came back:\n{out}");
+}
+
+/// The sample lines of one collector's render, without HELP and TYPE.
+fn samples_of(collector: Collector, rootfs: &Path) -> Vec<String> {
+    let (text, samples) = render(collector, rootfs);
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), samples);
+    lines
+}
+
+#[test]
+fn filefd_entropy_and_conntrack() {
+    assert_eq!(
+        samples_of(Collector::Filefd, &no_rootfs()),
+        [
+            "node_filefd_allocated 1184",
+            "node_filefd_maximum 9223372036854776000"
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Entropy, &no_rootfs()),
+        [
+            "node_entropy_available_bits 256",
+            "node_entropy_pool_size_bits 256"
+        ]
+    );
+    // Per-CPU hexadecimal statistics are summed over the two CPUs of the fixture.
+    assert_eq!(
+        samples_of(Collector::Conntrack, &no_rootfs()),
+        [
+            "node_nf_conntrack_entries 37",
+            "node_nf_conntrack_entries_limit 262144",
+            "node_nf_conntrack_stat_found 5",
+            "node_nf_conntrack_stat_invalid 15",
+            "node_nf_conntrack_stat_ignore 0",
+            "node_nf_conntrack_stat_insert 0",
+            "node_nf_conntrack_stat_insert_failed 1",
+            "node_nf_conntrack_stat_drop 3",
+            "node_nf_conntrack_stat_early_drop 3",
+            "node_nf_conntrack_stat_search_restart 20",
+        ]
+    );
+}
+
+#[test]
+fn netstat_default_fields_from_three_files() {
+    let (text, _) = render(Collector::Netstat, &no_rootfs());
+    let lines = samples_of(Collector::Netstat, &no_rootfs());
+    assert_eq!(lines.len(), 34, "{lines:#?}");
+    for line in [
+        "node_netstat_TcpExt_ListenOverflows 2",
+        "node_netstat_TcpExt_SyncookiesSent 0",
+        "node_netstat_TcpExt_TCPSynRetrans 3",
+        "node_netstat_IpExt_InOctets 496930745",
+        "node_netstat_Ip_Forwarding 1",
+        "node_netstat_Icmp_InErrors 1",
+        "node_netstat_Tcp_CurrEstab 2",
+        "node_netstat_Tcp_InErrs 0",
+        "node_netstat_Udp_NoPorts 3",
+        "node_netstat_Ip6_OutOctets 880",
+        "node_netstat_Icmp6_InErrors 1",
+        "node_netstat_Udp6_OutDatagrams 6",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line} in {lines:#?}");
+    }
+    for excluded in [
+        "TCPHPHits",
+        "InNoRoutes",
+        "DefaultTTL",
+        "InHdrErrors",
+        "MaxConn",
+        "Ip6_InReceives",
+    ] {
+        assert!(!text.contains(excluded), "{excluded}");
+    }
+    assert!(text.contains(
+        "# HELP node_netstat_Tcp_InSegs Statistic TcpInSegs.\n# TYPE node_netstat_Tcp_InSegs untyped\n"
+    ));
+}
+
+#[test]
+fn sockstat_softnet_udp_queues_and_arp() {
+    let page = rustix::param::page_size();
+    assert_eq!(
+        samples_of(Collector::Sockstat, &no_rootfs()),
+        [
+            "node_sockstat_sockets_used 23".to_string(),
+            "node_sockstat_TCP_inuse 6".into(),
+            "node_sockstat_TCP_orphan 0".into(),
+            "node_sockstat_TCP_tw 86".into(),
+            "node_sockstat_TCP_alloc 7".into(),
+            "node_sockstat_TCP_mem 3".into(),
+            format!("node_sockstat_TCP_mem_bytes {}", 3 * page),
+            "node_sockstat_UDP_inuse 1".into(),
+            "node_sockstat_UDP_mem 2".into(),
+            format!("node_sockstat_UDP_mem_bytes {}", 2 * page),
+            "node_sockstat_FRAG_inuse 0".into(),
+            "node_sockstat_FRAG_memory 0".into(),
+            "node_sockstat_TCP6_inuse 2".into(),
+            "node_sockstat_UDP6_inuse 1".into(),
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Softnet, &no_rootfs()),
+        [
+            "node_softnet_processed_total{cpu=\"0\"} 7356",
+            "node_softnet_processed_total{cpu=\"1\"} 17025",
+            "node_softnet_dropped_total{cpu=\"0\"} 0",
+            "node_softnet_dropped_total{cpu=\"1\"} 1",
+            "node_softnet_times_squeezed_total{cpu=\"0\"} 2",
+            "node_softnet_times_squeezed_total{cpu=\"1\"} 0",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::UdpQueues, &no_rootfs()),
+        [
+            "node_udp_queues{ip=\"v4\",queue=\"tx\"} 256",
+            "node_udp_queues{ip=\"v4\",queue=\"rx\"} 832",
+            "node_udp_queues{ip=\"v6\",queue=\"tx\"} 0",
+            "node_udp_queues{ip=\"v6\",queue=\"rx\"} 0",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Arp, &no_rootfs()),
+        [
+            "node_arp_entries{device=\"eth0\"} 2",
+            "node_arp_entries{device=\"wlan0\"} 1"
+        ]
+    );
+}
+
+#[test]
+fn os_release_quoting_and_version() {
+    let rootfs = tempfile::tempdir().unwrap();
+    write_os_release(rootfs.path());
+    assert_eq!(
+        samples_of(Collector::Os, rootfs.path()),
+        [
+            "node_os_info{build_id=\"say \\\"hi\\\"\",id=\"debian\",id_like=\"\",image_id=\"\",\
+             image_version=\"\",name=\"Debian GNU/Linux\",pretty_name=\"Debian GNU/Linux 13 (trixie)\",\
+             variant=\"\",variant_id=\"\",version=\"13 (trixie)\",version_codename=\"trixie\",\
+             version_id=\"13.1\"} 1",
+            "node_os_version{id=\"debian\",id_like=\"\",name=\"Debian GNU/Linux\"} 13.1",
+        ]
+    );
+}
+
+#[test]
+fn netclass_attributes_of_each_interface() {
+    let lines = samples_of(Collector::Netclass, &no_rootfs());
+    assert_eq!(
+        lines,
+        [
+            "node_network_up{device=\"eth0\"} 1",
+            "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"ff:ff:ff:ff:ff:ff\",\
+             device=\"eth0\",duplex=\"full\",ifalias=\"\",operstate=\"up\"} 1",
+            "node_network_address_assign_type{device=\"eth0\"} 0",
+            "node_network_carrier{device=\"eth0\"} 1",
+            "node_network_carrier_changes_total{device=\"eth0\"} 2",
+            "node_network_carrier_up_changes_total{device=\"eth0\"} 1",
+            "node_network_carrier_down_changes_total{device=\"eth0\"} 1",
+            "node_network_device_id{device=\"eth0\"} 0",
+            "node_network_dormant{device=\"eth0\"} 0",
+            "node_network_flags{device=\"eth0\"} 4099",
+            "node_network_iface_id{device=\"eth0\"} 2",
+            "node_network_iface_link{device=\"eth0\"} 2",
+            "node_network_iface_link_mode{device=\"eth0\"} 0",
+            "node_network_mtu_bytes{device=\"eth0\"} 1500",
+            "node_network_name_assign_type{device=\"eth0\"} 1",
+            "node_network_net_dev_group{device=\"eth0\"} 0",
+            "node_network_speed_bytes{device=\"eth0\"} 125000000",
+            "node_network_transmit_queue_length{device=\"eth0\"} 1000",
+            "node_network_protocol_type{device=\"eth0\"} 1",
+        ]
+    );
+}
+
+#[test]
+fn timex_and_selinux_on_this_machine() {
+    let lines = samples_of(Collector::Timex, &no_rootfs());
+    assert_eq!(lines.len(), 17);
+    let (state, timex) = read_adjtimex().unwrap();
+    let synced = if state == 5 { 0 } else { 1 };
+    assert_eq!(lines[0], format!("node_timex_sync_status {synced}"));
+    assert!(lines.contains(&format!("node_timex_status {}", timex.status)));
+    // The fixture sysfs has no selinuxfs: disabled.
+    assert_eq!(
+        samples_of(Collector::Selinux, &no_rootfs()),
+        ["node_selinux_enabled 0"]
+    );
+}
+
+fn node_limits() -> outpost_core::plan::Limits {
+    outpost_core::plan::Limits {
+        body_bytes: 1 << 20,
+        samples: 10_000,
+        label_count: 30,
+        label_name_bytes: 128,
+        label_value_bytes: 1024,
+    }
+}
+
+#[test]
+fn textfile_reads_good_files_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "backup.prom",
+        "# HELP backup_last_success_seconds Last good backup, \\\\ unixtime.\n\
+         # TYPE backup_last_success_seconds gauge\n\
+         backup_last_success_seconds{target=\"db\"} 1.7e9\n\
+         # TYPE backup_duration_seconds histogram\n\
+         backup_duration_seconds_bucket{le=\"60\"} 3\n\
+         backup_duration_seconds_bucket{le=\"+Inf\"} 4\n\
+         backup_duration_seconds_sum 200\n\
+         backup_duration_seconds_count 4\n",
+    );
+    write("untyped.prom", "raid_ok 1\n");
+    write("broken.prom", "this is { not exposition\n");
+    write("stamped.prom", "stamped_metric 1 1700000000000\n");
+    write("ignored.txt", "not_read 1\n");
+    let mut node = NodeCollector::new(fixture_paths(&no_rootfs()), &[Collector::Textfile]);
+    node.state.textfile = textfile::State::new(dir.path(), 10, 4096, &node_limits());
+    let mut out = String::new();
+    node.collect(&mut out);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let mtime = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let expected = format!(
+        "# HELP backup_last_success_seconds Last good backup, \\\\ unixtime.\n\
+         # TYPE backup_last_success_seconds gauge\n\
+         backup_last_success_seconds{{target=\"db\"}} 1700000000\n\
+         # HELP backup_duration_seconds Metric read from {backup}\n\
+         # TYPE backup_duration_seconds histogram\n\
+         backup_duration_seconds_bucket{{le=\"60\"}} 3\n\
+         backup_duration_seconds_bucket{{le=\"+Inf\"}} 4\n\
+         backup_duration_seconds_sum 200\n\
+         backup_duration_seconds_count 4\n\
+         # HELP raid_ok Metric read from {untyped}\n\
+         # TYPE raid_ok untyped\n\
+         raid_ok 1\n\
+         # HELP node_textfile_mtime_seconds Unixtime mtime of textfiles successfully read.\n\
+         # TYPE node_textfile_mtime_seconds gauge\n\
+         node_textfile_mtime_seconds{{file=\"{backup}\"}} {backup_mtime}\n\
+         node_textfile_mtime_seconds{{file=\"{untyped}\"}} {untyped_mtime}\n\
+         # HELP node_textfile_scrape_error 1 if there was an error opening or reading a file, 0 otherwise\n\
+         # TYPE node_textfile_scrape_error gauge\n\
+         node_textfile_scrape_error 1\n",
+        backup = path("backup.prom"),
+        untyped = path("untyped.prom"),
+        backup_mtime = mtime("backup.prom"),
+        untyped_mtime = mtime("untyped.prom"),
+    );
+    assert!(out.starts_with(&expected), "{out}");
+    // Only the broken files: no error.
+    std::fs::remove_file(dir.path().join("broken.prom")).unwrap();
+    std::fs::remove_file(dir.path().join("stamped.prom")).unwrap();
+    node.collect(&mut out);
+    assert!(out.contains("\nnode_textfile_scrape_error 0\n"), "{out}");
+    // Over the file-count limit: the first files by name are read, and the rest is an error.
+    node.state.textfile = textfile::State::new(dir.path(), 1, 4096, &node_limits());
+    node.collect(&mut out);
+    assert!(out.contains("backup_last_success_seconds{target=\"db\"} 1700000000\n"));
+    assert!(!out.contains("raid_ok"));
+    assert!(out.contains("\nnode_textfile_scrape_error 1\n"), "{out}");
+    // Over the byte limit: skipped.
+    node.state.textfile = textfile::State::new(dir.path(), 10, 100, &node_limits());
+    node.collect(&mut out);
+    assert!(!out.contains("backup_last_success_seconds{"));
+    assert!(out.contains("raid_ok 1\n"));
+    assert!(out.contains("\nnode_textfile_scrape_error 1\n"));
+}
+
+#[test]
+fn textfile_without_a_directory_reports_no_error() {
+    assert_eq!(
+        samples_of(Collector::Textfile, &no_rootfs()),
+        ["node_textfile_scrape_error 0"]
+    );
 }

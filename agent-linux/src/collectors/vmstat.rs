@@ -4,6 +4,7 @@ use std::io;
 
 use super::expo::{Expo, Kind, Value};
 use super::files::{invalid, read_file, Files};
+use super::pattern::Pattern;
 use super::Paths;
 
 /// node_exporter's default `--collector.vmstat.fields`: `^(oom_kill|pgpg|pswp|pg.*fault).*`.
@@ -16,13 +17,23 @@ fn vmstat_field_selected(field: &str) -> bool {
             .is_some_and(|rest| rest.contains("fault"))
 }
 
-pub(super) fn collect(paths: &Paths, s: &mut Files, expo: &mut Expo<'_>) -> io::Result<()> {
+/// `fields`: `--collector.vmstat.fields`; `None`: node_exporter's default.
+pub(super) fn collect(
+    paths: &Paths,
+    s: &mut Files,
+    fields: &mut Option<Pattern>,
+    expo: &mut Expo<'_>,
+) -> io::Result<()> {
     let text = read_file(&mut s.path, &paths.procfs, &["vmstat"], &mut s.data)?;
     for line in text.lines() {
         let Some((field, number)) = line.split_once(' ') else {
             continue;
         };
-        if !vmstat_field_selected(field) {
+        let selected = match fields {
+            Some(pattern) => pattern.is_match(field),
+            None => vmstat_field_selected(field),
+        };
+        if !selected {
             continue;
         }
         let value = match number.trim().parse::<u64>() {
