@@ -218,10 +218,16 @@ pub enum Collector {
     Timex,
     Netclass,
     Textfile,
+    Mdadm,
+    Bonding,
+    Hwmon,
+    ThermalZone,
+    Powersupplyclass,
+    Cpufreq,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 24] = [
+    pub const ALL: [Collector; 30] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -246,6 +252,12 @@ impl Collector {
         Collector::Timex,
         Collector::Netclass,
         Collector::Textfile,
+        Collector::Mdadm,
+        Collector::Bonding,
+        Collector::Hwmon,
+        Collector::ThermalZone,
+        Collector::Powersupplyclass,
+        Collector::Cpufreq,
     ];
 
     /// node_exporter's name for the collector.
@@ -275,6 +287,12 @@ impl Collector {
             Collector::Timex => "timex",
             Collector::Netclass => "netclass",
             Collector::Textfile => "textfile",
+            Collector::Mdadm => "mdadm",
+            Collector::Bonding => "bonding",
+            Collector::Hwmon => "hwmon",
+            Collector::ThermalZone => "thermal_zone",
+            Collector::Powersupplyclass => "powersupplyclass",
+            Collector::Cpufreq => "cpufreq",
         }
     }
 

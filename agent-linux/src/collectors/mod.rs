@@ -16,21 +16,26 @@
 //! ([`NodeCollector::failures`]); the other collectors are unaffected.
 
 mod arp;
+mod bonding;
 mod conntrack;
 mod cpu;
+mod cpufreq;
 mod diskstats;
 mod entropy;
 mod expo;
 mod filefd;
 mod files;
 mod filesystem;
+mod hwmon;
 mod loadavg;
+mod mdadm;
 mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
 mod os;
 mod pattern;
+mod powersupplyclass;
 mod pressure;
 mod process;
 mod selinux;
@@ -39,6 +44,7 @@ mod softnet;
 mod stat;
 mod statfs;
 mod textfile;
+mod thermal_zone;
 mod time;
 mod timex;
 mod udp_queues;
@@ -145,7 +151,12 @@ pub struct NodeCollector {
 /// What collectors keep between scrapes, besides the shared [`Files`] buffers, and their
 /// settings from the plan.
 struct State {
+    bonding: bonding::State,
     cpu: cpu::State,
+    cpufreq: cpufreq::State,
+    hwmon: hwmon::State,
+    powersupplyclass: powersupplyclass::State,
+    thermal_zone: thermal_zone::State,
     diskstats: diskstats::State,
     filesystem: filesystem::State,
     netclass: netclass::State,
@@ -160,7 +171,12 @@ struct State {
 impl State {
     fn new(fs_stats: Arc<dyn FsStatsSource>, mount_timeout: Duration) -> Self {
         State {
+            bonding: bonding::State::default(),
             cpu: cpu::State::new(),
+            cpufreq: cpufreq::State::default(),
+            hwmon: hwmon::State::default(),
+            powersupplyclass: powersupplyclass::State::default(),
+            thermal_zone: thermal_zone::State::default(),
             diskstats: diskstats::State::default(),
             filesystem: filesystem::State::new(fs_stats, mount_timeout),
             netclass: netclass::State::default(),
@@ -214,6 +230,14 @@ fn run(
             expo,
         ),
         Collector::Textfile => textfile::collect(files, &mut state.textfile, expo),
+        Collector::Mdadm => mdadm::collect(paths, files, expo),
+        Collector::Bonding => bonding::collect(paths, files, &mut state.bonding, expo),
+        Collector::Hwmon => hwmon::collect(paths, files, &mut state.hwmon, expo),
+        Collector::ThermalZone => thermal_zone::collect(paths, files, &mut state.thermal_zone, expo),
+        Collector::Powersupplyclass => {
+            powersupplyclass::collect(paths, files, &mut state.powersupplyclass, expo)
+        }
+        Collector::Cpufreq => cpufreq::collect(paths, files, &mut state.cpufreq, expo),
     }
 }
 

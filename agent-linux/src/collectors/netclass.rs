@@ -83,8 +83,9 @@ pub(super) fn collect(
             *slot = (start, st.text.len());
         }
         for (slot, (attribute, _, _)) in iface.numbers.iter_mut().zip(NUMBERS) {
-            *slot =
-                read_attribute(&mut s.path, &paths.sysfs, device, attribute, &mut s.aux).and_then(parse_int);
+            // An unparsable value is reported as 0, as node_exporter's parser leaves it.
+            *slot = read_attribute(&mut s.path, &paths.sysfs, device, attribute, &mut s.aux)
+                .map(|text| parse_int(text).unwrap_or(0));
         }
         st.ifaces.push(iface);
     }

@@ -913,7 +913,12 @@ fn netclass_attributes_of_each_interface() {
     assert_eq!(
         lines,
         [
+            // bond0 has none of the attributes (a fixture for the bonding collector): it is
+            // down, with empty info labels, and in no numeric family, as in node_exporter.
+            "node_network_up{device=\"bond0\"} 0",
             "node_network_up{device=\"eth0\"} 1",
+            "node_network_info{address=\"\",broadcast=\"\",device=\"bond0\",duplex=\"\",ifalias=\"\",\
+             operstate=\"\"} 1",
             "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"ff:ff:ff:ff:ff:ff\",\
              device=\"eth0\",duplex=\"full\",ifalias=\"\",operstate=\"up\"} 1",
             "node_network_address_assign_type{device=\"eth0\"} 0",

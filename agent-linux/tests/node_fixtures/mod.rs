@@ -1,0 +1,297 @@
+//! A `/proc`, `/sys` and root tree for the collectors whose hardware this machine lacks:
+//! software RAID, bonding, hwmon chips, thermal zones, power supplies and CPU frequency
+//! scaling. Every file is written here from the kernel's documentation of its format
+//! (Documentation/admin-guide/md.rst, networking/bonding.rst, hwmon/sysfs-interface.rst,
+//! ABI/testing/sysfs-class-thermal, sysfs-class-power, admin-guide/pm/cpufreq.rst), with
+//! values chosen to reach the corner cases: a degraded array with a failed and a spare disk,
+//! a recovery in progress, raid0, an inactive array, a check; bonding slaves under both the
+//! old and the new directory names; sensors in a chip's own directory and in its device
+//! directory, labels, alarms, beeps and every unit node_exporter converts; a battery, a mains
+//! adapter and a USB-C port; a CPU without cpufreq and one without the root-only
+//! `cpuinfo_cur_freq`.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+pub struct Tree {
+    dir: tempfile::TempDir,
+}
+
+/// The collectors (node_exporter's names) this tree is for.
+pub const COLLECTORS: [&str; 6] = [
+    "bonding",
+    "cpufreq",
+    "hwmon",
+    "mdadm",
+    "powersupplyclass",
+    "thermal_zone",
+];
+
+impl Tree {
+    pub fn procfs(&self) -> PathBuf {
+        self.dir.path().join("proc")
+    }
+
+    pub fn sysfs(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn file(&self, rel: &str, content: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// Sysfs attributes: one file per `name value` pair, each value followed by a newline.
+    fn attributes(&self, dir: &str, pairs: &[(&str, &str)]) {
+        for (name, value) in pairs {
+            self.file(&format!("{dir}/{name}"), &format!("{value}\n"));
+        }
+    }
+
+    fn link(&self, rel: &str, target: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        symlink(target, &path).unwrap();
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn build() -> Tree {
+    let t = Tree {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::create_dir_all(t.rootfs()).unwrap();
+    mdstat(&t);
+    bonding(&t);
+    hwmon(&t);
+    thermal(&t);
+    power_supplies(&t);
+    cpufreq(&t);
+    t
+}
+
+fn mdstat(t: &Tree) {
+    // A raw string: md(4)'s status lines are indented, and the indentation is significant.
+    t.file(
+        "proc/mdstat",
+        r"Personalities : [raid0] [raid1] [raid6] [raid5] [raid4]
+md0 : active raid1 sdb1[1] sda1[0]
+      1046528 blocks super 1.2 [2/2] [UU]
+
+md1 : active raid1 sdd1[2](F) sdc1[0]
+      2096128 blocks super 1.2 [2/1] [U_]
+      bitmap: 0/1 pages [0KB], 65536KB chunk
+
+md2 : active raid5 sdh1[4] sdg1[2] sdf1[1] sde1[0] sdi1[5](S)
+      5860270080 blocks super 1.2 level 5, 512k chunk, algorithm 2 [4/3] [UUU_]
+      [=>...................]  recovery =  8.5% (166424704/1953423360) finish=195.2min speed=152560K/sec
+
+md3 : active raid0 sdk1[1] sdj1[0]
+      4190208 blocks super 1.2 512k chunks
+
+md4 : inactive sdl1[0](S)
+      1048576 blocks super 1.2
+
+md5 : active raid1 sdn1[1] sdm1[0]
+      1046528 blocks super 1.2 [2/2] [UU]
+      [===>.................]  check = 17.2% (180224/1046528) finish=0.6min speed=22528K/sec
+
+md6 : active raid1 sdp1[1] sdo1[0]
+      1046528 blocks super 1.2 [2/2] [UU]
+        resync=DELAYED
+
+unused devices: <none>
+",
+    );
+}
+
+fn bonding(t: &Tree) {
+    t.file("sys/class/net/bonding_masters", "bond0 bond1\n");
+    t.file("sys/class/net/bond0/bonding/slaves", "eth1 eth2\n");
+    t.file("sys/class/net/bond0/lower_eth1/bonding_slave/mii_status", "up\n");
+    t.file(
+        "sys/class/net/bond0/lower_eth2/bonding_slave/mii_status",
+        "down\n",
+    );
+    // Kernels before 4.13 name the slave's directory slave_<name>.
+    t.file("sys/class/net/bond1/bonding/slaves", "eth3\n");
+    t.file("sys/class/net/bond1/slave_eth3/bonding_slave/mii_status", "up\n");
+}
+
+fn hwmon(t: &Tree) {
+    // A CPU package sensor: the class entry links to the chip under its platform device.
+    let coretemp = "sys/devices/platform/coretemp.0";
+    t.link(
+        "sys/class/hwmon/hwmon0",
+        "../../devices/platform/coretemp.0/hwmon/hwmon0",
+    );
+    t.link(&format!("{coretemp}/hwmon/hwmon0/device"), "../../../coretemp.0");
+    t.attributes(
+        &format!("{coretemp}/hwmon/hwmon0"),
+        &[
+            ("name", "coretemp"),
+            ("temp1_input", "42000"),
+            ("temp1_label", "Package id 0"),
+            ("temp1_max", "80000"),
+            ("temp1_crit", "100000"),
+            ("temp1_crit_alarm", "0"),
+            ("temp2_input", "40000"),
+            ("temp2_label", "Core 0"),
+        ],
+    );
+    // Older drivers keep sensor files in the device directory.
+    t.attributes(coretemp, &[("temp3_input", "39000"), ("temp3_label", "Core 1")]);
+    // A Super-I/O chip with fans, voltages, PWM, current, power, energy and alarms.
+    let nct = "sys/devices/platform/nct6775.656";
+    t.link(
+        "sys/class/hwmon/hwmon1",
+        "../../devices/platform/nct6775.656/hwmon/hwmon1",
+    );
+    t.link(&format!("{nct}/hwmon/hwmon1/device"), "../../../nct6775.656");
+    t.attributes(
+        &format!("{nct}/hwmon/hwmon1"),
+        &[
+            ("name", "nct6779"),
+            ("fan1_input", "1200"),
+            ("fan1_min", "300"),
+            ("fan1_alarm", "0"),
+            ("fan1_beep", "1"),
+            ("fan2_input", "0"),
+            ("fan2_target", "900"),
+            ("in0_input", "1024"),
+            ("in0_min", "0"),
+            ("in0_max", "1744"),
+            ("in0_label", "Vcore"),
+            ("cpu0_vid", "1100"),
+            ("pwm1", "128"),
+            ("pwm1_enable", "2"),
+            ("pwm1_mode", "1"),
+            ("curr1_input", "1500"),
+            ("curr1_max", "20000"),
+            ("power1_input", "12500000"),
+            ("power1_average_interval", "1000"),
+            ("power1_accuracy", "50000"),
+            ("energy1_input", "1234567890"),
+            ("humidity1_input", "45000"),
+            ("intrusion0_alarm", "1"),
+            ("beep_enable", "1"),
+            ("vrm", "90"),
+            ("update_interval", "2000"),
+            ("temp7_input", "33000"),
+            ("temp7_type", "4"),
+        ],
+    );
+    // A chip without a device, known by its name only.
+    t.attributes(
+        "sys/class/hwmon/hwmon2",
+        &[
+            ("name", "acpitz"),
+            ("temp1_input", "27800"),
+            ("temp1_crit", "119000"),
+        ],
+    );
+}
+
+fn thermal(t: &Tree) {
+    t.attributes(
+        "sys/class/thermal/thermal_zone0",
+        &[
+            ("type", "x86_pkg_temp"),
+            ("policy", "step_wise"),
+            ("temp", "45000"),
+            ("mode", "enabled"),
+        ],
+    );
+    t.attributes(
+        "sys/class/thermal/thermal_zone1",
+        &[("type", "acpitz"), ("policy", "step_wise"), ("temp", "-2500")],
+    );
+    t.attributes(
+        "sys/class/thermal/cooling_device0",
+        &[("type", "Processor"), ("cur_state", "0"), ("max_state", "10")],
+    );
+    t.attributes(
+        "sys/class/thermal/cooling_device1",
+        &[
+            ("type", "intel_powerclamp"),
+            ("cur_state", "2"),
+            ("max_state", "50"),
+        ],
+    );
+}
+
+fn power_supplies(t: &Tree) {
+    t.attributes("sys/class/power_supply/AC", &[("type", "Mains"), ("online", "1")]);
+    t.attributes(
+        "sys/class/power_supply/BAT0",
+        &[
+            ("type", "Battery"),
+            ("status", "Discharging"),
+            ("present", "1"),
+            ("technology", "Li-ion"),
+            ("cycle_count", "42"),
+            ("voltage_min_design", "11100000"),
+            ("voltage_now", "12044000"),
+            ("current_now", "1203000"),
+            ("charge_full_design", "4400000"),
+            ("charge_full", "3800000"),
+            ("charge_now", "2500000"),
+            ("capacity", "65"),
+            ("capacity_level", "Normal"),
+            ("model_name", "DELL 1VX1H"),
+            ("manufacturer", "SMP"),
+            ("serial_number", "  1234"),
+            ("temp", "251"),
+            ("time_to_empty_now", "7200"),
+        ],
+    );
+    t.attributes(
+        "sys/class/power_supply/ucsi-source-psy-USBC000:001",
+        &[
+            ("type", "USB"),
+            ("usb_type", "[C] PD PD_PPS"),
+            ("online", "0"),
+            ("voltage_min", "5000000"),
+            ("voltage_max", "20000000"),
+            ("current_max", "3000000"),
+            ("scope", "Unknown"),
+        ],
+    );
+}
+
+fn cpufreq(t: &Tree) {
+    for cpu in 0..2 {
+        let dir = format!("sys/devices/system/cpu/cpu{cpu}/cpufreq");
+        t.attributes(
+            &dir,
+            &[
+                ("cpuinfo_min_freq", "800000"),
+                ("cpuinfo_max_freq", "3400000"),
+                ("cpuinfo_transition_latency", "0"),
+                ("scaling_cur_freq", if cpu == 0 { "1800000" } else { "2400123" }),
+                ("scaling_min_freq", "800000"),
+                ("scaling_max_freq", "3400000"),
+                ("scaling_available_governors", "performance powersave"),
+                ("scaling_driver", "intel_pstate"),
+                ("scaling_governor", "powersave"),
+                ("related_cpus", &cpu.to_string()),
+                ("scaling_setspeed", "<unsupported>"),
+            ],
+        );
+    }
+    // Readable by root only on real systems; present for cpu0 here.
+    t.file(
+        "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_cur_freq",
+        "1799999\n",
+    );
+    // A CPU without frequency scaling.
+    t.file("sys/devices/system/cpu/cpu2/online", "1\n");
+}
