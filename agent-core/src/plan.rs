@@ -224,10 +224,15 @@ pub enum Collector {
     ThermalZone,
     Powersupplyclass,
     Cpufreq,
+    Schedstat,
+    Dmi,
+    Edac,
+    Rapl,
+    Nvme,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 30] = [
+    pub const ALL: [Collector; 35] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -258,6 +263,11 @@ impl Collector {
         Collector::ThermalZone,
         Collector::Powersupplyclass,
         Collector::Cpufreq,
+        Collector::Schedstat,
+        Collector::Dmi,
+        Collector::Edac,
+        Collector::Rapl,
+        Collector::Nvme,
     ];
 
     /// node_exporter's name for the collector.
@@ -293,6 +303,11 @@ impl Collector {
             Collector::ThermalZone => "thermal_zone",
             Collector::Powersupplyclass => "powersupplyclass",
             Collector::Cpufreq => "cpufreq",
+            Collector::Schedstat => "schedstat",
+            Collector::Dmi => "dmi",
+            Collector::Edac => "edac",
+            Collector::Rapl => "rapl",
+            Collector::Nvme => "nvme",
         }
     }
 

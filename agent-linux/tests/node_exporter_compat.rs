@@ -65,16 +65,11 @@ const MISSING_COLLECTORS: &[(&str, &str)] = &[
     ),
     ("bcache", "not yet implemented"),
     ("btrfs", "not yet implemented"),
-    ("dmi", "not yet implemented"),
-    ("edac", "not yet implemented"),
     ("fibrechannel", "not yet implemented"),
     ("infiniband", "not yet implemented"),
     ("ipvs", "not yet implemented"),
     ("nfs", "not yet implemented"),
     ("nfsd", "not yet implemented"),
-    ("nvme", "not yet implemented"),
-    ("rapl", "not yet implemented"),
-    ("schedstat", "not yet implemented"),
     ("tapestats", "not yet implemented"),
     ("xfs", "not yet implemented"),
     ("zfs", "not yet implemented"),
@@ -139,7 +134,12 @@ fn group_of(name: &str) -> &'static str {
     if netdev {
         return "netdev";
     }
-    const PREFIXES: [(&str, &str); 38] = [
+    const PREFIXES: [(&str, &str); 43] = [
+        ("node_rapl_", "rapl"),
+        ("node_nvme_", "nvme"),
+        ("node_schedstat_", "schedstat"),
+        ("node_dmi_", "dmi"),
+        ("node_edac_", "edac"),
         ("node_cpu_frequency_", "cpufreq"),
         ("node_cpu_scaling_frequency_", "cpufreq"),
         ("node_md_", "mdadm"),
@@ -792,6 +792,15 @@ fn compare_on_fixture_tree() -> FixtureResult {
             .cloned()
             .collect()
     };
+    // Both sides must have really collected: a collector that failed on both would compare
+    // equal with nothing to show.
+    for (labels, value) in &theirs["node_scrape_collector_success"].series {
+        if *value != 1.0 {
+            problems.push(format!(
+                "node_exporter's collector {labels:?} failed on the fixture tree"
+            ));
+        }
+    }
     let (their_names, our_names) = (node_families(&theirs), node_families(&ours));
     for name in their_names.symmetric_difference(&our_names) {
         let side = if their_names.contains(name) {

@@ -21,6 +21,8 @@ mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod dmi;
+mod edac;
 mod entropy;
 mod expo;
 mod filefd;
@@ -33,11 +35,14 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nvme;
 mod os;
 mod pattern;
 mod powersupplyclass;
 mod pressure;
 mod process;
+mod rapl;
+mod schedstat;
 mod selinux;
 mod sockstat;
 mod softnet;
@@ -154,8 +159,12 @@ struct State {
     bonding: bonding::State,
     cpu: cpu::State,
     cpufreq: cpufreq::State,
+    dmi: dmi::State,
+    edac: edac::State,
     hwmon: hwmon::State,
+    nvme: nvme::State,
     powersupplyclass: powersupplyclass::State,
+    rapl: rapl::State,
     thermal_zone: thermal_zone::State,
     diskstats: diskstats::State,
     filesystem: filesystem::State,
@@ -174,8 +183,12 @@ impl State {
             bonding: bonding::State::default(),
             cpu: cpu::State::new(),
             cpufreq: cpufreq::State::default(),
+            dmi: dmi::State::default(),
+            edac: edac::State::default(),
             hwmon: hwmon::State::default(),
+            nvme: nvme::State::default(),
             powersupplyclass: powersupplyclass::State::default(),
+            rapl: rapl::State::default(),
             thermal_zone: thermal_zone::State::default(),
             diskstats: diskstats::State::default(),
             filesystem: filesystem::State::new(fs_stats, mount_timeout),
@@ -238,6 +251,11 @@ fn run(
             powersupplyclass::collect(paths, files, &mut state.powersupplyclass, expo)
         }
         Collector::Cpufreq => cpufreq::collect(paths, files, &mut state.cpufreq, expo),
+        Collector::Schedstat => schedstat::collect(paths, files, expo),
+        Collector::Dmi => dmi::collect(paths, files, &mut state.dmi, expo),
+        Collector::Edac => edac::collect(paths, files, &mut state.edac, expo),
+        Collector::Rapl => rapl::collect(paths, files, &mut state.rapl, expo),
+        Collector::Nvme => nvme::collect(paths, files, &mut state.nvme, expo),
     }
 }
 

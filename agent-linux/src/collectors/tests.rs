@@ -1052,3 +1052,43 @@ fn textfile_without_a_directory_reports_no_error() {
         ["node_textfile_scrape_error 0"]
     );
 }
+
+#[test]
+fn schedstat_dmi_nvme_and_rapl() {
+    assert_eq!(
+        samples_of(Collector::Schedstat, &no_rootfs()),
+        [
+            "node_schedstat_running_seconds_total{cpu=\"0\"} 2.398485193",
+            "node_schedstat_running_seconds_total{cpu=\"1\"} 1.912320583",
+            "node_schedstat_waiting_seconds_total{cpu=\"0\"} 0.114474378",
+            "node_schedstat_waiting_seconds_total{cpu=\"1\"} 0.097163729",
+            "node_schedstat_timeslices_total{cpu=\"0\"} 13454",
+            "node_schedstat_timeslices_total{cpu=\"1\"} 10981",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Dmi, &no_rootfs()),
+        [
+            "node_dmi_info{bios_version=\"1.16.3\",product_name=\"Standard PC (Q35 + ICH9, 2009)\",\
+          system_vendor=\"QEMU\"} 1"
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Nvme, &no_rootfs()),
+        [
+            "node_nvme_info{device=\"nvme0\",firmware_revision=\"1.2.3\",model=\"QEMU NVMe Ctrl\",\
+          serial=\"deadbeef\",state=\"live\"} 1"
+        ]
+    );
+    let rapl = samples_of(Collector::Rapl, &no_rootfs());
+    let sysfs = fixture_paths(&no_rootfs()).sysfs;
+    assert_eq!(
+        rapl,
+        [format!(
+            "node_rapl_package_joules_total{{index=\"0\",path=\"{}\"}} 5",
+            sysfs.join("class/powercap/intel-rapl:0").display()
+        )]
+    );
+    // No EDAC driver in the fixture: no series, and no failure.
+    assert!(samples_of(Collector::Edac, &no_rootfs()).is_empty());
+}

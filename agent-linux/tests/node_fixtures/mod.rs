@@ -18,12 +18,17 @@ pub struct Tree {
 }
 
 /// The collectors (node_exporter's names) this tree is for.
-pub const COLLECTORS: [&str; 6] = [
+pub const COLLECTORS: [&str; 11] = [
     "bonding",
     "cpufreq",
+    "dmi",
+    "edac",
     "hwmon",
     "mdadm",
+    "nvme",
     "powersupplyclass",
+    "rapl",
+    "schedstat",
     "thermal_zone",
 ];
 
@@ -75,7 +80,95 @@ pub fn build() -> Tree {
     thermal(&t);
     power_supplies(&t);
     cpufreq(&t);
+    schedstat(&t);
+    dmi(&t);
+    edac(&t);
+    rapl(&t);
+    nvme(&t);
     t
+}
+
+fn rapl(t: &Tree) {
+    // The control type's directory has no name and is not a zone.
+    t.attributes("sys/class/powercap/intel-rapl", &[("enabled", "1")]);
+    let zones = [
+        ("intel-rapl:0", "package-0", "123456789012"),
+        ("intel-rapl:0:0", "core", "45678901234"),
+        ("intel-rapl:0:1", "uncore", "1234567"),
+        ("intel-rapl:1", "package-1", "98765432109"),
+        ("intel-rapl:1:0", "core", "3456789"),
+        ("intel-rapl:0:2", "dram", "0"),
+    ];
+    for (dir, name, energy) in zones {
+        t.attributes(
+            &format!("sys/class/powercap/{dir}"),
+            &[
+                ("name", name),
+                ("energy_uj", energy),
+                ("max_energy_range_uj", "262143328850"),
+            ],
+        );
+    }
+}
+
+fn nvme(t: &Tree) {
+    t.attributes(
+        "sys/class/nvme/nvme0",
+        &[
+            ("firmware_rev", "2B2QEXM7"),
+            ("model", "Samsung SSD 970 EVO Plus 1TB"),
+            ("serial", "S4EWNX0R123456"),
+            ("state", "live"),
+        ],
+    );
+}
+
+fn schedstat(t: &Tree) {
+    // Version 15 of the format: nine numbers per CPU, then the CPU's scheduling domains.
+    t.file(
+        "proc/schedstat",
+        "version 15\ntimestamp 4295016345\n\
+         cpu0 0 0 0 0 0 0 2398485193 114474378 13454\n\
+         domain0 00000003 4041 3957 51 53 37 0 0 3927 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+         cpu1 0 0 0 0 0 0 1912320583 97163729 10981\n\
+         domain0 00000003 4030 3960 38 46 32 0 0 3922 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+    );
+}
+
+fn dmi(t: &Tree) {
+    t.attributes(
+        "sys/class/dmi/id",
+        &[
+            ("bios_date", "03/14/2023"),
+            ("bios_vendor", "LENOVO"),
+            ("bios_version", "N2HET71W (1.54 )"),
+            ("board_name", "20QD00L9GE"),
+            ("board_vendor", "LENOVO"),
+            ("chassis_type", "10"),
+            ("chassis_vendor", "LENOVO"),
+            ("product_family", "ThinkPad X1 Carbon 7th"),
+            ("product_name", "20QD00L9GE"),
+            ("product_serial", "PF1ABCDE"),
+            ("sys_vendor", "LENOVO"),
+            ("modalias", "dmi:bvnLENOVO:bvrN2HET71W"),
+            ("uevent", "MODALIAS=dmi:bvnLENOVO"),
+        ],
+    );
+}
+
+fn edac(t: &Tree) {
+    let mc = "sys/devices/system/edac/mc/mc0";
+    t.attributes(
+        mc,
+        &[
+            ("ce_count", "3"),
+            ("ce_noinfo_count", "1"),
+            ("ue_count", "0"),
+            ("ue_noinfo_count", "0"),
+        ],
+    );
+    t.attributes(&format!("{mc}/csrow0"), &[("ce_count", "2"), ("ue_count", "0")]);
+    t.attributes(&format!("{mc}/csrow1"), &[("ce_count", "0"), ("ue_count", "0")]);
 }
 
 fn mdstat(t: &Tree) {
