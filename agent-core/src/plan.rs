@@ -229,10 +229,11 @@ pub enum Collector {
     Edac,
     Rapl,
     Nvme,
+    Ipvs,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 35] = [
+    pub const ALL: [Collector; 36] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -268,6 +269,7 @@ impl Collector {
         Collector::Edac,
         Collector::Rapl,
         Collector::Nvme,
+        Collector::Ipvs,
     ];
 
     /// node_exporter's name for the collector.
@@ -308,6 +310,7 @@ impl Collector {
             Collector::Edac => "edac",
             Collector::Rapl => "rapl",
             Collector::Nvme => "nvme",
+            Collector::Ipvs => "ipvs",
         }
     }
 

@@ -29,6 +29,7 @@ mod filefd;
 mod files;
 mod filesystem;
 mod hwmon;
+mod ipvs;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -162,6 +163,7 @@ struct State {
     dmi: dmi::State,
     edac: edac::State,
     hwmon: hwmon::State,
+    ipvs: ipvs::State,
     nvme: nvme::State,
     powersupplyclass: powersupplyclass::State,
     rapl: rapl::State,
@@ -186,6 +188,7 @@ impl State {
             dmi: dmi::State::default(),
             edac: edac::State::default(),
             hwmon: hwmon::State::default(),
+            ipvs: ipvs::State::default(),
             nvme: nvme::State::default(),
             powersupplyclass: powersupplyclass::State::default(),
             rapl: rapl::State::default(),
@@ -256,6 +259,7 @@ fn run(
         Collector::Edac => edac::collect(paths, files, &mut state.edac, expo),
         Collector::Rapl => rapl::collect(paths, files, &mut state.rapl, expo),
         Collector::Nvme => nvme::collect(paths, files, &mut state.nvme, expo),
+        Collector::Ipvs => ipvs::collect(paths, files, &mut state.ipvs, expo),
     }
 }
 

@@ -1092,3 +1092,23 @@ fn schedstat_dmi_nvme_and_rapl() {
     // No EDAC driver in the fixture: no series, and no failure.
     assert!(samples_of(Collector::Edac, &no_rootfs()).is_empty());
 }
+
+#[test]
+fn ipvs_totals_and_backends() {
+    assert_eq!(
+        samples_of(Collector::Ipvs, &no_rootfs()),
+        [
+            "node_ipvs_connections_total 26",
+            "node_ipvs_incoming_packets_total 255",
+            "node_ipvs_outgoing_packets_total 0",
+            "node_ipvs_incoming_bytes_total 4096",
+            "node_ipvs_outgoing_bytes_total 0",
+            "node_ipvs_backend_connections_active{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 2",
+            "node_ipvs_backend_connections_inactive{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 3",
+            "node_ipvs_backend_weight{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 1",
+        ]
+    );
+}

@@ -18,12 +18,13 @@ pub struct Tree {
 }
 
 /// The collectors (node_exporter's names) this tree is for.
-pub const COLLECTORS: [&str; 11] = [
+pub const COLLECTORS: [&str; 12] = [
     "bonding",
     "cpufreq",
     "dmi",
     "edac",
     "hwmon",
+    "ipvs",
     "mdadm",
     "nvme",
     "powersupplyclass",
@@ -85,7 +86,41 @@ pub fn build() -> Tree {
     edac(&t);
     rapl(&t);
     nvme(&t);
+    ipvs(&t);
     t
+}
+
+fn ipvs(t: &Tree) {
+    // Totals in hexadecimal, then the rates (not read).
+    t.file(
+        "proc/net/ip_vs_stats",
+        "   Total Incoming Outgoing         Incoming         Outgoing\n\
+         \x20  Conns  Packets  Packets            Bytes            Bytes\n\
+         \x20 2A3F10 1E8480A3        0     7D2B7A4C11        0\n\
+         \n\
+         \x20Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n\
+         \x20      3     1F40        0           8CA000        0\n",
+    );
+    // Services (IPv4, a firewall mark, IPv6, an IPv4-mapped address) and their real servers;
+    // the same backend twice under one service is summed.
+    t.file(
+        "proc/net/ip_vs",
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\
+         TCP  0A600001:01BB rr\n\
+         \x20 -> 0AF40102:2382      Masq    1      12         3\n\
+         \x20 -> 0AF40203:2382      Masq    1      9          0\n\
+         UDP  0A60000A:0035 rr\n\
+         \x20 -> 0AF40005:0035      Masq    1      0          41\n\
+         \x20 -> 0AF40005:0035      Masq    2      0          1\n\
+         FWM  00000010 wlc\n\
+         \x20 -> C0A8321A:0CEA      Route   0      0          1\n\
+         TCP  [fd00:0010:0096:0000:0000:0000:0000:0001]:01BB rr\n\
+         \x20 -> [fd00:0010:0244:0001:0000:0000:0000:0005]:2382      Masq    1      4          0\n\
+         TCP  [0000:0000:0000:0000:0000:ffff:0a60:0002]:0050 rr\n\
+         \x20 -> [0000:0000:0000:0000:0000:ffff:0af4:0107]:1f90      Masq    1      1          2\n",
+    );
 }
 
 fn rapl(t: &Tree) {
