@@ -230,10 +230,11 @@ pub enum Collector {
     Rapl,
     Nvme,
     Ipvs,
+    Nfs,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 36] = [
+    pub const ALL: [Collector; 37] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -270,6 +271,7 @@ impl Collector {
         Collector::Rapl,
         Collector::Nvme,
         Collector::Ipvs,
+        Collector::Nfs,
     ];
 
     /// node_exporter's name for the collector.
@@ -311,6 +313,7 @@ impl Collector {
             Collector::Rapl => "rapl",
             Collector::Nvme => "nvme",
             Collector::Ipvs => "ipvs",
+            Collector::Nfs => "nfs",
         }
     }
 

@@ -67,7 +67,6 @@ const MISSING_COLLECTORS: &[(&str, &str)] = &[
     ("btrfs", "not yet implemented"),
     ("fibrechannel", "not yet implemented"),
     ("infiniband", "not yet implemented"),
-    ("nfs", "not yet implemented"),
     ("nfsd", "not yet implemented"),
     ("tapestats", "not yet implemented"),
     ("xfs", "not yet implemented"),
@@ -133,7 +132,8 @@ fn group_of(name: &str) -> &'static str {
     if netdev {
         return "netdev";
     }
-    const PREFIXES: [(&str, &str); 44] = [
+    const PREFIXES: [(&str, &str); 45] = [
+        ("node_nfs_", "nfs"),
         ("node_ipvs_", "ipvs"),
         ("node_rapl_", "rapl"),
         ("node_nvme_", "nvme"),

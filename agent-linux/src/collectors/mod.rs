@@ -36,6 +36,7 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
 mod nvme;
 mod os;
 mod pattern;
@@ -260,6 +261,7 @@ fn run(
         Collector::Rapl => rapl::collect(paths, files, &mut state.rapl, expo),
         Collector::Nvme => nvme::collect(paths, files, &mut state.nvme, expo),
         Collector::Ipvs => ipvs::collect(paths, files, &mut state.ipvs, expo),
+        Collector::Nfs => nfs::collect(paths, files, expo),
     }
 }
 

@@ -1112,3 +1112,23 @@ fn ipvs_totals_and_backends() {
         ]
     );
 }
+
+#[test]
+fn nfs_client_counts_and_absent_versions_as_zero() {
+    let lines = samples_of(Collector::Nfs, &no_rootfs());
+    // 2 packet series, 4 single counters, 18 + 22 + 59 procedures.
+    assert_eq!(lines.len(), 2 + 4 + 18 + 22 + 59);
+    for line in [
+        "node_nfs_packets_total{protocol=\"tcp\"} 10",
+        "node_nfs_connections_total 2",
+        "node_nfs_rpcs_total 500",
+        "node_nfs_rpc_retransmissions_total 1",
+        "node_nfs_requests_total{method=\"GetAttr\",proto=\"3\"} 9",
+        "node_nfs_requests_total{method=\"Read\",proto=\"3\"} 7",
+        "node_nfs_requests_total{method=\"ReadDirPlus\",proto=\"3\"} 1",
+        "node_nfs_requests_total{method=\"GetAttr\",proto=\"2\"} 0",
+        "node_nfs_requests_total{method=\"Clone\",proto=\"4\"} 0",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line}");
+    }
+}
