@@ -231,10 +231,11 @@ pub enum Collector {
     Nvme,
     Ipvs,
     Nfs,
+    Nfsd,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 37] = [
+    pub const ALL: [Collector; 38] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -272,6 +273,7 @@ impl Collector {
         Collector::Nvme,
         Collector::Ipvs,
         Collector::Nfs,
+        Collector::Nfsd,
     ];
 
     /// node_exporter's name for the collector.
@@ -314,6 +316,7 @@ impl Collector {
             Collector::Nvme => "nvme",
             Collector::Ipvs => "ipvs",
             Collector::Nfs => "nfs",
+            Collector::Nfsd => "nfsd",
         }
     }
 

@@ -67,7 +67,6 @@ const MISSING_COLLECTORS: &[(&str, &str)] = &[
     ("btrfs", "not yet implemented"),
     ("fibrechannel", "not yet implemented"),
     ("infiniband", "not yet implemented"),
-    ("nfsd", "not yet implemented"),
     ("tapestats", "not yet implemented"),
     ("xfs", "not yet implemented"),
     ("zfs", "not yet implemented"),
@@ -132,7 +131,8 @@ fn group_of(name: &str) -> &'static str {
     if netdev {
         return "netdev";
     }
-    const PREFIXES: [(&str, &str); 45] = [
+    const PREFIXES: [(&str, &str); 46] = [
+        ("node_nfsd_", "nfsd"),
         ("node_nfs_", "nfs"),
         ("node_ipvs_", "ipvs"),
         ("node_rapl_", "rapl"),

@@ -37,6 +37,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod nfs;
+mod nfsd;
 mod nvme;
 mod os;
 mod pattern;
@@ -262,6 +263,7 @@ fn run(
         Collector::Nvme => nvme::collect(paths, files, &mut state.nvme, expo),
         Collector::Ipvs => ipvs::collect(paths, files, &mut state.ipvs, expo),
         Collector::Nfs => nfs::collect(paths, files, expo),
+        Collector::Nfsd => nfsd::collect(paths, files, expo),
     }
 }
 

@@ -1132,3 +1132,25 @@ fn nfs_client_counts_and_absent_versions_as_zero() {
         assert!(lines.iter().any(|l| l == line), "missing {line}");
     }
 }
+
+#[test]
+fn nfsd_server_counts() {
+    let lines = samples_of(Collector::Nfsd, &no_rootfs());
+    // 11 single counters and gauges, 2 packet and 3 error series, 17 + 21 + 33 requests.
+    assert_eq!(lines.len(), 11 + 2 + 3 + 17 + 21 + 33, "{lines:#?}");
+    for line in [
+        "node_nfsd_reply_cache_hits_total 1",
+        "node_nfsd_reply_cache_nocache_total 3",
+        "node_nfsd_file_handles_stale_total 4",
+        "node_nfsd_disk_bytes_written_total 6",
+        "node_nfsd_server_threads 8",
+        "node_nfsd_read_ahead_cache_size_blocks 0",
+        "node_nfsd_packets_total{proto=\"tcp\"} 10",
+        "node_nfsd_requests_total{method=\"GetAttr\",proto=\"3\"} 1",
+        "node_nfsd_requests_total{method=\"Write\",proto=\"3\"} 3",
+        "node_nfsd_requests_total{method=\"Access\",proto=\"4\"} 9",
+        "node_nfsd_requests_total{method=\"FsStat\",proto=\"2\"} 0",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line}");
+    }
+}
