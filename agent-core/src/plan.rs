@@ -232,10 +232,12 @@ pub enum Collector {
     Ipvs,
     Nfs,
     Nfsd,
+    Tapestats,
+    Fibrechannel,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 38] = [
+    pub const ALL: [Collector; 40] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -274,6 +276,8 @@ impl Collector {
         Collector::Ipvs,
         Collector::Nfs,
         Collector::Nfsd,
+        Collector::Tapestats,
+        Collector::Fibrechannel,
     ];
 
     /// node_exporter's name for the collector.
@@ -317,6 +321,8 @@ impl Collector {
             Collector::Ipvs => "ipvs",
             Collector::Nfs => "nfs",
             Collector::Nfsd => "nfsd",
+            Collector::Tapestats => "tapestats",
+            Collector::Fibrechannel => "fibrechannel",
         }
     }
 

@@ -65,9 +65,7 @@ const MISSING_COLLECTORS: &[(&str, &str)] = &[
     ),
     ("bcache", "not yet implemented"),
     ("btrfs", "not yet implemented"),
-    ("fibrechannel", "not yet implemented"),
     ("infiniband", "not yet implemented"),
-    ("tapestats", "not yet implemented"),
     ("xfs", "not yet implemented"),
     ("zfs", "not yet implemented"),
 ];
@@ -131,7 +129,9 @@ fn group_of(name: &str) -> &'static str {
     if netdev {
         return "netdev";
     }
-    const PREFIXES: [(&str, &str); 46] = [
+    const PREFIXES: [(&str, &str); 48] = [
+        ("node_tape_", "tapestats"),
+        ("node_fibrechannel_", "fibrechannel"),
         ("node_nfsd_", "nfsd"),
         ("node_nfs_", "nfs"),
         ("node_ipvs_", "ipvs"),

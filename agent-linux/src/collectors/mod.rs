@@ -25,6 +25,7 @@ mod dmi;
 mod edac;
 mod entropy;
 mod expo;
+mod fibrechannel;
 mod filefd;
 mod files;
 mod filesystem;
@@ -51,6 +52,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod statfs;
+mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
@@ -164,6 +166,7 @@ struct State {
     cpufreq: cpufreq::State,
     dmi: dmi::State,
     edac: edac::State,
+    fibrechannel: fibrechannel::State,
     hwmon: hwmon::State,
     ipvs: ipvs::State,
     nvme: nvme::State,
@@ -176,6 +179,7 @@ struct State {
     netclass_options: netclass::Options,
     netdev: netdev::State,
     netstat: netstat::Options,
+    tapestats: tapestats::State,
     textfile: textfile::State,
     time: time::State,
     vmstat_fields: Option<Pattern>,
@@ -189,6 +193,7 @@ impl State {
             cpufreq: cpufreq::State::default(),
             dmi: dmi::State::default(),
             edac: edac::State::default(),
+            fibrechannel: fibrechannel::State::default(),
             hwmon: hwmon::State::default(),
             ipvs: ipvs::State::default(),
             nvme: nvme::State::default(),
@@ -203,6 +208,7 @@ impl State {
             },
             netdev: netdev::State::default(),
             netstat: netstat::Options { fields: None },
+            tapestats: tapestats::State::default(),
             textfile: textfile::State::disabled(),
             time: time::State::default(),
             vmstat_fields: None,
@@ -264,6 +270,8 @@ fn run(
         Collector::Ipvs => ipvs::collect(paths, files, &mut state.ipvs, expo),
         Collector::Nfs => nfs::collect(paths, files, expo),
         Collector::Nfsd => nfsd::collect(paths, files, expo),
+        Collector::Tapestats => tapestats::collect(paths, files, &mut state.tapestats, expo),
+        Collector::Fibrechannel => fibrechannel::collect(paths, files, &mut state.fibrechannel, expo),
     }
 }
 

@@ -1154,3 +1154,22 @@ fn nfsd_server_counts() {
         assert!(lines.iter().any(|l| l == line), "missing {line}");
     }
 }
+
+#[test]
+fn tapestats_and_fibrechannel() {
+    let tape = samples_of(Collector::Tapestats, &no_rootfs());
+    assert_eq!(tape.len(), 10);
+    assert!(tape.contains(&"node_tape_io_time_seconds_total{device=\"st0\"} 2".to_string()));
+    let fc = samples_of(Collector::Fibrechannel, &no_rootfs());
+    assert_eq!(
+        fc[0],
+        "node_fibrechannel_info{fc_host=\"host1\",speed=\"8 Gbit\",port_state=\"Online\",\
+         port_type=\"NPort (fabric via point-to-point)\",port_id=\"010203\",port_name=\"10000000c9a1b2c3\",\
+         fabric_name=\"1000000533f1e2d4\",dev_loss_tmo=\"30\",symbolic_name=\"Emulex LPe12002\",\
+         supported_classes=\"Class 3\",supported_speeds=\"2 Gbit, 4 Gbit, 8 Gbit\"} 1"
+    );
+    // Counters the adapter does not have count as zero, as node_exporter reports them.
+    assert_eq!(fc.len(), 1 + 14);
+    assert!(fc.contains(&"node_fibrechannel_rx_frames_total{fc_host=\"host1\"} 16".to_string()));
+    assert!(fc.contains(&"node_fibrechannel_nos_total{fc_host=\"host1\"} 0".to_string()));
+}

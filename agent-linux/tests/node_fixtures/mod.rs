@@ -18,11 +18,12 @@ pub struct Tree {
 }
 
 /// The collectors (node_exporter's names) this tree is for.
-pub const COLLECTORS: [&str; 14] = [
+pub const COLLECTORS: [&str; 16] = [
     "bonding",
     "cpufreq",
     "dmi",
     "edac",
+    "fibrechannel",
     "hwmon",
     "ipvs",
     "mdadm",
@@ -32,6 +33,7 @@ pub const COLLECTORS: [&str; 14] = [
     "powersupplyclass",
     "rapl",
     "schedstat",
+    "tapestats",
     "thermal_zone",
 ];
 
@@ -91,7 +93,69 @@ pub fn build() -> Tree {
     ipvs(&t);
     nfs(&t);
     nfsd(&t);
+    tapes(&t);
+    fibre_channel(&t);
     t
+}
+
+fn tapes(t: &Tree) {
+    // st0 and its no-rewind twin nst0 (the same drive, not counted twice).
+    t.attributes(
+        "sys/class/scsi_tape/st0/stats",
+        &[
+            ("in_flight", "1"),
+            ("io_ns", "9247011087720"),
+            ("other_cnt", "1409"),
+            ("read_byte_cnt", "979383912"),
+            ("read_cnt", "3741"),
+            ("read_ns", "33788355744"),
+            ("resid_cnt", "19"),
+            ("write_byte_cnt", "1496246784000"),
+            ("write_cnt", "53772916"),
+            ("write_ns", "5233597394395"),
+        ],
+    );
+    t.attributes("sys/class/scsi_tape/nst0/stats", &[("in_flight", "1")]);
+}
+
+fn fibre_channel(t: &Tree) {
+    t.attributes(
+        "sys/class/fc_host/host0",
+        &[
+            ("speed", "16 Gbit"),
+            ("port_state", "Online"),
+            ("port_type", "Point-To-Point (direct nport connection)"),
+            ("node_name", "0x2000f4e9d4aa6d21"),
+            ("port_id", "0x000002"),
+            ("port_name", "0x1000f4e9d4aa6d21"),
+            ("fabric_name", "0x0"),
+            ("dev_loss_tmo", "30"),
+            ("symbolic_name", "QLE2742 FW:v8.08.231 DVR:v10.02.06.200-k"),
+            ("supported_classes", "Class 3"),
+            ("supported_speeds", "4 Gbit, 8 Gbit, 16 Gbit"),
+        ],
+    );
+    t.attributes(
+        "sys/class/fc_host/host0/statistics",
+        &[
+            ("dumped_frames", "0xffffffffffffffff"),
+            ("error_frames", "0x0"),
+            ("invalid_crc_count", "0x2"),
+            ("rx_frames", "0x3e8"),
+            ("rx_words", "0x1f40"),
+            ("tx_frames", "0x64"),
+            ("tx_words", "0x1b58"),
+            ("seconds_since_last_reset", "0x7b"),
+            ("invalid_tx_word_count", "0x4"),
+            ("link_failure_count", "0x1"),
+            ("loss_of_sync_count", "0x3"),
+            ("loss_of_signal_count", "0x0"),
+            ("nos_count", "0x5"),
+            ("fcp_packet_aborts", "0x9"),
+            ("lip_count", "0x0"),
+            ("reset_statistics", ""),
+        ],
+    );
 }
 
 fn nfsd(t: &Tree) {
