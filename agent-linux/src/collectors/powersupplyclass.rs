@@ -5,7 +5,6 @@ use std::io;
 
 use super::expo::{Expo, Kind};
 use super::files::{parse_int, read_optional, set_path, Files, Names};
-use super::pattern::Pattern;
 use super::Paths;
 
 /// (sysfs attribute, metric suffix, divisor) in node_exporter's order: plain numbers, then
@@ -88,11 +87,10 @@ const TEXTS: [&str; 11] = [
     "usb_type",
 ];
 
-/// The collector's setting and what it keeps between scrapes.
+/// What the collector keeps between scrapes. node_exporter's `--collector.powersupply.ignored-supplies`
+/// (default `^$`, none) has no plan option yet: every supply is reported.
 #[derive(Default)]
 pub(super) struct State {
-    /// `--collector.powersupply.ignored-supplies` (default `^$`, none).
-    pub(super) ignored: Option<Pattern>,
     names: Names,
     text: String,
     supplies: Vec<Supply>,
@@ -105,10 +103,7 @@ struct Supply {
 
 pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut Expo<'_>) -> io::Result<()> {
     set_path(&mut s.path, &paths.sysfs, &["class/power_supply"]);
-    let ignored = &mut st.ignored;
-    st.names.read(&s.path, |name, _| {
-        !ignored.as_mut().is_some_and(|p| p.is_match(name))
-    })?;
+    st.names.read(&s.path, |_, _| true)?;
     st.text.clear();
     st.supplies.clear();
     for supply in st.names.iter() {
