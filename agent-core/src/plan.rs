@@ -6,11 +6,13 @@
 //! |--------|------|----------------------------------------------|
 //! | 0      | 8    | magic `OUTPOST\0`                            |
 //! | 8      | 2    | format version, little endian                |
-//! | 10     | 2    | flags, must be zero in version 1             |
+//! | 10     | 2    | flags, must be zero in versions 1 and 2      |
 //! | 12     | 4    | payload length in bytes, little endian       |
 //! | 16     | 4    | CRC-32 (IEEE) of the payload, little endian  |
 //!
-//! The payload is [`Plan`] encoded with postcard 1.x. Every string in the
+//! The payload is [`Plan`] encoded with postcard 1.x; version 2 appends the node section's
+//! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]. [`encode`]
+//! writes version 1 whenever the plan needs nothing newer. Every string in the
 //! plan lives once in [`Plan::strings`] and is referenced by [`StrId`], so a
 //! label name used by a hundred rules costs its bytes once.
 //!
@@ -25,7 +27,10 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 8] = *b"OUTPOST\0";
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version: what [`encode`] writes for a plan that needs it.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version [`decode`] reads.
+pub const MIN_FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 20;
 /// Plans are small (a few KiB); anything past this is not a plan we wrote.
 pub const MAX_PLAN_BYTES: usize = 16 * 1024 * 1024;
@@ -226,6 +231,8 @@ impl Limits {
     }
 }
 
+/// The node collectors, named as node_exporter names them. Variants are only ever appended:
+/// a plan stores the variant's index. Those after [`Collector::Pressure`] need plan version 2.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Collector {
     Cpu,
@@ -239,10 +246,39 @@ pub enum Collector {
     Time,
     Vmstat,
     Pressure,
+    Arp,
+    Conntrack,
+    Entropy,
+    Filefd,
+    Netstat,
+    Sockstat,
+    Softnet,
+    UdpQueues,
+    Os,
+    Selinux,
+    Timex,
+    Netclass,
+    Textfile,
+    Mdadm,
+    Bonding,
+    Hwmon,
+    ThermalZone,
+    Powersupplyclass,
+    Cpufreq,
+    Schedstat,
+    Dmi,
+    Edac,
+    Rapl,
+    Nvme,
+    Ipvs,
+    Nfs,
+    Nfsd,
+    Tapestats,
+    Fibrechannel,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 11] = [
+    pub const ALL: [Collector; 40] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -254,6 +290,35 @@ impl Collector {
         Collector::Time,
         Collector::Vmstat,
         Collector::Pressure,
+        Collector::Arp,
+        Collector::Conntrack,
+        Collector::Entropy,
+        Collector::Filefd,
+        Collector::Netstat,
+        Collector::Sockstat,
+        Collector::Softnet,
+        Collector::UdpQueues,
+        Collector::Os,
+        Collector::Selinux,
+        Collector::Timex,
+        Collector::Netclass,
+        Collector::Textfile,
+        Collector::Mdadm,
+        Collector::Bonding,
+        Collector::Hwmon,
+        Collector::ThermalZone,
+        Collector::Powersupplyclass,
+        Collector::Cpufreq,
+        Collector::Schedstat,
+        Collector::Dmi,
+        Collector::Edac,
+        Collector::Rapl,
+        Collector::Nvme,
+        Collector::Ipvs,
+        Collector::Nfs,
+        Collector::Nfsd,
+        Collector::Tapestats,
+        Collector::Fibrechannel,
     ];
 
     /// node_exporter's name for the collector.
@@ -270,11 +335,49 @@ impl Collector {
             Collector::Time => "time",
             Collector::Vmstat => "vmstat",
             Collector::Pressure => "pressure",
+            Collector::Arp => "arp",
+            Collector::Conntrack => "conntrack",
+            Collector::Entropy => "entropy",
+            Collector::Filefd => "filefd",
+            Collector::Netstat => "netstat",
+            Collector::Sockstat => "sockstat",
+            Collector::Softnet => "softnet",
+            Collector::UdpQueues => "udp_queues",
+            Collector::Os => "os",
+            Collector::Selinux => "selinux",
+            Collector::Timex => "timex",
+            Collector::Netclass => "netclass",
+            Collector::Textfile => "textfile",
+            Collector::Mdadm => "mdadm",
+            Collector::Bonding => "bonding",
+            Collector::Hwmon => "hwmon",
+            Collector::ThermalZone => "thermal_zone",
+            Collector::Powersupplyclass => "powersupplyclass",
+            Collector::Cpufreq => "cpufreq",
+            Collector::Schedstat => "schedstat",
+            Collector::Dmi => "dmi",
+            Collector::Edac => "edac",
+            Collector::Rapl => "rapl",
+            Collector::Nvme => "nvme",
+            Collector::Ipvs => "ipvs",
+            Collector::Nfs => "nfs",
+            Collector::Nfsd => "nfsd",
+            Collector::Tapestats => "tapestats",
+            Collector::Fibrechannel => "fibrechannel",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Collector> {
         Collector::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The first plan format version that can name this collector.
+    pub fn since_version(self) -> u16 {
+        if self <= Collector::Pressure {
+            1
+        } else {
+            2
+        }
     }
 }
 
@@ -287,6 +390,72 @@ pub struct NodeCollectors {
     pub job: StrId,
     pub limits: Limits,
     pub metric_relabel: Vec<RelabelRule>,
+    /// Not part of the postcard `Plan`: written after it, in version 2 only (see [`encode`]).
+    /// Version-1 plans mean node_exporter 1.5's defaults, which is what `default()` holds.
+    #[serde(skip)]
+    pub options: NodeOptions,
+}
+
+/// Settings node_exporter takes as `--collector.*` flags, for those its users rely on. `None` or
+/// 0 means node_exporter 1.5's default for that flag. Patterns are RE2-syntax regexes matched
+/// unanchored, as node_exporter's Go regexps are.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeOptions {
+    /// `--collector.filesystem.mount-points-exclude`.
+    pub filesystem_mount_points_exclude: Option<StrId>,
+    /// `--collector.filesystem.fs-types-exclude`.
+    pub filesystem_fs_types_exclude: Option<StrId>,
+    /// `--collector.filesystem.mount-timeout`; 0: the agent's default, 1 s (the scrape runs on
+    /// the agent's event loop; node_exporter waits 5 s).
+    pub filesystem_mount_timeout_ms: u32,
+    /// `--collector.netdev.device-exclude` (default `^lo$`).
+    pub netdev_device_exclude: Option<StrId>,
+    /// `--collector.diskstats.device-exclude`.
+    pub diskstats_device_exclude: Option<StrId>,
+    /// `--collector.netstat.fields`.
+    pub netstat_fields: Option<StrId>,
+    /// `--collector.vmstat.fields`.
+    pub vmstat_fields: Option<StrId>,
+    /// `--collector.netclass.ignored-devices` (default `^$`).
+    pub netclass_ignored_devices: Option<StrId>,
+    /// `--collector.textfile.directory`; `None`: no directory, as node_exporter's default "".
+    pub textfile: Option<Textfile>,
+}
+
+impl NodeOptions {
+    fn patterns(&self) -> [(&'static str, Option<StrId>); 7] {
+        [
+            (
+                "node.options.filesystem_mount_points_exclude",
+                self.filesystem_mount_points_exclude,
+            ),
+            (
+                "node.options.filesystem_fs_types_exclude",
+                self.filesystem_fs_types_exclude,
+            ),
+            ("node.options.netdev_device_exclude", self.netdev_device_exclude),
+            (
+                "node.options.diskstats_device_exclude",
+                self.diskstats_device_exclude,
+            ),
+            ("node.options.netstat_fields", self.netstat_fields),
+            ("node.options.vmstat_fields", self.vmstat_fields),
+            (
+                "node.options.netclass_ignored_devices",
+                self.netclass_ignored_devices,
+            ),
+        ]
+    }
+}
+
+/// The textfile collector's directory and the bounds of what it reads from it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Textfile {
+    pub directory: StrId,
+    /// `*.prom` files read per scrape; the rest are skipped and count as an error.
+    pub max_files: u32,
+    /// A larger file is skipped and counts as an error.
+    pub max_file_bytes: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +615,7 @@ impl fmt::Display for PlanError {
             PlanError::BadMagic => write!(f, "not an outpost plan (magic bytes do not match)"),
             PlanError::UnsupportedVersion { found, supported } => write!(
                 f,
-                "plan format version {found} is not supported by this agent (it reads version {supported}); use an outpostc that matches the agent"
+                "plan format version {found} is not supported by this agent (it reads versions {MIN_FORMAT_VERSION} to {supported}); use an outpostc that matches the agent"
             ),
             PlanError::UnknownFlags(flags) => write!(f, "plan header has unknown flags {flags:#06x}"),
             PlanError::LengthMismatch { header, actual } => write!(
@@ -607,6 +776,20 @@ impl Plan {
             s("node.job", node.job)?;
             limits("node.limits", &node.limits)?;
             rules("node.metric_relabel", &node.metric_relabel)?;
+            for (field, id) in node.options.patterns() {
+                if let Some(id) = id {
+                    s(field, id)?;
+                }
+            }
+            if let Some(t) = &node.options.textfile {
+                s("node.options.textfile.directory", t.directory)?;
+                if t.max_files == 0 || t.max_file_bytes == 0 {
+                    return Err(PlanError::Invalid {
+                        field: "node.options.textfile",
+                        reason: "a limit is zero",
+                    });
+                }
+            }
             if node.interval_ms == 0 {
                 return Err(PlanError::Invalid {
                     field: "node.interval_ms",
@@ -833,10 +1016,16 @@ impl MemoryBreakdown {
 /// Serializes a plan with its header. Deterministic: the same plan gives
 /// the same bytes.
 pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
-    let payload = postcard::to_allocvec(plan)?;
+    let version = plan.format_version();
+    let mut payload = postcard::to_allocvec(plan)?;
+    if version >= 2 {
+        let default = NodeOptions::default();
+        let options = plan.node.as_ref().map_or(&default, |n| &n.options);
+        payload.extend_from_slice(&postcard::to_allocvec(options)?);
+    }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -844,7 +1033,22 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
     Ok(out)
 }
 
-/// Reads and validates a plan. Never panics, for any input.
+impl Plan {
+    /// The oldest format version that holds this plan: 1 unless the node section names a
+    /// collector added in version 2 or sets an option, so that plans which need nothing new
+    /// stay readable by older agents (and byte-identical to what older compilers wrote).
+    pub fn format_version(&self) -> u16 {
+        let Some(node) = &self.node else { return 1 };
+        let collectors = node.collectors.iter().map(|c| c.since_version());
+        let options = if node.options == NodeOptions::default() {
+            1
+        } else {
+            2
+        };
+        collectors.chain([options]).max().unwrap_or(1)
+    }
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
     if bytes.len() < HEADER_LEN {
         return Err(PlanError::TooShort { len: bytes.len() });
@@ -861,7 +1065,7 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
     let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
     let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let version = u16_at(8);
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(PlanError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -884,7 +1088,22 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
     if crc != actual {
         return Err(PlanError::Checksum { header: crc, actual });
     }
-    let (plan, rest): (Plan, &[u8]) = postcard::take_from_bytes(payload).map_err(PlanError::Payload)?;
+    let (mut plan, mut rest): (Plan, &[u8]) =
+        postcard::take_from_bytes(payload).map_err(PlanError::Payload)?;
+    if version >= 2 {
+        let (options, after): (NodeOptions, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
+        if let Some(node) = &mut plan.node {
+            node.options = options;
+        }
+        rest = after;
+    }
+    if version == 1 && plan.format_version() > 1 {
+        return Err(PlanError::Invalid {
+            field: "node.collectors",
+            reason: "a collector added in format version 2 in a version-1 plan",
+        });
+    }
     if !rest.is_empty() {
         return Err(PlanError::TrailingBytes(rest.len()));
     }

@@ -530,7 +530,7 @@ impl Scraping {
                 sysfs: args.sysfs.clone(),
                 rootfs: args.rootfs.clone(),
             };
-            node = Some(NodeCollector::new(paths, &n.collectors));
+            node = Some(NodeCollector::from_plan(paths, plan, n)?);
         }
         for job in &plan.scrape_jobs {
             let tls = match job.scheme {

@@ -167,6 +167,7 @@ fn test_plan_with_down_target(
         job: s.id("node-exporter"),
         limits: limits(),
         metric_relabel: Vec::new(),
+        options: Default::default(),
     };
     let job = ScrapeJob {
         name: s.id("testapp"),

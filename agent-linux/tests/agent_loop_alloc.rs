@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use outpost_agent::agent::Agent;
 use outpost_agent::cli::RunArgs;
-use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
+use outpost_agent::collectors::{
+    render_process_metrics, FsStats, FsStatsSource, NodeCollector, Paths, Statvfs,
+};
 use outpost_agent::log;
 use outpost_agent::wal::{DiskWal, WalConfig, WalLock};
 use outpost_core::plan::{Collector, Fsync};
@@ -275,6 +277,76 @@ fn a_collector_failing_on_every_scrape_allocates_nothing_once_warm() {
         failures[0].starts_with(&format!("Pressure: {}: ", missing.display())),
         "{failures:?}"
     );
+}
+
+/// statvfs of mount points named `hung` hangs until the test ends (a dead NFS server); other
+/// mounts answer.
+struct HungMount {
+    released: std::sync::Mutex<bool>,
+    release: std::sync::Condvar,
+}
+
+impl FsStatsSource for HungMount {
+    fn stats(&self, path: &std::path::Path) -> std::io::Result<FsStats> {
+        if path.ends_with("hung") {
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.release.wait(released).unwrap();
+            }
+        }
+        Statvfs.stats(path)
+    }
+}
+
+#[test]
+fn scrapes_with_a_hung_mount_allocate_nothing_once_warm() {
+    let (procfs, rootfs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(procfs.path().join("1")).unwrap();
+    std::fs::write(
+        procfs.path().join("1/mounts"),
+        "/dev/vda / ext4 rw 0 0\nserver:/export /hung nfs4 rw 0 0\n/dev/vdb /data ext4 rw 0 0\n",
+    )
+    .unwrap();
+    for dir in ["hung", "data"] {
+        std::fs::create_dir(rootfs.path().join(dir)).unwrap();
+    }
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        rootfs: rootfs.path().to_path_buf(),
+        ..Paths::default()
+    };
+    let source = std::sync::Arc::new(HungMount {
+        released: std::sync::Mutex::new(false),
+        release: std::sync::Condvar::new(),
+    });
+    let mut node = NodeCollector::with_fs_stats(
+        paths,
+        &[Collector::Filesystem],
+        source.clone(),
+        Duration::from_millis(20),
+    );
+    let mut page = String::new();
+    node.collect(&mut page);
+    node.collect(&mut page);
+    let mut samples = 0;
+    let allocated = allocations_in(|| {
+        for _ in 0..3 {
+            samples += node.collect(&mut page);
+        }
+    });
+    *source.released.lock().unwrap() = true;
+    source.release.notify_all();
+    assert!(
+        allocated.is_empty(),
+        "scrapes with a hung mount allocated in {allocated:#?}"
+    );
+    assert!(
+        page.contains("node_filesystem_device_error{device=\"server:/export\",fstype=\"nfs4\",mountpoint=\"/hung\"} 1\n"),
+        "{page}"
+    );
+    // Two answering mounts with 7 families each, the hung one's device_error, 2 scrape-meta
+    // samples and the build info, three times.
+    assert_eq!(samples, 3 * (2 * 7 + 1 + 2 + 1), "{page}");
 }
 
 #[test]

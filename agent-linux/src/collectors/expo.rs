@@ -11,14 +11,30 @@ pub(crate) enum Kind {
     Counter,
     Gauge,
     Untyped,
+    Histogram,
+    Summary,
 }
 
 impl Kind {
+    /// A text-format TYPE word.
+    pub(crate) fn from_type(word: &str) -> Option<Kind> {
+        Some(match word {
+            "counter" => Kind::Counter,
+            "gauge" => Kind::Gauge,
+            "untyped" => Kind::Untyped,
+            "histogram" => Kind::Histogram,
+            "summary" => Kind::Summary,
+            _ => return None,
+        })
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Untyped => "untyped",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
         }
     }
 }
@@ -181,6 +197,33 @@ pub(crate) fn push_value(buf: &mut String, value: Value) {
             // for Prometheus's parser.
             let _ = write!(buf, "{v}");
         }
+    }
+}
+
+/// A number as text without a heap `String`.
+pub(crate) struct SmallNumber {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl SmallNumber {
+    pub(crate) fn new(mut v: u64) -> Self {
+        let mut n = SmallNumber {
+            bytes: [0; 20],
+            start: 20,
+        };
+        loop {
+            n.start -= 1;
+            n.bytes[n.start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return n;
+            }
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("")
     }
 }
 

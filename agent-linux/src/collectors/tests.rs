@@ -2,6 +2,7 @@
 //! to reach the corner cases: partitions, old-kernel diskstats, escaped mount points, ...).
 
 use super::*;
+use std::io;
 
 fn fixture_paths(rootfs: &Path) -> Paths {
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
@@ -30,6 +31,17 @@ fn render(collector: Collector, rootfs: &Path) -> (String, usize) {
     );
     // Everything after the collector's own text: 2 meta samples and outpost_build_info.
     (out[..end].to_string(), samples - 3)
+}
+
+/// An os-release as systemd's os-release(5) describes it, with each quoting style.
+fn write_os_release(rootfs: &Path) {
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(
+        rootfs.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nNAME='Debian GNU/Linux'\nVERSION_ID=\"13.1\"\n\
+         VERSION=\"13 (trixie)\"\nVERSION_CODENAME=trixie\nID=debian\n# a comment\nBUILD_ID=\"say \\\"hi\\\"\"\n",
+    )
+    .unwrap();
 }
 
 fn no_rootfs() -> PathBuf {
@@ -284,12 +296,12 @@ fn disk_exclusion_matches_node_exporter_default() {
         "nvme0n1p1",
         "nvme10n2p33",
     ] {
-        assert!(procfs::disk_excluded(excluded), "{excluded}");
+        assert!(diskstats::disk_excluded(excluded), "{excluded}");
     }
     for kept in [
         "sda", "vda", "xvdf", "nvme0n1", "zram0", "dm-0", "md0", "mmcblk0", "sr0", "ram", "loopx1",
     ] {
-        assert!(!procfs::disk_excluded(kept), "{kept}");
+        assert!(!diskstats::disk_excluded(kept), "{kept}");
     }
 }
 
@@ -377,10 +389,12 @@ fn mount_point_and_fs_type_exclusions() {
         "/mnt",
         "/media/usb",
     ] {
-        assert!(procfs::mount_point_excluded(excluded), "{excluded}");
+        assert!(filesystem::mount_point_excluded(excluded), "{excluded}");
     }
-    assert!(procfs::mount_point_excluded("/var/lib/docker/overlay2/x/merged"));
-    assert!(procfs::mount_point_excluded(
+    assert!(filesystem::mount_point_excluded(
+        "/var/lib/docker/overlay2/x/merged"
+    ));
+    assert!(filesystem::mount_point_excluded(
         "/var/lib/containers/storage/overlay"
     ));
     for kept in [
@@ -391,13 +405,13 @@ fn mount_point_and_fs_type_exclusions() {
         "/var/lib/kubelet",
         "/runner",
     ] {
-        assert!(!procfs::mount_point_excluded(kept), "{kept}");
+        assert!(!filesystem::mount_point_excluded(kept), "{kept}");
     }
     for excluded in ["cgroup2", "overlay", "tracefs", "squashfs", "nsfs"] {
-        assert!(procfs::fs_type_excluded(excluded));
+        assert!(filesystem::fs_type_excluded(excluded));
     }
     for kept in ["ext4", "xfs", "tmpfs", "btrfs", "vfat", "nfs4"] {
-        assert!(!procfs::fs_type_excluded(kept));
+        assert!(!filesystem::fs_type_excluded(kept));
     }
 }
 
@@ -433,6 +447,7 @@ fn uname_labels_match_the_kernel() {
 fn every_collector_at_once_and_buffer_reuse() {
     let rootfs = tempfile::tempdir().unwrap();
     std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    write_os_release(rootfs.path());
     let mut node = NodeCollector::new(fixture_paths(rootfs.path()), &Collector::ALL);
     let mut out = String::new();
     let first = node.collect(&mut out);
@@ -445,7 +460,10 @@ fn every_collector_at_once_and_buffer_reuse() {
         capacity,
         "second scrape must fit the first one's buffer"
     );
-    assert_eq!(out.matches("node_scrape_collector_success{").count(), 11);
+    assert_eq!(
+        out.matches("node_scrape_collector_success{").count(),
+        Collector::ALL.len()
+    );
     assert!(out.contains("outpost_build_info{arch=\""));
     // Each family's samples follow its own header, and no family is announced twice.
     let mut seen = std::collections::BTreeSet::new();
@@ -466,7 +484,7 @@ fn process_metrics_from_self_stat() {
     let paths = fixture_paths(&no_rootfs());
     let mut out = String::from("# existing\n");
     render_process_metrics(&paths.procfs, &mut out);
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let page = rustix::param::page_size() as u64;
     assert!(out.starts_with("# existing\n"));
     assert!(out.contains("process_cpu_seconds_total 3\n"), "{out}");
     assert!(out.contains(&format!("process_resident_memory_bytes {}\n", 2560 * page)));
@@ -581,4 +599,577 @@ fn cpu_counters_never_go_back_unless_the_cpu_was_replugged() {
     // idle falls by 5 s: a re-plugged CPU, whose counters start over.
     write_stat(5, 99_600, 1);
     assert_eq!(scrape(&mut out), (0.05, 996.0, 0.01));
+}
+
+/// Filesystem stats that hang for chosen paths until the test lets them go; other paths get
+/// the real statvfs.
+struct HangingStats {
+    hang_when: fn(&Path) -> bool,
+    released: std::sync::Mutex<bool>,
+    release: std::sync::Condvar,
+    /// Calls made for hanging paths, and how many of them returned.
+    asked: std::sync::atomic::AtomicUsize,
+    returned: std::sync::atomic::AtomicUsize,
+}
+
+impl HangingStats {
+    fn new(hang_when: fn(&Path) -> bool) -> Arc<HangingStats> {
+        Arc::new(HangingStats {
+            hang_when,
+            released: std::sync::Mutex::new(false),
+            release: std::sync::Condvar::new(),
+            asked: 0.into(),
+            returned: 0.into(),
+        })
+    }
+
+    fn let_go(&self) {
+        *self.released.lock().unwrap() = true;
+        self.release.notify_all();
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl FsStatsSource for HangingStats {
+    fn stats(&self, path: &Path) -> io::Result<FsStats> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if (self.hang_when)(path) {
+            self.asked.fetch_add(1, SeqCst);
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.release.wait(released).unwrap();
+            }
+            self.returned.fetch_add(1, SeqCst);
+        }
+        Statvfs.stats(path)
+    }
+}
+
+fn device_error(out: &str, mount_point: &str) -> Option<u64> {
+    out.lines()
+        .filter(|l| l.starts_with("node_filesystem_device_error{"))
+        .find(|l| l.contains(&format!("mountpoint=\"{mount_point}\"")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn a_hung_mount_is_reported_and_skipped_until_it_answers() {
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(rootfs.path().join("data dir")).unwrap();
+    let source = HangingStats::new(|path| path.ends_with("data dir"));
+    let mut node = NodeCollector::with_fs_stats(
+        fixture_paths(rootfs.path()),
+        &[Collector::Filesystem, Collector::Loadavg],
+        source.clone(),
+        Duration::from_millis(20),
+    );
+    let mut out = String::new();
+    for scrape in 0..3 {
+        node.collect(&mut out);
+        assert_eq!(
+            device_error(&out, "/data dir"),
+            Some(1),
+            "scrape {scrape}:\n{out}"
+        );
+        assert!(
+            !out.contains("node_filesystem_size_bytes{device=\"/dev/vdb\""),
+            "{out}"
+        );
+        // The rest of the scrape goes on: the root filesystem and the other collector.
+        assert_eq!(device_error(&out, "/"), Some(0), "{out}");
+        assert!(
+            out.contains("node_filesystem_size_bytes{device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\"} ")
+        );
+        assert!(out.contains("\nnode_load1 0.25\n"));
+        assert!(out.contains("node_scrape_collector_success{collector=\"filesystem\"} 1\n"));
+        // Asked once: later scrapes skip the mount while its call hangs.
+        assert_eq!(source.asked(), 1, "scrape {scrape}");
+        assert_eq!(node.state.filesystem.hanging(), 1);
+    }
+    source.let_go();
+    // The worker answers on its own thread; poll until it has (a bounded readiness wait).
+    let mut recovered = false;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(10));
+        node.collect(&mut out);
+        if device_error(&out, "/data dir") == Some(0) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "the mount never came back:\n{out}");
+    assert_eq!(source.asked(), 2, "asked again once the first call returned");
+    assert!(out.contains(
+        "node_filesystem_readonly{device=\"/dev/vdb\",fstype=\"ext4\",mountpoint=\"/data dir\"} 1\n"
+    ));
+}
+
+#[test]
+fn at_most_max_workers_hung_mounts_are_waited_for() {
+    let procfs = tempfile::tempdir().unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    let mounts: String = (0..6)
+        .map(|i| {
+            std::fs::create_dir(rootfs.path().join(format!("nfs{i}"))).unwrap();
+            format!("server:/export{i} /nfs{i} nfs4 rw 0 0\n")
+        })
+        .collect();
+    std::fs::create_dir(procfs.path().join("1")).unwrap();
+    std::fs::write(procfs.path().join("1/mounts"), mounts).unwrap();
+    let paths = Paths {
+        procfs: procfs.path().to_path_buf(),
+        ..fixture_paths(rootfs.path())
+    };
+    let source = HangingStats::new(|_| true);
+    let mut node = NodeCollector::with_fs_stats(
+        paths,
+        &[Collector::Filesystem],
+        source.clone(),
+        Duration::from_millis(20),
+    );
+    let mut out = String::new();
+    let samples = node.collect(&mut out);
+    // Every mount is reported failed; only MAX_STATFS_WORKERS calls were made.
+    for i in 0..6 {
+        assert_eq!(device_error(&out, &format!("/nfs{i}")), Some(1), "{out}");
+    }
+    // 6 device_error samples, 2 scrape-meta samples and the build info.
+    assert_eq!(samples, 6 + 2 + 1);
+    assert_eq!(source.asked(), MAX_STATFS_WORKERS);
+    node.collect(&mut out);
+    assert_eq!(
+        source.asked(),
+        MAX_STATFS_WORKERS,
+        "hung mounts are not asked again"
+    );
+    source.let_go();
+    let mut recovered = false;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(10));
+        node.collect(&mut out);
+        if (0..6).all(|i| device_error(&out, &format!("/nfs{i}")) == Some(0)) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "not every mount came back:\n{out}");
+}
+
+/// The sample lines of one collector's render, without HELP and TYPE.
+fn samples_of(collector: Collector, rootfs: &Path) -> Vec<String> {
+    let (text, samples) = render(collector, rootfs);
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), samples);
+    lines
+}
+
+#[test]
+fn filefd_entropy_and_conntrack() {
+    assert_eq!(
+        samples_of(Collector::Filefd, &no_rootfs()),
+        [
+            "node_filefd_allocated 1184",
+            "node_filefd_maximum 9223372036854776000"
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Entropy, &no_rootfs()),
+        [
+            "node_entropy_available_bits 256",
+            "node_entropy_pool_size_bits 256"
+        ]
+    );
+    // Per-CPU hexadecimal statistics are summed over the two CPUs of the fixture.
+    assert_eq!(
+        samples_of(Collector::Conntrack, &no_rootfs()),
+        [
+            "node_nf_conntrack_entries 37",
+            "node_nf_conntrack_entries_limit 262144",
+            "node_nf_conntrack_stat_found 5",
+            "node_nf_conntrack_stat_invalid 15",
+            "node_nf_conntrack_stat_ignore 0",
+            "node_nf_conntrack_stat_insert 0",
+            "node_nf_conntrack_stat_insert_failed 1",
+            "node_nf_conntrack_stat_drop 3",
+            "node_nf_conntrack_stat_early_drop 3",
+            "node_nf_conntrack_stat_search_restart 20",
+        ]
+    );
+}
+
+#[test]
+fn netstat_default_fields_from_three_files() {
+    let (text, _) = render(Collector::Netstat, &no_rootfs());
+    let lines = samples_of(Collector::Netstat, &no_rootfs());
+    assert_eq!(lines.len(), 34, "{lines:#?}");
+    for line in [
+        "node_netstat_TcpExt_ListenOverflows 2",
+        "node_netstat_TcpExt_SyncookiesSent 0",
+        "node_netstat_TcpExt_TCPSynRetrans 3",
+        "node_netstat_IpExt_InOctets 496930745",
+        "node_netstat_Ip_Forwarding 1",
+        "node_netstat_Icmp_InErrors 1",
+        "node_netstat_Tcp_CurrEstab 2",
+        "node_netstat_Tcp_InErrs 0",
+        "node_netstat_Udp_NoPorts 3",
+        "node_netstat_Ip6_OutOctets 880",
+        "node_netstat_Icmp6_InErrors 1",
+        "node_netstat_Udp6_OutDatagrams 6",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line} in {lines:#?}");
+    }
+    for excluded in [
+        "TCPHPHits",
+        "InNoRoutes",
+        "DefaultTTL",
+        "InHdrErrors",
+        "MaxConn",
+        "Ip6_InReceives",
+    ] {
+        assert!(!text.contains(excluded), "{excluded}");
+    }
+    assert!(text.contains(
+        "# HELP node_netstat_Tcp_InSegs Statistic TcpInSegs.\n# TYPE node_netstat_Tcp_InSegs untyped\n"
+    ));
+}
+
+#[test]
+fn sockstat_softnet_udp_queues_and_arp() {
+    let page = rustix::param::page_size();
+    assert_eq!(
+        samples_of(Collector::Sockstat, &no_rootfs()),
+        [
+            "node_sockstat_sockets_used 23".to_string(),
+            "node_sockstat_TCP_inuse 6".into(),
+            "node_sockstat_TCP_orphan 0".into(),
+            "node_sockstat_TCP_tw 86".into(),
+            "node_sockstat_TCP_alloc 7".into(),
+            "node_sockstat_TCP_mem 3".into(),
+            format!("node_sockstat_TCP_mem_bytes {}", 3 * page),
+            "node_sockstat_UDP_inuse 1".into(),
+            "node_sockstat_UDP_mem 2".into(),
+            format!("node_sockstat_UDP_mem_bytes {}", 2 * page),
+            "node_sockstat_FRAG_inuse 0".into(),
+            "node_sockstat_FRAG_memory 0".into(),
+            "node_sockstat_TCP6_inuse 2".into(),
+            "node_sockstat_UDP6_inuse 1".into(),
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Softnet, &no_rootfs()),
+        [
+            "node_softnet_processed_total{cpu=\"0\"} 7356",
+            "node_softnet_processed_total{cpu=\"1\"} 17025",
+            "node_softnet_dropped_total{cpu=\"0\"} 0",
+            "node_softnet_dropped_total{cpu=\"1\"} 1",
+            "node_softnet_times_squeezed_total{cpu=\"0\"} 2",
+            "node_softnet_times_squeezed_total{cpu=\"1\"} 0",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::UdpQueues, &no_rootfs()),
+        [
+            "node_udp_queues{ip=\"v4\",queue=\"tx\"} 256",
+            "node_udp_queues{ip=\"v4\",queue=\"rx\"} 832",
+            "node_udp_queues{ip=\"v6\",queue=\"tx\"} 0",
+            "node_udp_queues{ip=\"v6\",queue=\"rx\"} 0",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Arp, &no_rootfs()),
+        [
+            "node_arp_entries{device=\"eth0\"} 2",
+            "node_arp_entries{device=\"wlan0\"} 1"
+        ]
+    );
+}
+
+#[test]
+fn os_release_quoting_and_version() {
+    let rootfs = tempfile::tempdir().unwrap();
+    write_os_release(rootfs.path());
+    assert_eq!(
+        samples_of(Collector::Os, rootfs.path()),
+        [
+            "node_os_info{build_id=\"say \\\"hi\\\"\",id=\"debian\",id_like=\"\",image_id=\"\",\
+             image_version=\"\",name=\"Debian GNU/Linux\",pretty_name=\"Debian GNU/Linux 13 (trixie)\",\
+             variant=\"\",variant_id=\"\",version=\"13 (trixie)\",version_codename=\"trixie\",\
+             version_id=\"13.1\"} 1",
+            "node_os_version{id=\"debian\",id_like=\"\",name=\"Debian GNU/Linux\"} 13.1",
+        ]
+    );
+}
+
+#[test]
+fn netclass_attributes_of_each_interface() {
+    let lines = samples_of(Collector::Netclass, &no_rootfs());
+    assert_eq!(
+        lines,
+        [
+            // bond0 has none of the attributes (a fixture for the bonding collector): it is
+            // down, with empty info labels, and in no numeric family, as in node_exporter.
+            "node_network_up{device=\"bond0\"} 0",
+            "node_network_up{device=\"eth0\"} 1",
+            "node_network_info{address=\"\",broadcast=\"\",device=\"bond0\",duplex=\"\",ifalias=\"\",\
+             operstate=\"\"} 1",
+            "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"ff:ff:ff:ff:ff:ff\",\
+             device=\"eth0\",duplex=\"full\",ifalias=\"\",operstate=\"up\"} 1",
+            "node_network_address_assign_type{device=\"eth0\"} 0",
+            "node_network_carrier{device=\"eth0\"} 1",
+            "node_network_carrier_changes_total{device=\"eth0\"} 2",
+            "node_network_carrier_up_changes_total{device=\"eth0\"} 1",
+            "node_network_carrier_down_changes_total{device=\"eth0\"} 1",
+            "node_network_device_id{device=\"eth0\"} 0",
+            "node_network_dormant{device=\"eth0\"} 0",
+            "node_network_flags{device=\"eth0\"} 4099",
+            "node_network_iface_id{device=\"eth0\"} 2",
+            "node_network_iface_link{device=\"eth0\"} 2",
+            "node_network_iface_link_mode{device=\"eth0\"} 0",
+            "node_network_mtu_bytes{device=\"eth0\"} 1500",
+            "node_network_name_assign_type{device=\"eth0\"} 1",
+            "node_network_net_dev_group{device=\"eth0\"} 0",
+            "node_network_speed_bytes{device=\"eth0\"} 125000000",
+            "node_network_transmit_queue_length{device=\"eth0\"} 1000",
+            "node_network_protocol_type{device=\"eth0\"} 1",
+        ]
+    );
+}
+
+#[test]
+fn timex_and_selinux_on_this_machine() {
+    let lines = samples_of(Collector::Timex, &no_rootfs());
+    assert_eq!(lines.len(), 17);
+    let (state, timex) = crate::clock::adjtimex().unwrap();
+    let synced = if state == 5 { 0 } else { 1 };
+    assert_eq!(lines[0], format!("node_timex_sync_status {synced}"));
+    assert!(lines.contains(&format!("node_timex_status {}", timex.status)));
+    // The fixture sysfs has no selinuxfs: disabled.
+    assert_eq!(
+        samples_of(Collector::Selinux, &no_rootfs()),
+        ["node_selinux_enabled 0"]
+    );
+}
+
+fn node_limits() -> outpost_core::plan::Limits {
+    outpost_core::plan::Limits {
+        body_bytes: 1 << 20,
+        samples: 10_000,
+        label_count: 30,
+        label_name_bytes: 128,
+        label_value_bytes: 1024,
+    }
+}
+
+#[test]
+fn textfile_reads_good_files_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "backup.prom",
+        "# HELP backup_last_success_seconds Last good backup, \\\\ unixtime.\n\
+         # TYPE backup_last_success_seconds gauge\n\
+         backup_last_success_seconds{target=\"db\"} 1.7e9\n\
+         # TYPE backup_duration_seconds histogram\n\
+         backup_duration_seconds_bucket{le=\"60\"} 3\n\
+         backup_duration_seconds_bucket{le=\"+Inf\"} 4\n\
+         backup_duration_seconds_sum 200\n\
+         backup_duration_seconds_count 4\n",
+    );
+    write("untyped.prom", "raid_ok 1\n");
+    write("broken.prom", "this is { not exposition\n");
+    write("stamped.prom", "stamped_metric 1 1700000000000\n");
+    write("ignored.txt", "not_read 1\n");
+    let mut node = NodeCollector::new(fixture_paths(&no_rootfs()), &[Collector::Textfile]);
+    node.state.textfile = textfile::State::new(dir.path(), 10, 4096, &node_limits());
+    let mut out = String::new();
+    node.collect(&mut out);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let mtime = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let expected = format!(
+        "# HELP backup_last_success_seconds Last good backup, \\\\ unixtime.\n\
+         # TYPE backup_last_success_seconds gauge\n\
+         backup_last_success_seconds{{target=\"db\"}} 1700000000\n\
+         # HELP backup_duration_seconds Metric read from {backup}\n\
+         # TYPE backup_duration_seconds histogram\n\
+         backup_duration_seconds_bucket{{le=\"60\"}} 3\n\
+         backup_duration_seconds_bucket{{le=\"+Inf\"}} 4\n\
+         backup_duration_seconds_sum 200\n\
+         backup_duration_seconds_count 4\n\
+         # HELP raid_ok Metric read from {untyped}\n\
+         # TYPE raid_ok untyped\n\
+         raid_ok 1\n\
+         # HELP node_textfile_mtime_seconds Unixtime mtime of textfiles successfully read.\n\
+         # TYPE node_textfile_mtime_seconds gauge\n\
+         node_textfile_mtime_seconds{{file=\"{backup}\"}} {backup_mtime}\n\
+         node_textfile_mtime_seconds{{file=\"{untyped}\"}} {untyped_mtime}\n\
+         # HELP node_textfile_scrape_error 1 if there was an error opening or reading a file, 0 otherwise\n\
+         # TYPE node_textfile_scrape_error gauge\n\
+         node_textfile_scrape_error 1\n",
+        backup = path("backup.prom"),
+        untyped = path("untyped.prom"),
+        backup_mtime = mtime("backup.prom"),
+        untyped_mtime = mtime("untyped.prom"),
+    );
+    assert!(out.starts_with(&expected), "{out}");
+    // Only the broken files: no error.
+    std::fs::remove_file(dir.path().join("broken.prom")).unwrap();
+    std::fs::remove_file(dir.path().join("stamped.prom")).unwrap();
+    node.collect(&mut out);
+    assert!(out.contains("\nnode_textfile_scrape_error 0\n"), "{out}");
+    // Over the file-count limit: the first files by name are read, and the rest is an error.
+    node.state.textfile = textfile::State::new(dir.path(), 1, 4096, &node_limits());
+    node.collect(&mut out);
+    assert!(out.contains("backup_last_success_seconds{target=\"db\"} 1700000000\n"));
+    assert!(!out.contains("raid_ok"));
+    assert!(out.contains("\nnode_textfile_scrape_error 1\n"), "{out}");
+    // Over the byte limit: skipped.
+    node.state.textfile = textfile::State::new(dir.path(), 10, 100, &node_limits());
+    node.collect(&mut out);
+    assert!(!out.contains("backup_last_success_seconds{"));
+    assert!(out.contains("raid_ok 1\n"));
+    assert!(out.contains("\nnode_textfile_scrape_error 1\n"));
+}
+
+#[test]
+fn textfile_without_a_directory_reports_no_error() {
+    assert_eq!(
+        samples_of(Collector::Textfile, &no_rootfs()),
+        ["node_textfile_scrape_error 0"]
+    );
+}
+
+#[test]
+fn schedstat_dmi_nvme_and_rapl() {
+    assert_eq!(
+        samples_of(Collector::Schedstat, &no_rootfs()),
+        [
+            "node_schedstat_running_seconds_total{cpu=\"0\"} 2.398485193",
+            "node_schedstat_running_seconds_total{cpu=\"1\"} 1.912320583",
+            "node_schedstat_waiting_seconds_total{cpu=\"0\"} 0.114474378",
+            "node_schedstat_waiting_seconds_total{cpu=\"1\"} 0.097163729",
+            "node_schedstat_timeslices_total{cpu=\"0\"} 13454",
+            "node_schedstat_timeslices_total{cpu=\"1\"} 10981",
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Dmi, &no_rootfs()),
+        [
+            "node_dmi_info{bios_version=\"1.16.3\",product_name=\"Standard PC (Q35 + ICH9, 2009)\",\
+          system_vendor=\"QEMU\"} 1"
+        ]
+    );
+    assert_eq!(
+        samples_of(Collector::Nvme, &no_rootfs()),
+        [
+            "node_nvme_info{device=\"nvme0\",firmware_revision=\"1.2.3\",model=\"QEMU NVMe Ctrl\",\
+          serial=\"deadbeef\",state=\"live\"} 1"
+        ]
+    );
+    let rapl = samples_of(Collector::Rapl, &no_rootfs());
+    let sysfs = fixture_paths(&no_rootfs()).sysfs;
+    assert_eq!(
+        rapl,
+        [format!(
+            "node_rapl_package_joules_total{{index=\"0\",path=\"{}\"}} 5",
+            sysfs.join("class/powercap/intel-rapl:0").display()
+        )]
+    );
+    // No EDAC driver in the fixture: no series, and no failure.
+    assert!(samples_of(Collector::Edac, &no_rootfs()).is_empty());
+}
+
+#[test]
+fn ipvs_totals_and_backends() {
+    assert_eq!(
+        samples_of(Collector::Ipvs, &no_rootfs()),
+        [
+            "node_ipvs_connections_total 26",
+            "node_ipvs_incoming_packets_total 255",
+            "node_ipvs_outgoing_packets_total 0",
+            "node_ipvs_incoming_bytes_total 4096",
+            "node_ipvs_outgoing_bytes_total 0",
+            "node_ipvs_backend_connections_active{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 2",
+            "node_ipvs_backend_connections_inactive{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 3",
+            "node_ipvs_backend_weight{local_address=\"10.96.0.1\",local_port=\"443\",\
+             remote_address=\"10.244.1.2\",remote_port=\"9090\",proto=\"TCP\",local_mark=\"\"} 1",
+        ]
+    );
+}
+
+#[test]
+fn nfs_client_counts_and_absent_versions_as_zero() {
+    let lines = samples_of(Collector::Nfs, &no_rootfs());
+    // 2 packet series, 4 single counters, 18 + 22 + 59 procedures.
+    assert_eq!(lines.len(), 2 + 4 + 18 + 22 + 59);
+    for line in [
+        "node_nfs_packets_total{protocol=\"tcp\"} 10",
+        "node_nfs_connections_total 2",
+        "node_nfs_rpcs_total 500",
+        "node_nfs_rpc_retransmissions_total 1",
+        "node_nfs_requests_total{method=\"GetAttr\",proto=\"3\"} 9",
+        "node_nfs_requests_total{method=\"Read\",proto=\"3\"} 7",
+        "node_nfs_requests_total{method=\"ReadDirPlus\",proto=\"3\"} 1",
+        "node_nfs_requests_total{method=\"GetAttr\",proto=\"2\"} 0",
+        "node_nfs_requests_total{method=\"Clone\",proto=\"4\"} 0",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line}");
+    }
+}
+
+#[test]
+fn nfsd_server_counts() {
+    let lines = samples_of(Collector::Nfsd, &no_rootfs());
+    // 11 single counters and gauges, 2 packet and 3 error series, 17 + 21 + 33 requests.
+    assert_eq!(lines.len(), 11 + 2 + 3 + 17 + 21 + 33, "{lines:#?}");
+    for line in [
+        "node_nfsd_reply_cache_hits_total 1",
+        "node_nfsd_reply_cache_nocache_total 3",
+        "node_nfsd_file_handles_stale_total 4",
+        "node_nfsd_disk_bytes_written_total 6",
+        "node_nfsd_server_threads 8",
+        "node_nfsd_read_ahead_cache_size_blocks 0",
+        "node_nfsd_packets_total{proto=\"tcp\"} 10",
+        "node_nfsd_requests_total{method=\"GetAttr\",proto=\"3\"} 1",
+        "node_nfsd_requests_total{method=\"Write\",proto=\"3\"} 3",
+        "node_nfsd_requests_total{method=\"Access\",proto=\"4\"} 9",
+        "node_nfsd_requests_total{method=\"FsStat\",proto=\"2\"} 0",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing {line}");
+    }
+}
+
+#[test]
+fn tapestats_and_fibrechannel() {
+    let tape = samples_of(Collector::Tapestats, &no_rootfs());
+    assert_eq!(tape.len(), 10);
+    assert!(tape.contains(&"node_tape_io_time_seconds_total{device=\"st0\"} 2".to_string()));
+    let fc = samples_of(Collector::Fibrechannel, &no_rootfs());
+    assert_eq!(
+        fc[0],
+        "node_fibrechannel_info{fc_host=\"host1\",speed=\"8 Gbit\",port_state=\"Online\",\
+         port_type=\"NPort (fabric via point-to-point)\",port_id=\"010203\",port_name=\"10000000c9a1b2c3\",\
+         fabric_name=\"1000000533f1e2d4\",dev_loss_tmo=\"30\",symbolic_name=\"Emulex LPe12002\",\
+         supported_classes=\"Class 3\",supported_speeds=\"2 Gbit, 4 Gbit, 8 Gbit\"} 1"
+    );
+    // Counters the adapter does not have count as zero, as node_exporter reports them.
+    assert_eq!(fc.len(), 1 + 14);
+    assert!(fc.contains(&"node_fibrechannel_rx_frames_total{fc_host=\"host1\"} 16".to_string()));
+    assert!(fc.contains(&"node_fibrechannel_nos_total{fc_host=\"host1\"} 0".to_string()));
 }

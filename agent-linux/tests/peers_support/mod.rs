@@ -669,6 +669,7 @@ pub fn small_plan(
             job,
             limits: limits(),
             metric_relabel: Vec::new(),
+            options: Default::default(),
         });
     }
     if !targets.is_empty() {

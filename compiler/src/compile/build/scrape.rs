@@ -63,6 +63,7 @@ impl Unit<'_> {
             job: s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB)),
             limits,
             metric_relabel: rules,
+            options: Default::default(),
         }
     }
 

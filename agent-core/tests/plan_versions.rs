@@ -1,0 +1,99 @@
+//! Plan format versions 1 and 2: a plan that needs nothing new stays version 1, byte for byte;
+//! one that names a newer collector or sets node options is version 2 and round-trips; a
+//! version-1 header cannot smuggle in what only version 2 may hold.
+
+use outpost_core::plan::{self, Collector, NodeOptions, PlanError, StrId, Textfile};
+
+fn golden_node_plan() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans/cluster-03/node.plan"
+    );
+    std::fs::read(path).unwrap()
+}
+
+fn version(bytes: &[u8]) -> u16 {
+    u16::from_le_bytes([bytes[8], bytes[9]])
+}
+
+#[test]
+fn version_one_plans_still_load_and_encode_identically() {
+    let bytes = golden_node_plan();
+    assert_eq!(version(&bytes), 1);
+    let plan = plan::decode(&bytes).unwrap();
+    assert_eq!(plan.node.as_ref().unwrap().options, NodeOptions::default());
+    assert_eq!(plan.format_version(), 1);
+    assert_eq!(plan::encode(&plan).unwrap(), bytes);
+}
+
+#[test]
+fn newer_collectors_and_options_make_a_version_two_plan_that_round_trips() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    let node = plan.node.as_mut().unwrap();
+    node.collectors.push(Collector::Netstat);
+    let bytes = plan::encode(&plan).unwrap();
+    assert_eq!(version(&bytes), 2);
+    assert_eq!(plan::decode(&bytes).unwrap(), plan);
+
+    // Options alone need version 2 too.
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.strings.push("^(veth|cali).*".into());
+    plan.strings.push("/var/lib/node-exporter".into());
+    let pattern = StrId(plan.strings.len() as u32 - 2);
+    let directory = StrId(plan.strings.len() as u32 - 1);
+    let node = plan.node.as_mut().unwrap();
+    node.options.netdev_device_exclude = Some(pattern);
+    node.options.filesystem_mount_timeout_ms = 250;
+    node.options.textfile = Some(Textfile {
+        directory,
+        max_files: 16,
+        max_file_bytes: 65_536,
+    });
+    let bytes = plan::encode(&plan).unwrap();
+    assert_eq!(version(&bytes), 2);
+    let decoded = plan::decode(&bytes).unwrap();
+    assert_eq!(decoded, plan);
+    assert_eq!(decoded.node.unwrap().options.filesystem_mount_timeout_ms, 250);
+}
+
+#[test]
+fn a_version_one_header_on_a_version_two_payload_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.node.as_mut().unwrap().collectors.push(Collector::Timex);
+    let mut bytes = plan::encode(&plan).unwrap();
+    // Relabel it version 1 and drop the options section, fixing length and checksum.
+    let payload_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let options_len = postcard::to_allocvec(&NodeOptions::default()).unwrap().len();
+    bytes.truncate(20 + payload_len - options_len);
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let new_len = (bytes.len() - 20) as u32;
+    bytes[12..16].copy_from_slice(&new_len.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[20..]);
+    bytes[16..20].copy_from_slice(&crc.to_le_bytes());
+    match plan::decode(&bytes) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "node.collectors"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_option_naming_a_missing_string_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.node.as_mut().unwrap().options.netstat_fields = Some(StrId(1_000_000));
+    let bytes = plan::encode(&plan).unwrap();
+    match plan::decode(&bytes) {
+        Err(PlanError::BadString { field, .. }) => assert_eq!(field, "node.options.netstat_fields"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_newer_version_is_refused_with_the_range_this_agent_reads() {
+    let mut bytes = golden_node_plan();
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    let error = plan::decode(&bytes).unwrap_err().to_string();
+    assert!(
+        error.contains("version 3 is not supported by this agent (it reads versions 1 to 2)"),
+        "{error}"
+    );
+}
