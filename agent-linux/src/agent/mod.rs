@@ -317,17 +317,23 @@ impl Agent {
             }
             Token::Shard(shard) => self.ship.handle_shard_event(registry, shard, now, false),
             Token::Target(i) => {
-                let mut io = ScrapeIo {
-                    registry,
-                    ship: &mut self.ship,
-                    clock: &self.clock,
-                    self_metrics: &mut self.self_metrics,
-                    procfs: &self.args.procfs,
-                    max_sample_age_ms: self.plan.queue.max_sample_age_ms,
-                };
-                self.scraping.handle_event(i, now, false, &mut io);
+                let (scraping, mut io) = self.scraping_and_io();
+                scraping.handle_event(i, now, false, &mut io);
             }
         }
+    }
+
+    /// The scrape side and what its scrapes need, borrowed apart.
+    fn scraping_and_io(&mut self) -> (&mut Scraping, ScrapeIo<'_>) {
+        let io = ScrapeIo {
+            registry: self.poll.registry(),
+            ship: &mut self.ship,
+            clock: &self.clock,
+            self_metrics: &mut self.self_metrics,
+            procfs: &self.args.procfs,
+            max_sample_age_ms: self.plan.queue.max_sample_age_ms,
+        };
+        (&mut self.scraping, io)
     }
 
     /// Hands each lookup answer to every name it is for (a host shared by
@@ -351,15 +357,9 @@ impl Agent {
         self.server.handle_timeout(registry, now);
         self.ship.side.endpoint.name.ask_if_due(now, &self.resolver);
         self.scraping.ask_names_if_due(now, &self.resolver);
-        let mut io = ScrapeIo {
-            registry,
-            ship: &mut self.ship,
-            clock: &self.clock,
-            self_metrics: &mut self.self_metrics,
-            procfs: &self.args.procfs,
-            max_sample_age_ms: self.plan.queue.max_sample_age_ms,
-        };
-        self.scraping.tick(now, &mut io);
+        let (scraping, mut io) = self.scraping_and_io();
+        scraping.tick(now, &mut io);
+        let registry = self.poll.registry();
         self.ship.handle_timeouts(registry, now);
         self.maybe_reshard(now);
         let registry = self.poll.registry();

@@ -135,4 +135,34 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), encoded, "{plain}");
         }
     }
+
+    #[test]
+    fn headers_follow_the_credential_file_as_it_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let set = |content: &str, mtime_s: u64| {
+            fs::write(&path, content).unwrap();
+            let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(mtime_s);
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
+        set("first\n", 1_000);
+        let file = path.to_str().unwrap();
+        let mut bearer = Authorization::bearer(file);
+        let mut basic = Authorization::basic("user", file);
+        assert_eq!(bearer.header_value(), b"Bearer first");
+        assert_eq!(basic.header_value(), b"Basic dXNlcjpmaXJzdA==");
+        set("second", 2_000);
+        assert_eq!(bearer.header_value(), b"Bearer second", "re-read on a new mtime");
+        fs::remove_file(&path).unwrap();
+        assert_eq!(
+            bearer.header_value(),
+            b"Bearer second",
+            "an unreadable file keeps the last value"
+        );
+    }
 }

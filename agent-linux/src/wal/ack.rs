@@ -3,6 +3,7 @@
 //! deleted, and `DIR/ack_floor` remembers it across restarts.
 
 use std::fs;
+use std::io::Write as _;
 
 use super::DiskWal;
 use crate::log;
@@ -68,20 +69,12 @@ impl DiskWal {
 }
 
 /// `value` in decimal with a newline, in `buf`: the ack floor is written
-/// about once a second.
+/// about once a second, and formatting into a slice allocates nothing.
 fn decimal_line(value: u64, buf: &mut [u8; 21]) -> &[u8] {
-    let mut at = buf.len() - 1;
-    buf[at] = b'\n';
-    let mut rest = value;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    &buf[at..]
+    let mut rest = &mut buf[..];
+    writeln!(rest, "{value}").expect("21 bytes hold a u64 and a newline");
+    let len = 21 - rest.len();
+    &buf[..len]
 }
 
 #[cfg(test)]
