@@ -52,3 +52,46 @@ impl Signals {
         std::mem::take(&mut self.requests)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use rustix::process::{getpid, kill_process, Signal};
+    use std::time::{Duration, Instant};
+
+    /// Polls until the signal pipe is readable, then reads it.
+    fn receive_within(poll: &mut Poll, signals: &mut Signals, limit: Duration) {
+        let mut events = Events::with_capacity(4);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+            if events.iter().any(|e| Token::from(e.token()) == Token::Signals) {
+                signals.receive();
+                return;
+            }
+        }
+        panic!("no signal event within {limit:?}");
+    }
+
+    #[test]
+    fn hup_asks_for_a_reload_and_term_for_a_stop_once_each() {
+        let mut poll = Poll::new().unwrap();
+        let mut signals = Signals::install(poll.registry()).unwrap();
+        assert_eq!(signals.take(), Requests::default());
+        kill_process(getpid(), Signal::HUP).unwrap();
+        kill_process(getpid(), Signal::HUP).unwrap();
+        receive_within(&mut poll, &mut signals, Duration::from_secs(5));
+        assert_eq!(
+            signals.take(),
+            Requests {
+                reload: true,
+                stop: None
+            }
+        );
+        assert_eq!(signals.take(), Requests::default(), "taken once");
+        kill_process(getpid(), Signal::TERM).unwrap();
+        receive_within(&mut poll, &mut signals, Duration::from_secs(5));
+        assert_eq!(signals.take().stop, Some(libc::SIGTERM));
+    }
+}
