@@ -21,7 +21,8 @@
 //! The parts: [`scraping`] (targets and their scrapes), [`shipping`] (WAL,
 //! sender, receiver connections), [`resolver`] and [`endpoint`] (where to
 //! connect), [`secrets`] (credential files), [`signals`], [`status`] (the
-//! status pages), [`reload`] (SIGHUP), [`token`] (what a mio event is about).
+//! status pages), [`reload`] (SIGHUP), [`token`] (what a mio event is
+//! about), [`start_error`] (why a start failed).
 //!
 //! [`TargetPipeline`]: outpost_core::pipeline::TargetPipeline
 //! [`Batcher`]: outpost_core::pipeline::Batcher
@@ -35,10 +36,10 @@ mod scraping;
 mod secrets;
 mod shipping;
 mod signals;
+mod start_error;
 mod status;
 mod token;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
@@ -52,12 +53,12 @@ use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::log;
 use crate::net::{HttpServer, ServerLimits};
-use crate::wal::{DiskWalError, LockError};
 use resolver::ResolverThread;
 pub use resolver::{system_resolve, Resolution, ResolveFn};
 use scraping::{ScrapeIo, Scraping};
 use shipping::{Shipping, ACK_FLOOR_PERSIST_MS, IN_FLIGHT_GRACE_MS};
 use signals::Signals;
+pub use start_error::StartError;
 use status::{RuntimeInfo, SelfMetrics, StatusView};
 use token::{Token, STATUS_CONNS};
 
@@ -73,45 +74,6 @@ pub fn load_plan(path: &Path) -> Result<Plan, String> {
     let bytes = fs::read(path).map_err(|e| format!("plan {}: {e}", path.display()))?;
     plan::decode(&bytes).map_err(|e| format!("plan {}: {e}", path.display()))
 }
-
-/// Why the agent did not start; each has its own exit code.
-#[derive(Debug)]
-pub enum StartError {
-    /// Another process holds the WAL directory.
-    WalLocked(LockError),
-    /// The WAL directory cannot be created, read or written.
-    Wal(DiskWalError),
-    /// A plan field the agent cannot use: a target, the receiver, a TLS
-    /// file, a node collector option.
-    Plan(String),
-    /// The status server cannot listen on `--listen`.
-    Listen { addr: SocketAddr, err: io::Error },
-    /// The event loop cannot be set up (`what` failed).
-    Setup { what: &'static str, err: io::Error },
-}
-
-impl StartError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            StartError::WalLocked(_) => crate::cli::EXIT_WAL_LOCKED,
-            _ => 1,
-        }
-    }
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::WalLocked(e) => e.fmt(f),
-            StartError::Wal(e) => e.fmt(f),
-            StartError::Plan(e) => f.write_str(e),
-            StartError::Listen { addr, err } => write!(f, "--listen {addr}: {err}"),
-            StartError::Setup { what, err } => write!(f, "cannot {what}: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

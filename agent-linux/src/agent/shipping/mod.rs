@@ -21,7 +21,7 @@ use outpost_core::plan::{self, Plan};
 use outpost_core::queue::{DropReason, RecordMeta, Sender, Window, RECORDS_PER_SHARD};
 use outpost_core::request::RequestBuilder;
 
-use super::StartError;
+use crate::agent::start_error::StartError;
 use crate::cli::RunArgs;
 use crate::clock::ReceiverOffset;
 use crate::log;
