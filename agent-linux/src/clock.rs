@@ -94,11 +94,13 @@ impl Clock {
 /// the clock state it returns (`TIME_OK` .. `TIME_ERROR`) and the kernel's
 /// timekeeping variables.
 pub fn adjtimex() -> io::Result<(libc::c_int, libc::timex)> {
-    // SAFETY: `timex` is plain old data; all zeroes is a valid value and
-    // `modes` 0 asks the kernel to read, not to set.
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: `tx` is a valid, exclusively borrowed `timex`.
-    let state = unsafe { libc::adjtimex(&mut tx) };
+    // SAFETY: `timex` is plain old data, for which all zeroes is a valid
+    // value; adjtimex(2) gets an exclusive pointer to it, and `modes` 0
+    // asks the kernel to read, not to set.
+    let (state, tx) = unsafe {
+        let mut tx: libc::timex = std::mem::zeroed();
+        (libc::adjtimex(&mut tx), tx)
+    };
     if state < 0 {
         return Err(io::Error::last_os_error());
     }

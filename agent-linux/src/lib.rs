@@ -8,5 +8,4 @@ pub mod clock;
 pub mod collectors;
 pub mod log;
 pub mod net;
-pub mod status;
 pub mod wal;

@@ -147,32 +147,39 @@ fn logfmt_value(out: &mut String, v: &str) {
     }
     out.push('"');
     for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
+        if !push_shared_escape(out, c) {
+            out.push(c);
         }
     }
     out.push('"');
+}
+
+/// The escapes logfmt and JSON strings share; false when `c` needs none of
+/// them.
+fn push_shared_escape(out: &mut String, c: char) -> bool {
+    let escaped = match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => return false,
+    };
+    out.push_str(escaped);
+    true
 }
 
 /// JSON string with the escapes RFC 8259 requires.
 pub fn json_string(out: &mut String, v: &str) {
     out.push('"');
     for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+        if push_shared_escape(out, c) {
+            continue;
+        }
+        if (c as u32) < 0x20 {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
         }
     }
     out.push('"');

@@ -138,6 +138,34 @@ impl<'a> Expo<'a> {
         self.sample(name, labels, value);
     }
 
+    /// `outpost_build_info`: the one series every page outpost writes carries
+    /// (the node collectors' and the agent's own `/metrics`).
+    pub(crate) fn build_info(&mut self) {
+        self.single(
+            &["outpost_build_info"],
+            &[
+                "A metric with a constant '1' value labeled by version, revision, branch, rustversion, os \
+                 and arch from which outpost was built.",
+            ],
+            Kind::Gauge,
+            &[
+                ("arch", std::env::consts::ARCH),
+                ("branch", option_env!("OUTPOST_GIT_BRANCH").unwrap_or("unknown")),
+                ("os", std::env::consts::OS),
+                (
+                    "revision",
+                    option_env!("OUTPOST_GIT_REVISION").unwrap_or("unknown"),
+                ),
+                (
+                    "rustversion",
+                    option_env!("OUTPOST_RUSTC_VERSION").unwrap_or("unknown"),
+                ),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ],
+            1u64,
+        );
+    }
+
     pub(crate) fn mark(&self) -> usize {
         self.buf.len()
     }

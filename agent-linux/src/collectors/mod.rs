@@ -24,7 +24,7 @@ mod diskstats;
 mod dmi;
 mod edac;
 mod entropy;
-mod expo;
+pub(crate) mod expo;
 mod fibrechannel;
 mod filefd;
 mod files;
@@ -403,29 +403,7 @@ impl NodeCollector {
                 );
             }
         }
-        expo.single(
-            &["outpost_build_info"],
-            &[
-                "A metric with a constant '1' value labeled by version, revision, branch, rustversion, os \
-               and arch from which outpost was built.",
-            ],
-            Kind::Gauge,
-            &[
-                ("arch", std::env::consts::ARCH),
-                ("branch", option_env!("OUTPOST_GIT_BRANCH").unwrap_or("unknown")),
-                ("os", std::env::consts::OS),
-                (
-                    "revision",
-                    option_env!("OUTPOST_GIT_REVISION").unwrap_or("unknown"),
-                ),
-                (
-                    "rustversion",
-                    option_env!("OUTPOST_RUSTC_VERSION").unwrap_or("unknown"),
-                ),
-                ("version", env!("CARGO_PKG_VERSION")),
-            ],
-            1u64,
-        );
+        expo.build_info();
     }
 }
 

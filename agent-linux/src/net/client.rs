@@ -634,15 +634,10 @@ fn is_reset(kind: io::ErrorKind) -> bool {
     )
 }
 
-fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+/// `n` in decimal in `buf`; formatting into a slice allocates nothing.
+fn format_decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut rest = &mut buf[..];
+    write!(rest, "{n}").expect("20 bytes hold a u64");
+    let len = 20 - rest.len();
+    &buf[..len]
 }

@@ -11,9 +11,11 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 
 /// Name of the lock file inside the WAL directory.
 pub const LOCK_FILE: &str = "lock";
@@ -91,14 +93,10 @@ impl WalLock {
             .map_err(io_err)?;
         let started = Instant::now();
         loop {
-            // SAFETY: flock(2) on a descriptor this function owns.
-            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-            if locked {
-                break;
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(io_err(err));
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(Errno::WOULDBLOCK) => {}
+                Err(e) => return Err(io_err(e.into())),
             }
             let waited = started.elapsed();
             if waited >= wait {

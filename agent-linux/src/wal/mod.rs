@@ -11,6 +11,11 @@
 //! `DIR/lock` is held (`flock`) for as long as a [`DiskWal`] is open, so two
 //! agents never share a directory (see [`lock`]).
 //!
+//! The parts: [`segment`] (file names), [`scan`] (reading a segment from an
+//! offset), [`window`] (the records in memory, reading payloads back),
+//! [`append`] (append, roll, drop when full, fsync), [`ack`] (the ack floor,
+//! deleting what is sent), [`chown`] (`outpost chown-wal`).
+//!
 //! Memory stays bounded whatever the WAL's size. The agent keeps a small
 //! summary per segment and a *window* of at most `max_window_records`
 //! record locations holding at most `max_window_samples` samples: the
@@ -28,19 +33,29 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use outpost_core::plan::Fsync;
-use outpost_core::queue::RecordMeta;
-use outpost_core::wal::{encode_record, raw_len, Record, RecordKind, RecordReader, WalError, HEADER_LEN};
+use outpost_core::wal::{Record, RecordKind, HEADER_LEN};
 
 use crate::log;
 
+mod ack;
+mod append;
+mod chown;
+mod error;
 pub mod lock;
+mod scan;
+mod segment;
+mod window;
 
+pub use chown::chown_dir;
+pub use error::DiskWalError;
 pub use lock::{LockError, WalLock};
+use scan::Scanner;
+pub use segment::SegmentName;
+use segment::{segment_path, Segment};
+use window::Window;
 
 #[derive(Debug, Clone)]
 pub struct WalConfig {
@@ -73,160 +88,6 @@ pub struct WalCounters {
     pub replayed_samples: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    index: u32,
-    bytes: u64,
-    last_seq: Option<u64>,
-}
-
-/// Where an unsent record lives.
-#[derive(Debug, Clone, Copy)]
-struct Located {
-    meta: RecordMeta,
-    segment: u32,
-    offset: u64,
-    len: u32,
-}
-
-/// The record locations held in memory, bounded in records and in samples.
-struct Window {
-    locations: VecDeque<Located>,
-    samples: u64,
-    max_records: usize,
-    max_samples: u64,
-}
-
-impl Window {
-    fn new(max_records: usize, max_samples: u64) -> Window {
-        Window {
-            locations: VecDeque::with_capacity(max_records.max(1)),
-            samples: 0,
-            max_records: max_records.max(1),
-            max_samples,
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.locations.len() >= self.max_records || self.samples >= self.max_samples
-    }
-
-    /// Whether a record of `samples` may come in; one always may into an
-    /// empty window.
-    fn fits(&self, samples: u32) -> bool {
-        self.locations.is_empty()
-            || (self.locations.len() < self.max_records
-                && self.samples + u64::from(samples) <= self.max_samples)
-    }
-
-    fn push(&mut self, l: Located) {
-        self.samples += u64::from(l.meta.samples);
-        self.locations.push_back(l);
-    }
-
-    fn pop_front(&mut self) -> Option<Located> {
-        let l = self.locations.pop_front()?;
-        self.samples -= u64::from(l.meta.samples);
-        Some(l)
-    }
-
-    fn front(&self) -> Option<&Located> {
-        self.locations.front()
-    }
-
-    fn find(&self, seq: u64) -> Option<Located> {
-        let i = self.locations.binary_search_by_key(&seq, |l| l.meta.seq).ok()?;
-        Some(self.locations[i])
-    }
-}
-
-/// How a pass over a segment file ended.
-struct ScanEnd {
-    /// File offset after the last record taken.
-    next_offset: u64,
-    /// The callback declined a record (the window is full).
-    stopped: bool,
-    /// The data ended cleanly at `next_offset`.
-    clean_eof: bool,
-    /// Why the data stopped being readable, if it did.
-    damage: Option<String>,
-}
-
-/// Reads records from `start` on with a buffer of two records; `take` gets
-/// each record with its file offset and length and returns false to stop
-/// before taking it.
-fn scan_file(
-    file: &mut File,
-    start: u64,
-    buf: &mut [u8],
-    max_payload: usize,
-    take: &mut dyn FnMut(&Record<'_>, u64, u32) -> bool,
-) -> io::Result<ScanEnd> {
-    file.seek(SeekFrom::Start(start))?;
-    let mut base = start;
-    let mut filled = 0usize;
-    let mut eof = false;
-    loop {
-        while !eof && filled < buf.len() {
-            let n = file.read(&mut buf[filled..])?;
-            eof = n == 0;
-            filled += n;
-        }
-        let mut reader = RecordReader::new(&buf[..filled], max_payload);
-        let mut consumed = 0usize;
-        let mut torn = false;
-        let mut damage = None;
-        for item in reader.by_ref() {
-            match item {
-                Ok(record) => {
-                    let len = HEADER_LEN + record.payload.len();
-                    if !take(&record, base + consumed as u64, len as u32) {
-                        return Ok(ScanEnd {
-                            next_offset: base + consumed as u64,
-                            stopped: true,
-                            clean_eof: false,
-                            damage: None,
-                        });
-                    }
-                    consumed += len;
-                }
-                Err(WalError::Torn { .. }) => torn = true,
-                Err(e) => damage = Some(e.to_string()),
-            }
-        }
-        let next_offset = base + consumed as u64;
-        if damage.is_some() {
-            return Ok(ScanEnd {
-                next_offset,
-                stopped: false,
-                clean_eof: false,
-                damage,
-            });
-        }
-        if eof {
-            let clean = consumed == filled && !torn;
-            return Ok(ScanEnd {
-                next_offset,
-                stopped: false,
-                clean_eof: clean,
-                damage: (!clean)
-                    .then(|| format!("WAL record at byte {next_offset} is cut short (torn write)")),
-            });
-        }
-        if consumed == 0 {
-            return Ok(ScanEnd {
-                next_offset,
-                stopped: false,
-                clean_eof: false,
-                damage: Some(format!("record larger than the {}-byte read buffer", buf.len())),
-            });
-        }
-        buf.copy_within(consumed..filled, 0);
-        filled -= consumed;
-        base = next_offset;
-    }
-}
-
 pub struct DiskWal {
     cfg: WalConfig,
     segments: VecDeque<Segment>,
@@ -243,7 +104,7 @@ pub struct DiskWal {
     ack_floor: u64,
     persisted_floor: u64,
     encode_buf: Vec<u8>,
-    scan_buf: Vec<u8>,
+    scanner: Scanner,
     read_file: Option<(u32, File)>,
     /// Reused for every segment path: sends, rolls and deletes happen in
     /// the steady-state loop, which must not allocate.
@@ -256,91 +117,16 @@ pub struct DiskWal {
     pub counters: WalCounters,
 }
 
-/// A segment's file name, `NNNNNNNN.wal` (at least 8 digits), built on
-/// the stack: reads and error messages name segments in the hot path.
-#[derive(Clone, Copy)]
-struct SegmentName {
-    bytes: [u8; SegmentName::MAX_LEN],
-    len: usize,
-}
-
-impl SegmentName {
-    /// Ten digits for `u32::MAX`, then `.wal`.
-    const MAX_LEN: usize = 10 + 4;
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits and .wal")
-    }
-}
-
-impl std::fmt::Display for SegmentName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-fn segment_name(index: u32) -> SegmentName {
-    let mut digits = [b'0'; 10];
-    let mut rest = index;
-    let mut used = 0;
-    while rest > 0 {
-        digits[digits.len() - 1 - used] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        used += 1;
-    }
-    let shown = used.max(8);
-    let mut name = SegmentName {
-        bytes: [0; SegmentName::MAX_LEN],
-        len: shown + 4,
-    };
-    name.bytes[..shown].copy_from_slice(&digits[digits.len() - shown..]);
-    name.bytes[shown..shown + 4].copy_from_slice(b".wal");
-    name
-}
-
-/// `dir/NNNNNNNN.wal` in `buf`, whose capacity is reserved at open.
-fn segment_path<'b>(buf: &'b mut PathBuf, dir: &Path, index: u32) -> &'b Path {
-    buf.as_mut_os_string().clear();
-    buf.push(dir);
-    buf.push(segment_name(index).as_str());
-    buf
-}
-
-/// `value` in decimal with a newline, in `buf`: the ack floor is written
-/// about once a second.
-fn decimal_line(value: u64, buf: &mut [u8; 21]) -> &[u8] {
-    let mut at = buf.len() - 1;
-    buf[at] = b'\n';
-    let mut rest = value;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    &buf[at..]
-}
-
-fn io_err(what: &str, path: &Path, e: io::Error) -> String {
-    format!("wal: {what} {}: {e}", path.display())
-}
-
 impl DiskWal {
     /// Opens (or creates) the WAL directory, whose `lock` the caller holds,
     /// and checks every segment in order, cutting off a torn or corrupt
     /// tail. Unsent records are then offered through [`DiskWal::peek_from`].
-    pub fn open(cfg: WalConfig, lock: WalLock) -> Result<DiskWal, String> {
-        fs::create_dir_all(&cfg.dir).map_err(|e| io_err("cannot create", &cfg.dir, e))?;
+    pub fn open(cfg: WalConfig, lock: WalLock) -> Result<DiskWal, DiskWalError> {
+        fs::create_dir_all(&cfg.dir).map_err(DiskWalError::io("cannot create", &cfg.dir))?;
         let mut indices: Vec<u32> = fs::read_dir(&cfg.dir)
-            .map_err(|e| io_err("cannot list", &cfg.dir, e))?
+            .map_err(DiskWalError::io("cannot list", &cfg.dir))?
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let stem = name.strip_suffix(".wal")?;
-                (stem.len() == 8).then(|| stem.parse::<u32>().ok()).flatten()
-            })
+            .filter_map(|e| SegmentName::parse(e.file_name().to_str()?))
             .collect();
         indices.sort_unstable();
         let ack_floor_path = cfg.dir.join("ack_floor");
@@ -353,7 +139,7 @@ impl DiskWal {
             .unwrap_or(0);
         let mut wal = DiskWal {
             encode_buf: Vec::with_capacity(HEADER_LEN + cfg.max_payload_bytes),
-            scan_buf: vec![0u8; 2 * (HEADER_LEN + cfg.max_payload_bytes) + 64 * 1024],
+            scanner: Scanner::new(cfg.max_payload_bytes),
             window: Window::new(cfg.max_window_records, cfg.max_window_samples),
             cfg,
             segments: VecDeque::new(),
@@ -383,14 +169,19 @@ impl DiskWal {
         Ok(wal)
     }
 
-    fn check_segment(&mut self, index: u32) -> Result<(), String> {
+    /// Start-up: reads a whole segment, counts its unsent records, takes
+    /// the ack floor records it holds and cuts off a damaged tail.
+    fn check_segment(&mut self, index: u32) -> Result<(), DiskWalError> {
         let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| io_err("cannot open", path, e))?;
-        let file_len = file.metadata().map_err(|e| io_err("cannot stat", path, e))?.len();
+            .map_err(DiskWalError::io("cannot open", path))?;
+        let file_len = file
+            .metadata()
+            .map_err(DiskWalError::io("cannot stat", path))?
+            .len();
         let mut last_seq = None;
         let (floor, mut records, mut samples, mut new_floor) = (self.ack_floor, 0u64, 0u64, self.ack_floor);
         let mut take = |r: &Record<'_>, _: u64, _: u32| {
@@ -406,14 +197,10 @@ impl DiskWal {
             }
             true
         };
-        let end = scan_file(
-            &mut file,
-            0,
-            &mut self.scan_buf,
-            self.cfg.max_payload_bytes,
-            &mut take,
-        )
-        .map_err(|e| io_err("cannot read", path, e))?;
+        let end = self
+            .scanner
+            .scan(&mut file, 0, &mut take)
+            .map_err(DiskWalError::io("cannot read", path))?;
         self.ack_floor = new_floor;
         self.counters.replayed_records += records;
         self.counters.replayed_samples += samples;
@@ -429,11 +216,11 @@ impl DiskWal {
                     ("segment", &path.display()),
                     ("offset", &end.next_offset),
                     ("bytes", &(file_len - end.next_offset)),
-                    ("reason", &end.damage.as_deref().unwrap_or("unknown")),
+                    ("reason", end.damage_reason()),
                 ],
             );
             file.set_len(end.next_offset)
-                .map_err(|e| io_err("cannot truncate", path, e))?;
+                .map_err(DiskWalError::io("cannot truncate", path))?;
             let _ = file.sync_all();
         }
         self.segments.push_back(Segment {
@@ -444,99 +231,8 @@ impl DiskWal {
         Ok(())
     }
 
-    /// Loads record locations from the cursor until the window is full or
-    /// the cursor reaches the end of the last segment.
-    fn fill(&mut self) -> Result<(), String> {
-        while !self.window.is_full() {
-            let Some((index, offset)) = self.cursor else {
-                return Ok(());
-            };
-            let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
-            let mut file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-            let (floor, window) = (self.ack_floor, &mut self.window);
-            let mut take = |r: &Record<'_>, at: u64, len: u32| {
-                if r.kind == RecordKind::Batch && r.meta.seq >= floor {
-                    if !window.fits(r.meta.samples) {
-                        return false;
-                    }
-                    window.push(Located {
-                        meta: r.meta,
-                        segment: index,
-                        offset: at,
-                        len,
-                    });
-                }
-                true
-            };
-            let end = scan_file(
-                &mut file,
-                offset,
-                &mut self.scan_buf,
-                self.cfg.max_payload_bytes,
-                &mut take,
-            )
-            .map_err(|e| io_err("cannot read", path, e))?;
-            if end.stopped {
-                self.cursor = Some((index, end.next_offset));
-                return Ok(());
-            }
-            if !end.clean_eof {
-                // Checked at start-up and written by us since: this is damage
-                // that happened while running. Skip the rest of the segment.
-                log::error(
-                    "wal: segment became unreadable; skipping its remaining records",
-                    &[
-                        ("segment", &path.display()),
-                        ("reason", &end.damage.as_deref().unwrap_or("unknown")),
-                    ],
-                );
-                self.counters.corruptions += 1;
-            }
-            self.cursor = self
-                .segments
-                .iter()
-                .find(|s| s.index > index)
-                .map(|s| (s.index, 0));
-        }
-        Ok(())
-    }
-
-    /// The first unacknowledged record with a sequence number of at least
-    /// `seq`, loading more from disk if the window allows.
-    pub fn peek_from(&mut self, seq: u64) -> Result<Option<RecordMeta>, String> {
-        loop {
-            let locations = &self.window.locations;
-            let start = locations.partition_point(|l| l.meta.seq < seq);
-            if let Some(l) = locations.get(start) {
-                return Ok(Some(l.meta));
-            }
-            if self.cursor.is_none() || self.window.is_full() {
-                return Ok(None);
-            }
-            let before = locations.len();
-            self.fill()?;
-            if self.window.locations.len() == before && self.cursor.is_none() {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Records in memory now (bounded by `max_window_records`).
-    pub fn window_len(&self) -> usize {
-        self.window.locations.len()
-    }
-
-    /// Samples of the records in memory now (bounded by `max_window_samples`).
-    pub fn window_samples(&self) -> u64 {
-        self.window.samples
-    }
-
     pub fn next_seq(&self) -> u64 {
         self.next_seq
-    }
-
-    pub fn ack_floor(&self) -> u64 {
-        self.ack_floor
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -550,319 +246,12 @@ impl DiskWal {
     pub fn dir(&self) -> &Path {
         &self.cfg.dir
     }
-
-    /// Appends one closed batch and returns its metadata with its new
-    /// sequence number (`batch.seq` and `batch.bytes` are filled in here).
-    /// Records deleted to stay within `wal.max_bytes` are pushed to
-    /// `dropped` so the sender forgets them too.
-    pub fn append(
-        &mut self,
-        batch: RecordMeta,
-        payload: &[u8],
-        now_ms: u64,
-        dropped: &mut Vec<RecordMeta>,
-    ) -> Result<RecordMeta, String> {
-        let meta = RecordMeta {
-            seq: self.next_seq,
-            bytes: payload.len() as u32,
-            raw_bytes: raw_len(payload),
-            ..batch
-        };
-        self.encode_buf.clear();
-        encode_record(&meta, payload, &mut self.encode_buf);
-        let len = self.encode_buf.len() as u64;
-        let floor = self.ack_floor;
-        let roll = match self.segments.back() {
-            None => true,
-            Some(s) => self.current.is_none() || (s.bytes > 0 && s.bytes + len > self.cfg.segment_bytes),
-        };
-        if roll {
-            self.roll()?;
-        }
-        while self.total_bytes() + len > self.cfg.max_bytes && self.segments.len() > 1 {
-            self.drop_oldest_segment(dropped)?;
-        }
-        let offset = loop {
-            let seg = *self.segments.back().expect("roll made a segment");
-            let file = self.current.as_mut().expect("roll opened the segment");
-            let offset = seg.bytes;
-            let Err(e) = file.write_all(&self.encode_buf) else {
-                break offset;
-            };
-            // A partial write leaves a torn tail: cut it so later appends
-            // stay readable.
-            let _ = file.set_len(offset);
-            let _ = file.seek(SeekFrom::Start(offset));
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                // The disk filled up before wal.max_bytes did. Move on to a
-                // fresh segment, so that ack() may delete this one if it is
-                // all acknowledged, then apply the byte bound's policy:
-                // oldest data first.
-                log::warn(
-                    "wal: disk full before wal.max_bytes",
-                    &[("segment", &segment_name(seg.index)), ("err", &e)],
-                );
-                if seg.bytes > 0 {
-                    self.roll()?;
-                    self.ack(floor);
-                    continue;
-                }
-                if self.segments.len() > 1 {
-                    self.drop_oldest_segment(dropped)?;
-                    continue;
-                }
-            }
-            return Err(format!(
-                "wal: cannot append to segment {}: {e}",
-                segment_name(seg.index)
-            ));
-        };
-        let seg = self.segments.back_mut().expect("roll made a segment");
-        seg.bytes += len;
-        seg.last_seq = Some(meta.seq);
-        let index = seg.index;
-        if self.cursor.is_none() {
-            if self.window.fits(meta.samples) {
-                self.window.push(Located {
-                    meta,
-                    segment: index,
-                    offset,
-                    len: len as u32,
-                });
-            } else {
-                // The window is full: this record and later ones wait on disk.
-                self.cursor = Some((index, offset));
-            }
-        }
-        self.next_seq += 1;
-        self.counters.records_appended += 1;
-        self.counters.bytes_appended += len;
-        self.unsynced = true;
-        match self.cfg.fsync {
-            Fsync::Always => self.sync(now_ms),
-            Fsync::IntervalMs(ms) if now_ms >= self.last_fsync_ms + u64::from(ms) => self.sync(now_ms),
-            _ => {}
-        }
-        Ok(meta)
-    }
-
-    /// fsyncs the open segment if anything was written since the last one.
-    pub fn sync(&mut self, now_ms: u64) {
-        if let (true, Some(f)) = (self.unsynced, self.current.as_ref()) {
-            if let Err(e) = f.sync_data() {
-                log::warn(
-                    "wal: fsync failed",
-                    &[("dir", &self.cfg.dir.display()), ("err", &e)],
-                );
-            }
-            self.counters.fsyncs += 1;
-        }
-        self.unsynced = false;
-        self.last_fsync_ms = now_ms;
-    }
-
-    /// When an interval fsync policy next wants a sync.
-    pub fn next_sync_ms(&self) -> Option<u64> {
-        match self.cfg.fsync {
-            Fsync::IntervalMs(ms) if self.unsynced => Some(self.last_fsync_ms + u64::from(ms)),
-            _ => None,
-        }
-    }
-
-    fn roll(&mut self) -> Result<(), String> {
-        if self.unsynced && self.cfg.fsync != Fsync::Never {
-            if let Some(f) = self.current.as_ref() {
-                let _ = f.sync_data();
-                self.counters.fsyncs += 1;
-            }
-            self.unsynced = false;
-        }
-        let index = self.segments.back().map(|s| s.index + 1).unwrap_or(1);
-        let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io_err("cannot create segment", path, e))?;
-        // The new name must survive a crash, or its records are lost.
-        if self.cfg.fsync != Fsync::Never {
-            if let Ok(d) = File::open(&self.cfg.dir) {
-                let _ = d.sync_all();
-            }
-        }
-        self.current = Some(file);
-        self.segments.push_back(Segment {
-            index,
-            bytes: 0,
-            last_seq: None,
-        });
-        Ok(())
-    }
-
-    fn drop_oldest_segment(&mut self, dropped: &mut Vec<RecordMeta>) -> Result<(), String> {
-        let Some(seg) = self.segments.pop_front() else {
-            return Ok(());
-        };
-        let mut samples = 0u64;
-        while self.window.front().is_some_and(|r| r.segment == seg.index) {
-            let r = self.window.pop_front().expect("checked");
-            samples += u64::from(r.meta.samples);
-            dropped.push(r.meta);
-        }
-        if let Some((index, offset)) = self.cursor.filter(|(i, _)| *i == seg.index) {
-            // Records of this segment that never made it into the window.
-            let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
-            let mut file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-            let floor = self.ack_floor;
-            let mut take = |r: &Record<'_>, _: u64, _: u32| {
-                if r.kind == RecordKind::Batch && r.meta.seq >= floor {
-                    samples += u64::from(r.meta.samples);
-                    dropped.push(r.meta);
-                }
-                true
-            };
-            scan_file(
-                &mut file,
-                offset,
-                &mut self.scan_buf,
-                self.cfg.max_payload_bytes,
-                &mut take,
-            )
-            .map_err(|e| io_err("cannot read", path, e))?;
-            self.cursor = self.segments.front().map(|s| (s.index, 0));
-        }
-        self.counters.samples_dropped_wal_full += samples;
-        self.counters.segments_deleted_wal_full += 1;
-        self.remove_segment_file(seg.index);
-        log::warn(
-            "wal: full, dropped oldest segment",
-            &[
-                ("segment", &segment_name(seg.index)),
-                ("samples", &samples),
-                ("max_bytes", &self.cfg.max_bytes),
-            ],
-        );
-        Ok(())
-    }
-
-    fn remove_segment_file(&mut self, index: u32) {
-        if self.read_file.as_ref().is_some_and(|(i, _)| *i == index) {
-            self.read_file = None;
-        }
-        let path = segment_path(&mut self.segment_path, &self.cfg.dir, index);
-        if let Err(e) = fs::remove_file(path) {
-            log::warn(
-                "wal: cannot delete segment",
-                &[("segment", &path.display()), ("err", &e)],
-            );
-        }
-    }
-
-    /// Every sequence number below `floor` is acknowledged or dropped:
-    /// forget those records and delete segments that hold nothing else.
-    pub fn ack(&mut self, floor: u64) {
-        self.ack_floor = self.ack_floor.max(floor);
-        while self.window.front().is_some_and(|r| r.meta.seq < self.ack_floor) {
-            self.window.pop_front();
-        }
-        // Never the segment being appended to: it is still growing.
-        while self.segments.len() > 1 {
-            let first = self.segments[0];
-            let done = first.last_seq.is_none_or(|last| last < self.ack_floor);
-            if !done {
-                break;
-            }
-            self.segments.pop_front();
-            self.remove_segment_file(first.index);
-            if self.cursor.is_some_and(|(i, _)| i == first.index) {
-                self.cursor = self.segments.front().map(|s| (s.index, 0));
-            }
-        }
-        // A healthy WAL should not hold a whole segment of acknowledged
-        // data: once the segment being appended to is all acknowledged and
-        // an eighth full, start the next one so this one can go. On a disk
-        // smaller than a segment this is what keeps appends from filling it.
-        let current_done = self.segments.back().is_some_and(|s| {
-            s.bytes >= (self.cfg.segment_bytes / 8).max(1)
-                && s.last_seq.is_some_and(|last| last < self.ack_floor)
-        });
-        if current_done && self.current.is_some() && self.segments.len() == 1 {
-            match self.roll() {
-                Ok(()) => self.ack(self.ack_floor),
-                Err(e) => log::warn("wal: cannot start a new segment", &[("err", &e)]),
-            }
-        }
-    }
-
-    /// Writes the ack floor to `DIR/ack_floor` if it moved.
-    pub fn persist_ack_floor(&mut self) {
-        if self.ack_floor == self.persisted_floor {
-            return;
-        }
-        let mut digits = [0u8; 21];
-        let text = decimal_line(self.ack_floor, &mut digits);
-        let done = fs::write(&self.ack_floor_tmp_path, text)
-            .and_then(|_| fs::rename(&self.ack_floor_tmp_path, &self.ack_floor_path));
-        match done {
-            Ok(()) => self.persisted_floor = self.ack_floor,
-            Err(e) => log::warn(
-                "wal: cannot write ack_floor",
-                &[("dir", &self.cfg.dir.display()), ("err", &e)],
-            ),
-        }
-    }
-
-    /// The payload of record `seq`, read back and checked against its CRC
-    /// (valid until the next call). `Ok(None)` when the record is gone
-    /// (acknowledged, or dropped because the WAL was full) or not in the
-    /// window.
-    pub fn read_payload(&mut self, seq: u64) -> Result<Option<&[u8]>, String> {
-        let Some(loc) = self.window.find(seq) else {
-            return Ok(None);
-        };
-        if self.read_file.as_ref().is_none_or(|(i, _)| *i != loc.segment) {
-            let path = segment_path(&mut self.segment_path, &self.cfg.dir, loc.segment);
-            let file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-            self.read_file = Some((loc.segment, file));
-        }
-        let (_, file) = self.read_file.as_ref().expect("opened above");
-        let record = &mut self.encode_buf;
-        record.clear();
-        record.resize(loc.len as usize, 0);
-        let segment = segment_name(loc.segment);
-        if let Err(e) = file.read_exact_at(record, loc.offset) {
-            return Err(format!("wal: cannot read record {seq} of segment {segment}: {e}"));
-        }
-        match RecordReader::new(record, self.cfg.max_payload_bytes).next() {
-            Some(Ok(r)) if r.meta.seq == seq => Ok(Some(r.payload)),
-            Some(Ok(r)) => Err(format!(
-                "wal: index points at record {} instead of {seq} in segment {segment}",
-                r.meta.seq
-            )),
-            Some(Err(e)) => Err(format!("wal: record {seq} of segment {segment}: {e}")),
-            None => Err(format!("wal: record {seq} of segment {segment} is empty")),
-        }
-    }
-}
-
-/// `outpost chown-wal`: hands a WAL directory that the platform created
-/// root-owned (a Kubernetes hostPath) to the agent's user. It runs once, as
-/// root with CAP_CHOWN alone, in an init container of the agent's own image,
-/// so the agent itself never holds a capability. Only the directory changes
-/// owner: whatever is inside was written by the agent already. A symlink is
-/// refused rather than followed.
-pub fn chown_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| io_err("cannot inspect", dir, e))?;
-    if !meta.is_dir() {
-        return Err(format!("wal: {} is not a directory", dir.display()));
-    }
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
-        .map_err(|e| io_err(&format!("cannot give to {uid}:{gid}"), dir, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outpost_core::queue::RecordMeta;
 
     fn cfg(dir: &Path, segment_bytes: u64, max_bytes: u64) -> WalConfig {
         WalConfig {
@@ -905,27 +294,6 @@ mod tests {
             raw_bytes: 0,
         };
         wal.append(batch, &vec![fill; len], 0, dropped).unwrap()
-    }
-
-    #[test]
-    fn stack_built_names_match_the_on_disk_format() {
-        for index in [0, 1, 42, 99_999_999, 123_456_789, u32::MAX] {
-            assert_eq!(segment_name(index).as_str(), format!("{index:08}.wal"));
-        }
-        let mut buf = [0u8; 21];
-        for value in [0, 7, 10, 1_234_567, u64::MAX] {
-            assert_eq!(decimal_line(value, &mut buf), format!("{value}\n").as_bytes());
-        }
-        let mut path = PathBuf::new();
-        assert_eq!(
-            segment_path(&mut path, Path::new("/var/wal"), 3),
-            Path::new("/var/wal/00000003.wal")
-        );
-        assert_eq!(
-            segment_path(&mut path, Path::new("/w"), 12),
-            Path::new("/w/00000012.wal"),
-            "the previous path is replaced, not extended"
-        );
     }
 
     #[test]
@@ -1071,40 +439,6 @@ mod tests {
     }
 
     #[test]
-    fn chown_dir_hands_the_directory_over_or_says_why_not() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("wal");
-        fs::create_dir(&wal).unwrap();
-        // SAFETY: geteuid(2) has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        match chown_dir(&wal, 65534, 65533) {
-            Ok(()) => {
-                assert!(root, "only root may give a directory away");
-                let meta = fs::metadata(&wal).unwrap();
-                assert_eq!((meta.uid(), meta.gid()), (65534, 65533));
-            }
-            Err(e) => {
-                assert!(!root, "root could not chown: {e}");
-                assert!(
-                    e.contains("cannot give to 65534:65533") && e.contains("wal"),
-                    "{e}"
-                );
-            }
-        }
-        let file = dir.path().join("file");
-        fs::write(&file, b"x").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&wal, &link).unwrap();
-        for (path, what) in [(&file, "file"), (&link, "link")] {
-            let e = chown_dir(path, 65534, 65534).unwrap_err();
-            assert!(e.contains("is not a directory") && e.contains(what), "{e}");
-        }
-        let e = chown_dir(&dir.path().join("missing"), 65534, 65534).unwrap_err();
-        assert!(e.contains("cannot inspect") && e.contains("missing"), "{e}");
-    }
-
-    #[test]
     fn the_window_is_bounded_in_samples_too() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
@@ -1144,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_record_held_in_memory_costs_what_the_memory_model_says() {
-        let held = std::mem::size_of::<Located>() + outpost_core::queue::ENTRY_BYTES;
+        let held = std::mem::size_of::<window::Located>() + outpost_core::queue::ENTRY_BYTES;
         assert!(
             held as u64 <= outpost_core::plan::RECORD_INDEX_BYTES,
             "{held} bytes per record, the model says {}",

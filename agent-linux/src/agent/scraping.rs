@@ -1,0 +1,562 @@
+//! The scrape side: targets built from the plan, each scraped on its
+//! schedule (over HTTP, from the node collectors, or from the agent's own
+//! `/metrics`), its body fed through its [`TargetPipeline`] into the
+//! [`Batcher`], whose records go to the WAL when the scrape ends. Rebuilt
+//! whole on reload (see [`super::reload`]).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use mio::Registry;
+use outpost_core::error::ScrapeError;
+use outpost_core::expfmt::Format;
+use outpost_core::pipeline::{job_labels, Batcher, TargetLabels, TargetPipeline};
+use outpost_core::plan::{self, Plan, Scheme};
+use rustls::ClientConfig;
+
+use super::endpoint::{fill_node_vars, split_host_port, tls_config};
+use super::resolver::{Answer, Name, ResolverThread};
+use super::secrets::Authorization;
+use super::shipping::Shipping;
+use super::status::{SelfMetrics, TargetStats};
+use super::token::Token;
+use crate::cli::RunArgs;
+use crate::clock::Clock;
+use crate::collectors::{NodeCollector, Paths};
+use crate::log;
+use crate::net::{BodyLimits, ConnBuffers, Failure, HttpClientConn, Progress, Request, ResponseHead};
+
+const SCRAPE_ACCEPT: &[u8] =
+    b"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+/// A target refusing samples as too old is logged at most this often.
+const TOO_OLD_LOG_EVERY_MS: u64 = 600_000;
+/// A scrape whose name has not had its first answer yet looks again this
+/// much later.
+const FIRST_ANSWER_POLL_MS: u64 = 50;
+
+/// What it takes to (re)build a target's connection when its name resolves
+/// or moves.
+struct Dial {
+    name: Name,
+    tls: Option<Arc<ClientConfig>>,
+    server_name: String,
+    token: mio::Token,
+    bufs: ConnBuffers,
+    /// The address `conn` was built for; `None` while unresolved.
+    conn_addr: Option<SocketAddr>,
+}
+
+struct HttpTarget {
+    conn: HttpClientConn,
+    dial: Dial,
+    /// `X-Prometheus-Scrape-Timeout-Seconds`, rendered once.
+    timeout_header: String,
+    authority: String,
+    path: String,
+    timeout_ms: u64,
+    bearer: Option<Authorization>,
+    limits: BodyLimits,
+}
+
+enum Source {
+    Node,
+    SelfScrape,
+    Http(Box<HttpTarget>),
+}
+
+pub(super) struct Target {
+    pub pipeline: TargetPipeline,
+    source: Source,
+    interval_ms: u64,
+    next_at_ms: u64,
+    /// Monotonic start of the scrape in progress.
+    started_ms: Option<u64>,
+    /// Its wall-clock time: the timestamp of its samples.
+    started_wall_ms: i64,
+    begun: bool,
+    pub up: Option<bool>,
+    pub stats: TargetStats,
+    /// When samples refused as too old were last logged, and how many
+    /// were refused since.
+    pub too_old_logged_ms: Option<u64>,
+    pub too_old_unlogged: u64,
+}
+
+/// What running a scrape needs from the rest of the agent.
+pub(super) struct ScrapeIo<'a> {
+    pub registry: &'a Registry,
+    /// Where finished scrapes go.
+    pub ship: &'a mut Shipping,
+    pub clock: &'a Clock,
+    /// The self-scrape renders the agent's `/metrics` page here.
+    pub self_metrics: &'a mut SelfMetrics,
+    pub procfs: &'a Path,
+    /// `queue.max_sample_age`, named when samples are refused as too old.
+    pub max_sample_age_ms: u64,
+}
+
+/// Everything built from the scrape side of a plan; replaced on reload.
+pub(super) struct Scraping {
+    pub targets: Vec<Target>,
+    pub batcher: Batcher,
+    node: Option<NodeCollector>,
+    /// The node collectors' text, parsed like a scrape body.
+    node_body: String,
+}
+
+impl Scraping {
+    pub(super) fn build(plan: &Plan, args: &RunArgs, shards: u16, now: u64) -> Result<Scraping, String> {
+        let mut targets = Vec::new();
+        let mut max_labels = 0usize;
+        let mut max_label_bytes = 0usize;
+        let mut grow = |l: &plan::Limits, t: &TargetLabels| {
+            max_labels = max_labels.max(l.max_labels() + 2 + t.extra.len());
+            let bytes = l.series_label_bytes();
+            max_label_bytes = max_label_bytes.max(bytes + t.job.len() + t.instance.len() + 64);
+        };
+        let mut node = None;
+        if let Some(n) = &plan.node {
+            let labels = TargetLabels {
+                job: plan.str(n.job).to_string(),
+                instance: args.node_name.clone(),
+                extra: Vec::new(),
+                honor_labels: false,
+            };
+            grow(&n.limits, &labels);
+            targets.push(Target::new(
+                TargetPipeline::new(plan, labels, n.limits, &n.metric_relabel)?,
+                Source::Node,
+                n.interval_ms,
+            ));
+            let paths = Paths {
+                procfs: args.procfs.clone(),
+                sysfs: args.sysfs.clone(),
+                rootfs: args.rootfs.clone(),
+            };
+            node = Some(NodeCollector::from_plan(paths, plan, n)?);
+        }
+        for job in &plan.scrape_jobs {
+            let tls = match job.scheme {
+                Scheme::Https => {
+                    tls_config(plan, &job.tls).map_err(|e| format!("job {}: {e}", plan.str(job.name)))?
+                }
+                Scheme::Http => None,
+            };
+            for target in &job.targets {
+                let instance = fill_node_vars(plan.str(*target), args);
+                let labels = job_labels(plan, job, &instance);
+                grow(&job.limits, &labels);
+                let http = HttpTarget::build(plan, job, &tls, instance, targets.len())
+                    .map_err(|e| format!("job {} target {e}", labels.job))?;
+                targets.push(Target::new(
+                    TargetPipeline::new(plan, labels, job.limits, &job.metric_relabel)?,
+                    Source::Http(Box::new(http)),
+                    job.interval_ms,
+                ));
+            }
+        }
+        let self_labels = TargetLabels {
+            job: plan.str(plan.self_scrape.job).to_string(),
+            instance: format!("{}:{}", args.node_name, args.listen.port()),
+            extra: Vec::new(),
+            honor_labels: false,
+        };
+        grow(&plan::SELF_SCRAPE_LIMITS, &self_labels);
+        targets.push(Target::new(
+            TargetPipeline::new(plan, self_labels, plan::SELF_SCRAPE_LIMITS, &[])?,
+            Source::SelfScrape,
+            plan.self_scrape.interval_ms,
+        ));
+        // Spread first scrapes over each interval so targets do not all
+        // fire in the same millisecond.
+        let n = targets.len() as u64;
+        for (i, t) in targets.iter_mut().enumerate() {
+            t.next_at_ms = now + t.interval_ms * i as u64 / n.max(1) / 4;
+        }
+        Ok(Scraping {
+            batcher: Batcher::new(plan, shards, max_labels, max_label_bytes)?,
+            targets,
+            node,
+            node_body: String::with_capacity(256 * 1024),
+        })
+    }
+
+    pub(super) fn close(&mut self, registry: &Registry) {
+        for t in &mut self.targets {
+            if let Source::Http(h) = &mut t.source {
+                h.conn.close(registry);
+            }
+        }
+    }
+
+    fn names(&mut self) -> impl Iterator<Item = &mut Name> {
+        self.targets.iter_mut().filter_map(|t| match &mut t.source {
+            Source::Http(h) => Some(&mut h.dial.name),
+            _ => None,
+        })
+    }
+
+    /// Sends the targets' names that are due to the resolver thread.
+    pub(super) fn ask_names_if_due(&mut self, now: u64, resolver: &ResolverThread) {
+        for name in self.names() {
+            name.ask_if_due(now, resolver);
+        }
+    }
+
+    /// Hands a lookup answer to every target whose name it is.
+    pub(super) fn take_answer(&mut self, answer: &Answer, now: u64, refresh_ms: u64) {
+        for name in self.names() {
+            name.apply(answer, now, refresh_ms, "target");
+        }
+    }
+
+    /// Works the targets' deadlines: requests that timed out, scrapes due.
+    pub(super) fn tick(&mut self, now: u64, io: &mut ScrapeIo<'_>) {
+        for i in 0..self.targets.len() {
+            let timed_out = match &self.targets[i].source {
+                Source::Http(h) => h.conn.deadline_ms().is_some_and(|d| now >= d),
+                _ => false,
+            };
+            if timed_out {
+                self.handle_event(i, now, true, io);
+            }
+            if self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
+                self.start_scrape(i, now, io);
+            }
+        }
+    }
+
+    /// The earliest moment a target needs the loop: its request's deadline
+    /// while it scrapes, its next scrape otherwise.
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        self.targets
+            .iter()
+            .map(|t| match (&t.source, t.started_ms) {
+                (Source::Http(h), Some(_)) => h.conn.deadline_ms().unwrap_or(u64::MAX),
+                _ => t.next_at_ms,
+            })
+            .min()
+    }
+
+    fn start_scrape(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
+        let t = &mut self.targets[i];
+        if let Source::Http(h) = &t.source {
+            if h.dial.name.addr.is_none() && h.dial.name.awaiting_first_answer(now) {
+                t.next_at_ms = now + FIRST_ANSWER_POLL_MS;
+                return;
+            }
+        }
+        // Keep the phase: the next scrape is one interval after this one was due.
+        t.next_at_ms = (t.next_at_ms + t.interval_ms).max(now + 1);
+        t.stats.scrapes += 1;
+        t.begun = false;
+        t.started_ms = Some(now);
+        t.started_wall_ms = io.clock.wall_ms();
+        let wall = t.started_wall_ms;
+        match &mut t.source {
+            Source::Http(h) => {
+                if let Err((reason, msg)) = h.start_request(io.registry, now) {
+                    self.scrape_failed(i, now, reason, &msg, io.ship);
+                }
+            }
+            Source::Node => {
+                t.pipeline.begin(Format::PrometheusText, wall);
+                if let Some(node) = &mut self.node {
+                    node.collect(&mut self.node_body);
+                }
+                let result = t
+                    .pipeline
+                    .handle_chunk(self.node_body.as_bytes(), &mut self.batcher);
+                self.finish_scrape(i, now, result, io);
+            }
+            Source::SelfScrape => {
+                let stats = self.targets.iter().map(|t| &t.stats);
+                let text = io.self_metrics.render(io.ship, stats, io.procfs);
+                let t = &mut self.targets[i];
+                t.pipeline.begin(Format::PrometheusText, wall);
+                let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);
+                self.finish_scrape(i, now, result, io);
+            }
+        }
+    }
+
+    /// A socket event (or, with `timeout`, the deadline) of target `i`'s
+    /// connection: body bytes go into its pipeline as they arrive.
+    pub(super) fn handle_event(&mut self, i: usize, now: u64, timeout: bool, io: &mut ScrapeIo<'_>) {
+        let batcher = &mut self.batcher;
+        let Some(t) = self.targets.get_mut(i) else {
+            return;
+        };
+        if t.started_ms.is_none() {
+            return;
+        }
+        let started = t.started_wall_ms;
+        let Target {
+            pipeline,
+            source,
+            begun,
+            ..
+        } = t;
+        let Source::Http(h) = source else {
+            return;
+        };
+        let mut sink = |head: &ResponseHead, chunk: &[u8]| {
+            if head.status != 200 {
+                return Ok(());
+            }
+            if !*begun {
+                pipeline.begin(Format::from_content_type(head.content_type()), started);
+                *begun = true;
+            }
+            pipeline.handle_chunk(chunk, batcher)
+        };
+        let progress = if timeout {
+            h.conn.handle_timeout(io.registry, now)
+        } else {
+            h.conn.handle_event(io.registry, now, &mut sink)
+        };
+        match progress {
+            Progress::Pending => {}
+            Progress::Done(head) if head.status == 200 => {
+                if !t.begun {
+                    t.pipeline
+                        .begin(Format::from_content_type(head.content_type()), started);
+                }
+                self.finish_scrape(i, now, Ok(()), io);
+            }
+            Progress::Done(head) => {
+                let msg = format!("server returned HTTP status {}", head.status);
+                self.scrape_failed(i, now, "http_status", &msg, io.ship);
+            }
+            Progress::Failed(Failure::Net(e)) => {
+                self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship)
+            }
+            Progress::Failed(Failure::Sink(e)) => {
+                self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship)
+            }
+        }
+    }
+
+    /// The body is complete (or the in-process text was fed): commit it.
+    fn finish_scrape(&mut self, i: usize, now: u64, fed: Result<(), ScrapeError>, io: &mut ScrapeIo<'_>) {
+        if let Err(e) = fed {
+            return self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship);
+        }
+        let t = &mut self.targets[i];
+        let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
+        t.started_ms = None;
+        let committed = t.pipeline.finish(duration, now, &mut self.batcher, io.ship);
+        // The scrape is in the WAL before the next one of the target starts.
+        self.batcher.close_all(io.ship);
+        let t = &mut self.targets[i];
+        match committed {
+            Ok(report) => {
+                t.stats.duplicate_samples += report.duplicates;
+                if report.too_old > 0 {
+                    t.stats.samples_too_old += report.too_old;
+                    io.ship.count_too_old(report.too_old);
+                    t.log_too_old(report.too_old, io.max_sample_age_ms, now);
+                }
+                if t.up != Some(true) {
+                    log::info(
+                        "target up",
+                        &[
+                            ("job", &t.stats.job),
+                            ("instance", &t.stats.instance),
+                            ("samples", &report.samples_post_relabel),
+                        ],
+                    );
+                }
+                t.up = Some(true);
+            }
+            Err(e) => {
+                t.stats.count_failure(e.reason());
+                t.log_down(e.reason(), &e.to_string());
+            }
+        }
+    }
+
+    fn scrape_failed(&mut self, i: usize, now: u64, reason: &'static str, msg: &str, ship: &mut Shipping) {
+        let t = &mut self.targets[i];
+        if let Source::Http(h) = &mut t.source {
+            if matches!(
+                reason,
+                "connect_failed" | "timeout" | "dns_failed" | "connection_closed"
+            ) {
+                h.dial.name.ask_soon(now);
+            }
+        }
+        let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
+        t.started_ms = None;
+        t.stats.count_failure(reason);
+        t.pipeline
+            .fail(t.started_wall_ms, duration, now, &mut self.batcher, ship);
+        self.batcher.close_all(ship);
+        self.targets[i].log_down(reason, msg);
+    }
+}
+
+impl HttpTarget {
+    /// Target number `index` of `job`, at `instance` (`host:port`).
+    /// Errors start with the instance.
+    fn build(
+        plan: &Plan,
+        job: &plan::ScrapeJob,
+        tls: &Option<Arc<ClientConfig>>,
+        instance: String,
+        index: usize,
+    ) -> Result<HttpTarget, String> {
+        let default_port = if job.scheme == Scheme::Https { 443 } else { 80 };
+        let (host, port) =
+            split_host_port(&instance, default_port).map_err(|e| format!("{instance}: {e}"))?;
+        // A name is resolved off the loop; until it resolves the
+        // target scrapes as down (`dns_failed`).
+        let name = Name::new(&host, port);
+        let addr = name.addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
+        let server_name = job
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name)
+            .map(|s| plan.str(s).to_string())
+            .unwrap_or_else(|| host.clone());
+        let token = Token::Target(index).into();
+        let bufs = ConnBuffers {
+            read_bytes: 16 * 1024,
+            head_bytes: 8 * 1024,
+            request_bytes: 4 * 1024,
+            inflate_out_bytes: 32 * 1024,
+        };
+        let conn = HttpClientConn::new(addr, tls.clone(), &server_name, token, bufs)
+            .map_err(|e| format!("{instance}: {e}"))?;
+        Ok(HttpTarget {
+            conn,
+            dial: Dial {
+                conn_addr: name.addr,
+                name,
+                tls: tls.clone(),
+                server_name,
+                token,
+                bufs,
+            },
+            timeout_header: format!("{}", f64::from(job.timeout_ms) / 1000.0),
+            authority: instance,
+            path: plan.str(job.path).to_string(),
+            timeout_ms: u64::from(job.timeout_ms),
+            bearer: job.bearer_token_file.map(|f| Authorization::bearer(plan.str(f))),
+            limits: BodyLimits {
+                max_body_bytes: u64::from(job.limits.body_bytes),
+                max_decoded_bytes: u64::from(job.limits.body_bytes),
+            },
+        })
+    }
+
+    /// Sends the scrape request, first reconnecting if the target's name
+    /// moved. The error is the failure's reason and message.
+    fn start_request(&mut self, registry: &Registry, now: u64) -> Result<(), (&'static str, String)> {
+        let d = &mut self.dial;
+        if d.name.addr != d.conn_addr {
+            let Some(addr) = d.name.addr else {
+                return Err(("dns_failed", format!("{} does not resolve (yet)", d.name.host)));
+            };
+            // The name moved (or resolved for the first time): the
+            // next request connects to the new address.
+            let conn = HttpClientConn::new(addr, d.tls.clone(), &d.server_name, d.token, d.bufs)
+                .map_err(|e| ("dns_failed", e.to_string()))?;
+            self.conn.close(registry);
+            self.conn = conn;
+            d.conn_addr = Some(addr);
+        }
+        let mut headers: [(&str, &[u8]); 3] = [
+            ("Accept", SCRAPE_ACCEPT),
+            (
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                self.timeout_header.as_bytes(),
+            ),
+            ("", b""),
+        ];
+        let mut count = 2;
+        if let Some(auth) = &mut self.bearer {
+            headers[count] = ("Authorization", auth.header_value());
+            count += 1;
+        }
+        let req = Request {
+            method: "GET",
+            path: &self.path,
+            host: &self.authority,
+            headers: &headers[..count],
+            body: &[],
+            accept_gzip: true,
+            limits: self.limits,
+            timeout_ms: self.timeout_ms,
+        };
+        self.conn
+            .start_request(registry, &req, now)
+            .map_err(|e| (e.reason(), e.to_string()))
+    }
+}
+
+impl Target {
+    fn new(pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+        let stats = TargetStats {
+            job: pipeline.target.job.clone(),
+            instance: pipeline.target.instance.clone(),
+            ..TargetStats::default()
+        };
+        Target {
+            pipeline,
+            source,
+            interval_ms: u64::from(interval_ms.max(1)),
+            next_at_ms: 0,
+            started_ms: None,
+            started_wall_ms: 0,
+            begun: false,
+            up: None,
+            stats,
+            too_old_logged_ms: None,
+            too_old_unlogged: 0,
+        }
+    }
+
+    /// Samples refused as too old are logged when a target first sends
+    /// them, then at most every [`TOO_OLD_LOG_EVERY_MS`] with the count since.
+    fn log_too_old(&mut self, refused: u64, max_age_ms: u64, now: u64) {
+        self.too_old_unlogged += refused;
+        if self
+            .too_old_logged_ms
+            .is_some_and(|at| now < at + TOO_OLD_LOG_EVERY_MS)
+        {
+            return;
+        }
+        log::warn(
+            "samples with own timestamps older than queue.max_sample_age refused; the rest of the scrape is kept",
+            &[
+                ("job", &self.stats.job),
+                ("instance", &self.stats.instance),
+                ("refused", &self.too_old_unlogged),
+                ("max_sample_age_seconds", &(max_age_ms / 1000)),
+            ],
+        );
+        self.too_old_logged_ms = Some(now);
+        self.too_old_unlogged = 0;
+    }
+
+    fn log_down(&mut self, reason: &str, msg: &str) {
+        let level = if self.up == Some(false) {
+            log::Level::Debug
+        } else {
+            log::Level::Warn
+        };
+        log::event(
+            level,
+            "scrape failed",
+            &[
+                ("job", &self.stats.job),
+                ("instance", &self.stats.instance),
+                ("reason", &reason),
+                ("err", &msg),
+            ],
+        );
+        self.up = Some(false);
+    }
+}
