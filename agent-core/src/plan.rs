@@ -275,10 +275,15 @@ pub enum Collector {
     Nfsd,
     Tapestats,
     Fibrechannel,
+    Bcache,
+    Btrfs,
+    Infiniband,
+    Xfs,
+    Zfs,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 40] = [
+    pub const ALL: [Collector; 45] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -319,6 +324,11 @@ impl Collector {
         Collector::Nfsd,
         Collector::Tapestats,
         Collector::Fibrechannel,
+        Collector::Bcache,
+        Collector::Btrfs,
+        Collector::Infiniband,
+        Collector::Xfs,
+        Collector::Zfs,
     ];
 
     /// node_exporter's name for the collector.
@@ -364,6 +374,11 @@ impl Collector {
             Collector::Nfsd => "nfsd",
             Collector::Tapestats => "tapestats",
             Collector::Fibrechannel => "fibrechannel",
+            Collector::Bcache => "bcache",
+            Collector::Btrfs => "btrfs",
+            Collector::Infiniband => "infiniband",
+            Collector::Xfs => "xfs",
+            Collector::Zfs => "zfs",
         }
     }
 

@@ -1173,3 +1173,45 @@ fn tapestats_and_fibrechannel() {
     assert!(fc.contains(&"node_fibrechannel_rx_frames_total{fc_host=\"host1\"} 16".to_string()));
     assert!(fc.contains(&"node_fibrechannel_nos_total{fc_host=\"host1\"} 0".to_string()));
 }
+
+#[test]
+fn infiniband_and_zfs() {
+    let ib = samples_of(Collector::Infiniband, &no_rootfs());
+    assert_eq!(
+        ib,
+        [
+            "node_infiniband_info{device=\"mlx5_0\",board_id=\"MT_0000000010\",firmware_version=\"16.35.2000\",\
+             hca_type=\"\"} 1",
+            "node_infiniband_state_id{device=\"mlx5_0\",port=\"1\"} 4",
+            "node_infiniband_physical_state_id{device=\"mlx5_0\",port=\"1\"} 5",
+            "node_infiniband_rate_bytes_per_second{device=\"mlx5_0\",port=\"1\"} 3125000000",
+            "node_infiniband_link_downed_total{device=\"mlx5_0\",port=\"1\"} 1",
+            // Data counters count 4-byte words.
+            "node_infiniband_port_data_transmitted_bytes_total{device=\"mlx5_0\",port=\"1\"} 4000",
+        ]
+    );
+    let zfs = samples_of(Collector::Zfs, &no_rootfs());
+    assert_eq!(
+        zfs[..3],
+        [
+            "node_zfs_arc_hits 8772612",
+            "node_zfs_arc_misses 604635",
+            "node_zfs_arc_c 1073741824"
+        ]
+    );
+    assert_eq!(zfs.len(), 3 + 6);
+    assert!(zfs.contains(&"node_zfs_zpool_state{zpool=\"tank\",state=\"online\"} 1".to_string()));
+    assert!(zfs.contains(&"node_zfs_zpool_state{zpool=\"tank\",state=\"faulted\"} 0".to_string()));
+}
+
+#[test]
+fn absent_bcache_btrfs_and_xfs_are_no_error() {
+    // No module loaded: no directory under /sys/fs, nothing to report, as node_exporter.
+    for collector in [Collector::Bcache, Collector::Btrfs, Collector::Xfs] {
+        assert_eq!(
+            samples_of(collector, &no_rootfs()),
+            Vec::<String>::new(),
+            "{collector:?}"
+        );
+    }
+}
