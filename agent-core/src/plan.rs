@@ -473,6 +473,18 @@ pub struct Textfile {
     pub max_file_bytes: u32,
 }
 
+impl Textfile {
+    /// What reading one file holds: the file, and a parser sized for it under the node's
+    /// label limits (its line buffer and one series' scratch).
+    pub fn worst_case_bytes(&self, node: &Limits) -> u64 {
+        let limits = Limits {
+            body_bytes: self.max_file_bytes,
+            ..*node
+        };
+        u64::from(self.max_file_bytes) + limits.max_line_bytes() as u64 + limits.series_scratch_bytes()
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,
@@ -877,6 +889,12 @@ impl Plan {
             // The series table: entries, index slots and encoded labels.
             series_state += l.series_arena_bytes(TARGET_LABEL_BYTES + self.external_label_bytes())
                 + l.series_table_entries() as u64 / 2 * SERIES_SLOT_BYTES;
+        }
+        // The textfile collector reads one file at a time into its own parser.
+        if let Some(n) = &self.node {
+            if let Some(t) = &n.options.textfile {
+                scrape_bodies += t.worst_case_bytes(&n.limits);
+            }
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);

@@ -88,11 +88,6 @@ fn split_missing_collectors(theirs: &mut BTreeMap<String, Family>) -> BTreeSet<S
 /// Names or prefixes (ending in `_`) node_exporter exports that outpost deliberately does not.
 const ALLOWED: &[(&str, &str)] = &[
     (
-        "node_exporter_build_info",
-        "outpost exports `outpost_build_info{arch,branch,os,revision,rustversion,version}` instead: \
-         it is not node_exporter",
-    ),
-    (
         "go_",
         "Go runtime metrics of the node_exporter process; outpost is not a Go program",
     ),
@@ -454,8 +449,9 @@ fn compare(
                 label_names(our_family)
             ));
         }
-        // Process metrics describe different processes; their presence and shape is what counts.
-        if !name.starts_with("process_") {
+        // Process metrics describe different processes, and the build info different builds;
+        // their presence and shape is what counts.
+        if !name.starts_with("process_") && name != "node_exporter_build_info" {
             let their_series: BTreeSet<_> = family.series.keys().collect();
             let our_series: BTreeSet<_> = our_family.series.keys().collect();
             if their_series != our_series {
@@ -599,6 +595,9 @@ fn render_doc(
          its path flags say; outpost reads them under `--sysfs` and `--rootfs`.\n\
          - `textfile`: a family spread over two files is merged by node_exporter; outpost skips the second \
          file and reports `node_textfile_scrape_error` 1. Files are bounded in count and size by the plan.\n\
+         - `node_exporter_build_info` carries outpost's version, revision and branch (and the Rust \
+         compiler's version in `goversion`), because the node-mixin's USE dashboard lists instances by it; \
+         `outpost_build_info` says the same in outpost's own label names.\n\
          - HELP texts follow node_exporter's; Prometheus ignores them.\n\n",
     );
     doc.push_str(

@@ -165,9 +165,17 @@ fn fleet_keeps_the_seeds_settings() {
                 assert_eq!(p.str(p.scrape_jobs[0].name), "kube-state-metrics");
             }
             Role::Node => {
-                // The seed's fleet lists every collector of plan format version 1.
-                let version_one = plan::Collector::ALL.iter().filter(|c| c.since_version() == 1);
-                assert_eq!(p.node.as_ref().unwrap().collectors.len(), version_one.count());
+                // node_exporter's default collectors, and the textfile directory.
+                let node = p.node.as_ref().unwrap();
+                let mut default = outpost_compiler::compile::defaults::DEFAULT_COLLECTORS.to_vec();
+                default.sort();
+                assert_eq!(node.collectors, default);
+                let textfile = node.options.textfile.as_ref().unwrap();
+                assert_eq!(
+                    p.str(textfile.directory),
+                    "/var/lib/node_exporter/textfile_collector"
+                );
+                assert_eq!((textfile.max_files, textfile.max_file_bytes), (64, 1 << 20));
                 let names: Vec<&str> = p.scrape_jobs.iter().map(|j| p.str(j.name)).collect();
                 assert_eq!(names, ["kubelet", "cadvisor"]);
                 let kubelet = &p.scrape_jobs[0];

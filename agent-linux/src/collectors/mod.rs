@@ -446,6 +446,39 @@ impl NodeCollector {
             ],
             1u64,
         );
+        // The node-mixin's USE dashboard lists instances by this series, so it is exported too,
+        // with outpost's build in node_exporter's label names (Go's names for the architecture;
+        // `goversion` carries the Rust compiler's version: outpost is not a Go program).
+        let goarch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "arm" => "arm",
+            other => other,
+        };
+        expo.single(
+            &["node_exporter_build_info"],
+            &[
+                "A metric with a constant '1' value labeled by version, revision, branch, goversion from which \
+                 node_exporter was built, and the goos and goarch for the build.",
+            ],
+            Kind::Gauge,
+            &[
+                ("branch", option_env!("OUTPOST_GIT_BRANCH").unwrap_or("unknown")),
+                ("goarch", goarch),
+                ("goos", std::env::consts::OS),
+                (
+                    "goversion",
+                    option_env!("OUTPOST_RUSTC_VERSION").unwrap_or("unknown"),
+                ),
+                (
+                    "revision",
+                    option_env!("OUTPOST_GIT_REVISION").unwrap_or("unknown"),
+                ),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ],
+            1u64,
+        );
     }
 }
 
