@@ -555,6 +555,14 @@ fn render_doc(
         fixture.families,
         fixture.series
     );
+    let _ = writeln!(
+        doc,
+        "**Node-mixin metrics:** the {} metrics that `outpostc check` requires for the node-mixin's \
+         alerts, recording rules and Nodes/USE dashboards (`compiler/src/compile/node_mixin.rs`) are each \
+         exported by node_exporter on this machine or on the fixture tree, by the collector the list names, \
+         and by outpost wherever node_exporter exports them.\n",
+        outpost_compiler::compile::node_mixin::NEEDS.len()
+    );
     doc.push_str(
         "**Real btrfs and XFS:** `real_btrfs_and_xfs_match_node_exporter` (opt-in with \
          `OUTPOST_REAL_FS_TEST=1`: it needs root and creates loop devices) makes a two-device btrfs RAID1 \
@@ -588,9 +596,11 @@ fn render_doc(
          names.\n\
          - `diskstats`: udev properties are read from `<rootfs>/run/udev/data` (node_exporter's \
          `--path.udev.data` is not rootfs-relative).\n\
-         - Exclusion filters and field selections are node_exporter 1.5's defaults unless the plan's node \
-         options set them (`NodeOptions` in the plan format: filesystem mount points and types, netdev and \
-         diskstats devices, netstat and vmstat fields, netclass devices, the textfile directory).\n\
+         - Exclusion filters and field selections are node_exporter 1.5's defaults (Debian's build) unless \
+         the spec's `node.options` set them (filesystem mount points, types and mount timeout, netdev and \
+         diskstats devices, netstat and vmstat fields, netclass devices, the textfile directory; \
+         docs/spec-reference.md). Other `--collector.*` flags (powersupply's ignored supplies, bcache's \
+         priority stats, netdev's address info, include patterns) have no spec key: their defaults apply.\n\
          - `selinux`: node_exporter reads the host's `/sys/fs/selinux` and `/etc/selinux/config` whatever \
          its path flags say; outpost reads them under `--sysfs` and `--rootfs`.\n\
          - `textfile`: a family spread over two files is merged by node_exporter; outpost skips the second \
@@ -736,6 +746,7 @@ fn node_exporter_compatibility_report() {
     }
     let fixture = compare_on_fixture_tree();
     problems.extend(fixture.problems.iter().map(|p| format!("fixture tree: {p}")));
+    problems.extend(check_node_mixin_list(&theirs, &fixture.their_names));
     assert!(problems.is_empty(), "incompatibilities:\n{}", problems.join("\n"));
 
     let doc = render_doc(
@@ -763,6 +774,33 @@ struct FixtureResult {
     families: usize,
     series: usize,
     problems: Vec<String>,
+    /// The families node_exporter exported on the tree.
+    their_names: BTreeSet<String>,
+}
+
+/// The compiler's list of metrics the node-mixin needs (`outpostc check` warns when a plan
+/// leaves one out) names real node_exporter metrics, each by the collector that exports it:
+/// node_exporter exports every one here or on the fixture tree. That outpost exports them as
+/// well follows from the family-by-family comparisons.
+fn check_node_mixin_list(here: &BTreeMap<String, Family>, fixture: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for need in &outpost_compiler::compile::node_mixin::NEEDS {
+        if !here.contains_key(need.metric) && !fixture.contains(need.metric) {
+            problems.push(format!(
+                "node-mixin list: node_exporter exports {} neither here nor on the fixture tree",
+                need.metric
+            ));
+        }
+        let collector = need.collector.map_or("exporter self-metrics", Collector::name);
+        if group_of(need.metric) != collector {
+            problems.push(format!(
+                "node-mixin list: {} is exported by {}, not {collector}",
+                need.metric,
+                group_of(need.metric)
+            ));
+        }
+    }
+    problems
 }
 
 /// Runs node_exporter with only the fixture tree's collectors on the tree, and outpost on the
@@ -853,6 +891,7 @@ fn compare_on_fixture_tree() -> FixtureResult {
         families: their_names.intersection(&our_names).count(),
         series,
         problems,
+        their_names,
     }
 }
 

@@ -41,6 +41,34 @@ fn fleet_has_one_plan_per_agent_at_the_documented_paths() {
     );
 }
 
+/// The fleet as it was before `collectors: default` and node options existed (the seed's 11
+/// collectors, listed) still compiles to the version-1 plan bytes the compiler wrote then,
+/// kept in agent-core/tests/data/node-v1.plan: a spec using nothing new gets identical plans.
+#[test]
+fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
+    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let start = text.find("\nnode:\n").unwrap() + 1;
+    let end = start + text[start..].find("  limits:\n").unwrap();
+    let old = format!(
+        "{}node:\n  collectors: [cpu, meminfo, loadavg, diskstats, filesystem, netdev, stat, uname, time, vmstat, pressure]\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    let a = analyze("fleet-before.yaml", &old);
+    assert!(!a.has_errors(), "{}", a.render_text(100));
+    // Those 11 leave node-mixin alerts without data, and the check says so.
+    assert!(a.diagnostics.iter().all(|d| d.code == "node-mixin-gap"));
+    assert!(!a.diagnostics.is_empty());
+    let node = a
+        .plans
+        .iter()
+        .find(|p| p.cluster == "cluster-03" && p.role == Role::Node)
+        .unwrap();
+    let bytes = plan::encode(&node.plan).unwrap();
+    let before = std::fs::read(repo().join("agent-core/tests/data/node-v1.plan")).unwrap();
+    assert!(bytes == before, "the plan of a spec without new keys changed");
+}
+
 /// Set OUTPOST_UPDATE_GOLDEN=1 to rewrite examples/plans after an intended change.
 #[test]
 fn golden_plans_are_byte_identical() {

@@ -55,11 +55,13 @@ impl Unit<'_> {
             Some(l) => limits_from(cx, l, &npath.at("limits"), inherited.limits),
             None => inherited.limits,
         };
-        let job = s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB));
+        // Rules, then the job, then the options: strings are numbered in first-use order, and a
+        // spec without options must keep the plan bytes it always had.
         let mut rules = relabel_rules(cx, s, &n.metric_relabel, &npath.at("metric_relabel"));
         if let Some((list, p)) = &inherited.metric_relabel {
             rules.extend(relabel_rules(cx, s, list, p));
         }
+        let job = s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB));
         let options = options(cx, s, n, &collectors, &limits, wal_dir, &npath.at("options"));
         plan::NodeCollectors {
             collectors,
