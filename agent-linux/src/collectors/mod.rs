@@ -453,7 +453,6 @@ impl NodeCollector {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
             "x86" => "386",
-            "arm" => "arm",
             other => other,
         };
         expo.single(
