@@ -275,10 +275,15 @@ pub enum Collector {
     Nfsd,
     Tapestats,
     Fibrechannel,
+    Bcache,
+    Btrfs,
+    Infiniband,
+    Xfs,
+    Zfs,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 40] = [
+    pub const ALL: [Collector; 45] = [
         Collector::Cpu,
         Collector::Meminfo,
         Collector::Loadavg,
@@ -319,6 +324,11 @@ impl Collector {
         Collector::Nfsd,
         Collector::Tapestats,
         Collector::Fibrechannel,
+        Collector::Bcache,
+        Collector::Btrfs,
+        Collector::Infiniband,
+        Collector::Xfs,
+        Collector::Zfs,
     ];
 
     /// node_exporter's name for the collector.
@@ -364,6 +374,11 @@ impl Collector {
             Collector::Nfsd => "nfsd",
             Collector::Tapestats => "tapestats",
             Collector::Fibrechannel => "fibrechannel",
+            Collector::Bcache => "bcache",
+            Collector::Btrfs => "btrfs",
+            Collector::Infiniband => "infiniband",
+            Collector::Xfs => "xfs",
+            Collector::Zfs => "zfs",
         }
     }
 
@@ -456,6 +471,18 @@ pub struct Textfile {
     pub max_files: u32,
     /// A larger file is skipped and counts as an error.
     pub max_file_bytes: u32,
+}
+
+impl Textfile {
+    /// What reading one file holds: the file, and a parser sized for it under the node's
+    /// label limits (its line buffer and one series' scratch).
+    pub fn worst_case_bytes(&self, node: &Limits) -> u64 {
+        let limits = Limits {
+            body_bytes: self.max_file_bytes,
+            ..*node
+        };
+        u64::from(self.max_file_bytes) + limits.max_line_bytes() as u64 + limits.series_scratch_bytes()
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -862,6 +889,12 @@ impl Plan {
             // The series table: entries, index slots and encoded labels.
             series_state += l.series_arena_bytes(TARGET_LABEL_BYTES + self.external_label_bytes())
                 + l.series_table_entries() as u64 / 2 * SERIES_SLOT_BYTES;
+        }
+        // The textfile collector reads one file at a time into its own parser.
+        if let Some(n) = &self.node {
+            if let Some(t) = &n.options.textfile {
+                scrape_bodies += t.worst_case_bytes(&n.limits);
+            }
         }
         let q = &self.queue;
         let shards = u64::from(q.max_shards);

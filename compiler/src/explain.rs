@@ -100,6 +100,10 @@ pub fn explain_json(p: &Plan, plan_bytes: usize) -> Value {
             "job": p.str(n.job),
             "limits": limits_json(&n.limits),
             "metric_relabel": rules_json(p, &n.metric_relabel),
+            "options": node_options(p, &n.options)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v)))
+                .collect::<serde_json::Map<String, Value>>(),
         })),
         "scrape_jobs": p.scrape_jobs.iter().map(|j| json!({
             "name": p.str(j.name),
@@ -246,6 +250,9 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
             names.join(", ")
         );
         let _ = writeln!(o, "  limits: {}", limits_text(&n.limits));
+        for (option, value) in node_options(p, &n.options) {
+            let _ = writeln!(o, "  {option}: {value}");
+        }
         write_rules(&mut o, p, "  ", &n.metric_relabel);
     }
     for j in &p.scrape_jobs {
@@ -328,4 +335,44 @@ fn tls_text(p: &Plan, t: &plan::Tls) -> String {
         text.push_str(", certificate NOT verified");
     }
     text
+}
+
+/// The node options a plan sets, as (spec key, value); left-out options are the agent's defaults.
+fn node_options(p: &Plan, o: &plan::NodeOptions) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let patterns = [
+        (
+            "filesystem.mount_points_exclude",
+            o.filesystem_mount_points_exclude,
+        ),
+        ("filesystem.fs_types_exclude", o.filesystem_fs_types_exclude),
+        ("netdev.device_exclude", o.netdev_device_exclude),
+        ("diskstats.device_exclude", o.diskstats_device_exclude),
+        ("netclass.ignored_devices", o.netclass_ignored_devices),
+        ("netstat.fields", o.netstat_fields),
+        ("vmstat.fields", o.vmstat_fields),
+    ];
+    for (key, id) in patterns {
+        if let Some(id) = id {
+            out.push((key, format!("`{}`", p.str(id))));
+        }
+    }
+    if o.filesystem_mount_timeout_ms != 0 {
+        out.push((
+            "filesystem.mount_timeout",
+            format!("{} ms", o.filesystem_mount_timeout_ms),
+        ));
+    }
+    if let Some(t) = &o.textfile {
+        out.push((
+            "textfile",
+            format!(
+                "{}, at most {} files of {} each",
+                p.str(t.directory),
+                t.max_files,
+                format_size(u64::from(t.max_file_bytes))
+            ),
+        ));
+    }
+    out
 }

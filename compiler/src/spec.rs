@@ -189,10 +189,15 @@ pub struct Quantities {
     pub memory: Option<String>,
 }
 
-#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
-    pub collectors: Vec<String>,
+    /// Absent or `default`: node_exporter 1.5's default Linux collectors that outpost has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collectors: Option<CollectorsSpec>,
+    /// Taken out of `collectors`, as node_exporter's `--no-collector.<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_collectors: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +206,88 @@ pub struct NodeSpec {
     pub limits: Option<LimitsSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_relabel: Vec<RelabelSpec>,
+    /// node_exporter's `--collector.<collector>.<option>` flags that users rely on.
+    #[serde(default, skip_serializing_if = "NodeOptionsSpec::is_unset")]
+    pub options: NodeOptionsSpec,
+}
+
+/// `default`, or the collectors by node_exporter's names.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum CollectorsSpec {
+    /// Only `default` is a valid set name; anything else is reported with its place.
+    Set(String),
+    List(Vec<String>),
+}
+
+/// Per-collector options, grouped by collector as node_exporter's flags are. Patterns are
+/// regular expressions matched unanchored, as node_exporter's are.
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeOptionsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemOptionsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netdev: Option<DeviceExcludeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskstats: Option<DeviceExcludeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netclass: Option<NetclassOptionsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netstat: Option<FieldsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmstat: Option<FieldsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub textfile: Option<TextfileSpec>,
+}
+
+impl NodeOptionsSpec {
+    pub fn is_unset(&self) -> bool {
+        *self == NodeOptionsSpec::default()
+    }
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemOptionsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_points_exclude: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_types_exclude: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceExcludeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_exclude: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetclassOptionsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_devices: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextfileSpec {
+    /// A directory on the host, mounted read-only into the node-role agents at the same path.
+    pub directory: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,8 +49,8 @@ fn each_broken_spec_reports_its_mistake_with_a_place() {
             .unwrap_or_else(|| panic!("{name}: expected `{code}`, got {:?}", a.diagnostics));
         assert!(hit.resolve(&a.files).is_some(), "{name}: `{code}` has no place");
         assert!(hit.help.is_some(), "{name}: `{code}` offers no fix");
-        // The plaintext receiver is the one mistake that is only a warning.
-        if code == "plaintext-receiver" {
+        // Mistakes that are only warnings: the plan is still written.
+        if ["plaintext-receiver", "node-mixin-gap"].contains(&code) {
             assert_eq!(hit.severity, Severity::Warning);
             assert!(!a.has_errors(), "{name}: {:?}", a.diagnostics);
         } else {

@@ -41,6 +41,34 @@ fn fleet_has_one_plan_per_agent_at_the_documented_paths() {
     );
 }
 
+/// The fleet as it was before `collectors: default` and node options existed (the seed's 11
+/// collectors, listed) still compiles to the version-1 plan bytes the compiler wrote then,
+/// kept in agent-core/tests/data/node-v1.plan: a spec using nothing new gets identical plans.
+#[test]
+fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
+    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let start = text.find("\nnode:\n").unwrap() + 1;
+    let end = start + text[start..].find("  limits:\n").unwrap();
+    let old = format!(
+        "{}node:\n  collectors: [cpu, meminfo, loadavg, diskstats, filesystem, netdev, stat, uname, time, vmstat, pressure]\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    let a = analyze("fleet-before.yaml", &old);
+    assert!(!a.has_errors(), "{}", a.render_text(100));
+    // Those 11 leave node-mixin alerts without data, and the check says so.
+    assert!(a.diagnostics.iter().all(|d| d.code == "node-mixin-gap"));
+    assert!(!a.diagnostics.is_empty());
+    let node = a
+        .plans
+        .iter()
+        .find(|p| p.cluster == "cluster-03" && p.role == Role::Node)
+        .unwrap();
+    let bytes = plan::encode(&node.plan).unwrap();
+    let before = std::fs::read(repo().join("agent-core/tests/data/node-v1.plan")).unwrap();
+    assert!(bytes == before, "the plan of a spec without new keys changed");
+}
+
 /// Set OUTPOST_UPDATE_GOLDEN=1 to rewrite examples/plans after an intended change.
 #[test]
 fn golden_plans_are_byte_identical() {
@@ -165,9 +193,17 @@ fn fleet_keeps_the_seeds_settings() {
                 assert_eq!(p.str(p.scrape_jobs[0].name), "kube-state-metrics");
             }
             Role::Node => {
-                // The seed's fleet lists every collector of plan format version 1.
-                let version_one = plan::Collector::ALL.iter().filter(|c| c.since_version() == 1);
-                assert_eq!(p.node.as_ref().unwrap().collectors.len(), version_one.count());
+                // node_exporter's default collectors, and the textfile directory.
+                let node = p.node.as_ref().unwrap();
+                let mut default = outpost_compiler::compile::defaults::DEFAULT_COLLECTORS.to_vec();
+                default.sort();
+                assert_eq!(node.collectors, default);
+                let textfile = node.options.textfile.as_ref().unwrap();
+                assert_eq!(
+                    p.str(textfile.directory),
+                    "/var/lib/node_exporter/textfile_collector"
+                );
+                assert_eq!((textfile.max_files, textfile.max_file_bytes), (64, 1 << 20));
                 let names: Vec<&str> = p.scrape_jobs.iter().map(|j| p.str(j.name)).collect();
                 assert_eq!(names, ["kubelet", "cadvisor"]);
                 let kubelet = &p.scrape_jobs[0];

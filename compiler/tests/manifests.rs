@@ -332,6 +332,12 @@ fn tenant_node_agent_is_pinned_mounted_probed_and_locked_down() {
         assert_eq!(mounts[name]["mountPath"], inside);
         assert_eq!(mounts[name]["readOnly"], true, "{name}");
     }
+    // The textfile collector's directory: the host's, read-only, where the plan reads it.
+    let textfile = "/var/lib/node_exporter/textfile_collector";
+    assert_eq!(volumes["textfile"]["hostPath"]["path"], textfile);
+    assert_eq!(volumes["textfile"]["hostPath"]["type"], "DirectoryOrCreate");
+    assert_eq!(mounts["textfile"]["mountPath"], textfile);
+    assert_eq!(mounts["textfile"]["readOnly"], true);
     // The WAL is on the node, in a directory of this namespace, at the plan's path.
     assert_eq!(
         volumes["wal"]["hostPath"]["path"],

@@ -115,7 +115,7 @@ pub(super) fn fs_type_excluded(fs_type: &str) -> bool {
 }
 
 /// Appends a mounts-file field with its octal escapes (`\040` for space, ...) decoded.
-fn push_unescaped(out: &mut String, field: &str) -> (usize, usize) {
+pub(super) fn push_unescaped(out: &mut String, field: &str) -> (usize, usize) {
     let start = out.len();
     let mut rest = field;
     while let Some(i) = rest.find('\\') {
@@ -141,7 +141,7 @@ fn push_unescaped(out: &mut String, field: &str) -> (usize, usize) {
 }
 
 /// node_exporter strips the rootfs prefix from mount points so that labels name the host's paths.
-fn strip_rootfs<'m>(rootfs: &Path, mount_point: &'m str) -> &'m str {
+pub(super) fn strip_rootfs<'m>(rootfs: &Path, mount_point: &'m str) -> &'m str {
     let root = rootfs.as_os_str().to_str().unwrap_or("/").trim_end_matches('/');
     if root.is_empty() {
         return mount_point;

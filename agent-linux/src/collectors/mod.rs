@@ -16,7 +16,9 @@
 //! ([`NodeCollector::failures`]); the other collectors are unaffected.
 
 mod arp;
+mod bcache;
 mod bonding;
+mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -30,6 +32,7 @@ mod filefd;
 mod files;
 mod filesystem;
 mod hwmon;
+mod infiniband;
 mod ipvs;
 mod loadavg;
 mod mdadm;
@@ -60,6 +63,8 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod xfs;
+mod zfs;
 
 use std::cell::RefCell;
 use std::io;
@@ -160,7 +165,9 @@ pub struct NodeCollector {
 /// What collectors keep between scrapes, besides the shared [`Files`] buffers, and their
 /// settings from the plan.
 struct State {
+    bcache: bcache::State,
     bonding: bonding::State,
+    btrfs: btrfs::State,
     cpu: cpu::State,
     cpufreq: cpufreq::State,
     diskstats: diskstats::State,
@@ -169,6 +176,7 @@ struct State {
     fibrechannel: fibrechannel::State,
     filesystem: filesystem::State,
     hwmon: hwmon::State,
+    infiniband: infiniband::State,
     ipvs: ipvs::State,
     netclass: netclass::State,
     netclass_options: netclass::Options,
@@ -182,12 +190,16 @@ struct State {
     thermal_zone: thermal_zone::State,
     time: time::State,
     vmstat_fields: Option<Pattern>,
+    xfs: xfs::State,
+    zfs: zfs::State,
 }
 
 impl State {
     fn new(fs_stats: Arc<dyn FsStatsSource>, mount_timeout: Duration) -> Self {
         State {
+            bcache: bcache::State::default(),
             bonding: bonding::State::default(),
+            btrfs: btrfs::State::default(),
             cpu: cpu::State::new(),
             cpufreq: cpufreq::State::default(),
             diskstats: diskstats::State::default(),
@@ -196,6 +208,7 @@ impl State {
             fibrechannel: fibrechannel::State::default(),
             filesystem: filesystem::State::new(fs_stats, mount_timeout),
             hwmon: hwmon::State::default(),
+            infiniband: infiniband::State::default(),
             ipvs: ipvs::State::default(),
             netclass: netclass::State::default(),
             netclass_options: netclass::Options {
@@ -211,6 +224,8 @@ impl State {
             thermal_zone: thermal_zone::State::default(),
             time: time::State::default(),
             vmstat_fields: None,
+            xfs: xfs::State::default(),
+            zfs: zfs::State::default(),
         }
     }
 }
@@ -271,6 +286,11 @@ fn run(
         Collector::Nfsd => nfsd::collect(paths, files, expo),
         Collector::Tapestats => tapestats::collect(paths, files, &mut state.tapestats, expo),
         Collector::Fibrechannel => fibrechannel::collect(paths, files, &mut state.fibrechannel, expo),
+        Collector::Bcache => bcache::collect(paths, files, &mut state.bcache, expo),
+        Collector::Btrfs => btrfs::collect(paths, files, &mut state.btrfs, expo),
+        Collector::Infiniband => infiniband::collect(paths, files, &mut state.infiniband, expo),
+        Collector::Xfs => xfs::collect(paths, files, &mut state.xfs, expo),
+        Collector::Zfs => zfs::collect(paths, files, &mut state.zfs, expo),
     }
 }
 
@@ -404,6 +424,38 @@ impl NodeCollector {
             }
         }
         expo.build_info();
+        // The node-mixin's USE dashboard lists instances by this series, so it is exported too,
+        // with outpost's build in node_exporter's label names (Go's names for the architecture;
+        // `goversion` carries the Rust compiler's version: outpost is not a Go program).
+        let goarch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            other => other,
+        };
+        expo.single(
+            &["node_exporter_build_info"],
+            &[
+                "A metric with a constant '1' value labeled by version, revision, branch, goversion from which \
+                 node_exporter was built, and the goos and goarch for the build.",
+            ],
+            Kind::Gauge,
+            &[
+                ("branch", option_env!("OUTPOST_GIT_BRANCH").unwrap_or("unknown")),
+                ("goarch", goarch),
+                ("goos", std::env::consts::OS),
+                (
+                    "goversion",
+                    option_env!("OUTPOST_RUSTC_VERSION").unwrap_or("unknown"),
+                ),
+                (
+                    "revision",
+                    option_env!("OUTPOST_GIT_REVISION").unwrap_or("unknown"),
+                ),
+                ("version", env!("CARGO_PKG_VERSION")),
+            ],
+            1u64,
+        );
     }
 }
 

@@ -29,8 +29,9 @@ fn render(collector: Collector, rootfs: &Path) -> (String, usize) {
         "{collector:?} failed: {:?}\n{out}",
         node.failures().map(|(_, e)| e.to_string()).collect::<Vec<_>>()
     );
-    // Everything after the collector's own text: 2 meta samples and outpost_build_info.
-    (out[..end].to_string(), samples - 3)
+    // Everything after the collector's own text: 2 meta samples, outpost_build_info and
+    // node_exporter_build_info.
+    (out[..end].to_string(), samples - 4)
 }
 
 /// An os-release as systemd's os-release(5) describes it, with each quoting style.
@@ -202,8 +203,8 @@ fn missing_pressure_files_fail_only_that_collector() {
     assert!(out.contains("node_scrape_collector_success{collector=\"pressure\"} 0\n"));
     assert!(out.contains("node_scrape_collector_success{collector=\"stat\"} 1\n"));
     assert!(!out.contains("node_pressure_"), "{out}");
-    // 6 stat samples, 2 + 2 meta samples, build info.
-    assert_eq!(samples, 6 + 4 + 1);
+    // 6 stat samples, 2 + 2 meta samples, the two build infos.
+    assert_eq!(samples, 6 + 4 + 2);
     let failures: Vec<_> = node.failures().collect();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0, Collector::Pressure);
@@ -736,8 +737,8 @@ fn at_most_max_workers_hung_mounts_are_waited_for() {
     for i in 0..6 {
         assert_eq!(device_error(&out, &format!("/nfs{i}")), Some(1), "{out}");
     }
-    // 6 device_error samples, 2 scrape-meta samples and the build info.
-    assert_eq!(samples, 6 + 2 + 1);
+    // 6 device_error samples, 2 scrape-meta samples and the two build infos.
+    assert_eq!(samples, 6 + 2 + 2);
     assert_eq!(source.asked(), MAX_STATFS_WORKERS);
     node.collect(&mut out);
     assert_eq!(
@@ -1172,4 +1173,226 @@ fn tapestats_and_fibrechannel() {
     assert_eq!(fc.len(), 1 + 14);
     assert!(fc.contains(&"node_fibrechannel_rx_frames_total{fc_host=\"host1\"} 16".to_string()));
     assert!(fc.contains(&"node_fibrechannel_nos_total{fc_host=\"host1\"} 0".to_string()));
+}
+
+#[test]
+fn infiniband_and_zfs() {
+    let ib = samples_of(Collector::Infiniband, &no_rootfs());
+    assert_eq!(
+        ib,
+        [
+            "node_infiniband_info{device=\"mlx5_0\",board_id=\"MT_0000000010\",firmware_version=\"16.35.2000\",\
+             hca_type=\"\"} 1",
+            "node_infiniband_state_id{device=\"mlx5_0\",port=\"1\"} 4",
+            "node_infiniband_physical_state_id{device=\"mlx5_0\",port=\"1\"} 5",
+            "node_infiniband_rate_bytes_per_second{device=\"mlx5_0\",port=\"1\"} 3125000000",
+            "node_infiniband_link_downed_total{device=\"mlx5_0\",port=\"1\"} 1",
+            // Data counters count 4-byte words.
+            "node_infiniband_port_data_transmitted_bytes_total{device=\"mlx5_0\",port=\"1\"} 4000",
+        ]
+    );
+    let zfs = samples_of(Collector::Zfs, &no_rootfs());
+    assert_eq!(
+        zfs[..3],
+        [
+            "node_zfs_arc_hits 8772612",
+            "node_zfs_arc_misses 604635",
+            "node_zfs_arc_c 1073741824"
+        ]
+    );
+    assert_eq!(zfs.len(), 3 + 6);
+    assert!(zfs.contains(&"node_zfs_zpool_state{zpool=\"tank\",state=\"online\"} 1".to_string()));
+    assert!(zfs.contains(&"node_zfs_zpool_state{zpool=\"tank\",state=\"faulted\"} 0".to_string()));
+}
+
+#[test]
+fn absent_bcache_btrfs_and_xfs_are_no_error() {
+    // No module loaded: no directory under /sys/fs, nothing to report, as node_exporter.
+    for collector in [Collector::Bcache, Collector::Btrfs, Collector::Xfs] {
+        assert_eq!(
+            samples_of(collector, &no_rootfs()),
+            Vec::<String>::new(),
+            "{collector:?}"
+        );
+    }
+}
+
+/// The filters the agent applies when the plan leaves an option out are the node_exporter
+/// defaults the compiler documents (and the spec reference lists): the hand-written matchers
+/// and the patterns agree on this machine's names and on the corner cases of each.
+#[test]
+fn built_in_filters_are_the_documented_default_patterns() {
+    use outpost_compiler::compile::defaults as documented;
+    let pattern = |text: &str| Pattern::new("default", text).unwrap();
+    let lines = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+
+    let mut mount_points: Vec<String> = [
+        "/",
+        "/dev",
+        "/dev/shm",
+        "/devices",
+        "/proc",
+        "/proc/sys/fs/binfmt_misc",
+        "/run",
+        "/run/user/1000",
+        "/runner",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/mnt",
+        "/mnt/data",
+        "/media/usb",
+        "/home",
+        "/var/lib/docker",
+        "/var/lib/docker/overlay2/abc/merged",
+        "/var/lib/containers/storage/overlay",
+        "/var/lib/kubelet",
+        "/boot/efi",
+        "relative",
+    ]
+    .map(String::from)
+    .to_vec();
+    mount_points.extend(
+        lines("/proc/1/mounts")
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1).map(String::from)),
+    );
+    let mut excluded = pattern(documented::DEFAULT_MOUNT_POINTS_EXCLUDE);
+    for m in &mount_points {
+        assert_eq!(
+            excluded.is_match(m),
+            filesystem::mount_point_excluded(m),
+            "mount point {m}"
+        );
+    }
+
+    let mut fs_types: Vec<String> = [
+        "cgroup",
+        "cgroup2",
+        "cgroup3",
+        "ext4",
+        "overlay",
+        "overlayfs",
+        "nfs4",
+        "proc",
+        "procfs",
+    ]
+    .map(String::from)
+    .to_vec();
+    fs_types.extend(
+        lines("/proc/filesystems")
+            .lines()
+            .filter_map(|l| l.split_whitespace().last().map(String::from)),
+    );
+    let mut excluded = pattern(documented::DEFAULT_FS_TYPES_EXCLUDE);
+    for t in &fs_types {
+        assert_eq!(
+            excluded.is_match(t),
+            filesystem::fs_type_excluded(t),
+            "fs type {t}"
+        );
+    }
+
+    let mut disks: Vec<String> = [
+        "sda",
+        "sda1",
+        "sdaa1",
+        "vdb3",
+        "xvda1",
+        "hda12",
+        "nvme0n1",
+        "nvme0n1p1",
+        "nvme10n2p13",
+        "loop0",
+        "loop",
+        "ram15",
+        "fd0",
+        "dm-0",
+        "md0",
+        "sr0",
+        "mmcblk0",
+        "mmcblk0p1",
+    ]
+    .map(String::from)
+    .to_vec();
+    disks.extend(
+        lines("/proc/diskstats")
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2).map(String::from)),
+    );
+    let mut excluded = pattern(documented::DEFAULT_DISKSTATS_DEVICE_EXCLUDE);
+    for d in &disks {
+        assert_eq!(excluded.is_match(d), diskstats::disk_excluded(d), "disk {d}");
+    }
+
+    let mut excluded = pattern(documented::DEFAULT_NETDEV_DEVICE_EXCLUDE);
+    let mut ignored = pattern(documented::DEFAULT_NETCLASS_IGNORED_DEVICES);
+    for device in ["lo", "lo0", "eth0", "veth1a2b", "bond0"] {
+        assert_eq!(excluded.is_match(device), device == "lo", "netdev {device}");
+        assert!(
+            !ignored.is_match(device),
+            "netclass ignores nothing by default: {device}"
+        );
+    }
+
+    // netstat's fields are `<protocol>_<name>` from the header lines of /proc/net/netstat and
+    // /proc/net/snmp (`TcpExt: SyncookiesSent ...`), plus the corner cases.
+    let mut fields: Vec<(String, String)> = [
+        ("Tcp", "InErrs"),
+        ("Udp", "InErrors"),
+        ("Ip", "Forwarding"),
+        ("Ip", "InOctets"),
+        ("Ip6", "InOctets"),
+        ("IpExt", "OutOctets"),
+        ("Icmp6", "OutMsgs"),
+        ("TcpExt", "ListenDrops"),
+        ("TcpExt", "SyncookiesFailed"),
+        ("TcpExt", "TCPTimeouts"),
+        ("TcpExt", "TCPTimeoutsX"),
+        ("Udp6", "RcvbufErrors"),
+        ("UdpLite", "InDatagrams"),
+    ]
+    .map(|(p, n)| (p.to_string(), n.to_string()))
+    .to_vec();
+    for file in ["/proc/net/netstat", "/proc/net/snmp"] {
+        for line in lines(file).lines().step_by(2) {
+            let mut words = line.split_whitespace();
+            let protocol = words.next().unwrap_or("").trim_end_matches(':').to_string();
+            fields.extend(words.map(|n| (protocol.clone(), n.to_string())));
+        }
+    }
+    let mut selected = pattern(documented::DEFAULT_NETSTAT_FIELDS);
+    for (protocol, name) in &fields {
+        let key = format!("{protocol}_{name}");
+        assert_eq!(
+            selected.is_match(&key),
+            netstat::default_field(protocol, name),
+            "netstat {key}"
+        );
+    }
+
+    let mut vmstat: Vec<String> = [
+        "oom_kill",
+        "pgpgin",
+        "pswpout",
+        "pgfault",
+        "pgmajfault",
+        "pgmajfault_s",
+        "thp_fault_alloc",
+        "nr_free_pages",
+    ]
+    .map(String::from)
+    .to_vec();
+    vmstat.extend(
+        lines("/proc/vmstat")
+            .lines()
+            .filter_map(|l| l.split(' ').next().map(String::from)),
+    );
+    let mut selected = pattern(documented::DEFAULT_VMSTAT_FIELDS);
+    for field in &vmstat {
+        assert_eq!(
+            selected.is_match(field),
+            vmstat::vmstat_field_selected(field),
+            "vmstat {field}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use super::pattern::Pattern;
 use super::Paths;
 
 /// node_exporter's default `--collector.vmstat.fields`: `^(oom_kill|pgpg|pswp|pg.*fault).*`.
-fn vmstat_field_selected(field: &str) -> bool {
+pub(super) fn vmstat_field_selected(field: &str) -> bool {
     field.starts_with("oom_kill")
         || field.starts_with("pgpg")
         || field.starts_with("pswp")

@@ -18,13 +18,16 @@ pub struct Tree {
 }
 
 /// The collectors (node_exporter's names) this tree is for.
-pub const COLLECTORS: [&str; 16] = [
+pub const COLLECTORS: [&str; 21] = [
+    "bcache",
     "bonding",
+    "btrfs",
     "cpufreq",
     "dmi",
     "edac",
     "fibrechannel",
     "hwmon",
+    "infiniband",
     "ipvs",
     "mdadm",
     "nfs",
@@ -35,6 +38,8 @@ pub const COLLECTORS: [&str; 16] = [
     "schedstat",
     "tapestats",
     "thermal_zone",
+    "xfs",
+    "zfs",
 ];
 
 impl Tree {
@@ -95,6 +100,11 @@ pub fn build() -> Tree {
     nfsd(&t);
     tapes(&t);
     fibre_channel(&t);
+    bcache(&t);
+    btrfs(&t);
+    infiniband(&t);
+    xfs(&t);
+    zfs(&t);
     t
 }
 
@@ -520,4 +530,424 @@ fn cpufreq(t: &Tree) {
     );
     // A CPU without frequency scaling.
     t.file("sys/devices/system/cpu/cpu2/online", "1\n");
+}
+
+fn bcache(t: &Tree) {
+    // Documentation/admin-guide/bcache.rst: a cache set's directory links its backing devices
+    // (bdev<n>) and cache devices (cache<n>); sizes are bch_hprint'ed ("12.5M").
+    let set = "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74";
+    t.file("sys/fs/bcache/register", "");
+    t.file("sys/fs/bcache/register_quiet", "");
+    t.attributes(
+        set,
+        &[
+            ("average_key_size", "19.2k"),
+            ("btree_cache_size", "12.5M"),
+            ("cache_available_percent", "97"),
+            ("congested", "0"),
+            ("root_usage_percent", "8"),
+            ("tree_depth", "2"),
+            ("block_size", "4.0k"),
+        ],
+    );
+    t.attributes(
+        &format!("{set}/internal"),
+        &[
+            ("active_journal_entries", "3"),
+            ("btree_nodes", "412"),
+            ("btree_read_average_duration_us", "1532"),
+            ("cache_read_races", "7"),
+        ],
+    );
+    for period in ["stats_total", "stats_five_minute"] {
+        t.attributes(
+            &format!("{set}/{period}"),
+            &[
+                ("bypassed", "1.4G"),
+                ("cache_hits", "301926"),
+                ("cache_misses", "40021"),
+                ("cache_bypass_hits", "129"),
+                ("cache_bypass_misses", "0"),
+                ("cache_miss_collisions", "12"),
+                ("cache_readaheads", "0"),
+            ],
+        );
+    }
+    let sdb = "sys/devices/pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0/block/sdb/bcache";
+    let sdc = "sys/devices/pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sdc/bcache";
+    let nvme = "sys/devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/nvme0n1/bcache";
+    t.link(&format!("{set}/bdev0"), &format!("../../../{}", &sdb[4..]));
+    t.link(&format!("{set}/bdev1"), &format!("../../../{}", &sdc[4..]));
+    t.link(&format!("{set}/cache0"), &format!("../../../{}", &nvme[4..]));
+    for (dir, dirty, rate_debug) in [
+        (
+            sdb,
+            "2.5G",
+            "rate:\t\t1.1M/sec\ndirty:\t\t2.5G\ntarget:\t\t14.4G\nproportional:\t-291.7k\nintegral:\t12.0k\nchange:\t\t-280.1k/sec\nnext io:\t-1ms\n",
+        ),
+        (
+            sdc,
+            "0",
+            "rate:\t\t4.0k/sec\ndirty:\t\t0\ntarget:\t\t9.6G\nproportional:\t0\nintegral:\t0\nchange:\t\t0/sec\nnext io:\t2ms\n",
+        ),
+    ] {
+        t.attributes(dir, &[("dirty_data", dirty)]);
+        t.file(&format!("{dir}/writeback_rate_debug"), rate_debug);
+        t.attributes(
+            &format!("{dir}/stats_total"),
+            &[
+                ("bypassed", "712.3M"),
+                ("cache_hits", "150963"),
+                ("cache_misses", "20010"),
+                ("cache_bypass_hits", "64"),
+                ("cache_bypass_misses", "0"),
+                ("cache_miss_collisions", "6"),
+                ("cache_readaheads", "0"),
+            ],
+        );
+        t.attributes(&format!("{dir}/stats_five_minute"), &[("cache_hits", "12")]);
+    }
+    t.attributes(
+        nvme,
+        &[
+            ("io_errors", "0"),
+            ("metadata_written", "1.9G"),
+            ("written", "39.1G"),
+            ("priority_stats", "Unused:\t\t3%\nMetadata:\t1%\n"),
+        ],
+    );
+    // A second set that has only just been registered: no internal directory or totals yet
+    // (absent files count as 0), one backing device.
+    let other = "sys/fs/bcache/1a2b3c4d-0000-4e5f-8a9b-aabbccddeeff";
+    t.attributes(other, &[("tree_depth", "1"), ("cache_available_percent", "100")]);
+    t.attributes(&format!("{other}/bdev0"), &[("dirty_data", "0")]);
+    t.file(
+        &format!("{other}/bdev0/writeback_rate_debug"),
+        "rate:\t\t512/sec\ndirty:\t\t0\ntarget:\t\t0\nproportional:\t0\nintegral:\t0\nchange:\t\t0/sec\nnext io:\t0ms\n",
+    );
+}
+
+fn btrfs(t: &Tree) {
+    // ABI/testing/sysfs-fs-btrfs: one directory per filesystem UUID; `devices` links each
+    // member's block device (whose `size` counts 512-byte sectors).
+    t.file("sys/fs/btrfs/features/raid1c34", "0\n");
+    let single = "sys/fs/btrfs/0abb23a9-919c-4f63-b64b-fbd8e4e7a7e5";
+    t.attributes(
+        single,
+        &[
+            ("label", "fixture"),
+            ("clone_alignment", "4096"),
+            ("nodesize", "16384"),
+            ("quota_override", "0"),
+            ("sectorsize", "4096"),
+        ],
+    );
+    t.attributes(
+        &format!("{single}/features"),
+        &[("extended_iref", "0"), ("no_holes", "0")],
+    );
+    let sda2 = "sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda2";
+    t.attributes(sda2, &[("size", "41943040")]);
+    t.link(
+        &format!("{single}/devices/sda2"),
+        &format!("../../../../{}", &sda2[4..]),
+    );
+    t.attributes(
+        &format!("{single}/allocation"),
+        &[("global_rsv_reserved", "0"), ("global_rsv_size", "16777216")],
+    );
+    for (group, mode, total, used, reserved) in [
+        ("data", "single", "8589934592", "6442450944", "0"),
+        ("metadata", "dup", "1073741824", "268435456", "65536"),
+        ("system", "dup", "8388608", "16384", "0"),
+    ] {
+        let dir = format!("{single}/allocation/{group}");
+        t.attributes(
+            &dir,
+            &[
+                ("bytes_may_use", "0"),
+                ("bytes_pinned", "0"),
+                ("bytes_readonly", "0"),
+                ("bytes_reserved", reserved),
+                ("bytes_used", used),
+                ("disk_total", total),
+                ("disk_used", used),
+                ("flags", "1"),
+                ("total_bytes", total),
+                ("total_bytes_pinned", "0"),
+            ],
+        );
+        t.attributes(
+            &format!("{dir}/{mode}"),
+            &[("total_bytes", total), ("used_bytes", used)],
+        );
+    }
+    // Three devices in RAID5 (data) and RAID1 (metadata, system), with a separate metadata UUID.
+    let raid = "sys/fs/btrfs/7f0c3e1e-2f68-4b9a-a0a2-6b3d1bfe4c10";
+    t.attributes(
+        raid,
+        &[
+            ("label", ""),
+            ("metadata_uuid", "c2dd4b0b-63f6-4bb6-8a8f-8d6f1a6b2b0e"),
+            ("nodesize", "16384"),
+            ("sectorsize", "4096"),
+        ],
+    );
+    t.attributes(&format!("{raid}/features"), &[("raid56", "0")]);
+    for disk in ["vdb", "vdc", "vdd"] {
+        let dir = format!("sys/devices/virtual/block/{disk}");
+        t.attributes(&dir, &[("size", "209715200")]);
+        t.link(
+            &format!("{raid}/devices/{disk}"),
+            &format!("../../../../devices/virtual/block/{disk}"),
+        );
+    }
+    t.attributes(&format!("{raid}/allocation"), &[("global_rsv_size", "5242880")]);
+    for (group, mode, total, used) in [
+        ("data", "raid5", "21474836480", "1073741824"),
+        ("metadata", "raid1", "2147483648", "1048576"),
+        ("system", "raid1", "33554432", "16384"),
+    ] {
+        let dir = format!("{raid}/allocation/{group}");
+        t.attributes(&dir, &[("bytes_reserved", "0"), ("total_bytes", total)]);
+        t.attributes(
+            &format!("{dir}/{mode}"),
+            &[("total_bytes", total), ("used_bytes", used)],
+        );
+    }
+    // Mounted on a directory of the fixture's root that is not a btrfs subvolume root, so the
+    // ioctls cannot be used and the devices come from sysfs.
+    std::fs::create_dir_all(t.rootfs().join("srv/data")).unwrap();
+    t.file(
+        "proc/1/mounts",
+        &format!(
+            "/dev/sda2 {}/srv/data btrfs rw,relatime,ssd,space_cache=v2,subvolid=5,subvol=/ 0 0\n\
+             tmpfs /run tmpfs rw,nosuid,nodev,size=1635024k,mode=755 0 0\n",
+            t.rootfs().display()
+        ),
+    );
+}
+
+fn infiniband(t: &Tree) {
+    // ABI/stable/sysfs-class-infiniband. A ConnectX-5 with one active EDR port and no
+    // counters_ext; a ConnectX-3 with extended counters, a port that is down and a counter that
+    // its firmware does not provide.
+    let mlx5 = "sys/class/infiniband/mlx5_0";
+    t.attributes(
+        mlx5,
+        &[
+            ("board_id", "MT_0000000010"),
+            ("fw_ver", "16.35.2000"),
+            ("hca_type", "MT4119"),
+        ],
+    );
+    t.attributes(
+        &format!("{mlx5}/ports/1"),
+        &[
+            ("state", "4: ACTIVE"),
+            ("phys_state", "5: LinkUp"),
+            ("rate", "100 Gb/sec (4X EDR)"),
+        ],
+    );
+    t.attributes(
+        &format!("{mlx5}/ports/1/counters"),
+        &[
+            ("excessive_buffer_overrun_errors", "0"),
+            ("link_downed", "1"),
+            ("link_error_recovery", "0"),
+            ("local_link_integrity_errors", "0"),
+            ("multicast_rcv_packets", "2094"),
+            ("multicast_xmit_packets", "0"),
+            ("port_rcv_constraint_errors", "0"),
+            ("port_rcv_data", "2221223609"),
+            ("port_rcv_errors", "0"),
+            ("port_rcv_packets", "5791934"),
+            ("port_rcv_remote_physical_errors", "0"),
+            ("port_rcv_switch_relay_errors", "0"),
+            ("port_xmit_constraint_errors", "0"),
+            ("port_xmit_data", "26540356890"),
+            ("port_xmit_discards", "0"),
+            ("port_xmit_packets", "85734114"),
+            ("port_xmit_wait", "3599"),
+            ("symbol_error", "0"),
+            ("unicast_rcv_packets", "5789840"),
+            ("unicast_xmit_packets", "85734114"),
+            ("VL15_dropped", "0"),
+        ],
+    );
+    let mlx4 = "sys/class/infiniband/mlx4_0";
+    t.attributes(mlx4, &[("board_id", "SM_1141000001000"), ("fw_ver", "2.42.5000")]);
+    t.attributes(
+        &format!("{mlx4}/ports/1"),
+        &[
+            ("state", "4: ACTIVE"),
+            ("phys_state", "5: LinkUp"),
+            ("rate", "56 Gb/sec (4X FDR)"),
+        ],
+    );
+    t.attributes(
+        &format!("{mlx4}/ports/1/counters"),
+        &[
+            ("link_downed", "0"),
+            ("port_rcv_data", "0x10"),
+            ("port_rcv_discards", "N/A (no PMA)"),
+            ("port_xmit_data", "1024"),
+            ("VL15_dropped", "3"),
+        ],
+    );
+    t.attributes(
+        &format!("{mlx4}/ports/1/counters_ext"),
+        &[
+            ("port_multicast_rcv_packets", "0"),
+            ("port_multicast_xmit_packets", "0"),
+            ("port_rcv_data_64", "4611686018427387904"),
+            ("port_rcv_packets_64", "738"),
+            ("port_unicast_rcv_packets", "738"),
+            ("port_unicast_xmit_packets", "745"),
+            ("port_xmit_data_64", "28184"),
+            ("port_xmit_packets_64", "745"),
+        ],
+    );
+    t.attributes(
+        &format!("{mlx4}/ports/2"),
+        &[
+            ("state", "1: DOWN"),
+            ("phys_state", "3: Disabled"),
+            ("rate", "2.5 Gb/sec (1X SDR)"),
+        ],
+    );
+    t.attributes(&format!("{mlx4}/ports/2/counters"), &[("link_downed", "2")]);
+}
+
+fn xfs(t: &Tree) {
+    // Documentation/admin-guide/xfs.rst, "sysfs": the statistics of every XFS filesystem
+    // together in /sys/fs/xfs/stats, then each one's own under /sys/fs/xfs/<device>/stats.
+    // A recent kernel's groups (more than node_exporter knows), then an older one's with 7
+    // vnode counters and 8 quota counters.
+    let recent = "extent_alloc 4260849 125170297 4618726 131131897\n\
+                  abt 29491162 337391304 11257328 11133039\n\
+                  blk_map 381213360 115456141 10903633 69612322 7448401 507765827 0\n\
+                  bmbt 771328 986400 145 167\n\
+                  dir 21253907 6921870 6198222 1218\n\
+                  trans 120 2567483 0\n\
+                  ig 17754368 2019571 102 15734797 0 15672217 3962470\n\
+                  log 19431 2149489 0 28108 26830\n\
+                  push_ail 2682613 0 233466522 3497393 0 2114 102 2305 0 15212\n\
+                  xstrat 6812 0\n\
+                  rw 93151937 27225452\n\
+                  attr 4670 46 0 0\n\
+                  icluster 160063 59043 295441\n\
+                  vnodes 92447 97 1 0 6 15734870 15734870 0\n\
+                  buf 2584164 0 0 0 54 254 0 0 0\n\
+                  abtb2 184 264 27 35 0 0 0 0 0 0 0 0 0 0 2\n\
+                  abtc2 345 511 63 57 0 0 0 0 0 0 0 0 0 0 8\n\
+                  bmbt2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+                  ibt2 3 3 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+                  fibt2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+                  rmapbt 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+                  refcntbt 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+                  qm 0 0 0 0 0 0 0 0 0\n\
+                  xpc 399724544 92823103 86219234\n\
+                  defer_relog 0\n\
+                  debug 0\n";
+    let older = "extent_alloc 1 2 3 4\nabt 5 6 7 8\nblk_map 9 10 11 12 13 14 15\nbmbt 16 17 18 19\n\
+                 dir 20 21 22 23\ntrans 24 25 26\nig 27 28 29 30 31 32 33\nlog 34 35 36 37 38\n\
+                 push_ail 39 40 41 42 43 44 45 46 47 48\nxstrat 49 50\nrw 51 52\nattr 53 54 55 56\n\
+                 icluster 57 58 59\nvnodes 60 61 62 63 64 65 66\nbuf 67 68 69 70 71 72 73 74 75\n\
+                 qm 0 0 0 0 0 0 0 0\nxpc 4294967296 0 0\ndebug 0\n";
+    t.file("sys/fs/xfs/stats/stats", recent);
+    t.file("sys/fs/xfs/sda1/stats/stats", recent);
+    t.file("sys/fs/xfs/dm-3/stats/stats", older);
+    t.file("sys/fs/xfs/dm-3/error/fail_at_unmount", "1\n");
+}
+
+fn zfs(t: &Tree) {
+    // OpenZFS's kstats: a header line (id, type, flags, count, size, creation and snapshot
+    // times), the `name type data` line, then one statistic per line (type 4 is a 64-bit
+    // unsigned number, 7 a string). Dashes in names become underscores in metric names.
+    let kstat = |name: &str, rows: &[(&str, &str, &str)]| {
+        let mut text = String::from(
+            "6 1 0x01 91 4368 5266997922 97951829710566\nname                            type data\n",
+        );
+        for (key, kind, value) in rows {
+            text.push_str(&format!("{key:<32}{kind:<5}{value}\n"));
+        }
+        t.file(&format!("proc/spl/kstat/zfs/{name}"), &text);
+    };
+    kstat(
+        "arcstats",
+        &[
+            ("hits", "4", "8772612"),
+            ("misses", "4", "604635"),
+            ("demand_data_hits", "4", "7221032"),
+            ("c", "4", "1073741824"),
+            ("c_min", "4", "33554432"),
+            ("size", "4", "1004269976"),
+            ("arc_meta_used", "4", "308575888"),
+            ("memory_throttle_count", "4", "0"),
+            ("arc_need_free", "3", "0"),
+        ],
+    );
+    kstat(
+        "fm",
+        &[
+            ("erpt-dropped", "4", "18"),
+            ("erpt-set-failed", "4", "0"),
+            ("fmri-set-failed", "4", "0"),
+            ("payload-set-failed", "4", "0"),
+        ],
+    );
+    kstat(
+        "zil",
+        &[
+            ("zil_commit_count", "4", "10"),
+            ("zil_commit_writer_count", "4", "0"),
+            ("zil_itx_count", "4", "0"),
+        ],
+    );
+    kstat("zfetchstats", &[("hits", "4", "7067992"), ("misses", "4", "11")]);
+    kstat(
+        "dmu_tx",
+        &[("dmu_tx_assigned", "4", "3532844"), ("dmu_tx_error", "4", "0")],
+    );
+    kstat(
+        "vdev_mirror_stats",
+        &[("rotating_linear", "4", "0"), ("non_rotating_seek", "4", "12")],
+    );
+    // A file node_exporter does not read.
+    kstat("dmu_tx_assign", &[("1 ns", "4", "0")]);
+    for (pool, state, reads) in [("pool1", "ONLINE\n", "22"), ("pool2", "DEGRADED\n", "1")] {
+        t.file(
+            &format!("proc/spl/kstat/zfs/{pool}/io"),
+            &format!(
+                "12 3 0x00 1 80 2225326830828 32953476980628\n\
+                 nread    nwritten reads    writes   wtime    wlentime wupdate  rtime    rlentime rupdate  wcnt     rcnt\n\
+                 1884160  3206144  {reads}       132      7155162  104112268 25164379  10638345 63226340 2523 0 0\n"
+            ),
+        );
+        t.file(&format!("proc/spl/kstat/zfs/{pool}/state"), state);
+    }
+    for (objset, dataset, writes) in [
+        ("objset-0x36", "pool1", "0"),
+        ("objset-0x85", "pool1/data", "1217"),
+    ] {
+        t.file(
+            &format!("proc/spl/kstat/zfs/pool1/{objset}"),
+            &format!(
+                "24 1 0x01 7 2160 5214787391 74985931356512\n\
+                 name                            type data\n\
+                 dataset_name                    7    {dataset}\n\
+                 writes                          4    {writes}\n\
+                 nwritten                        4    41521152\n\
+                 reads                           4    33\n\
+                 nread                           4    1265\n\
+                 nunlinks                        4    2\n\
+                 nunlinked                       4    2\n"
+            ),
+        );
+    }
+    t.file(
+        "proc/spl/kstat/zfs/pool1/txgs",
+        "txg      birth            state ndirty\n",
+    );
 }

@@ -8,7 +8,7 @@ use super::names::is_header_name;
 use crate::diag::Diagnostic;
 use crate::spec::{Fleet, Scope, TlsSpec};
 use crate::tree::DocPath;
-use outpost_core::plan::{self, Scheme};
+use outpost_core::plan::Scheme;
 use outpost_core::url::{parse_host_port, HostPort, Url, UrlError};
 use std::collections::HashMap;
 
@@ -271,23 +271,6 @@ pub(super) fn check_fleet_names(cx: &mut Cx, fleet: &Fleet) {
                 .label("duplicate")
                 .help("rename the job or set `node.job`"),
             );
-        }
-    }
-    if let Some(node) = &fleet.node {
-        let npath = root.at("node");
-        for (i, c) in node.collectors.iter().enumerate() {
-            if plan::Collector::from_name(c).is_none() {
-                let known: Vec<&str> = plan::Collector::ALL.iter().map(|c| c.name()).collect();
-                cx.push(
-                    Diagnostic::error(
-                        "unknown-collector",
-                        npath.at("collectors").at(i),
-                        format!("`{c}` is not a node collector"),
-                    )
-                    .label("unknown collector")
-                    .help(format!("known collectors: {}", known.join(", "))),
-                );
-            }
         }
     }
 }

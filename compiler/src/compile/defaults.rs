@@ -40,6 +40,78 @@ pub const DEFAULT_LABEL_VALUE_LENGTH: u64 = u32::MAX as u64;
 pub const DEFAULT_CPU: &str = "200m";
 pub const DEFAULT_MEMORY: &str = "256Mi";
 pub const DEFAULT_NODE_JOB: &str = "node-exporter";
+/// `collectors: default`, the node section's default: node_exporter 1.5's default Linux
+/// collectors (`prometheus-node-exporter --help`, those marked "default: enabled"), all but
+/// `systemd`, which asks systemd over D-Bus (docs/node-exporter-compat.md says why outpost does
+/// not). Upstream node_exporter leaves `systemd` off by default too.
+pub const DEFAULT_COLLECTORS: [plan::Collector; 45] = [
+    plan::Collector::Arp,
+    plan::Collector::Bcache,
+    plan::Collector::Bonding,
+    plan::Collector::Btrfs,
+    plan::Collector::Conntrack,
+    plan::Collector::Cpu,
+    plan::Collector::Cpufreq,
+    plan::Collector::Diskstats,
+    plan::Collector::Dmi,
+    plan::Collector::Edac,
+    plan::Collector::Entropy,
+    plan::Collector::Fibrechannel,
+    plan::Collector::Filefd,
+    plan::Collector::Filesystem,
+    plan::Collector::Hwmon,
+    plan::Collector::Infiniband,
+    plan::Collector::Ipvs,
+    plan::Collector::Loadavg,
+    plan::Collector::Mdadm,
+    plan::Collector::Meminfo,
+    plan::Collector::Netclass,
+    plan::Collector::Netdev,
+    plan::Collector::Netstat,
+    plan::Collector::Nfs,
+    plan::Collector::Nfsd,
+    plan::Collector::Nvme,
+    plan::Collector::Os,
+    plan::Collector::Powersupplyclass,
+    plan::Collector::Pressure,
+    plan::Collector::Rapl,
+    plan::Collector::Schedstat,
+    plan::Collector::Selinux,
+    plan::Collector::Sockstat,
+    plan::Collector::Softnet,
+    plan::Collector::Stat,
+    plan::Collector::Tapestats,
+    plan::Collector::Textfile,
+    plan::Collector::ThermalZone,
+    plan::Collector::Time,
+    plan::Collector::Timex,
+    plan::Collector::UdpQueues,
+    plan::Collector::Uname,
+    plan::Collector::Vmstat,
+    plan::Collector::Xfs,
+    plan::Collector::Zfs,
+];
+// What the agent does when a node option is left out: node_exporter 1.5's defaults, as the
+// Debian build that the compatibility test runs against has them (upstream's mount-point
+// default lacks `run`, `mnt` and `media` and has `run/credentials/.+`; its netdev default
+// excludes nothing). The plan leaves these out (`None`); they are here for the spec reference
+// and for the agent's test that its built-in filters behave as these patterns do.
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+pub const DEFAULT_NETDEV_DEVICE_EXCLUDE: &str = "^lo$";
+pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+pub const DEFAULT_NETCLASS_IGNORED_DEVICES: &str = "^$";
+pub const DEFAULT_NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
+/// How long a scrape waits for a mount's statvfs (node_exporter: 5 s; the agent's scrape runs
+/// on its event loop, so it waits less).
+pub const DEFAULT_MOUNT_TIMEOUT: &str = "1s";
+/// The longest `mount_timeout`: node_exporter's default. A scrape may wait this long for each
+/// mount that newly stops answering, on the agent's event loop.
+pub const MAX_MOUNT_TIMEOUT: &str = "5s";
+pub const DEFAULT_TEXTFILE_MAX_FILES: u64 = 64;
+pub const DEFAULT_TEXTFILE_MAX_FILE_SIZE: &str = "1Mi";
 pub const SELF_JOB: &str = "outpost";
 pub const NODE_VARS: [&str; 2] = ["${NODE_NAME}", "${NODE_IP}"];
 
@@ -84,6 +156,8 @@ mod tests {
             DEFAULT_MAX_BACKOFF,
             DEFAULT_MAX_SAMPLE_AGE,
             DEFAULT_FSYNC,
+            DEFAULT_MOUNT_TIMEOUT,
+            MAX_MOUNT_TIMEOUT,
         ] {
             assert!(parse_duration(d).is_ok_and(|ms| ms > 0), "{d}");
         }
@@ -93,6 +167,7 @@ mod tests {
             DEFAULT_SEGMENT,
             DEFAULT_BODY_SIZE,
             DEFAULT_MEMORY,
+            DEFAULT_TEXTFILE_MAX_FILE_SIZE,
         ] {
             assert!(parse_size(s).is_ok_and(|b| b > 0), "{s}");
         }

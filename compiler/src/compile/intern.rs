@@ -22,6 +22,11 @@ impl Interner {
         StrId(id)
     }
 
+    /// The string behind `id`, which this table gave out.
+    pub(super) fn get(&self, id: StrId) -> &str {
+        &self.strings[id.0 as usize]
+    }
+
     pub(super) fn into_strings(self) -> Vec<String> {
         self.strings
     }

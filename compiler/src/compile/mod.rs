@@ -9,7 +9,9 @@
 //! - `layers`: the settings one cluster or tenant sees;
 //! - `build/`: its plans, one file per plan section, with `relabel` for the
 //!   rule lists and `intern` for the string table;
-//! - `verify`: the built plan fits its memory limit and the agent loads it.
+//! - `verify`: the built plan fits its memory limit and the agent loads it;
+//! - `node_mixin`: the node metrics that common alerts and dashboards need
+//!   are still delivered (warnings).
 //!
 //! `context` carries the diagnostics through all of them; `defaults` and
 //! `names` are what a left-out key means and what a valid name looks like.
@@ -21,6 +23,7 @@ pub mod defaults;
 mod intern;
 mod layers;
 mod names;
+pub mod node_mixin;
 mod relabel;
 mod tenants;
 mod verify;

@@ -9,7 +9,9 @@ use super::names::is_label_name;
 use crate::diag::Diagnostic;
 use crate::spec::RelabelSpec;
 use crate::tree::DocPath;
+use outpost_core::labels::{LabelError, LabelSet};
 use outpost_core::plan::{self, Plan, Role, StrId};
+use outpost_core::relabel::RelabelProgram;
 
 /// Checks a pattern with the agent's own rule builder, so the compiler and
 /// the agent agree on RE2 syntax, its translation, and the anchoring
@@ -30,7 +32,7 @@ pub fn check_regex(pattern: &str) -> Result<(), String> {
         target_label: StrId(2),
         replacement: StrId(3),
     };
-    match outpost_core::relabel::RelabelProgram::build(&probe, std::slice::from_ref(&rule), 1024) {
+    match RelabelProgram::build(&probe, std::slice::from_ref(&rule), 1024) {
         Ok(_) => Ok(()),
         // The builder's reason is terse ("error parsing pattern 0"); the
         // parser says what is wrong with the pattern itself.
@@ -261,15 +263,10 @@ fn relabel_rule(cx: &mut Cx, s: &mut Interner, r: &RelabelSpec, path: &DocPath) 
     })
 }
 
-/// Runs `rules` over one label set as the agent would, after checking them
-/// as the compiler does: the labels that come out (sorted by name), or
-/// `None` when the rules drop the set. `Err` holds the rules' errors, with
-/// paths relative to the list. `import` uses it to apply Prometheus's
-/// target relabeling to static targets.
-pub fn apply_rules(
-    rules: &[RelabelSpec],
-    labels: &[(String, String)],
-) -> Result<Option<Vec<(String, String)>>, Vec<Diagnostic>> {
+/// `rules` compiled as the agent compiles them, after checking them as the
+/// compiler does, with room for `labels_bytes` of labels. `Err` holds the
+/// rules' errors, with paths relative to the list.
+pub(super) fn program(rules: &[RelabelSpec], labels_bytes: usize) -> Result<RelabelProgram, Vec<Diagnostic>> {
     let mut cx = Cx::default();
     let mut s = Interner::default();
     let compiled = relabel_rules(&mut cx, &mut s, rules, &DocPath::root());
@@ -279,19 +276,39 @@ pub fn apply_rules(
     }
     let probe = probe_plan(s.into_strings());
     // Room for every label the rules may add, with their longest values.
+    RelabelProgram::build(&probe, &compiled, 64 * 1024 + labels_bytes)
+        .map_err(|e| vec![Diagnostic::error("bad-regex", DocPath::root(), e.to_string())])
+}
+
+/// Runs `program` over one label set: the labels that come out (sorted by
+/// name), or `None` when it drops the set.
+pub(super) fn run(
+    program: &mut RelabelProgram,
+    labels: &[(&str, &str)],
+) -> Result<Option<Vec<(String, String)>>, LabelError> {
     let bytes = 64 * 1024 + labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    let build_error = |e: String| vec![Diagnostic::error("bad-regex", DocPath::root(), e)];
-    let mut program = outpost_core::relabel::RelabelProgram::build(&probe, &compiled, bytes)
-        .map_err(|e| build_error(e.to_string()))?;
-    let mut set =
-        outpost_core::labels::LabelSet::with_capacity(labels.len() + 2 * rules.len() + 8, 2 * bytes);
+    let mut set = LabelSet::with_capacity(labels.len() + 2 * program.len() + 8, 2 * bytes);
     for (k, v) in labels {
-        set.set(k, v).map_err(|e| build_error(e.to_string()))?;
+        set.set(k, v)?;
     }
     set.sort();
-    let kept = program
-        .try_apply(&mut set)
-        .map_err(|e| build_error(e.to_string()))?;
+    let kept = program.try_apply(&mut set)?;
     set.sort();
     Ok(kept.then(|| set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+}
+
+/// Runs `rules` over one label set as the agent would, after checking them
+/// as the compiler does: the labels that come out (sorted by name), or
+/// `None` when the rules drop the set. `Err` holds the rules' errors, with
+/// paths relative to the list. `import` uses it to apply Prometheus's
+/// target relabeling to static targets.
+pub fn apply_rules(
+    rules: &[RelabelSpec],
+    labels: &[(String, String)],
+) -> Result<Option<Vec<(String, String)>>, Vec<Diagnostic>> {
+    let bytes = labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let mut program = program(rules, bytes)?;
+    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run(&mut program, &labels)
+        .map_err(|e| vec![Diagnostic::error("bad-regex", DocPath::root(), e.to_string())])
 }

@@ -32,7 +32,8 @@ pub fn values(mut root: MapView, base_dir: &Path, f: &mut Findings) -> Draft {
     }
     root.rest(f, |key| match key {
         "nodeExporter" | "prometheus-node-exporter" => {
-            "outpost's node collectors replace node_exporter: add a `node:` section with its collectors"
+            "outpost's node collectors replace node_exporter: add a `node:` section (`node: {}` runs \
+             node_exporter's default collectors; `node.options` takes its filter flags)"
                 .into()
         }
         "kubeStateMetrics" | "kube-state-metrics" => {

@@ -498,6 +498,18 @@ fn pod_template(
                 ..Default::default()
             });
         }
+        // The textfile collector's directory, from the host, read-only, at the same path. Created
+        // if absent, so that the agent starts on nodes where nothing writes textfiles yet.
+        if let Some(t) = plan.node.as_ref().and_then(|n| n.options.textfile.as_ref()) {
+            let dir = plan.str(t.directory);
+            volumes.push(host_path_volume("textfile", dir, "DirectoryOrCreate"));
+            mounts.push(VolumeMount {
+                name: "textfile".into(),
+                mount_path: dir.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
         let host_wal = format!("{HOST_WAL_ROOT}/{}", unit.namespace);
         volumes.push(host_path_volume("wal", &host_wal, "DirectoryOrCreate"));
         env = Some(vec![

@@ -1,7 +1,9 @@
-//! One agent's plan, section by section. The sections are built in a fixed
+//! One agent's plan, section by section (`node.rs`: the node collectors and
+//! their options). The sections are built in a fixed
 //! order because the string table numbers strings in first-use order: the
 //! same spec gives the same plan bytes on every run.
 
+mod node;
 mod queue;
 mod receiver;
 mod resources;
@@ -112,7 +114,8 @@ impl Unit<'_> {
             metric_relabel: self.pick(|x| x.metric_relabel.as_ref(), &["metric_relabel"]),
             limits: self.limits_layered(cx),
         };
-        let node = node.map(|n| self.node(cx, &mut s, n, &inherited));
+        let wal_dir = s.get(wal.dir).to_string();
+        let node = node.map(|n| self.node(cx, &mut s, n, &inherited, &wal_dir));
         let mut scrape_jobs = Vec::new();
         for (ji, j) in jobs {
             let jpath = DocPath::root().at("scrape_jobs").at(ji);
@@ -137,6 +140,7 @@ impl Unit<'_> {
         };
         self.check_memory(cx, &plan, role, &queue_paths);
         self.check_agent_accepts_rules(cx, &plan);
+        self.check_node_mixin(cx, &plan);
         Some(plan)
     }
 }

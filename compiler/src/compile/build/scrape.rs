@@ -1,17 +1,16 @@
-//! The plan's scrape sections: the node collectors and each scrape job, with
-//! what they inherit from the layers (interval, timeout, limits and the
-//! shared `metric_relabel`, which runs after their own rules).
+//! The plan's scrape jobs, with what they and the node collectors (`node.rs`)
+//! inherit from the layers (interval, timeout, limits and the shared
+//! `metric_relabel`, which runs after their own rules).
 
 use super::{clamp_u32, tls_plan};
 use crate::compile::checks::{check_bearer_token, check_target, check_tls};
 use crate::compile::context::Cx;
-use crate::compile::defaults::DEFAULT_NODE_JOB;
 use crate::compile::intern::Interner;
 use crate::compile::layers::{limits_from, Unit};
 use crate::compile::relabel::relabel_rules;
 use crate::compile::tenants::tenant_filter_rule;
 use crate::diag::Diagnostic;
-use crate::spec::{JobSpec, NodeSpec, RelabelSpec, SchemeSpec, Scope, TenantFilter};
+use crate::spec::{JobSpec, RelabelSpec, SchemeSpec, Scope, TenantFilter};
 use crate::tree::DocPath;
 use outpost_core::plan;
 
@@ -28,45 +27,6 @@ pub(super) struct Inherited<'a> {
 }
 
 impl Unit<'_> {
-    pub(super) fn node(
-        &self,
-        cx: &mut Cx,
-        s: &mut Interner,
-        n: &NodeSpec,
-        inherited: &Inherited,
-    ) -> plan::NodeCollectors {
-        let npath = DocPath::root().at("node");
-        let mut collectors: Vec<plan::Collector> = n
-            .collectors
-            .iter()
-            .filter_map(|c| plan::Collector::from_name(c))
-            .collect();
-        collectors.sort();
-        collectors.dedup();
-        let interval = match &n.interval {
-            Some(t) => cx
-                .duration(t, &npath.at("interval"))
-                .unwrap_or(inherited.interval_ms),
-            None => inherited.interval_ms,
-        };
-        let limits = match &n.limits {
-            Some(l) => limits_from(cx, l, &npath.at("limits"), inherited.limits),
-            None => inherited.limits,
-        };
-        let mut rules = relabel_rules(cx, s, &n.metric_relabel, &npath.at("metric_relabel"));
-        if let Some((list, p)) = &inherited.metric_relabel {
-            rules.extend(relabel_rules(cx, s, list, p));
-        }
-        plan::NodeCollectors {
-            collectors,
-            interval_ms: interval.max(1) as u32,
-            job: s.id(n.job.as_deref().unwrap_or(DEFAULT_NODE_JOB)),
-            limits,
-            metric_relabel: rules,
-            options: Default::default(),
-        }
-    }
-
     pub(super) fn job(
         &self,
         cx: &mut Cx,
