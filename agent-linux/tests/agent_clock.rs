@@ -12,8 +12,6 @@
 //! timestamps against that wall time, and the receiver's clock offset
 //! follows the step.
 
-mod peers_support;
-
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +21,10 @@ use outpost_agent::cli::RunArgs;
 use outpost_agent::clock::{system_wall_ms, Clock, TimeSource};
 use outpost_agent::log;
 
-use peers_support::{http_get, metric_sum, small_plan, write_plan, CountingTarget, RecordingReceiver};
+use outpost_core::plan::Queue;
+use outpost_test_support::{
+    http_get, metric_sum, write_plan, CountingTarget, PlanBuilder, RecordingReceiver, QUEUE,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 const TEN_YEARS_MS: i64 = 3_652 * 86_400_000;
@@ -112,14 +113,16 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = RecordingReceiver::start(Box::new(|_| (200, Vec::new())));
     let target = CountingTarget::start(body);
-    let mut plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "clock")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
-    plan.queue.max_sample_age_ms = 2 * HOUR_MS as u64;
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "clock")])
+        .wal_dir(&dir.path().join("wal"))
+        .queue(Queue {
+            max_sample_age_ms: 2 * HOUR_MS as u64,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Info);
     let source = Arc::new(SteppedWall {

@@ -111,13 +111,14 @@ pub fn count_allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     counted(if trace { Stacks::Print } else { Stacks::Ignore }, f)
 }
 
-/// What `f` gives and the symbolised stack of each allocation it made on
-/// this thread: where a steady state allocates, for the failure message.
-pub fn allocation_stacks<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+/// What `f` gives, the allocations made on this thread while it ran, and the
+/// symbolised stack of each as it was kept: where a steady state allocates,
+/// for the failure message.
+pub fn allocation_stacks<T>(f: impl FnOnce() -> T) -> (T, u64, Vec<String>) {
     let first = KEPT.with_borrow(Vec::len);
-    let (out, _) = counted(Stacks::Keep, f);
+    let (out, allocations) = counted(Stacks::Keep, f);
     let stacks = KEPT.with_borrow_mut(|kept| kept.split_off(first));
-    (out, stacks)
+    (out, allocations, stacks)
 }
 
 /// Starts this thread's heap byte count over at zero, with its peak.

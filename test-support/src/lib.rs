@@ -32,12 +32,18 @@ pub use alloc::{
     CountingAllocator,
 };
 pub use http::{free_port, get_metrics, http_get, http_request, metric_sum, metric_value, urlencode};
-pub use peers::{cannot_unshare_mounts, NodeExporter, Outpost, Prometheus, VictoriaMetrics};
-pub use plan::{golden_plan, intern, intern_rules, repo_path, to_loopback, write_plan, PlanBuilder};
+pub use peers::{
+    cannot_unshare_mounts, NodeExporter, Outpost, Prometheus, VictoriaMetrics, NODE_EXPORTER, PROMETHEUS,
+    VICTORIA_METRICS,
+};
+pub use plan::{
+    describe, golden_plan, intern, intern_rules, repo_path, to_loopback, write_plan, PlanBuilder, LIMITS,
+    QUEUE,
+};
 pub use process::{log_text, wait_for, ChildGuard, Signal};
 pub use relabel::Rule;
 pub use servers::{
-    assert_each_scrape_once_in_order, CountingTarget, LoopbackServer, RecordingReceiver, SlowReceiver,
-    TargetServer,
+    assert_each_scrape_once_in_order, serve_connection, CountingTarget, HttpRequest, LoopbackServer, Policy,
+    Received, RecordingReceiver, SlowReceiver, TargetServer,
 };
 pub use wire::{TimeSeries, WriteRequest};

@@ -285,6 +285,21 @@ impl RecordingReceiver {
         }
     }
 
+    /// A receiver that is down, answering 503 (which the agent retries),
+    /// until the returned flag is raised, and answers 200 after.
+    pub fn switchable() -> (RecordingReceiver, Arc<AtomicBool>) {
+        let up = Arc::new(AtomicBool::new(false));
+        let flag = up.clone();
+        let receiver = RecordingReceiver::start(Box::new(move |_| {
+            if flag.load(Ordering::SeqCst) {
+                (200, Vec::new())
+            } else {
+                (503, Vec::new())
+            }
+        }));
+        (receiver, up)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/api/v1/write", self.port)
     }
