@@ -3,13 +3,10 @@
 //! version-1 header cannot smuggle in what only version 2 may hold.
 
 use outpost_core::plan::{self, Collector, NodeOptions, PlanError, StrId, Textfile};
+use outpost_test_support::repo_path;
 
 fn golden_node_plan() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/plans/cluster-03/node.plan"
-    );
-    std::fs::read(path).unwrap()
+    std::fs::read(repo_path("examples/plans/cluster-03/node.plan")).unwrap()
 }
 
 fn version(bytes: &[u8]) -> u16 {

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use outpost_core::plan::{self, Plan};
 use outpost_test_support::{
-    cannot_unshare_mounts, free_port, get_metrics, metric_sum, outpost, wait_for, wire, ChildGuard,
-    LoopbackServer, TargetServer, WriteRequest,
+    cannot_unshare_mounts, free_port, get_metrics, metric_sum, outpost, repo_path, wait_for, wire,
+    ChildGuard, LoopbackServer, TargetServer, WriteRequest,
 };
 use rustls::{ServerConnection, StreamOwned};
 use tls_support::{make_ca, make_named_leaf, server_config, Ca, Leaf};
@@ -176,7 +176,7 @@ fn outpostc() -> PathBuf {
 /// moved to loopback and the test's directories; `replace` panics if the
 /// example no longer has the text, so the copy cannot silently drift.
 fn loopback_fleet(receiver_port: u16, ksm: &str, tls_dir: &Path, wal_root: &Path) -> String {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet.yaml");
+    let example = repo_path("examples/fleet.yaml");
     let mut spec = std::fs::read_to_string(&example).unwrap();
     let mut replace = |from: &str, to: &str| {
         assert!(

@@ -10,13 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
 use outpost_core::plan::Collector;
-use outpost_test_support::{count_allocations, CountingAllocator, NodeExporter, NODE_EXPORTER};
+use outpost_test_support::{count_allocations, repo_path, CountingAllocator, NodeExporter, NODE_EXPORTER};
 
 mod node_fixtures;
 
@@ -642,7 +642,7 @@ fn node_exporter_compatibility_report() {
     assert!(problems.is_empty(), "incompatibilities:\n{}", problems.join("\n"));
 
     let doc = render_doc(&node_exporter_version(), &groups, &missing, &fixture);
-    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/node-exporter-compat.md");
+    let doc_path = repo_path("docs/node-exporter-compat.md");
     if std::env::var("OUTPOST_WRITE_COMPAT_DOC").as_deref() == Ok("1") {
         std::fs::write(&doc_path, &doc).expect("write docs/node-exporter-compat.md");
     } else {

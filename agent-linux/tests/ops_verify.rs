@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +113,7 @@ fn verify_names_exactly_the_stopped_and_the_dropping_agent() {
     let proxy = RefusingProxy::start(prom.port);
     let ksm = TargetServer::start(KSM_BODY.to_string());
     let kubelet = TargetServer::start(KUBELET_BODY.to_string());
-    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet.yaml");
+    let fleet = repo_path("examples/fleet.yaml");
     let analysis = outpost_compiler::load_spec(&fleet).unwrap();
     assert!(!analysis.has_errors(), "{}", analysis.render_text(100));
 

@@ -10,6 +10,7 @@
 //!   the `outpost` binary under test;
 //! - [`servers`]: loopback scrape targets and remote-write receivers;
 //! - [`http`]: one `free_port`, a minimal HTTP client, `/metrics` readers;
+//! - [`repo`]: the repository's files (examples, golden plans and manifests);
 //! - [`wire`]: remote-write messages decoded by prost, independently of
 //!   the encoder under test;
 //! - [`alloc`]: the counting global allocator of the allocation tests.
@@ -24,6 +25,7 @@ pub mod peers;
 pub mod plan;
 pub mod process;
 pub mod relabel;
+pub mod repo;
 pub mod servers;
 pub mod wire;
 
@@ -37,11 +39,11 @@ pub use peers::{
     VICTORIA_METRICS,
 };
 pub use plan::{
-    describe, golden_plan, intern, intern_rules, repo_path, to_loopback, write_plan, PlanBuilder, LIMITS,
-    QUEUE,
+    describe, golden_plan, intern, intern_rules, to_loopback, write_plan, PlanBuilder, LIMITS, QUEUE,
 };
 pub use process::{log_text, wait_for, ChildGuard, Signal};
 pub use relabel::Rule;
+pub use repo::{golden_tree, repo_path};
 pub use servers::{
     assert_each_scrape_once_in_order, serve_connection, CountingTarget, HttpRequest, LoopbackServer, Policy,
     Received, RecordingReceiver, SlowReceiver, TargetServer,

@@ -16,6 +16,7 @@ use outpost_core::plan::{
 };
 
 use crate::relabel::Rule;
+use crate::repo::repo_path;
 
 /// The builder's queue: one shard, batches sent within 200 ms, retries
 /// backing off from 30 to 500 ms.
@@ -351,11 +352,6 @@ pub fn intern_rules(plan: &mut Plan, rules: &[Rule]) -> Vec<RelabelRule> {
             replacement: intern(plan, &r.replacement),
         })
         .collect()
-}
-
-/// A file of this repository, from its path relative to the workspace root.
-pub fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
 /// Decodes a committed golden plan from `examples/plans/<rel>`.
