@@ -12,12 +12,14 @@
 //! timestamps against that wall time, and the receiver's clock offset
 //! follows the step.
 
+mod in_process;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use in_process::run_args;
 use outpost_agent::agent::Agent;
-use outpost_agent::cli::RunArgs;
 use outpost_agent::clock::{system_wall_ms, Clock, TimeSource};
 use outpost_agent::log;
 
@@ -62,22 +64,6 @@ fn body(n: u64) -> String {
         "# TYPE clock_served_at_ms gauge\nclock_served_at_ms {now}\n\
          # TYPE clock_stamped_true gauge\nclock_stamped_true {n} {now}\n"
     )
-}
-
-fn args(plan: std::path::PathBuf) -> RunArgs {
-    RunArgs {
-        plan,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "clock-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Info,
-    }
 }
 
 /// The agent's `/metrics`, fetched while the loop runs for a second.
@@ -130,7 +116,7 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         offset_ms: AtomicI64::new(0),
     });
     let mut agent = Agent::start_with_clock(
-        args(plan_path),
+        run_args(plan_path, "clock-node", log::Level::Info),
         plan,
         Default::default(),
         Clock::new(source.clone()),

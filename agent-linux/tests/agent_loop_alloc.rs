@@ -12,11 +12,13 @@
 //! The node collectors and the process metrics are also checked on their
 //! own, every collector at once against this machine's `/proc` and `/sys`.
 
+mod in_process;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use in_process::run_args;
 use outpost_agent::agent::Agent;
-use outpost_agent::cli::RunArgs;
 use outpost_agent::collectors::{
     render_process_metrics, FsStats, FsStatsSource, NodeCollector, Paths, Statvfs,
 };
@@ -75,19 +77,7 @@ fn warm_loop_allocates_nothing() {
         .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Warn);
-    let args = RunArgs {
-        plan: plan_path,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "alloc-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Warn,
-    };
+    let args = run_args(plan_path, "alloc-node", log::Level::Warn);
     let mut agent = Agent::start(args, plan).expect("agent starts");
     let status_port = agent.listen_addr().unwrap().port();
 

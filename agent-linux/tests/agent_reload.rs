@@ -6,13 +6,15 @@
 //! 127.0.0.2. The agent must move to the new addresses on its periodic
 //! re-resolution, with every lookup made on the resolver thread.
 
+mod in_process;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use in_process::run_args;
 use outpost_agent::agent::{Agent, Resolution};
-use outpost_agent::cli::RunArgs;
 use outpost_agent::log;
 use std::time::Duration;
 
@@ -28,22 +30,6 @@ fn body_a(n: u64) -> String {
 
 fn body_b(n: u64) -> String {
     format!("# TYPE from_b counter\nfrom_b {n}\n")
-}
-
-fn args(plan: std::path::PathBuf) -> RunArgs {
-    RunArgs {
-        plan,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "dns-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Info,
-    }
 }
 
 #[test]
@@ -87,7 +73,12 @@ fn a_moved_name_is_followed_without_restart_and_resolved_off_the_loop() {
         .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Info);
-    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+    let mut agent = Agent::start_with(
+        run_args(plan_path, "dns-node", log::Level::Info),
+        plan,
+        resolution,
+    )
+    .expect("agent starts");
 
     assert!(agent.run_for(Duration::from_millis(3_000)).is_none());
     assert!(
@@ -181,7 +172,12 @@ fn a_failed_connection_re_resolves_its_name_at_once() {
         .scrape_job("testapp", &["app.test:9100".to_string()])
         .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
-    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+    let mut agent = Agent::start_with(
+        run_args(plan_path, "dns-node", log::Level::Info),
+        plan,
+        resolution,
+    )
+    .expect("agent starts");
     assert!(agent.run_for(Duration::from_millis(2_500)).is_none());
     assert!(receiver_a.count() >= 1 && target_a.served() >= 1);
     {

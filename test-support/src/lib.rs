@@ -36,7 +36,6 @@ pub use alloc::{
 pub use http::{free_port, get_metrics, http_get, http_request, metric_sum, metric_value, urlencode};
 pub use peers::{
     cannot_unshare_mounts, NodeExporter, Outpost, Prometheus, VictoriaMetrics, NODE_EXPORTER, PROMETHEUS,
-    VICTORIA_METRICS,
 };
 pub use plan::{
     describe, golden_plan, intern, intern_rules, to_loopback, write_plan, PlanBuilder, LIMITS, QUEUE,

@@ -42,7 +42,7 @@ pub const LIMITS: Limits = Limits {
     label_value_bytes: 1024,
 };
 
-pub const BUDGET: Budget = Budget {
+const BUDGET: Budget = Budget {
     cpu_request_millis: 100,
     cpu_limit_millis: 200,
     memory_request_bytes: 64 << 20,
@@ -112,13 +112,13 @@ impl PlanBuilder {
     }
 
     /// The id of `s` in the plan's string table, added if new.
-    pub fn intern(&mut self, s: &str) -> StrId {
+    fn intern(&mut self, s: &str) -> StrId {
         intern(&mut self.plan, s)
     }
 
     /// `rules` with their strings interned, for a test that hands rules to
     /// the core beside the plan rather than inside it.
-    pub fn intern_rules(&mut self, rules: &[Rule]) -> Vec<RelabelRule> {
+    pub(crate) fn intern_rules(&mut self, rules: &[Rule]) -> Vec<RelabelRule> {
         intern_rules(&mut self.plan, rules)
     }
 

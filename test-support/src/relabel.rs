@@ -70,7 +70,7 @@ impl Rule {
 
 /// A valid plan whose string table holds the rules' strings; the rules
 /// themselves are returned beside it, as a pipeline would pass them.
-pub fn plan_with(rules: &[Rule]) -> (Plan, Vec<RelabelRule>) {
+fn plan_with(rules: &[Rule]) -> (Plan, Vec<RelabelRule>) {
     let mut builder = PlanBuilder::new();
     let rules = builder.intern_rules(rules);
     (builder.build(), rules)
