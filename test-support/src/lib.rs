@@ -19,6 +19,8 @@
 //! inside outpost-core would see this crate's outpost-core as a second,
 //! different copy of its own types.
 
+#![deny(unsafe_code)]
+
 pub mod alloc;
 pub mod http;
 pub mod peers;
