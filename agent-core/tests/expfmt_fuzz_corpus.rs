@@ -6,15 +6,16 @@ mod expfmt_support;
 
 use expfmt_support::fuzz_check::{fuzz_exposition, FUZZ_LIMITS};
 use outpost_core::error::ScrapeError;
+use outpost_test_support::repo_path;
 
 fn seed(name: &str) -> Vec<u8> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/exposition/");
-    std::fs::read(format!("{dir}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    let path = repo_path("fuzz/corpus/exposition").join(name);
+    std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 #[test]
 fn every_seed_runs_and_the_cut_does_not_matter() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/exposition");
+    let dir = repo_path("fuzz/corpus/exposition");
     let mut seeds = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();

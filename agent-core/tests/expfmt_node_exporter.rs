@@ -4,43 +4,12 @@
 mod expfmt_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use expfmt_support::{roomy_limits, Owned};
 use outpost_core::expfmt::{Format, Parser, Sample};
-
-const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
-
-/// Kills the exporter however the test ends.
-struct Exporter(Child);
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_exporter() -> (Exporter, u16) {
-    let port = free_port();
-    let child = Command::new(NODE_EXPORTER)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node_exporter");
-    (Exporter(child), port)
-}
+use outpost_test_support::NodeExporter;
 
 /// The status line, the Content-Type and the socket's reads of the body.
 fn get_metrics(port: u16) -> Option<(String, String, Vec<Vec<u8>>)> {
@@ -85,11 +54,10 @@ fn get_metrics(port: u16) -> Option<(String, String, Vec<Vec<u8>>)> {
 
 #[test]
 fn live_node_exporter_body_parses_sample_for_sample() {
-    if !std::path::Path::new(NODE_EXPORTER).exists() {
-        eprintln!("skipped: {NODE_EXPORTER} is not installed");
+    let Some(exporter) = NodeExporter::start(&[]) else {
         return;
-    }
-    let (_exporter, port) = start_exporter();
+    };
+    let port = exporter.port;
     let mut fetched = None;
     for _ in 0..100 {
         fetched = get_metrics(port);

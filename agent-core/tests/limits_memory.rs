@@ -9,52 +9,15 @@
 
 use outpost_core::expfmt::Format;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
-use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
-    Scheme, ScrapeJob, SelfScrape, StrId, Wal, SELF_SCRAPE_LIMITS,
-};
+use outpost_core::plan::{Budget, Fsync, Limits, Plan, Queue, RelabelAction, Role, SELF_SCRAPE_LIMITS};
 use outpost_core::remote_write::BatchBuilder;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use outpost_test_support::{
+    live_heap_bytes, peak_heap_bytes, reset_heap_bytes, CountingAllocator, PlanBuilder, Rule,
+};
 use std::fmt::Write as _;
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-    static PEAK: Cell<i64> = const { Cell::new(0) };
-}
-
-fn count(delta: i64) {
-    // `try_with`: the thread-locals may be gone while a thread exits.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as i64);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as i64);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as i64));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as i64 - layout.size() as i64);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// What `outpostc` writes when a spec sets no limits.
 const DEFAULT_LIMITS: Limits = Limits {
@@ -66,57 +29,15 @@ const DEFAULT_LIMITS: Limits = Limits {
 };
 
 fn plan() -> Plan {
-    let strings: Vec<String> = [
-        "cluster",
-        "edge-7",
-        "",
-        "https://r/api/v1/write",
-        "app",
-        "/metrics",
-        "app:8080",
-        "outpost",
-        "__name__",
-        ";",
-        "$1",
-        "(.*)",
-        "(source)",
-        "go_gc_.*",
-        "copy",
-        "source",
-        "copy_$1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let rule = |action, sources: Vec<u32>, regex, target, replacement| RelabelRule {
-        action,
-        source_labels: sources.into_iter().map(StrId).collect(),
-        separator: StrId(9),
-        regex: StrId(regex),
-        modulus: 0,
-        target_label: StrId(target),
-        replacement: StrId(replacement),
-    };
-    Plan {
-        strings,
-        agent: Agent {
-            cluster: StrId(1),
-            tenant: None,
-            role: Role::Cluster,
-        },
-        external_labels: vec![LabelPair {
-            name: StrId(0),
-            value: StrId(1),
-        }],
-        receiver: Receiver {
-            url: StrId(3),
-            tenant_header: None,
-            tls: None,
-            auth: Auth::None,
-            remote_timeout_ms: 30_000,
-            write_relabel: vec![rule(RelabelAction::Drop, vec![8], 13, 2, 10)],
-        },
-        queue: Queue {
+    PlanBuilder::new()
+        .role(Role::Cluster)
+        .external_labels(&[("cluster", "edge-7")])
+        .receiver_url("https://r/api/v1/write")
+        .remote_timeout_ms(30_000)
+        .write_relabel(&[Rule::new(RelabelAction::Drop)
+            .sources(&["__name__"])
+            .regex("go_gc_.*")])
+        .queue(Queue {
             capacity: 2_500,
             min_shards: 1,
             max_shards: 4,
@@ -126,44 +47,30 @@ fn plan() -> Plan {
             max_backoff_ms: 5_000,
             max_batch_bytes: 400_000,
             max_sample_age_ms: 7_200_000,
-        },
-        wal: Wal {
-            dir: StrId(2),
-            max_bytes: 1 << 30,
-            segment_bytes: 8 << 20,
-            fsync: Fsync::IntervalMs(1_000),
-        },
-        node: None,
-        scrape_jobs: vec![ScrapeJob {
-            name: StrId(4),
-            interval_ms: 30_000,
-            timeout_ms: 10_000,
-            scheme: Scheme::Http,
-            path: StrId(5),
-            targets: vec![StrId(6)],
-            labels: Vec::new(),
-            honor_labels: false,
-            bearer_token_file: None,
-            tls: None,
-            limits: DEFAULT_LIMITS,
-            // A labelmap (which snapshots the whole series) and a replace
-            // (which joins sources): every relabeling scratch in use.
-            metric_relabel: vec![
-                rule(RelabelAction::LabelMap, vec![], 12, 2, 16),
-                rule(RelabelAction::Replace, vec![15, 15], 11, 14, 10),
-            ],
-        }],
-        self_scrape: SelfScrape {
-            interval_ms: 30_000,
-            job: StrId(7),
-        },
-        budget: Budget {
+        })
+        .wal_bounds(1 << 30, 8 << 20)
+        .fsync(Fsync::IntervalMs(1_000))
+        .scrape_job("app", &["app:8080"])
+        .job_timing(30_000, 10_000)
+        .job_limits(DEFAULT_LIMITS)
+        // A labelmap (which snapshots the whole series) and a replace
+        // (which joins sources): every relabeling scratch in use.
+        .job_relabel(&[
+            Rule::new(RelabelAction::LabelMap)
+                .regex("(source)")
+                .replacement("copy_$1"),
+            Rule::new(RelabelAction::Replace)
+                .sources(&["source", "source"])
+                .target("copy"),
+        ])
+        .self_scrape(30_000, "outpost")
+        .budget(Budget {
             cpu_request_millis: 200,
             cpu_limit_millis: 500,
             memory_request_bytes: 256 << 20,
             memory_limit_bytes: 512 << 20,
-        },
-    }
+        })
+        .build()
 }
 
 struct Discard;
@@ -218,8 +125,7 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
     let m = plan.worst_case_memory();
     let charged = m.scrape_bodies + m.series_state + m.batching;
 
-    LIVE.with(|l| l.set(0));
-    PEAK.with(|p| p.set(0));
+    reset_heap_bytes();
     // As the agent builds its scrape side for this plan: the job's target,
     // the self scrape, and one batcher sized for the largest of them.
     let job = labels("app", "app:8080");
@@ -230,7 +136,7 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
     let max_labels = limits.max_labels() + 2 + job.extra.len();
     let max_label_bytes = limits.series_label_bytes() + job.job.len() + job.instance.len() + 64;
     let mut batcher = Batcher::new(&plan, plan.queue.min_shards, max_labels, max_label_bytes).unwrap();
-    let built = LIVE.with(|l| l.get());
+    let built = live_heap_bytes();
 
     // Bodies are made before counting them would blur the figure.
     let bodies = [longest_line(line), widest_series(line, limits.max_labels())];
@@ -249,7 +155,7 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
         own.finish(0.0, ts as u64, &mut batcher, &mut Discard).unwrap();
     }
     batcher.close_all(&mut Discard);
-    let peak = PEAK.with(|p| p.get()) - body_bytes;
+    let peak = peak_heap_bytes() - body_bytes;
     eprintln!(
         "line bound {line} B; built {built} B; peak {peak} B; charged by the bound {charged} B \
          (scrape_bodies {}, series_state {}, batching {})",

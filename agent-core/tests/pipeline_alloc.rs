@@ -8,61 +8,13 @@
 
 use outpost_core::expfmt::Format;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
-use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
-    SelfScrape, StrId, Wal,
-};
+use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role};
 use outpost_core::remote_write::BatchBuilder;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use outpost_test_support::{count_allocations, CountingAllocator, PlanBuilder, Rule};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static TRACE: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// Only the test's own thread is counted: the harness's threads allocate
-    /// on their own schedule.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    /// Set while a backtrace is taken, which allocates itself.
-    static IN_TRACE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counted() {
-    if !COUNTING.with(|c| c.get()) {
-        return;
-    }
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    if TRACE.load(Ordering::Relaxed) && !IN_TRACE.with(|t| t.replace(true)) {
-        let bt = std::backtrace::Backtrace::force_capture();
-        eprintln!("allocation in the steady state:\n{bt}");
-        IN_TRACE.with(|t| t.set(false));
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        counted();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        counted();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        counted();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const SERIES: u32 = 10_000;
 const T0: i64 = 1_700_000_000_000;
@@ -133,55 +85,10 @@ fn queue() -> Queue {
 }
 
 fn plan() -> Plan {
-    let strings: Vec<String> = ["cluster", "c1", "region", "eu", ""]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    Plan {
-        strings,
-        agent: Agent {
-            cluster: StrId(1),
-            tenant: None,
-            role: Role::Node,
-        },
-        external_labels: vec![
-            LabelPair {
-                name: StrId(0),
-                value: StrId(1),
-            },
-            LabelPair {
-                name: StrId(2),
-                value: StrId(3),
-            },
-        ],
-        receiver: Receiver {
-            url: StrId(4),
-            tenant_header: None,
-            tls: None,
-            auth: Auth::None,
-            remote_timeout_ms: 30_000,
-            write_relabel: Vec::new(),
-        },
-        queue: queue(),
-        wal: Wal {
-            dir: StrId(4),
-            max_bytes: 1 << 20,
-            segment_bytes: 1 << 16,
-            fsync: Fsync::Never,
-        },
-        node: None,
-        scrape_jobs: Vec::new(),
-        self_scrape: SelfScrape {
-            interval_ms: 15_000,
-            job: StrId(4),
-        },
-        budget: Budget {
-            cpu_request_millis: 1,
-            cpu_limit_millis: 1,
-            memory_request_bytes: 1,
-            memory_limit_bytes: 1,
-        },
-    }
+    PlanBuilder::new()
+        .external_labels(&[("cluster", "c1"), ("region", "eu")])
+        .queue(queue())
+        .build()
 }
 
 /// The body of cycle `cycle`: the same 10,000 series, every value new.
@@ -202,10 +109,6 @@ fn body(cycle: u32) -> String {
 
 #[test]
 fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
-    TRACE.store(
-        std::env::var_os("OUTPOST_ALLOC_TRACE").is_some(),
-        Ordering::Relaxed,
-    );
     let plan = plan();
     let limits = limits(2 << 20, 12_000);
     let labels = target_labels("node", "h:9100", &[("team", "edge")]);
@@ -237,14 +140,12 @@ fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
     let bytes_before = sink.bytes;
 
     let mut reports = Vec::with_capacity(5);
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for n in 3..8 {
-        let report = cycle(n, &mut target, &mut batcher, &mut sink);
-        reports.push(report);
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let ((), allocations) = count_allocations(|| {
+        for n in 3..8 {
+            let report = cycle(n, &mut target, &mut batcher, &mut sink);
+            reports.push(report);
+        }
+    });
 
     let samples = sink.samples - samples_before;
     let batches = sink.batches - batches_before;
@@ -355,13 +256,11 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
         run(n, &mut target, &mut batcher, &mut sink);
     }
     let samples_before = sink.samples;
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for n in pattern.len()..2 * pattern.len() {
-        run(n, &mut target, &mut batcher, &mut sink);
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let ((), allocations) = count_allocations(|| {
+        for n in pattern.len()..2 * pattern.len() {
+            run(n, &mut target, &mut batcher, &mut sink);
+        }
+    });
     let samples = sink.samples - samples_before;
     // All, Without(300) + 300 stale, All, Broken: 10,000 stale, All, Without(1) + 1 stale;
     // five synthetic series each round.
@@ -379,27 +278,19 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
 /// The cluster role's shape, which the node plan above lacks: two shards and
 /// a write-relabel rule dropping Go runtime series after external labels.
 fn sharded_plan_with_write_relabel() -> Plan {
-    let mut plan = plan();
-    let first = plan.strings.len() as u32;
-    for s in ["__name__", ";", "go_gc_.*|go_memstats_.*", "$1"] {
-        plan.strings.push(s.to_string());
-    }
-    plan.agent.role = Role::Cluster;
-    plan.external_labels.truncate(1);
-    plan.queue.capacity = 10_000;
-    plan.queue.min_shards = 2;
-    plan.queue.max_shards = 2;
-    plan.receiver.write_relabel = vec![RelabelRule {
-        action: RelabelAction::Drop,
-        source_labels: vec![StrId(first)],
-        separator: StrId(first + 1),
-        regex: StrId(first + 2),
-        modulus: 0,
-        // The empty string.
-        target_label: StrId(4),
-        replacement: StrId(first + 3),
-    }];
-    plan
+    PlanBuilder::new()
+        .role(Role::Cluster)
+        .external_labels(&[("cluster", "c1")])
+        .write_relabel(&[Rule::new(RelabelAction::Drop)
+            .sources(&["__name__"])
+            .regex("go_gc_.*|go_memstats_.*")])
+        .queue(Queue {
+            capacity: 10_000,
+            min_shards: 2,
+            max_shards: 2,
+            ..queue()
+        })
+        .build()
 }
 
 /// A kube-state-metrics-like body of 5,000 series plus two Go runtime ones;
@@ -449,12 +340,7 @@ fn write_relabel_and_two_shards_allocate_nothing_with_socket_sized_chunks() {
     for round in 0..3 {
         scrape(round, &mut sink);
     }
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let report = scrape(3, &mut sink);
-    let report2 = scrape(4, &mut sink);
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let ((report, report2), allocations) = count_allocations(|| (scrape(3, &mut sink), scrape(4, &mut sink)));
     assert_eq!(report.samples_scraped, 4_502);
     assert_eq!(report2.samples_scraped, 5_002);
     assert_eq!(report.stale_markers, 500);

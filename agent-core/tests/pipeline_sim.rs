@@ -11,9 +11,7 @@
 use outpost_core::error::ScrapeError;
 use outpost_core::expfmt::Format;
 use outpost_core::pipeline::{BatchSink, Batcher, BatcherCounters, TargetLabels, TargetPipeline};
-use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, Role, SelfScrape, StrId, Wal,
-};
+use outpost_core::plan::{Limits, Plan, Queue};
 use outpost_core::queue::{DropReason, Outcome, RecordMeta, Sender, RECORDS_PER_SHARD};
 use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
 use outpost_core::request::RequestBuilder;
@@ -21,7 +19,7 @@ use outpost_core::wal;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
-mod wire;
+use outpost_test_support::{wire, PlanBuilder};
 
 const T0: u64 = 1_700_000_000_000;
 const INTERVAL_MS: u64 = 15_000;
@@ -277,59 +275,10 @@ fn limits(samples: u32) -> Limits {
 const EXTERNAL: [(&str, &str); 2] = [("cluster", "c1"), ("region", "eu")];
 
 fn plan(queue: Queue) -> Plan {
-    let mut strings: Vec<String> = Vec::new();
-    let mut id = |s: &str| {
-        strings.push(s.to_string());
-        StrId(strings.len() as u32 - 1)
-    };
+    let mut plan = PlanBuilder::new().external_labels(&EXTERNAL).queue(queue).build();
     // Deliberately unsorted: they must arrive sorted.
-    let external_labels = vec![
-        LabelPair {
-            name: id(EXTERNAL[1].0),
-            value: id(EXTERNAL[1].1),
-        },
-        LabelPair {
-            name: id(EXTERNAL[0].0),
-            value: id(EXTERNAL[0].1),
-        },
-    ];
-    let empty = id("");
-    Plan {
-        agent: Agent {
-            cluster: StrId(3),
-            tenant: None,
-            role: Role::Node,
-        },
-        external_labels,
-        receiver: Receiver {
-            url: empty,
-            tenant_header: None,
-            tls: None,
-            auth: Auth::None,
-            remote_timeout_ms: 30_000,
-            write_relabel: Vec::new(),
-        },
-        queue,
-        wal: Wal {
-            dir: empty,
-            max_bytes: 1 << 20,
-            segment_bytes: 1 << 16,
-            fsync: Fsync::Never,
-        },
-        node: None,
-        scrape_jobs: Vec::new(),
-        self_scrape: SelfScrape {
-            interval_ms: 15_000,
-            job: empty,
-        },
-        budget: Budget {
-            cpu_request_millis: 1,
-            cpu_limit_millis: 1,
-            memory_request_bytes: 1,
-            memory_limit_bytes: 1,
-        },
-        strings,
-    }
+    plan.external_labels.reverse();
+    plan
 }
 
 /// Prometheus's view of one target between scrapes.

@@ -3,15 +3,12 @@
 //! reloads, sample limits and relabel drops, read back with prost from the
 //! batches the sink receives.
 
-mod wire;
+use outpost_test_support::{intern_rules, wire, PlanBuilder, Rule};
 
 use outpost_core::error::ScrapeError;
 use outpost_core::expfmt::Format;
 use outpost_core::pipeline::{BatchSink, Batcher, ScrapeReport, TargetLabels, TargetPipeline};
-use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, LabelPair, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role,
-    SelfScrape, StrId, Wal,
-};
+use outpost_core::plan::{Limits, Plan, Queue, RelabelAction};
 use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
 use prost::Message;
 
@@ -50,49 +47,14 @@ struct Fixture {
 
 impl Fixture {
     fn new(write_relabel_drop: Option<&str>) -> Fixture {
-        let mut strings: Vec<String> = ["cluster", "c1", "team", "ext", "__name__", ";", "$1", ""]
-            .iter()
-            .map(|s| s.to_string())
+        let write_relabel: Vec<Rule> = write_relabel_drop
+            .map(|re| Rule::new(RelabelAction::Drop).sources(&["__name__"]).regex(re))
+            .into_iter()
             .collect();
-        let mut write_relabel = Vec::new();
-        if let Some(re) = write_relabel_drop {
-            strings.push(re.to_string());
-            write_relabel.push(RelabelRule {
-                action: RelabelAction::Drop,
-                source_labels: vec![StrId(4)],
-                separator: StrId(5),
-                regex: StrId(8),
-                modulus: 0,
-                target_label: StrId(7),
-                replacement: StrId(6),
-            });
-        }
-        let plan = Plan {
-            strings,
-            agent: Agent {
-                cluster: StrId(1),
-                tenant: None,
-                role: Role::Node,
-            },
-            external_labels: vec![
-                LabelPair {
-                    name: StrId(0),
-                    value: StrId(1),
-                },
-                LabelPair {
-                    name: StrId(2),
-                    value: StrId(3),
-                },
-            ],
-            receiver: Receiver {
-                url: StrId(7),
-                tenant_header: None,
-                tls: None,
-                auth: Auth::None,
-                remote_timeout_ms: 1000,
-                write_relabel,
-            },
-            queue: Queue {
+        let plan = PlanBuilder::new()
+            .external_labels(&[("cluster", "c1"), ("team", "ext")])
+            .write_relabel(&write_relabel)
+            .queue(Queue {
                 capacity: 100,
                 min_shards: 1,
                 max_shards: 1,
@@ -102,26 +64,8 @@ impl Fixture {
                 max_backoff_ms: 100,
                 max_batch_bytes: 64 * 1024,
                 max_sample_age_ms: 0,
-            },
-            wal: Wal {
-                dir: StrId(7),
-                max_bytes: 1 << 20,
-                segment_bytes: 1 << 16,
-                fsync: Fsync::Never,
-            },
-            node: None,
-            scrape_jobs: Vec::new(),
-            self_scrape: SelfScrape {
-                interval_ms: 1000,
-                job: StrId(7),
-            },
-            budget: Budget {
-                cpu_request_millis: 1,
-                cpu_limit_millis: 1,
-                memory_request_bytes: 1,
-                memory_limit_bytes: 1,
-            },
-        };
+            })
+            .build();
         Fixture { plan }
     }
 
@@ -341,17 +285,12 @@ fn a_series_exposed_differently_is_the_same_series() {
 #[test]
 fn metric_relabel_drops_are_remembered_and_never_sent_or_staled() {
     let mut f = Fixture::new(None);
-    f.plan.strings.push("drop_me.*".into());
-    let regex = StrId(f.plan.strings.len() as u32 - 1);
-    let rules = [RelabelRule {
-        action: RelabelAction::Drop,
-        source_labels: vec![StrId(4)],
-        separator: StrId(5),
-        regex,
-        modulus: 0,
-        target_label: StrId(7),
-        replacement: StrId(6),
-    }];
+    let rules = intern_rules(
+        &mut f.plan,
+        &[Rule::new(RelabelAction::Drop)
+            .sources(&["__name__"])
+            .regex("drop_me.*")],
+    );
     let limits = *f.target(false, 100).limits();
     let labels = f.target(false, 100).target;
     let mut t = TargetPipeline::new(&f.plan, labels, limits, &rules).unwrap();
@@ -394,7 +333,8 @@ fn a_reload_that_changes_external_labels_does_not_adopt() {
     let mut b = b;
     scrape(&mut old, &mut b, &mut sink, "a 1\n", 1000).unwrap();
     let mut other = Fixture::new(None);
-    other.plan.strings[1] = "c2".into();
+    let c1 = other.plan.strings.iter().position(|s| s == "c1").unwrap();
+    other.plan.strings[c1] = "c2".into();
     let b2 = other.batcher();
     let mut new = other.target(false, 100);
     assert!(!new.adopt_series(&mut old, &b, &b2));

@@ -3,13 +3,13 @@
 //! version-1 header cannot smuggle in what only version 2 may hold.
 
 use outpost_core::plan::{self, Collector, NodeOptions, PlanError, StrId, Textfile};
+use outpost_test_support::repo_path;
 
 /// A version-1 node plan as outpostc wrote it before version 2 existed: cluster-03's golden
 /// node plan until examples/fleet.yaml moved to node_exporter's default collectors (which need
 /// version 2). Kept as it was, byte for byte.
 fn golden_node_plan() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/node-v1.plan");
-    std::fs::read(path).unwrap()
+    std::fs::read(repo_path("agent-core/tests/data/node-v1.plan")).unwrap()
 }
 
 fn version(bytes: &[u8]) -> u16 {

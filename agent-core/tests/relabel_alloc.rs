@@ -2,55 +2,14 @@
 //! a second pass of a realistic rule set over 50,000 KSM-like series.
 //! Also reports rough throughput (meaningful only with `--release`).
 
-#[path = "relabel_support.rs"]
-mod support;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use outpost_core::labels::LabelSet;
 use outpost_core::plan::RelabelAction as A;
 use outpost_core::relabel::RelabelProgram;
-use support::Spec;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    // Only the measuring thread counts; the test harness allocates elsewhere.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
+use outpost_test_support::relabel::{self, Rule};
+use outpost_test_support::{count_allocations, CountingAllocator};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counting<T>(f: impl FnOnce() -> T) -> (T, u64) {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let out = f();
-    COUNTING.with(|c| c.set(false));
-    (out, ALLOCATIONS.load(Ordering::Relaxed) - before)
-}
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const SERIES: usize = 50_000;
 
@@ -97,36 +56,33 @@ fn ksm_series() -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-fn mixed_rules() -> Vec<Spec> {
+fn mixed_rules() -> Vec<Rule> {
     vec![
-        Spec::new(A::Drop)
+        Rule::new(A::Drop)
             .sources(&["__name__"])
             .regex("go_gc_.*|go_memstats_.*"),
-        Spec::new(A::Replace).target("tenant").replacement("tenant-a"),
-        Spec::new(A::Replace)
+        Rule::new(A::Replace).target("tenant").replacement("tenant-a"),
+        Rule::new(A::Replace)
             .sources(&["pod"])
             .regex(r"(?P<workload>.+)-[0-9a-f]+-[0-9a-f]+")
             .target("workload")
             .replacement("$workload"),
-        Spec::new(A::LabelDrop).regex("uid"),
-        Spec::new(A::HashMod)
+        Rule::new(A::LabelDrop).regex("uid"),
+        Rule::new(A::HashMod)
             .sources(&["namespace", "pod"])
             .modulus(16)
             .target("__tmp_shard"),
-        Spec::new(A::LabelMap).regex("label_(.+)").replacement("$1"),
-        Spec::new(A::Lowercase)
+        Rule::new(A::LabelMap).regex("label_(.+)").replacement("$1"),
+        Rule::new(A::Lowercase)
             .sources(&["app_kubernetes_io_name"])
             .target("app"),
-        Spec::new(A::Keep).sources(&["namespace"]).regex(r"team-\d+"),
-        Spec::new(A::LabelDrop).regex("__tmp_.*|label_.*"),
+        Rule::new(A::Keep).sources(&["namespace"]).regex(r"team-\d+"),
+        Rule::new(A::LabelDrop).regex("__tmp_.*|label_.*"),
     ]
 }
 
-fn build(rules: &[Spec]) -> RelabelProgram {
-    let (plan, rules) = support::plan_with(rules);
-    let mut p = RelabelProgram::build(&plan, &rules, support::MAX_LABEL_BYTES).unwrap();
-    p.reserve_labels(support::MAX_LABELS);
-    p
+fn build(rules: &[Rule]) -> RelabelProgram {
+    relabel::program(rules).unwrap()
 }
 
 /// One pass: load each series into the reused set and relabel it.
@@ -148,14 +104,14 @@ fn pass(p: &mut RelabelProgram, set: &mut LabelSet, series: &[Vec<(String, Strin
 
 #[test]
 fn apply_allocates_nothing_after_warm_up_and_reports_throughput() {
-    let (_, deliberate) = counting(|| Vec::<u8>::with_capacity(16));
+    let (_, deliberate) = count_allocations(|| Vec::<u8>::with_capacity(16));
     assert_eq!(deliberate, 1, "the counter sees this thread's allocations");
     let series = ksm_series();
-    let mut set = LabelSet::with_capacity(support::MAX_LABELS, support::MAX_LABEL_BYTES);
+    let mut set = LabelSet::with_capacity(relabel::MAX_LABELS, relabel::MAX_LABEL_BYTES);
 
     let mut mixed = build(&mixed_rules());
-    let ((warm, _), warm_allocations) = counting(|| pass(&mut mixed, &mut set, &series));
-    let ((kept, labels_out), allocations) = counting(|| pass(&mut mixed, &mut set, &series));
+    let ((warm, _), warm_allocations) = count_allocations(|| pass(&mut mixed, &mut set, &series));
+    let ((kept, labels_out), allocations) = count_allocations(|| pass(&mut mixed, &mut set, &series));
     assert_eq!(warm, kept);
     // 2 of the 8 metric names are Go runtime series.
     assert_eq!(kept, SERIES - SERIES / 8 * 2);
@@ -175,12 +131,12 @@ fn apply_allocates_nothing_after_warm_up_and_reports_throughput() {
         mixed.heap_bytes()
     );
 
-    let mut drop = build(&[Spec::new(A::Drop)
+    let mut drop = build(&[Rule::new(A::Drop)
         .sources(&["__name__"])
         .regex("go_gc_.*|go_memstats_.*")]);
     pass(&mut drop, &mut set, &series);
     let started = std::time::Instant::now();
-    let ((kept, _), allocations) = counting(|| pass(&mut drop, &mut set, &series));
+    let ((kept, _), allocations) = count_allocations(|| pass(&mut drop, &mut set, &series));
     let drop_secs = started.elapsed().as_secs_f64();
     assert_eq!(allocations, 0);
     assert_eq!(kept, SERIES - SERIES / 8 * 2);

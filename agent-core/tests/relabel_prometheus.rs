@@ -7,116 +7,21 @@
 //! and the rules only write legacy names (the parts where 2.x and 3.x agree).
 //! Skipped, with a message, when `/usr/bin/prometheus` is absent.
 
-#[path = "relabel_support.rs"]
-mod support;
-
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use outpost_core::plan::RelabelAction as A;
-use support::{labels, program, Spec};
+use outpost_test_support::relabel::{labels, program, Rule};
+use outpost_test_support::{free_port, http_get, urlencode, Prometheus, TargetServer};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// Serves one fixed body to every request on 127.0.0.1; stopped on drop.
-struct BodyServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl BodyServer {
-    fn start(body: String) -> BodyServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop_flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(body.as_bytes());
-            }
-        });
-        BodyServer {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for BodyServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Kills the Prometheus child and removes its directory, also on failure.
-struct PrometheusGuard {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for PrometheusGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path_and_query: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.lines().next()?.contains(" 200 ").then(|| body.to_string())
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The body of `/federate?match[]=<selector>`, if Prometheus answers 200.
+fn federate(prometheus: &Prometheus, selector: &str) -> Option<String> {
+    http_get(
+        prometheus.port,
+        &format!("/federate?match[]={}", urlencode(selector)),
+    )
+    .filter(|(status, _)| *status == 200)
+    .map(|(_, body)| body)
 }
 
 type Series = BTreeSet<Vec<(String, String)>>;
@@ -178,66 +83,66 @@ fn body() -> String {
     b
 }
 
-fn rule_sets() -> Vec<Vec<Spec>> {
+fn rule_sets() -> Vec<Vec<Rule>> {
     vec![
-        vec![Spec::new(A::Drop)
+        vec![Rule::new(A::Drop)
             .sources(&["__name__"])
             .regex("go_gc_.*|go_memstats_.*")],
         vec![
-            Spec::new(A::Replace).target("tenant").replacement("tenant-a"),
-            Spec::new(A::Replace)
+            Rule::new(A::Replace).target("tenant").replacement("tenant-a"),
+            Rule::new(A::Replace)
                 .sources(&["pod"])
                 .regex("(?P<w>.+)-[0-9a-f]+-[0-9a-f]+")
                 .target("workload")
                 .replacement("${w}"),
-            Spec::new(A::Replace)
+            Rule::new(A::Replace)
                 .sources(&["__name__"])
                 .regex("(kube_pod)_.*")
                 .target("${1}_copy"),
-            Spec::new(A::Replace)
+            Rule::new(A::Replace)
                 .sources(&["addr"])
                 .regex(r"([^:]+):(\d+)")
                 .target("port")
                 .replacement("p$2"),
-            Spec::new(A::Replace)
+            Rule::new(A::Replace)
                 .sources(&["uid"])
                 .regex("u-1(.*)")
                 .target("label_app")
                 .replacement("$1"),
         ],
         vec![
-            Spec::new(A::HashMod)
+            Rule::new(A::HashMod)
                 .sources(&["namespace", "pod"])
                 .modulus(7)
                 .target("shard"),
-            Spec::new(A::Lowercase)
+            Rule::new(A::Lowercase)
                 .sources(&["label_app"])
                 .target("app_lower"),
-            Spec::new(A::Uppercase)
+            Rule::new(A::Uppercase)
                 .sources(&["namespace", "uid"])
                 .target("ns_upper"),
         ],
         vec![
-            Spec::new(A::LabelMap).regex("label_(.+)"),
-            Spec::new(A::LabelDrop).regex("uid|label_.*"),
+            Rule::new(A::LabelMap).regex("label_(.+)"),
+            Rule::new(A::LabelDrop).regex("uid|label_.*"),
         ],
         vec![
-            Spec::new(A::Keep).sources(&["namespace"]).regex("team-[12]"),
-            Spec::new(A::Replace)
+            Rule::new(A::Keep).sources(&["namespace"]).regex("team-[12]"),
+            Rule::new(A::Replace)
                 .sources(&["uid"])
                 .regex("u-(1.*)")
                 .target("twin")
                 .replacement("u-$1"),
-            Spec::new(A::KeepEqual).sources(&["uid"]).target("twin"),
+            Rule::new(A::KeepEqual).sources(&["uid"]).target("twin"),
         ],
         vec![
-            Spec::new(A::Replace)
+            Rule::new(A::Replace)
                 .sources(&["uid"])
                 .regex("u-(2.*)")
                 .target("twin")
                 .replacement("u-$1"),
-            Spec::new(A::DropEqual).sources(&["uid"]).target("twin"),
-            Spec::new(A::LabelKeep).regex("__name__|job|instance|pod|twin"),
+            Rule::new(A::DropEqual).sources(&["uid"]).target("twin"),
+            Rule::new(A::LabelKeep).regex("__name__|job|instance|pod|twin"),
         ],
     ]
 }
@@ -246,7 +151,7 @@ fn yaml_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn config(port: u16, sets: &[Vec<Spec>]) -> String {
+fn config(port: u16, sets: &[Vec<Rule>]) -> String {
     let mut c = String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nscrape_configs:\n");
     for (j, rules) in sets.iter().enumerate() {
         c.push_str(&format!(
@@ -286,34 +191,20 @@ fn config(port: u16, sets: &[Vec<Spec>]) -> String {
 
 #[test]
 fn prometheus_metric_relabel_agrees_with_ours() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        eprintln!("skipped: {PROMETHEUS} not installed");
-        return;
-    }
     let body = body();
-    let server = BodyServer::start(body.clone());
+    let server = TargetServer::start(body.clone());
     let sets = rule_sets();
-    let dir = std::env::temp_dir().join(format!("outpost-relabel-prom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("prometheus.yml"), config(server.port, &sets)).unwrap();
-    let web_port = free_port();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let log = dir.join("prometheus.log");
-    let _prometheus = PrometheusGuard { child, dir };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(prometheus) =
+        Prometheus::start_with_config(dir.path(), free_port(), &config(server.port, &sets))
+    else {
+        return;
+    };
 
     // Wait until every job has completed a scrape.
-    let up = format!("/federate?match[]={}", percent_encode("{__name__=\"up\"}"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = http_get(web_port, &up)
+        let ready = federate(&prometheus, "{__name__=\"up\"}")
             .map(|text| {
                 parse_exposition(&text)
                     .iter()
@@ -327,7 +218,7 @@ fn prometheus_metric_relabel_agrees_with_ours() {
         assert!(
             Instant::now() < deadline,
             "Prometheus did not scrape all jobs within 60s; its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            prometheus.log()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -349,8 +240,8 @@ fn prometheus_metric_relabel_agrees_with_ours() {
                 ours.insert(set);
             }
         }
-        let query = percent_encode(&format!("{{job=\"{job}\",__name__!~\"up|scrape_.*\"}}"));
-        let theirs = parse_exposition(&http_get(web_port, &format!("/federate?match[]={query}")).unwrap());
+        let selector = format!("{{job=\"{job}\",__name__!~\"up|scrape_.*\"}}");
+        let theirs = parse_exposition(&federate(&prometheus, &selector).unwrap());
         assert!(!ours.is_empty(), "job {job}: rule set keeps something");
         assert_eq!(ours, theirs, "job {job}: rules {rules:?}");
         eprintln!(

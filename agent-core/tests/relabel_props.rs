@@ -2,17 +2,14 @@
 //! straight from Prometheus's documented relabel semantics, on the `regex`
 //! crate, a `BTreeMap` of labels and Go's `Regexp.Expand` rules spelled out.
 
-#[path = "relabel_support.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 
 use md5::Digest as _;
 use outpost_core::plan::RelabelAction as A;
+use outpost_test_support::relabel::{labels, program, sorted, Rule};
 use proptest::prelude::*;
 use proptest::sample::select;
 use regex::{Captures, Regex};
-use support::{labels, program, sorted, Spec};
 
 type Labels = BTreeMap<String, String>;
 
@@ -86,7 +83,7 @@ fn set(l: &mut Labels, name: &str, value: &str) {
 }
 
 /// Prometheus's relabel, one rule at a time; `None` when dropped.
-fn reference(rules: &[Spec], mut l: Labels) -> Option<Labels> {
+fn reference(rules: &[Rule], mut l: Labels) -> Option<Labels> {
     for r in rules {
         let re = Regex::new(&format!("^(?s:{})$", r.regex)).unwrap();
         let get = |l: &Labels, n: &str| l.get(n).cloned().unwrap_or_default();
@@ -196,7 +193,7 @@ fn actions() -> impl Strategy<Value = A> {
     select(A::ALL.to_vec())
 }
 
-fn rules(actions: BoxedStrategy<A>) -> impl Strategy<Value = Spec> {
+fn rules(actions: BoxedStrategy<A>) -> impl Strategy<Value = Rule> {
     (
         actions,
         prop::collection::vec(select(NAMES.to_vec()), 0..3),
@@ -210,7 +207,7 @@ fn rules(actions: BoxedStrategy<A>) -> impl Strategy<Value = Spec> {
         templates(),
     )
         .prop_map(|(action, sources, sep, regex, modulus, target, replacement)| {
-            let mut s = Spec::new(action)
+            let mut s = Rule::new(action)
                 .sources(&sources)
                 .separator(sep)
                 .regex(&regex)
@@ -226,7 +223,7 @@ fn rules(actions: BoxedStrategy<A>) -> impl Strategy<Value = Spec> {
         })
 }
 
-fn ours(rules: &[Spec], input: &Labels) -> Option<Vec<(String, String)>> {
+fn ours(rules: &[Rule], input: &Labels) -> Option<Vec<(String, String)>> {
     let mut p = program(rules).expect("rule compiles");
     // Pushed in name order, the order Prometheus's builder walks the labels.
     let pairs: Vec<(&str, &str)> = input.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
@@ -234,7 +231,7 @@ fn ours(rules: &[Spec], input: &Labels) -> Option<Vec<(String, String)>> {
     p.apply(&mut l).then(|| sorted(&l))
 }
 
-fn expected(rules: &[Spec], input: &Labels) -> Option<Vec<(String, String)>> {
+fn expected(rules: &[Rule], input: &Labels) -> Option<Vec<(String, String)>> {
     reference(rules, input.clone()).map(|l| l.into_iter().collect())
 }
 

@@ -1,23 +1,20 @@
 //! Table tests: one or more cases per action, with Prometheus's expected
 //! outcome worked out by hand from its documented semantics.
 
-#[path = "relabel_support.rs"]
-mod support;
-
 use outpost_core::labels::LabelError;
 use outpost_core::plan::RelabelAction as A;
 use outpost_core::relabel::RelabelBuildError;
-use support::{labels, pairs, program, sorted, Spec};
+use outpost_test_support::relabel::{self, labels, pairs, program, sorted, Rule};
 
 /// Runs `rules` on `input`; `None` when the series is dropped.
-fn run(rules: &[Spec], input: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+fn run(rules: &[Rule], input: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
     let mut p = program(rules).expect("rules compile");
     let mut l = labels(input);
     p.apply(&mut l).then(|| sorted(&l))
 }
 
-fn seed_drop() -> Spec {
-    Spec::new(A::Drop)
+fn seed_drop() -> Rule {
+    Rule::new(A::Drop)
         .sources(&["__name__"])
         .regex("go_gc_.*|go_memstats_.*")
 }
@@ -44,7 +41,7 @@ fn seed_write_relabel_drops_go_gc_and_memstats_only() {
 
 #[test]
 fn seed_tenant_rule_always_sets_the_label() {
-    let rule = Spec::new(A::Replace).target("tenant").replacement("tenant-a");
+    let rule = Rule::new(A::Replace).target("tenant").replacement("tenant-a");
     assert_eq!(
         run(std::slice::from_ref(&rule), &[("__name__", "up")]),
         Some(pairs(&[("__name__", "up"), ("tenant", "tenant-a")]))
@@ -59,7 +56,7 @@ fn seed_tenant_rule_always_sets_the_label() {
 fn replace_expands_captures_in_all_spellings() {
     let base = [("__name__", "up"), ("__address__", "10.0.0.1:9100")];
     let rule = |replacement: &str| {
-        Spec::new(A::Replace)
+        Rule::new(A::Replace)
             .sources(&["__address__"])
             .regex(r"(?P<host>[^:]+):(\d+)")
             .target("out")
@@ -88,18 +85,18 @@ fn replace_expands_captures_in_all_spellings() {
 #[test]
 fn replace_without_match_changes_nothing_and_empty_result_removes() {
     let input = [("__name__", "up"), ("instance", "a:1"), ("out", "keep-me")];
-    let no_match = Spec::new(A::Replace)
+    let no_match = Rule::new(A::Replace)
         .sources(&["instance"])
         .regex("b.*")
         .target("out");
     assert_eq!(run(&[no_match], &input), Some(pairs(&input)));
     // The regex must match the whole value, not a substring.
-    let partial = Spec::new(A::Replace)
+    let partial = Rule::new(A::Replace)
         .sources(&["instance"])
         .regex("a")
         .target("out");
     assert_eq!(run(&[partial], &input), Some(pairs(&input)));
-    let empty = Spec::new(A::Replace)
+    let empty = Rule::new(A::Replace)
         .sources(&["instance"])
         .regex("a:(x?).*")
         .target("out");
@@ -111,7 +108,7 @@ fn replace_without_match_changes_nothing_and_empty_result_removes() {
 
 #[test]
 fn replace_target_label_is_a_template() {
-    let rule = Spec::new(A::Replace)
+    let rule = Rule::new(A::Replace)
         .sources(&["__name__"])
         .regex("(.+)_total")
         .target("${1}_count")
@@ -127,7 +124,7 @@ fn replace_target_label_is_a_template() {
         ]))
     );
     // An empty target name skips the rule.
-    let skip = Spec::new(A::Replace)
+    let skip = Rule::new(A::Replace)
         .sources(&["a"])
         .regex("(x?).*")
         .target("$1")
@@ -137,7 +134,7 @@ fn replace_target_label_is_a_template() {
 
 #[test]
 fn sources_join_with_separator_and_absent_labels_are_empty() {
-    let rule = Spec::new(A::Replace)
+    let rule = Rule::new(A::Replace)
         .sources(&["a", "missing", "b"])
         .separator(",")
         .regex("(.*),,(.*)")
@@ -147,33 +144,33 @@ fn sources_join_with_separator_and_absent_labels_are_empty() {
         run(&[rule], &[("a", "x"), ("b", "y")]),
         Some(pairs(&[("a", "x"), ("b", "y"), ("joined", "y/x")]))
     );
-    let default_sep = Spec::new(A::Keep).sources(&["a", "b"]).regex("x;y");
+    let default_sep = Rule::new(A::Keep).sources(&["a", "b"]).regex("x;y");
     assert!(run(&[default_sep], &[("a", "x"), ("b", "y")]).is_some());
 }
 
 #[test]
 fn keep_and_drop() {
-    let keep = Spec::new(A::Keep).sources(&["job"]).regex("node|kubelet");
+    let keep = Rule::new(A::Keep).sources(&["job"]).regex("node|kubelet");
     assert!(run(std::slice::from_ref(&keep), &[("job", "node")]).is_some());
     assert!(run(std::slice::from_ref(&keep), &[("job", "nodes")]).is_none());
     assert!(run(&[keep], &[("other", "x")]).is_none());
     // An absent label is "", which `.*` matches.
-    let drop_all = Spec::new(A::Drop).sources(&["missing"]).regex(".*");
+    let drop_all = Rule::new(A::Drop).sources(&["missing"]).regex(".*");
     assert!(run(&[drop_all], &[("a", "b")]).is_none());
 }
 
 #[test]
 fn dot_matches_newline_and_perl_classes_are_ascii() {
-    let keep = Spec::new(A::Keep).sources(&["v"]).regex("a.b");
+    let keep = Rule::new(A::Keep).sources(&["v"]).regex("a.b");
     assert!(run(&[keep], &[("v", "a\nb")]).is_some());
-    let digits = Spec::new(A::Keep).sources(&["v"]).regex(r"\d+");
+    let digits = Rule::new(A::Keep).sources(&["v"]).regex(r"\d+");
     assert!(run(std::slice::from_ref(&digits), &[("v", "123")]).is_some());
     assert!(run(&[digits], &[("v", "١٢")]).is_none(), "Go's \\d is ASCII only");
 }
 
 #[test]
 fn keepequal_and_dropequal_compare_with_target_label() {
-    let keq = Spec::new(A::KeepEqual).sources(&["a", "b"]).target("c");
+    let keq = Rule::new(A::KeepEqual).sources(&["a", "b"]).target("c");
     assert!(run(
         std::slice::from_ref(&keq),
         &[("a", "1"), ("b", "2"), ("c", "1;2")]
@@ -184,7 +181,7 @@ fn keepequal_and_dropequal_compare_with_target_label() {
         run(&[keq], &[("x", "1")]).is_none(),
         "\";\" differs from absent \"\""
     );
-    let deq = Spec::new(A::DropEqual).sources(&["a"]).target("c");
+    let deq = Rule::new(A::DropEqual).sources(&["a"]).target("c");
     assert!(run(std::slice::from_ref(&deq), &[("a", "1"), ("c", "1")]).is_none());
     assert!(run(std::slice::from_ref(&deq), &[("a", "1"), ("c", "2")]).is_some());
     assert!(run(&[deq], &[("x", "1")]).is_none(), "absent equals absent");
@@ -218,7 +215,7 @@ fn hashmod_is_md5_tail_big_endian_modulo() {
     ] {
         let d = md5sum(&format!("{a};{b}"));
         let expected = u64::from_be_bytes(d[8..].try_into().unwrap()) % modulus;
-        let rule = Spec::new(A::HashMod)
+        let rule = Rule::new(A::HashMod)
             .sources(&["a", "b"])
             .modulus(modulus)
             .target("shard");
@@ -237,7 +234,7 @@ fn hashmod_matches_md5sum_across_block_boundaries() {
         let data: String = (0..len).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
         let d = md5sum(&data);
         let expected = u64::from_be_bytes(d[8..].try_into().unwrap()) % u64::MAX;
-        let rule = Spec::new(A::HashMod)
+        let rule = Rule::new(A::HashMod)
             .sources(&["a"])
             .modulus(u64::MAX)
             .target("shard");
@@ -249,7 +246,7 @@ fn hashmod_matches_md5sum_across_block_boundaries() {
 
 #[test]
 fn labelmap_copies_matching_names_from_the_labels_before_the_rule() {
-    let meta = Spec::new(A::LabelMap).regex("__meta_kubernetes_(.+)");
+    let meta = Rule::new(A::LabelMap).regex("__meta_kubernetes_(.+)");
     assert_eq!(
         run(
             &[meta],
@@ -268,7 +265,7 @@ fn labelmap_copies_matching_names_from_the_labels_before_the_rule() {
     );
     // `a` maps to `ab` and `ab` to `abb`; `abb` must get ab's value from
     // before the rule, not the one the rule just wrote.
-    let chain = Spec::new(A::LabelMap).regex("a(b?)").replacement("a${1}b");
+    let chain = Rule::new(A::LabelMap).regex("a(b?)").replacement("a${1}b");
     assert_eq!(
         run(&[chain], &[("a", "1"), ("ab", "2")]),
         Some(pairs(&[("a", "1"), ("ab", "1"), ("abb", "2")]))
@@ -283,29 +280,29 @@ fn labeldrop_and_labelkeep_match_names() {
         ("pod_uid", "u"),
         ("namespace", "n"),
     ];
-    let drop = Spec::new(A::LabelDrop).regex("pod.*");
+    let drop = Rule::new(A::LabelDrop).regex("pod.*");
     assert_eq!(
         run(&[drop], &input),
         Some(pairs(&[("__name__", "m"), ("namespace", "n")]))
     );
-    let keep = Spec::new(A::LabelKeep).regex("__name__|pod");
+    let keep = Rule::new(A::LabelKeep).regex("__name__|pod");
     assert_eq!(
         run(&[keep], &input),
         Some(pairs(&[("__name__", "m"), ("pod", "p")]))
     );
     // A series left without labels is dropped.
-    let keep_none = Spec::new(A::LabelKeep).regex("nothing");
+    let keep_none = Rule::new(A::LabelKeep).regex("nothing");
     assert_eq!(run(&[keep_none], &input), None);
 }
 
 #[test]
 fn lowercase_and_uppercase_write_the_target() {
-    let lower = Spec::new(A::Lowercase).sources(&["a", "b"]).target("low");
+    let lower = Rule::new(A::Lowercase).sources(&["a", "b"]).target("low");
     assert_eq!(
         run(&[lower], &[("a", "MiXeD"), ("b", "ÄÖ")]),
         Some(pairs(&[("a", "MiXeD"), ("b", "ÄÖ"), ("low", "mixed;äö")]))
     );
-    let upper = Spec::new(A::Uppercase).sources(&["a"]).target("a");
+    let upper = Rule::new(A::Uppercase).sources(&["a"]).target("a");
     assert_eq!(
         run(std::slice::from_ref(&upper), &[("a", "node-1é")]),
         Some(pairs(&[("a", "NODE-1É")]))
@@ -317,12 +314,12 @@ fn lowercase_and_uppercase_write_the_target() {
 #[test]
 fn rules_run_in_order() {
     let rules = [
-        Spec::new(A::Replace)
+        Rule::new(A::Replace)
             .sources(&["__name__"])
             .regex("(.*)_seconds")
             .target("unit")
             .replacement("s"),
-        Spec::new(A::Keep).sources(&["unit"]).regex("s"),
+        Rule::new(A::Keep).sources(&["unit"]).regex("s"),
         seed_drop(),
     ];
     assert!(run(&rules, &[("__name__", "x_seconds")]).is_some());
@@ -332,7 +329,7 @@ fn rules_run_in_order() {
 
 #[test]
 fn build_errors_name_the_rule_and_field() {
-    let err = program(&[seed_drop(), Spec::new(A::Keep).sources(&["a"]).regex("(unclosed")]).unwrap_err();
+    let err = program(&[seed_drop(), Rule::new(A::Keep).sources(&["a"]).regex("(unclosed")]).unwrap_err();
     assert!(
         matches!(err, RelabelBuildError::BadRegex { rule: 1, .. }),
         "{err:?}"
@@ -342,7 +339,7 @@ fn build_errors_name_the_rule_and_field() {
         text.contains("rule 1") && text.contains("regex") && text.contains("(unclosed"),
         "{text}"
     );
-    let err = program(&[Spec::new(A::Replace).sources(&["a"])]).unwrap_err();
+    let err = program(&[Rule::new(A::Replace).sources(&["a"])]).unwrap_err();
     assert_eq!(
         err,
         RelabelBuildError::MissingTargetLabel {
@@ -351,16 +348,16 @@ fn build_errors_name_the_rule_and_field() {
         }
     );
     assert!(err.to_string().contains("target_label"));
-    let err = program(&[Spec::new(A::HashMod).sources(&["a"]).target("t")]).unwrap_err();
+    let err = program(&[Rule::new(A::HashMod).sources(&["a"]).target("t")]).unwrap_err();
     assert_eq!(err, RelabelBuildError::ZeroModulus { rule: 0 });
     // Go syntax that regex-automata lacks is refused at build time, not at run time.
-    assert!(program(&[Spec::new(A::Keep).regex(r"\Qa.b\E")]).is_err());
+    assert!(program(&[Rule::new(A::Keep).regex(r"\Qa.b\E")]).is_err());
 }
 
 #[test]
 fn a_rewrite_past_the_label_bound_drops_and_counts() {
-    let long = "v".repeat(support::MAX_LABEL_BYTES / 2);
-    let rule = Spec::new(A::Replace)
+    let long = "v".repeat(relabel::MAX_LABEL_BYTES / 2);
+    let rule = Rule::new(A::Replace)
         .sources(&["a"])
         .target("b")
         .replacement("$1$1$1");
@@ -369,7 +366,7 @@ fn a_rewrite_past_the_label_bound_drops_and_counts() {
     assert_eq!(
         p.try_apply(&mut l),
         Err(LabelError::TooManyBytes {
-            limit: support::MAX_LABEL_BYTES
+            limit: relabel::MAX_LABEL_BYTES
         })
     );
     let mut l = labels(&[("a", &long)]);

@@ -9,39 +9,10 @@ use outpost_core::queue::{Outcome, RecordMeta, Sender, RECORDS_PER_SHARD};
 use outpost_core::remote_write::{BatchBuilder, PushError};
 use outpost_core::request::RequestBuilder;
 use outpost_core::wal::{encode_record, RecordReader, HEADER_LEN};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    // Only the test's own thread is counted; libtest's threads are not ours.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use outpost_test_support::{count_allocations, CountingAllocator};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const SERIES: usize = 10_000;
 
@@ -189,23 +160,22 @@ impl Pipeline {
 #[test]
 fn push_finish_wal_send_cycle_allocates_nothing_after_warm_up() {
     // The counter sees this thread's allocations at all.
-    COUNTING.with(|c| c.set(true));
-    let probe = std::hint::black_box(vec![0u8; 64]);
-    COUNTING.with(|c| c.set(false));
+    let (probe, allocations) = count_allocations(|| std::hint::black_box(vec![0u8; 64]));
     drop(probe);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::Relaxed), 1);
+    assert_eq!(allocations, 1);
 
     let mut p = Pipeline::new();
     let mut now = 1_700_000_000_000u64;
     // Warm-up: the first cycle may touch lazily initialised runtime state.
     p.cycle(now);
-    COUNTING.with(|c| c.set(true));
-    let mut samples = 0;
-    for _ in 0..20 {
-        now += 30_000;
-        samples += p.cycle(now);
-    }
-    COUNTING.with(|c| c.set(false));
+    let (samples, allocations) = count_allocations(|| {
+        let mut samples = 0;
+        for _ in 0..20 {
+            now += 30_000;
+            samples += p.cycle(now);
+        }
+        samples
+    });
     // Per cycle one sample was two hours old: left out, counted once.
     assert_eq!(samples, 20 * (SERIES as u64 - 1));
     assert_eq!(
@@ -216,9 +186,5 @@ fn push_finish_wal_send_cycle_allocates_nothing_after_warm_up() {
     assert!(p
         .metrics
         .contains("prometheus_remote_storage_succeeded_samples_total"));
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        0,
-        "allocations in the steady state"
-    );
+    assert_eq!(allocations, 0, "allocations in the steady state");
 }

@@ -10,109 +10,12 @@ use outpost_core::plan::Queue;
 use outpost_core::queue::{DropReason, Outcome, RecordMeta, Sender};
 use outpost_core::remote_write::{BatchBuilder, HEADERS, STALE_NAN_BITS};
 use outpost_core::request::RequestBuilder;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use outpost_test_support::{http_request, Prometheus};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// Kills and reaps the server however the test ends.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus() -> Server {
-    let dir = std::env::temp_dir().join(format!("outpost-rw-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let port = free_port();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let server = Server { child, port, dir };
-    for _ in 0..300 {
-        if let Ok((200, _)) = http(port, "GET", "/-/ready", &[], &[]) {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("prometheus on 127.0.0.1:{port} did not become ready in 30 s");
-}
-
-/// A minimal HTTP/1.1 exchange, one request per connection.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn query(port: u16, promql: &str, at_ms: u64) -> String {
-    let q: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let path = format!(
-        "/api/v1/query?query={q}&time={}.{:03}",
-        at_ms / 1000,
-        at_ms % 1000
-    );
-    let (status, body) = http(port, "GET", &path, &[], &[]).unwrap();
-    assert_eq!(status, 200, "{body}");
-    body
+/// An instant query evaluated at `at_ms`; the raw JSON answer.
+fn query(prometheus: &Prometheus, promql: &str, at_ms: u64) -> String {
+    prometheus.query_at(promql, Some(at_ms as f64 / 1000.0))
 }
 
 fn series(pairs: &[(&str, &str)]) -> LabelSet {
@@ -124,17 +27,16 @@ fn series(pairs: &[(&str, &str)]) -> LabelSet {
 }
 
 fn post(port: u16, body: &[u8]) -> u16 {
-    let (status, _) = http(port, "POST", "/api/v1/write", &HEADERS, body).unwrap();
+    let (status, _) = http_request(port, "POST", "/api/v1/write", &HEADERS, body).unwrap();
     status
 }
 
 #[test]
 fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        eprintln!("SKIPPED: {PROMETHEUS} is not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = Prometheus::start(dir.path()) else {
         return;
-    }
-    let server = start_prometheus();
+    };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut b = BatchBuilder::with_bounds(1000, 1 << 20);
     let mut out = Vec::with_capacity(b.max_compressed_len());
@@ -153,17 +55,13 @@ fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
     assert!(n > 0);
     assert_eq!(post(server.port, &out), 204);
 
-    let body = query(
-        server.port,
-        "count(outpost_rw_test{job=\"rw\",zone=\"東京\"})",
-        now,
-    );
+    let body = query(&server, "count(outpost_rw_test{job=\"rw\",zone=\"東京\"})", now);
     assert!(body.contains("\"100\""), "{body}");
-    let body = query(server.port, "sum(outpost_rw_test)", now);
+    let body = query(&server, "sum(outpost_rw_test)", now);
     println!("prometheus answered: {body}");
     // 0.5 + 1.5 + ... + 99.5 = 5000
     assert!(body.contains("\"5000\""), "{body}");
-    let body = query(server.port, "outpost_rw_test{i=\"042\"}", now);
+    let body = query(&server, "outpost_rw_test{i=\"042\"}", now);
     assert!(body.contains("\"42.5\""), "{body}");
 
     // A staleness marker ends the series: an instant query after it finds nothing.
@@ -177,7 +75,7 @@ fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
         .unwrap();
     b.finish_into(&mut out);
     assert_eq!(post(server.port, &out), 204);
-    let body = query(server.port, "count(outpost_rw_test)", now);
+    let body = query(&server, "count(outpost_rw_test)", now);
     assert!(body.contains("\"99\""), "stale marker not honoured: {body}");
 
     // Samples far older than the head are refused with a 4xx; the sender
@@ -240,7 +138,7 @@ fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
         sender.handle_response(second.id, status, None, now),
         Outcome::Acked { run: 1 }
     );
-    let body = query(server.port, "outpost_rw_fresh", now);
+    let body = query(&server, "outpost_rw_fresh", now);
     assert!(body.contains("\"1\""), "{body}");
     assert_eq!(sender.ack_floor(), Some(2));
 }
@@ -251,11 +149,10 @@ fn prometheus_receives_what_we_encode_and_refuses_out_of_bounds() {
 /// record filtered for age loses only its old samples.
 #[test]
 fn prometheus_takes_a_body_joined_from_separately_compressed_records() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        eprintln!("SKIPPED: {PROMETHEUS} is not installed");
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = Prometheus::start(dir.path()) else {
         return;
-    }
-    let server = start_prometheus();
+    };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     let mut b = BatchBuilder::with_bounds(10_000, 1 << 20);
     let mut records = Vec::new();
@@ -300,9 +197,9 @@ fn prometheus_takes_a_body_joined_from_separately_compressed_records() {
     let at = request.finish(&mut body);
     assert_eq!(post(server.port, &body[at..]), 204);
     let at_ms = now as u64;
-    let count = query(server.port, "count(outpost_rw_joined)", at_ms);
+    let count = query(&server, "count(outpost_rw_joined)", at_ms);
     assert!(count.contains("\"2301\""), "{count}");
-    let by_scrape = query(server.port, "count by (scrape) (outpost_rw_joined)", at_ms);
+    let by_scrape = query(&server, "count by (scrape) (outpost_rw_joined)", at_ms);
     for (scrape, n) in [("0", "1"), ("1", "300"), ("2", "2000")] {
         let key = format!("{{\"scrape\":\"{scrape}\"}},\"value\":[");
         let value = by_scrape
@@ -314,9 +211,9 @@ fn prometheus_takes_a_body_joined_from_separately_compressed_records() {
             "scrape {scrape} should have {n} series: {by_scrape}"
         );
     }
-    let value = query(server.port, "outpost_rw_joined{scrape=\"2\",i=\"01999\"}", at_ms);
+    let value = query(&server, "outpost_rw_joined{scrape=\"2\",i=\"01999\"}", at_ms);
     assert!(value.contains("\"201999\""), "{value}");
-    let aged = query(server.port, "count(outpost_rw_aged)", at_ms);
+    let aged = query(&server, "count(outpost_rw_aged)", at_ms);
     assert!(
         aged.contains("\"result\":[]"),
         "the day-old samples were left out: {aged}"

@@ -7,7 +7,7 @@ use outpost_core::remote_write::{BatchBuilder, PushError, HEADERS, STALE_NAN_BIT
 use outpost_core::snappy::{self, Compressor};
 use proptest::prelude::*;
 
-mod wire;
+use outpost_test_support::wire;
 
 fn decode(compressed: &[u8]) -> wire::WriteRequest {
     wire::decode_snappy(compressed).unwrap_or_else(|e| panic!("prost reads the body: {e}"))

@@ -12,7 +12,7 @@ use outpost_core::request::{RecordError, RequestBuilder};
 use outpost_core::snappy::{self, Compressor, Joiner};
 use proptest::prelude::*;
 
-mod wire;
+use outpost_test_support::wire;
 
 /// Joins `streams` with our `Joiner` and returns the joined stream.
 fn join(streams: &[Vec<u8>]) -> Vec<u8> {

@@ -12,18 +12,21 @@
 //! timestamps against that wall time, and the receiver's clock offset
 //! follows the step.
 
-mod peers_support;
+mod in_process;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use in_process::run_args;
 use outpost_agent::agent::Agent;
-use outpost_agent::cli::RunArgs;
 use outpost_agent::clock::{system_wall_ms, Clock, TimeSource};
 use outpost_agent::log;
 
-use peers_support::{http_get, metric_sum, small_plan, write_plan, CountingTarget, RecordingReceiver};
+use outpost_core::plan::Queue;
+use outpost_test_support::{
+    http_get, metric_sum, write_plan, CountingTarget, PlanBuilder, RecordingReceiver, QUEUE,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 const TEN_YEARS_MS: i64 = 3_652 * 86_400_000;
@@ -63,22 +66,6 @@ fn body(n: u64) -> String {
     )
 }
 
-fn args(plan: std::path::PathBuf) -> RunArgs {
-    RunArgs {
-        plan,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "clock-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Info,
-    }
-}
-
 /// The agent's `/metrics`, fetched while the loop runs for a second.
 fn agent_metrics(agent: &mut Agent) -> String {
     let port = agent.listen_addr().unwrap().port();
@@ -112,14 +99,16 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = RecordingReceiver::start(Box::new(|_| (200, Vec::new())));
     let target = CountingTarget::start(body);
-    let mut plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "clock")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
-    plan.queue.max_sample_age_ms = 2 * HOUR_MS as u64;
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "clock")])
+        .wal_dir(&dir.path().join("wal"))
+        .queue(Queue {
+            max_sample_age_ms: 2 * HOUR_MS as u64,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Info);
     let source = Arc::new(SteppedWall {
@@ -127,7 +116,7 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         offset_ms: AtomicI64::new(0),
     });
     let mut agent = Agent::start_with_clock(
-        args(plan_path),
+        run_args(plan_path, "clock-node", log::Level::Info),
         plan,
         Default::default(),
         Clock::new(source.clone()),

@@ -2,94 +2,22 @@
 //! served from this file, and Debian's Prometheus 2.42 as remote-write
 //! receiver. Every child process and server thread is stopped by a guard.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use outpost_core::plan::{
-    self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
-    Role, Scheme, ScrapeJob, SelfScrape, StrId, Wal,
+use outpost_core::plan::{self, Collector, Plan, Queue};
+use outpost_test_support::{
+    free_port, http_get, outpost, wait_for, write_plan, ChildGuard, PlanBuilder, Prometheus, Signal,
+    TargetServer, PROMETHEUS, QUEUE,
 };
 
-mod peers_support;
-use peers_support::{free_port, http_get, wait_for, ChildGuard, Prometheus};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const TARGET_BODY: &str = "# HELP test_requests_total Requests.\n\
 # TYPE test_requests_total counter\n\
 test_requests_total{code=\"200\",job=\"scraped\"} 42\n\
 # TYPE test_temperature_celsius gauge\n\
 test_temperature_celsius 21.5\n";
-
-// ------------------------------------------------------------ guards
-
-/// A one-file HTTP server for the exposition body; stopped on drop.
-struct TargetServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TargetServer {
-    fn start(body: &'static str) -> TargetServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                        // Serve requests on this connection until it closes (keep-alive).
-                        let mut buf = Vec::new();
-                        let mut chunk = [0u8; 4096];
-                        loop {
-                            match s.read(&mut chunk) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                buf.drain(..end + 4);
-                                let head = format!(
-                                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-                                    body.len()
-                                );
-                                let _ = s.write_all(head.as_bytes());
-                                let _ = s.write_all(body.as_bytes());
-                            }
-                            if flag.load(Ordering::Relaxed) {
-                                break;
-                            }
-                        }
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        TargetServer {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TargetServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// Waits until `q` returns exactly one series; gives its metric object and value.
 fn wait_single(prom: &Prometheus, q: &str, time_s: Option<f64>) -> (String, String) {
@@ -107,30 +35,6 @@ fn wait_single(prom: &Prometheus, q: &str, time_s: Option<f64>) -> (String, Stri
     })
 }
 
-// ------------------------------------------------------------ plans
-
-struct Strings(Vec<String>);
-
-impl Strings {
-    fn id(&mut self, s: &str) -> StrId {
-        if let Some(i) = self.0.iter().position(|x| x == s) {
-            return StrId(i as u32);
-        }
-        self.0.push(s.to_string());
-        StrId(self.0.len() as u32 - 1)
-    }
-}
-
-fn limits() -> Limits {
-    Limits {
-        body_bytes: 4 << 20,
-        samples: 20_000,
-        label_count: 32,
-        label_name_bytes: 128,
-        label_value_bytes: 1024,
-    }
-}
-
 fn test_plan(receiver_port: u16, target_port: u16, wal_dir: &Path) -> Plan {
     test_plan_with_down_target(receiver_port, target_port, wal_dir, None)
 }
@@ -142,124 +46,25 @@ fn test_plan_with_down_target(
     wal_dir: &Path,
     down_port: Option<u16>,
 ) -> Plan {
-    let mut s = Strings(Vec::new());
-    let external_labels = vec![
-        LabelPair {
-            name: s.id("cluster"),
-            value: s.id("test-cluster"),
-        },
-        LabelPair {
-            name: s.id("role"),
-            value: s.id("edge"),
-        },
-    ];
-    let receiver = Receiver {
-        url: s.id(&format!("http://127.0.0.1:{receiver_port}/api/v1/write")),
-        tenant_header: None,
-        tls: None,
-        auth: Auth::None,
-        remote_timeout_ms: 5_000,
-        write_relabel: Vec::new(),
-    };
-    let node = NodeCollectors {
-        collectors: vec![Collector::Meminfo, Collector::Loadavg],
-        interval_ms: 1_000,
-        job: s.id("node-exporter"),
-        limits: limits(),
-        metric_relabel: Vec::new(),
-        options: Default::default(),
-    };
-    let job = ScrapeJob {
-        name: s.id("testapp"),
-        interval_ms: 1_000,
-        timeout_ms: 800,
-        scheme: Scheme::Http,
-        path: s.id("/metrics"),
-        targets: vec![s.id(&format!("127.0.0.1:{target_port}"))],
-        labels: vec![LabelPair {
-            name: s.id("team"),
-            value: s.id("edge"),
-        }],
-        honor_labels: false,
-        bearer_token_file: None,
-        tls: None,
-        limits: limits(),
-        metric_relabel: Vec::new(),
-    };
-    let mut scrape_jobs = vec![job];
-    if let Some(port) = down_port {
-        let mut down = scrape_jobs[0].clone();
-        down.name = s.id("down");
-        down.targets = vec![s.id(&format!("127.0.0.1:{port}"))];
-        down.labels = Vec::new();
-        scrape_jobs.push(down);
-    }
-    let plan = Plan {
-        agent: Agent {
-            cluster: s.id("test-cluster"),
-            tenant: None,
-            role: Role::Node,
-        },
-        external_labels,
-        receiver,
-        queue: Queue {
-            capacity: 2_000,
-            min_shards: 1,
+    let mut plan = PlanBuilder::new()
+        .receiver_url(&format!("http://127.0.0.1:{receiver_port}/api/v1/write"))
+        .external_labels(&[("cluster", "test-cluster"), ("role", "edge")])
+        .queue(Queue {
             max_shards: 2,
-            max_samples_per_send: 500,
-            batch_send_deadline_ms: 200,
-            min_backoff_ms: 30,
-            max_backoff_ms: 500,
-            max_batch_bytes: 256 * 1024,
-            max_sample_age_ms: 3_600_000,
-        },
-        wal: Wal {
-            dir: s.id(&wal_dir.display().to_string()),
-            max_bytes: 64 << 20,
-            segment_bytes: 1 << 20,
-            fsync: Fsync::Never,
-        },
-        node: Some(node),
-        scrape_jobs,
-        self_scrape: SelfScrape {
-            interval_ms: 1_000,
-            job: s.id("outpost"),
-        },
-        budget: Budget {
-            cpu_request_millis: 100,
-            cpu_limit_millis: 200,
-            memory_request_bytes: 64 << 20,
-            memory_limit_bytes: 256 << 20,
-        },
-        strings: Vec::new(),
-    };
-    Plan { strings: s.0, ..plan }
-}
-
-fn write_plan(dir: &Path, plan: &Plan) -> PathBuf {
-    let path = dir.join("node.plan");
-    std::fs::write(&path, plan::encode(plan).unwrap()).unwrap();
-    path
+            ..QUEUE
+        })
+        .wal_dir(wal_dir)
+        .node_collectors(&[Collector::Meminfo, Collector::Loadavg])
+        .scrape_job("testapp", &[format!("127.0.0.1:{target_port}")])
+        .job_labels(&[("team", "edge")]);
+    if let Some(port) = down_port {
+        plan = plan.scrape_job("down", &[format!("127.0.0.1:{port}")]);
+    }
+    plan.build()
 }
 
 fn start_outpost(plan: &Path, listen_port: u16, log: &Path) -> ChildGuard {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["run", "--plan"])
-        .arg(plan)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{listen_port}"),
-            "--node-name",
-            "test-node",
-            "--log-level",
-            "debug",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    ChildGuard(Some(child))
+    outpost!().start(plan, listen_port, "test-node", log)
 }
 
 fn meminfo_total_bytes() -> String {
@@ -330,6 +135,7 @@ fn agent_ships_target_and_node_metrics_to_prometheus() {
     let down_port = free_port();
     let plan = write_plan(
         dir.path(),
+        "node.plan",
         &test_plan_with_down_target(prom_port, target.port, &dir.path().join("wal"), Some(down_port)),
     );
     let listen = free_port();
@@ -428,7 +234,7 @@ fn agent_replays_its_wal_once_the_receiver_comes_up() {
     let prom_port = free_port();
     let target = TargetServer::start(TARGET_BODY);
     let wal = dir.path().join("wal");
-    let plan = write_plan(dir.path(), &test_plan(prom_port, target.port, &wal));
+    let plan = write_plan(dir.path(), "node.plan", &test_plan(prom_port, target.port, &wal));
 
     // First run: the receiver is down, batches pile up in the WAL.
     let mut agent = start_outpost(&plan, free_port(), &dir.path().join("outpost-1.log"));
@@ -480,6 +286,7 @@ fn agent_keeps_its_plan_when_a_reload_brings_a_bad_one() {
     // No receiver: batches stay in the WAL; this test is about the plan.
     let plan = write_plan(
         dir.path(),
+        "node.plan",
         &test_plan(free_port(), target.port, &dir.path().join("wal")),
     );
     let listen = free_port();
@@ -492,7 +299,7 @@ fn agent_keeps_its_plan_when_a_reload_brings_a_bad_one() {
     assert!(info().contains("\"reloadConfigSuccess\":true"));
 
     std::fs::write(&plan, b"OUTPOST\0 but not really a plan").unwrap();
-    agent.signal(libc::SIGHUP);
+    agent.signal(Signal::HUP);
     wait_for("failed reload reported", Duration::from_secs(10), || {
         info().contains("\"reloadConfigSuccess\":false").then_some(())
     });
@@ -515,9 +322,10 @@ fn agent_keeps_its_plan_when_a_reload_brings_a_bad_one() {
 
     write_plan(
         dir.path(),
+        "node.plan",
         &test_plan(free_port(), target.port, &dir.path().join("wal")),
     );
-    agent.signal(libc::SIGHUP);
+    agent.signal(Signal::HUP);
     wait_for("good reload reported", Duration::from_secs(10), || {
         info().contains("\"reloadConfigSuccess\":true").then_some(())
     });
@@ -540,7 +348,7 @@ fn agent_counts_scrapes_over_the_sample_limit() {
     let mut p = test_plan(free_port(), target.port, &dir.path().join("wal"));
     // The body has two samples; one is allowed.
     p.scrape_jobs[0].limits.samples = 1;
-    let plan = write_plan(dir.path(), &p);
+    let plan = write_plan(dir.path(), "node.plan", &p);
     let listen = free_port();
     let mut agent = start_outpost(&plan, listen, &dir.path().join("outpost.log"));
     let metrics = wait_for("sample-limit failure counted", Duration::from_secs(20), || {

@@ -12,17 +12,13 @@
 //! The node collectors and the process metrics are also checked on their
 //! own, every collector at once against this machine's `/proc` and `/sys`.
 
-mod peers_support;
+mod in_process;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
+use in_process::run_args;
 use outpost_agent::agent::Agent;
-use outpost_agent::cli::RunArgs;
 use outpost_agent::collectors::{
     render_process_metrics, FsStats, FsStatsSource, NodeCollector, Paths, Statvfs,
 };
@@ -30,32 +26,13 @@ use outpost_agent::log;
 use outpost_agent::wal::{DiskWal, WalConfig, WalLock};
 use outpost_core::plan::{Collector, Fsync};
 use outpost_core::queue::RecordMeta;
-use peers_support::{small_plan, write_plan, RecordingReceiver, TargetServer};
+use outpost_test_support::{
+    allocation_stacks, get_metrics, write_plan, CountingAllocator, PlanBuilder, RecordingReceiver,
+    TargetServer,
+};
 
-struct Counting;
-
-thread_local! {
-    static COUNTED_THREAD: Cell<bool> = const { Cell::new(false) };
-    /// Per thread, so that the tests of this file may run in parallel.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static STACKS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-thread_local! {
-    /// Set while an allocation's stack is being symbolised (which allocates).
-    static TRACING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if !COUNTED_THREAD.with(Cell::get) || TRACING.with(Cell::get) {
-        return;
-    }
-    ALLOCATIONS.with(|n| n.set(n.get() + 1));
-    TRACING.with(|t| t.set(true));
-    let stack = std::backtrace::Backtrace::force_capture().to_string();
-    STACKS.with_borrow_mut(|stacks| stacks.push(stack));
-    TRACING.with(|t| t.set(false));
-}
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// The innermost `outpost_agent::` function of a symbolised stack.
 fn allocating_function(stack: &str) -> String {
@@ -67,23 +44,6 @@ fn allocating_function(stack: &str) -> String {
         .to_string()
 }
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
 /// 50 series with HELP/TYPE, like a small exporter.
 fn target_body() -> String {
     let mut body = String::from("# HELP app_requests_total Requests.\n# TYPE app_requests_total counter\n");
@@ -94,16 +54,6 @@ fn target_body() -> String {
         ));
     }
     body
-}
-
-fn get_metrics(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 #[test]
@@ -118,28 +68,16 @@ fn warm_loop_allocates_nothing() {
         Collector::Stat,
         Collector::Vmstat,
     ];
-    let plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "c1")],
-        &dir.path().join("wal"),
-        collectors,
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "c1")])
+        .wal_dir(&dir.path().join("wal"))
+        .node_collectors(&collectors)
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Warn);
-    let args = RunArgs {
-        plan: plan_path,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "alloc-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Warn,
-    };
+    let args = run_args(plan_path, "alloc-node", log::Level::Warn);
     let mut agent = Agent::start(args, plan).expect("agent starts");
     let status_port = agent.listen_addr().unwrap().port();
 
@@ -148,7 +86,7 @@ fn warm_loop_allocates_nothing() {
     let poller = std::thread::spawn(move || {
         for _ in 0..8 {
             std::thread::sleep(Duration::from_millis(900));
-            if !get_metrics(status_port).contains("prometheus_remote_storage_shards") {
+            if !get_metrics(status_port).is_some_and(|m| m.contains("prometheus_remote_storage_shards")) {
                 return false;
             }
         }
@@ -158,10 +96,8 @@ fn warm_loop_allocates_nothing() {
     let posts_before = receiver.count();
     assert!(posts_before > 0, "no remote write during warm-up");
 
-    let before = ALLOCATIONS.with(Cell::get);
     let mut stop = None;
-    let by_function = allocations_in(|| stop = agent.run_for(Duration::from_millis(5_000)));
-    let allocations = ALLOCATIONS.with(Cell::get) - before;
+    let (allocations, by_function) = allocations_in(|| stop = agent.run_for(Duration::from_millis(5_000)));
     assert!(stop.is_none());
 
     let posts = receiver.count() - posts_before;
@@ -179,19 +115,14 @@ fn warm_loop_allocates_nothing() {
     assert_eq!(allocations, 0, "the warm loop allocated in {by_function:#?}");
 }
 
-/// Allocations made on this thread while `f` runs, by allocating function.
-fn allocations_in(f: impl FnOnce()) -> BTreeMap<String, u64> {
-    let first = STACKS.with_borrow(Vec::len);
-    COUNTED_THREAD.with(|c| c.set(true));
-    f();
-    COUNTED_THREAD.with(|c| c.set(false));
+/// Allocations made on this thread while `f` runs: how many, and how many by allocating function.
+fn allocations_in(f: impl FnOnce()) -> (u64, BTreeMap<String, u64>) {
+    let ((), allocations, stacks) = allocation_stacks(f);
     let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
-    STACKS.with_borrow(|stacks| {
-        for stack in &stacks[first..] {
-            *by_function.entry(allocating_function(stack)).or_default() += 1;
-        }
-    });
-    by_function
+    for stack in &stacks {
+        *by_function.entry(allocating_function(stack)).or_default() += 1;
+    }
+    (allocations, by_function)
 }
 
 #[test]
@@ -206,7 +137,7 @@ fn warm_node_scrapes_and_process_metrics_allocate_nothing() {
         samples
     };
     // The counter sees an allocation made on this thread, so an empty answer below means none.
-    let probe = allocations_in(|| drop(std::hint::black_box(Box::new(7u64))));
+    let (_, probe) = allocations_in(|| drop(std::hint::black_box(Box::new(7u64))));
     assert_eq!(probe.values().sum::<u64>(), 1, "{probe:?}");
     // Two warm-up scrapes: buffers grow to this machine's file sizes.
     let warm = scrape(&mut node, &mut page, &mut process);
@@ -214,7 +145,7 @@ fn warm_node_scrapes_and_process_metrics_allocate_nothing() {
     let failed: Vec<_> = node.failures().map(|(c, e)| format!("{c:?}: {e}")).collect();
     eprintln!("{warm} node samples; collectors failing on this machine: {failed:?}");
     let mut counted = 0;
-    let allocated = allocations_in(|| {
+    let (_, allocated) = allocations_in(|| {
         for _ in 0..3 {
             counted += scrape(&mut node, &mut page, &mut process);
         }
@@ -258,7 +189,7 @@ fn a_collector_failing_on_every_scrape_allocates_nothing_once_warm() {
     node.collect(&mut page);
     node.collect(&mut page);
     let mut samples = 0;
-    let allocated = allocations_in(|| {
+    let (_, allocated) = allocations_in(|| {
         for _ in 0..3 {
             samples += node.collect(&mut page);
         }
@@ -329,7 +260,7 @@ fn scrapes_with_a_hung_mount_allocate_nothing_once_warm() {
     node.collect(&mut page);
     node.collect(&mut page);
     let mut samples = 0;
-    let allocated = allocations_in(|| {
+    let (_, allocated) = allocations_in(|| {
         for _ in 0..3 {
             samples += node.collect(&mut page);
         }
@@ -392,7 +323,7 @@ fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
         cycle(&mut wal, round);
     }
     let appended_before = wal.counters.records_appended;
-    let allocated = allocations_in(|| {
+    let (_, allocated) = allocations_in(|| {
         for round in 10..40 {
             cycle(&mut wal, round);
         }

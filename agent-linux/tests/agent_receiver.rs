@@ -4,209 +4,43 @@
 //! that decodes to the expected series, and a 409 that drops one batch
 //! without blocking the ones behind it.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
 
-use outpost_core::plan::{
-    self, Agent, Auth, Budget, Fsync, LabelPair, Plan, Queue, Receiver, Role, SelfScrape, StrId, Wal,
+use outpost_core::plan::{self, Fsync, Plan, Queue, Role};
+use outpost_test_support::{
+    free_port, get_metrics, wait_for, ChildGuard, PlanBuilder, RecordingReceiver, QUEUE,
 };
 
-mod peers_support;
-use peers_support::{ChildGuard, WriteRequest};
-
-struct Recorded {
-    path: String,
-    headers: HashMap<String, String>,
-    request: WriteRequest,
-    status: u16,
-}
-
-/// Answers 409 to the first request and 200 after; records everything.
-struct RecordingReceiver {
-    port: u16,
-    seen: Arc<Mutex<Vec<Recorded>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-fn read_request(s: &mut TcpStream) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers.get("content-length")?.parse().ok()?;
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some((path, headers, body))
-}
-
-impl RecordingReceiver {
-    fn start() -> RecordingReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((mut s, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                while !stop2.load(Ordering::Relaxed) {
-                    let Some((path, headers, body)) = read_request(&mut s) else {
-                        break;
-                    };
-                    let request = peers_support::decode_write_request(&body)
-                        .unwrap_or_else(|e| panic!("remote-write body: {e}"));
-                    let mut seen = seen2.lock().unwrap();
-                    let status = if seen.is_empty() { 409 } else { 200 };
-                    seen.push(Recorded {
-                        path,
-                        headers,
-                        request,
-                        status,
-                    });
-                    drop(seen);
-                    let reason = if status == 200 { "OK" } else { "Conflict" };
-                    let _ = write!(s, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n");
-                }
-            }
-        });
-        RecordingReceiver {
-            port,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RecordingReceiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn plan(receiver_port: u16, token_file: &Path, wal: &Path) -> Plan {
-    let mut strings: Vec<String> = Vec::new();
-    let mut id = |s: &str| {
-        if let Some(i) = strings.iter().position(|x| x == s) {
-            return StrId(i as u32);
-        }
-        strings.push(s.to_string());
-        StrId(strings.len() as u32 - 1)
-    };
-    let p = Plan {
-        strings: Vec::new(),
-        agent: Agent {
-            cluster: id("cluster-02"),
-            tenant: Some(id("tenant-a")),
-            role: Role::Cluster,
-        },
-        external_labels: vec![
-            LabelPair {
-                name: id("cluster"),
-                value: id("cluster-02"),
-            },
-            LabelPair {
-                name: id("tenant"),
-                value: id("tenant-a"),
-            },
-        ],
-        receiver: Receiver {
-            url: id(&format!("http://127.0.0.1:{receiver_port}/api/v1/receive")),
-            tenant_header: Some(LabelPair {
-                name: id("THANOS-TENANT"),
-                value: id("tenant-a"),
-            }),
-            tls: None,
-            auth: Auth::BearerTokenFile(id(&token_file.display().to_string())),
-            remote_timeout_ms: 5_000,
-            write_relabel: Vec::new(),
-        },
-        queue: Queue {
+    PlanBuilder::new()
+        .role(Role::Cluster)
+        .tenant("tenant-a")
+        .external_labels(&[("cluster", "cluster-02"), ("tenant", "tenant-a")])
+        .receiver_url(&format!("http://127.0.0.1:{receiver_port}/api/v1/receive"))
+        .tenant_header("THANOS-TENANT", "tenant-a")
+        .bearer_token_file(token_file)
+        .queue(Queue {
             capacity: 1_000,
-            min_shards: 1,
-            max_shards: 1,
-            max_samples_per_send: 500,
             batch_send_deadline_ms: 100,
-            min_backoff_ms: 30,
             max_backoff_ms: 200,
             max_batch_bytes: 128 * 1024,
-            max_sample_age_ms: 3_600_000,
-        },
-        wal: Wal {
-            dir: id(&wal.display().to_string()),
-            max_bytes: 16 << 20,
-            segment_bytes: 1 << 20,
-            fsync: Fsync::IntervalMs(500),
-        },
-        node: None,
-        scrape_jobs: Vec::new(),
-        self_scrape: SelfScrape {
-            interval_ms: 300,
-            job: id("outpost"),
-        },
-        budget: Budget {
-            cpu_request_millis: 100,
-            cpu_limit_millis: 200,
-            memory_request_bytes: 64 << 20,
-            memory_limit_bytes: 256 << 20,
-        },
-    };
-    Plan { strings, ..p }
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
+            ..QUEUE
+        })
+        .wal_dir(wal)
+        .wal_bounds(16 << 20, 1 << 20)
+        .fsync(Fsync::IntervalMs(500))
+        .self_scrape(300, "outpost")
+        .build()
 }
 
 #[test]
 fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = RecordingReceiver::start();
+    // 409 to the first request, 200 after.
+    let receiver = RecordingReceiver::start(Box::new(|n| (if n == 0 { 409 } else { 200 }, Vec::new())));
     let token = dir.path().join("token");
     std::fs::write(&token, "first-token\n").unwrap();
     let plan_path = dir.path().join("cluster.plan");
@@ -215,13 +49,8 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
         plan::encode(&plan(receiver.port, &token, &dir.path().join("wal"))).unwrap(),
     )
     .unwrap();
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("outpost.log")).unwrap();
-    let _agent = ChildGuard(Some(
+    let listen = free_port();
+    let _agent = ChildGuard::spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_outpost"))
             .args(["run", "--plan"])
             .arg(&plan_path)
@@ -232,12 +61,9 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
                 "n1",
                 "--log-format",
                 "json",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    ));
+            ]),
+        &dir.path().join("outpost.log"),
+    );
 
     wait_for("three requests", Duration::from_secs(20), || {
         (receiver.seen.lock().unwrap().len() >= 3).then_some(())
@@ -252,7 +78,7 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
             assert_eq!(r.headers["content-encoding"], "snappy");
             assert_eq!(r.headers["content-type"], "application/x-protobuf");
             assert_eq!(r.headers["x-prometheus-remote-write-version"], "0.1.0");
-            for ts in &r.request.timeseries {
+            for ts in &r.request.as_ref().unwrap().timeseries {
                 let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
                 let mut sorted = names.clone();
                 sorted.sort();
@@ -267,7 +93,7 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
         }
         let up = seen
             .iter()
-            .flat_map(|r| &r.request.timeseries)
+            .flat_map(|r| &r.request.as_ref().unwrap().timeseries)
             .find(|ts| ts.labels[0].value == "up")
             .unwrap();
         assert_eq!(up.samples[0].value, 1.0);
@@ -284,13 +110,7 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
     });
 
     // The 409'd batch was dropped and counted, and later batches went through.
-    let metrics = wait_for("dropped counter", Duration::from_secs(10), || {
-        let mut s = TcpStream::connect(("127.0.0.1", listen)).ok()?;
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    });
+    let metrics = wait_for("dropped counter", Duration::from_secs(10), || get_metrics(listen));
     let dropped = metrics
         .lines()
         .find(|l| l.starts_with("prometheus_remote_storage_samples_dropped_total{reason=\"http_4xx\""))
@@ -313,14 +133,6 @@ fn agent_sends_tenant_header_rotated_token_and_survives_a_409() {
     );
 }
 
-fn get_metrics(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
 fn metric_value(metrics: &str, prefix: &str) -> f64 {
     let line = metrics
         .lines()
@@ -334,11 +146,7 @@ fn agent_keeps_its_wal_within_max_bytes_while_the_receiver_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "t\n").unwrap();
-    let unused = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let unused = free_port();
     let mut p = plan(unused, &token, &dir.path().join("wal"));
     p.queue.max_batch_bytes = 4096;
     p.wal.segment_bytes = 8192;
@@ -347,22 +155,14 @@ fn agent_keeps_its_wal_within_max_bytes_while_the_receiver_is_down() {
     p.queue.batch_send_deadline_ms = 50;
     let plan_path = dir.path().join("cluster.plan");
     std::fs::write(&plan_path, plan::encode(&p).unwrap()).unwrap();
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("outpost.log")).unwrap();
-    let _agent = ChildGuard(Some(
+    let listen = free_port();
+    let _agent = ChildGuard::spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_outpost"))
             .args(["run", "--plan"])
             .arg(&plan_path)
-            .args(["--listen", &format!("127.0.0.1:{listen}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    ));
+            .args(["--listen", &format!("127.0.0.1:{listen}")]),
+        &dir.path().join("outpost.log"),
+    );
     let metrics = wait_for("wal_full drops", Duration::from_secs(30), || {
         let m = get_metrics(listen)?;
         let dropped = metric_value(

@@ -6,19 +6,23 @@
 //! 127.0.0.2. The agent must move to the new addresses on its periodic
 //! re-resolution, with every lookup made on the resolver thread.
 
-mod peers_support;
+mod in_process;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use in_process::run_args;
 use outpost_agent::agent::{Agent, Resolution};
-use outpost_agent::cli::RunArgs;
 use outpost_agent::log;
 use std::time::Duration;
 
-use peers_support::{assert_each_scrape_once_in_order, small_plan, write_plan, CountingTarget, SlowReceiver};
+use outpost_core::plan::{LabelPair, Queue};
+use outpost_test_support::{
+    assert_each_scrape_once_in_order, free_port, intern, outpost, wait_for, write_plan, CountingTarget,
+    PlanBuilder, Signal, SlowReceiver, QUEUE,
+};
 
 fn body_a(n: u64) -> String {
     format!("# TYPE from_a counter\nfrom_a {n}\n")
@@ -26,22 +30,6 @@ fn body_a(n: u64) -> String {
 
 fn body_b(n: u64) -> String {
     format!("# TYPE from_b counter\nfrom_b {n}\n")
-}
-
-fn args(plan: std::path::PathBuf) -> RunArgs {
-    RunArgs {
-        plan,
-        wal_dir: None,
-        wal_lock_wait_ms: 0,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_name: "dns-node".into(),
-        node_ip: "127.0.0.1".into(),
-        procfs: "/proc".into(),
-        sysfs: "/sys".into(),
-        rootfs: "/".into(),
-        log_format: log::Format::Logfmt,
-        log_level: log::Level::Info,
-    }
 }
 
 #[test]
@@ -77,16 +65,20 @@ fn a_moved_name_is_followed_without_restart_and_resolved_off_the_loop() {
         }
     };
 
-    let plan = small_plan(
-        "http://receiver.test:9999/api/v1/write",
-        &["app.test:9100".to_string()],
-        &[("cluster", "dns")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url("http://receiver.test:9999/api/v1/write")
+        .external_labels(&[("cluster", "dns")])
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &["app.test:9100".to_string()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Info);
-    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+    let mut agent = Agent::start_with(
+        run_args(plan_path, "dns-node", log::Level::Info),
+        plan,
+        resolution,
+    )
+    .expect("agent starts");
 
     assert!(agent.run_for(Duration::from_millis(3_000)).is_none());
     assert!(
@@ -173,15 +165,19 @@ fn a_failed_connection_re_resolves_its_name_at_once() {
             refresh_ms: 600_000,
         }
     };
-    let plan = small_plan(
-        "http://receiver.test:9999/api/v1/write",
-        &["app.test:9100".to_string()],
-        &[("cluster", "dns")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url("http://receiver.test:9999/api/v1/write")
+        .external_labels(&[("cluster", "dns")])
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &["app.test:9100".to_string()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
-    let mut agent = Agent::start_with(args(plan_path), plan, resolution).expect("agent starts");
+    let mut agent = Agent::start_with(
+        run_args(plan_path, "dns-node", log::Level::Info),
+        plan,
+        resolution,
+    )
+    .expect("agent starts");
     assert!(agent.run_for(Duration::from_millis(2_500)).is_none());
     assert!(receiver_a.count() >= 1 && target_a.served() >= 1);
     {
@@ -228,43 +224,46 @@ fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
     let receiver_b = SlowReceiver::start(20);
     let target = CountingTarget::start(counted_body);
     let wal = dir.path().join("wal");
-    let plan_a = small_plan(
-        &receiver_a.url(),
-        &[target.address()],
-        &[("cluster", "rl")],
-        &wal,
-        Vec::new(),
-    );
+    let plan_a = PlanBuilder::new()
+        .receiver_url(&receiver_a.url())
+        .external_labels(&[("cluster", "rl")])
+        .wal_dir(&wal)
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan_a);
-    let port = peers_support::free_port();
+    let port = free_port();
     let log_path = dir.path().join("outpost.log");
-    let agent = peers_support::start_outpost(&plan_path, port, "reload-node", &log_path);
+    let agent = outpost!().start(&plan_path, port, "reload-node", &log_path);
 
-    peers_support::wait_for("3 scrapes at receiver A", Duration::from_secs(15), || {
+    wait_for("3 scrapes at receiver A", Duration::from_secs(15), || {
         let v = receiver_a.values_of("rl_scrape");
         (v.len() == SERIES && v.values().all(|v| v.len() >= 3)).then_some(())
     });
 
-    let mut plan_b = small_plan(
-        &receiver_b.url(),
-        &[target.address()],
-        &[("cluster", "rl")],
-        &wal,
-        Vec::new(),
-    );
-    plan_b.queue.max_shards = 3;
-    plan_b.queue.max_samples_per_send = 40;
-    let name = peers_support::intern(&mut plan_b, "THANOS-TENANT");
-    let value = peers_support::intern(&mut plan_b, "team-b");
-    plan_b.receiver.tenant_header = Some(outpost_core::plan::LabelPair { name, value });
+    let mut plan_b = PlanBuilder::new()
+        .receiver_url(&receiver_b.url())
+        .queue(Queue {
+            max_shards: 3,
+            max_samples_per_send: 40,
+            ..QUEUE
+        })
+        .external_labels(&[("cluster", "rl")])
+        .wal_dir(&wal)
+        .scrape_job("testapp", &[target.address()])
+        .build();
+    // Interned last, so every other string keeps plan A's id: the agent
+    // compares the two plans' `wal` sections id for id.
+    let name = intern(&mut plan_b, "THANOS-TENANT");
+    let value = intern(&mut plan_b, "team-b");
+    plan_b.receiver.tenant_header = Some(LabelPair { name, value });
     write_plan(dir.path(), "plan.bin", &plan_b);
-    agent.signal(1); // SIGHUP
+    agent.signal(Signal::HUP);
 
-    peers_support::wait_for("the rebuild log line", Duration::from_secs(10), || {
+    wait_for("the rebuild log line", Duration::from_secs(10), || {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         log.contains("msg=\"reload: remote write rebuilt\"").then_some(())
     });
-    peers_support::wait_for("3 scrapes at receiver B", Duration::from_secs(15), || {
+    wait_for("3 scrapes at receiver B", Duration::from_secs(15), || {
         let v = receiver_b.values_of("rl_scrape");
         (v.len() == SERIES && v.values().all(|v| v.len() >= 3)).then_some(())
     });
@@ -277,7 +276,7 @@ fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
         }
         all
     };
-    peers_support::wait_for("every served scrape", Duration::from_secs(15), || {
+    wait_for("every served scrape", Duration::from_secs(15), || {
         merged().values().all(|v| v.len() as u64 >= served).then_some(())
     });
     let least = assert_each_scrape_once_in_order(&merged(), SERIES);

@@ -5,14 +5,13 @@
 //! exactly once and in order per series, and /metrics shows the counts under
 //! Prometheus's gauge names.
 
-mod peers_support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use peers_support::{
-    assert_each_scrape_once_in_order, http_get, metric_sum, small_plan, start_outpost, wait_for, write_plan,
-    CountingTarget, SlowReceiver,
+use outpost_core::plan::Queue;
+use outpost_test_support::{
+    assert_each_scrape_once_in_order, free_port, http_get, metric_sum, outpost, wait_for, write_plan,
+    CountingTarget, PlanBuilder, SlowReceiver, QUEUE,
 };
 
 const SERIES: usize = 400;
@@ -53,23 +52,25 @@ fn shards_rise_under_a_slow_receiver_fall_after_and_lose_nothing() {
     // the target alone produces 400/s.
     let receiver = SlowReceiver::start(600);
     let target = CountingTarget::start(body);
-    let mut plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "reshard")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
-    plan.queue.min_shards = 1;
-    plan.queue.max_shards = 4;
-    plan.queue.max_samples_per_send = 100;
-    // A small window: the backlog lives in the WAL, so the drain the
-    // reshard barrier waits for stays short.
-    plan.queue.capacity = 200;
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "reshard")])
+        .wal_dir(&dir.path().join("wal"))
+        .queue(Queue {
+            min_shards: 1,
+            max_shards: 4,
+            max_samples_per_send: 100,
+            // A small window: the backlog lives in the WAL, so the drain the
+            // reshard barrier waits for stays short.
+            capacity: 200,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
-    let port = peers_support::free_port();
+    let port = free_port();
     let log = dir.path().join("outpost.log");
-    let _agent = start_outpost(&plan_path, port, "reshard-node", &log);
+    let _agent = outpost!().start(&plan_path, port, "reshard-node", &log);
 
     wait_for("/metrics", Duration::from_secs(10), || {
         gauge(port, "prometheus_remote_storage_shards")

@@ -3,22 +3,18 @@
 //! plain HTTP across clusters). The receiver is a rustls server thread with
 //! certificates made by rcgen.
 
-mod peers_support;
 mod tls_support;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use outpost_core::plan::{
-    self, Agent, Auth, Budget, Fsync, LabelPair, Plan, Queue, Receiver, Role, SelfScrape, StrId, Tls, Wal,
-};
-use peers_support::ChildGuard;
+use outpost_core::plan::{Fsync, Plan, Queue, Role};
+use outpost_test_support::{free_port, write_plan, ChildGuard, LoopbackServer, PlanBuilder, QUEUE};
 use rustls::{ServerConnection, StreamOwned};
 use tls_support::{make_ca, make_leaf, server_config, Ca, Leaf};
 
@@ -28,176 +24,101 @@ struct MtlsReceiver {
     port: u16,
     accepted_writes: Arc<AtomicU64>,
     handshake_failures: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl MtlsReceiver {
     fn start(server: &Leaf, client_ca: &Ca) -> MtlsReceiver {
         let config = server_config(server, Some(client_ca));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let accepted_writes = Arc::new(AtomicU64::new(0));
         let handshake_failures = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (writes, failures, flag) = (accepted_writes.clone(), handshake_failures.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let Ok((s, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s);
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 16384];
-                while !flag.load(Ordering::Relaxed) {
-                    let n = match tls.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) => {
-                            if e.kind() != std::io::ErrorKind::WouldBlock
-                                && e.kind() != std::io::ErrorKind::TimedOut
-                            {
-                                failures.fetch_add(1, Ordering::Relaxed);
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    buf.extend_from_slice(&chunk[..n]);
-                    // Answer each complete request (head + Content-Length body).
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
+        let (writes, failures) = (accepted_writes.clone(), handshake_failures.clone());
+        let server = LoopbackServer::start("127.0.0.1:0", move |s, stop| {
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            while !stop.load(Ordering::Relaxed) {
+                let n = match tls.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock
+                            && e.kind() != std::io::ErrorKind::TimedOut
+                        {
+                            failures.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
-                        let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
-                        let client_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
-                        let decodes = snap::raw::Decoder::new().decompress_vec(&body).is_ok();
-                        if head.starts_with("post /api/v1/write ") && client_cert && decodes {
-                            writes.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-                        let _ = tls.flush();
+                        continue;
                     }
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                // Answer each complete request (head + Content-Length body).
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        break;
+                    }
+                    let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                    let client_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let decodes = snap::raw::Decoder::new().decompress_vec(&body).is_ok();
+                    if head.starts_with("post /api/v1/write ") && client_cert && decodes {
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = tls.flush();
                 }
             }
         });
         MtlsReceiver {
-            port,
+            port: server.port(),
             accepted_writes,
             handshake_failures,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for MtlsReceiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }
 
 fn plan(port: u16, dir: &Path, with_client_cert: bool) -> Plan {
-    let mut strings: Vec<String> = Vec::new();
-    let mut id = |s: &str| {
-        if let Some(i) = strings.iter().position(|x| x == s) {
-            return StrId(i as u32);
-        }
-        strings.push(s.to_string());
-        StrId(strings.len() as u32 - 1)
-    };
-    let path = |name: &str| dir.join(name).display().to_string();
-    let tls = Tls {
-        ca_file: Some(id(&path("ca.pem"))),
-        cert_file: with_client_cert.then(|| id(&path("client.pem"))),
-        key_file: with_client_cert.then(|| id(&path("client.key"))),
-        server_name: None,
-        insecure_skip_verify: false,
-    };
-    let p = Plan {
-        strings: Vec::new(),
-        agent: Agent {
-            cluster: id("cluster-03"),
-            tenant: None,
-            role: Role::Cluster,
-        },
-        external_labels: vec![LabelPair {
-            name: id("cluster"),
-            value: id("cluster-03"),
-        }],
-        receiver: Receiver {
-            url: id(&format!("https://127.0.0.1:{port}/api/v1/write")),
-            tenant_header: None,
-            tls: Some(tls),
-            auth: Auth::None,
-            remote_timeout_ms: 5_000,
-            write_relabel: Vec::new(),
-        },
-        queue: Queue {
+    let path = |name: &str| dir.join(name);
+    let client = with_client_cert.then(|| (path("client.pem"), path("client.key")));
+    PlanBuilder::new()
+        .role(Role::Cluster)
+        .external_labels(&[("cluster", "cluster-03")])
+        .receiver_url(&format!("https://127.0.0.1:{port}/api/v1/write"))
+        .receiver_tls(
+            &path("ca.pem"),
+            client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        )
+        .queue(Queue {
             capacity: 1_000,
-            min_shards: 1,
-            max_shards: 1,
-            max_samples_per_send: 500,
             batch_send_deadline_ms: 100,
-            min_backoff_ms: 30,
             max_backoff_ms: 200,
             max_batch_bytes: 128 * 1024,
-            max_sample_age_ms: 3_600_000,
-        },
-        wal: Wal {
-            dir: id(&path(if with_client_cert { "wal-mtls" } else { "wal-plain" })),
-            max_bytes: 16 << 20,
-            segment_bytes: 1 << 20,
-            fsync: Fsync::Always,
-        },
-        node: None,
-        scrape_jobs: Vec::new(),
-        self_scrape: SelfScrape {
-            interval_ms: 200,
-            job: id("outpost"),
-        },
-        budget: Budget {
-            cpu_request_millis: 100,
-            cpu_limit_millis: 200,
-            memory_request_bytes: 64 << 20,
-            memory_limit_bytes: 256 << 20,
-        },
-    };
-    Plan { strings, ..p }
+            ..QUEUE
+        })
+        .wal_dir(&path(if with_client_cert { "wal-mtls" } else { "wal-plain" }))
+        .wal_bounds(16 << 20, 1 << 20)
+        .fsync(Fsync::Always)
+        .self_scrape(200, "outpost")
+        .build()
 }
 
 fn run_agent(dir: &Path, plan: &Plan, name: &str) -> ChildGuard {
-    let plan_path = dir.join(format!("{name}.plan"));
-    std::fs::write(&plan_path, plan::encode(plan).unwrap()).unwrap();
-    let listen = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    ChildGuard(Some(
+    let plan_path = write_plan(dir, &format!("{name}.plan"), plan);
+    ChildGuard::spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_outpost"))
             .args(["run", "--plan"])
             .arg(&plan_path)
-            .args(["--listen", &format!("127.0.0.1:{listen}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    ))
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())]),
+        &dir.join(format!("{name}.log")),
+    )
 }
 
 #[test]

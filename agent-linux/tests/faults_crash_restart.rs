@@ -8,18 +8,14 @@
 //! again after it, so duplicates are allowed; what is asserted is what holds
 //! whatever the crash timing was.
 
-mod peers_support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peers_support::{
-    http_get, metric_sum, small_plan, start_outpost, wait_for, write_plan, ChildGuard, CountingTarget,
-    RecordingReceiver,
+use outpost_test_support::{
+    get_metrics, metric_sum, outpost, wait_for, write_plan, CountingTarget, PlanBuilder, RecordingReceiver,
 };
 
 const CRASH_ITERATIONS: usize = 15;
@@ -46,32 +42,6 @@ impl Delays {
     }
 }
 
-fn metrics(port: u16) -> Option<String> {
-    http_get(port, "/metrics")
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, b)| b)
-}
-
-fn alive(agent: &mut ChildGuard) -> bool {
-    matches!(agent.0.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-}
-
-/// Starts the agent and waits for its /metrics; panics with the log when it dies instead.
-fn start_and_wait(plan: &Path, log: &Path, what: &str) -> (ChildGuard, u16) {
-    let port = peers_support::free_port();
-    let mut agent = start_outpost(plan, port, "crash-node", log);
-    wait_for(what, Duration::from_secs(20), || {
-        if !alive(&mut agent) {
-            panic!(
-                "{what}: the agent exited at start-up\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        metrics(port).map(|_| ())
-    });
-    (agent, port)
-}
-
 /// Cuts `bytes` off the end of the newest non-empty segment; gives its name.
 fn tear_newest_segment(wal_dir: &Path, bytes: u64) -> Option<String> {
     let mut segments: Vec<_> = std::fs::read_dir(wal_dir)
@@ -93,23 +63,14 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     let dir = tempfile::tempdir().unwrap();
     let wal_dir = dir.path().join("wal");
     let target = CountingTarget::start(counter_body);
-    let receiver_up = Arc::new(AtomicBool::new(false));
-    let flag = receiver_up.clone();
     // Down means 503: retryable, so every batch stays in the WAL until the end.
-    let receiver = RecordingReceiver::start(Box::new(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            (200, Vec::new())
-        } else {
-            (503, Vec::new())
-        }
-    }));
-    let plan = small_plan(
-        &receiver.url(),
-        &[format!("127.0.0.1:{}", target.port)],
-        &[("cluster", "crash-test")],
-        &wal_dir,
-        Vec::new(),
-    );
+    let (receiver, receiver_up) = RecordingReceiver::switchable();
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "crash-test")])
+        .wal_dir(&wal_dir)
+        .scrape_job("testapp", &[format!("127.0.0.1:{}", target.port)])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
 
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
@@ -121,8 +82,9 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     let mut replayed_at_start: Vec<f64> = Vec::new();
     for i in 0..CRASH_ITERATIONS {
         let log = dir.path().join(format!("agent-{i}.log"));
-        let (mut agent, port) = start_and_wait(&plan_path, &log, &format!("restart {i}"));
-        let body = metrics(port).unwrap_or_default();
+        let (mut agent, port) =
+            outpost!().start_ready(&plan_path, "crash-node", &log, &format!("restart {i}"));
+        let body = get_metrics(port).unwrap_or_default();
         let corruptions = metric_sum(&body, "outpost_wal_corruptions_total", &[]);
         let replayed = metric_sum(&body, "outpost_wal_replayed_samples_total", &[]);
         // Nothing is acknowledged while the receiver is down and SIGKILL
@@ -149,20 +111,18 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
             &format!("run {i} appends to the WAL"),
             Duration::from_secs(20),
             || {
-                let body = metrics(port)?;
+                let body = get_metrics(port)?;
                 let n = metric_sum(&body, "outpost_wal_records_appended_total", &[]);
                 (n >= 1.0).then_some(n)
             },
         );
         thread::sleep(Duration::from_millis(delays.next_ms(1_500)));
         assert!(
-            alive(&mut agent),
+            agent.is_running(),
             "run {i} died on its own\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        let mut child = agent.0.take().unwrap();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        agent.kill(); // SIGKILL
         appended_before_kill.push(appended);
         if TORN_AFTER.contains(&i) {
             torn_last = tear_newest_segment(&wal_dir, 5);
@@ -181,8 +141,8 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     let served_before_final = target.served();
     receiver_up.store(true, Ordering::SeqCst);
     let log = dir.path().join("agent-final.log");
-    let (mut agent, port) = start_and_wait(&plan_path, &log, "final run");
-    let first = metrics(port).unwrap_or_default();
+    let (mut agent, port) = outpost!().start_ready(&plan_path, "crash-node", &log, "final run");
+    let first = get_metrics(port).unwrap_or_default();
     let replayed = metric_sum(&first, "outpost_wal_replayed_samples_total", &[]);
     if let Some(before) = replayed_at_start.last() {
         assert!(
@@ -207,7 +167,7 @@ fn kill_9_during_wal_writes_never_breaks_restart_and_clean_run_drains() {
     // The receiver records a batch before answering, so it is ahead of the
     // agent's counter only while an answer is in flight: poll for a quiet moment.
     let (succeeded, received) = wait_for("WAL drained and counts agree", Duration::from_secs(60), || {
-        let body = metrics(port)?;
+        let body = get_metrics(port)?;
         let dropped = metric_sum(&body, "prometheus_remote_storage_samples_dropped_total", &[]);
         assert_eq!(dropped, 0.0, "the final run dropped samples\n{body}");
         let pending = metric_sum(&body, "prometheus_remote_storage_samples_pending", &[]);

@@ -8,19 +8,17 @@
 //! again the WAL drains, acknowledged segments free the disk and appends
 //! resume, with every appended batch delivered.
 
-mod peers_support;
-
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peers_support::{
-    free_port, http_get, metric_sum, small_plan, wait_for, write_plan, ChildGuard, RecordingReceiver,
-    TargetServer,
+use outpost_core::plan::Queue;
+use outpost_test_support::{
+    cannot_unshare_mounts, free_port, get_metrics, http_get, log_text, metric_sum, outpost, wait_for,
+    write_plan, ChildGuard, PlanBuilder, RecordingReceiver, TargetServer, WriteRequest, QUEUE,
 };
 
 const TMPFS_BYTES: u64 = 256 * 1024;
@@ -31,45 +29,22 @@ const SEGMENT_BYTES: u32 = 32 * 1024;
 const WAL_MAX_BYTES: u64 = 64 << 20;
 const SERIES_PER_TARGET: usize = 800;
 
-/// Why this machine cannot run the test, if it cannot: it needs root for
-/// `unshare -m` and `mount -t tmpfs`.
-fn cannot_mount_tmpfs() -> Option<String> {
-    // SAFETY: geteuid(2) has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Some(format!("needs root for unshare -m and mount (euid is {euid})"));
-    }
-    let probe = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match probe {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("`unshare -m true` failed with {s}")),
-        Err(e) => Some(format!("cannot run unshare: {e}")),
-    }
-}
-
 /// Runs the real agent with `wal_dir` replaced, for it alone, by a tmpfs of
 /// `tmpfs_bytes`; the mount dies with the agent's namespace.
 fn start_outpost_on_tmpfs(plan: &Path, listen_port: u16, wal_dir: &Path, log: &Path) -> ChildGuard {
-    let log = std::fs::File::create(log).unwrap();
     // unshare and sh both exec, so the guard's pid is the agent's own.
-    let child = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && exec "$3" run --plan "$4" --listen "$5" --node-name disk-full-node --log-level info"#)
-        .arg("sh")
-        .arg(TMPFS_BYTES.to_string())
-        .arg(wal_dir)
-        .arg(env!("CARGO_BIN_EXE_outpost"))
-        .arg(plan)
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    ChildGuard(Some(child))
+    ChildGuard::spawn_logged(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && exec "$3" run --plan "$4" --listen "$5" --node-name disk-full-node --log-level info"#)
+            .arg("sh")
+            .arg(TMPFS_BYTES.to_string())
+            .arg(wal_dir)
+            .arg(outpost!().binary())
+            .arg(plan)
+            .arg(format!("127.0.0.1:{listen_port}")),
+        log,
+    )
 }
 
 /// Series with distinct hex label values, so snappy cannot shrink a batch
@@ -90,19 +65,9 @@ fn wide_body(series: usize) -> String {
     body
 }
 
-fn metrics(port: u16) -> Option<String> {
-    http_get(port, "/metrics")
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, b)| b)
-}
-
-fn log_text(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
 /// Identity of a delivered batch: its samples' series and timestamps, so a
 /// batch sent twice is counted once.
-fn batch_identity(w: &peers_support::WriteRequest) -> String {
+fn batch_identity(w: &WriteRequest) -> String {
     let mut points: Vec<String> = w
         .timeseries
         .iter()
@@ -122,7 +87,7 @@ fn now_ms() -> i64 {
 
 #[test]
 fn enospc_in_wal_counts_drops_keeps_scraping_and_recovers_after_acks() {
-    if let Some(why) = cannot_mount_tmpfs() {
+    if let Some(why) = cannot_unshare_mounts() {
         eprintln!("skipped: {why}");
         return;
     }
@@ -135,7 +100,7 @@ fn enospc_in_wal_counts_drops_keeps_scraping_and_recovers_after_acks() {
 /// rolled at `segment_bytes` would fail every append for ever.
 #[test]
 fn enospc_recovers_when_one_segment_is_larger_than_the_disk() {
-    if let Some(why) = cannot_mount_tmpfs() {
+    if let Some(why) = cannot_unshare_mounts() {
         eprintln!("skipped: {why}");
         return;
     }
@@ -147,28 +112,21 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
     let wal_dir = dir.path().join("wal");
     std::fs::create_dir_all(&wal_dir).unwrap();
     let target = TargetServer::start(wide_body(SERIES_PER_TARGET));
-    let receiver_up = Arc::new(AtomicBool::new(false));
-    let flag = receiver_up.clone();
-    let receiver = RecordingReceiver::start(Box::new(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            (200, Vec::new())
-        } else {
-            (503, Vec::new())
-        }
-    }));
+    let (receiver, receiver_up) = RecordingReceiver::switchable();
     // The same target twice (two instance names) doubles the write rate.
     let targets = [target.address(), format!("localhost:{}", target.port)];
-    let mut plan = small_plan(
-        &receiver.url(),
-        &targets,
-        &[("cluster", "disk-full")],
-        &wal_dir,
-        Vec::new(),
-    );
-    plan.wal.max_bytes = WAL_MAX_BYTES;
-    plan.wal.segment_bytes = segment_bytes;
-    plan.queue.max_batch_bytes = SEGMENT_BYTES;
-    plan.queue.capacity = 20_000;
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "disk-full")])
+        .wal_dir(&wal_dir)
+        .wal_bounds(WAL_MAX_BYTES, segment_bytes)
+        .queue(Queue {
+            max_batch_bytes: SEGMENT_BYTES,
+            capacity: 20_000,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &targets)
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let log = dir.path().join("agent.log");
     let port = free_port();
@@ -178,7 +136,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
     };
     wait_for("agent /metrics", Duration::from_secs(20), || {
         check_alive(&mut agent, "at start-up");
-        metrics(port)
+        get_metrics(port)
     });
 
     // 1. Fill the disk: a batch that cannot be written is dropped and counted.
@@ -188,7 +146,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
         Duration::from_secs(40),
         || {
             check_alive(&mut agent, "while the WAL filled");
-            let body = metrics(port)?;
+            let body = get_metrics(port)?;
             (dropped_total(&body) > 0.0).then_some(body)
         },
     );
@@ -232,7 +190,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
         Duration::from_secs(20),
         || {
             check_alive(&mut agent, "on the full disk");
-            let body = metrics(port)?;
+            let body = get_metrics(port)?;
             (scrapes(&body) >= scrapes_at_enospc + 4.0 && dropped_total(&body) > dropped_at_enospc)
                 .then_some(body)
         },
@@ -256,7 +214,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
 
     // 3. The receiver comes back: the WAL drains, acks free the disk and
     // appends resume.
-    let flip = metrics(port).unwrap();
+    let flip = get_metrics(port).unwrap();
     let appended_at_flip = metric_sum(&flip, "outpost_wal_records_appended_total", &[]);
     let flip_ms = now_ms();
     receiver_up.store(true, Ordering::SeqCst);
@@ -284,7 +242,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
     let deadline = Instant::now() + Duration::from_secs(45);
     let (drained, batches, samples) = loop {
         check_alive(&mut agent, "after the receiver came back");
-        if let Some(body) = metrics(port) {
+        if let Some(body) = get_metrics(port) {
             let appended = metric_sum(&body, "outpost_wal_records_appended_total", &[]);
             let pending = metric_sum(&body, "prometheus_remote_storage_samples_pending", &[]);
             let (batches, samples) = accepted(&receiver);
@@ -350,7 +308,7 @@ fn disk_full_then_receiver_back(segment_bytes: u32) {
     // 4. With room on disk again no further batch is lost.
     let dropped_after_drain = dropped_total(&drained);
     thread::sleep(Duration::from_secs(3));
-    let later = metrics(port).unwrap();
+    let later = get_metrics(port).unwrap();
     check_alive(&mut agent, "at the end");
     assert_eq!(
         dropped_total(&later),

@@ -4,17 +4,15 @@
 //! the one well-behaved target must keep delivering with `up` 1, and the
 //! agent's RSS must stay below the plan's worst-case bound.
 
-mod peers_support;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use peers_support::*;
+use outpost_test_support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Hostility {
@@ -76,52 +74,22 @@ fn gzip_bomb(inflated: usize) -> Vec<u8> {
 /// every writer checks `stop` so the server ends with its guard.
 struct HostileServer {
     port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl HostileServer {
     fn start(kind: Hostility, bomb: Arc<Vec<u8>>, body_limit: usize) -> HostileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let (flag, bomb) = (flag.clone(), bomb.clone());
-                        workers.push(thread::spawn(move || {
-                            serve_hostile(s, kind, &flag, &bomb, body_limit)
-                        }));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
+        let server = LoopbackServer::start("127.0.0.1:0", move |s, stop| {
+            serve_hostile(s, kind, stop, &bomb, body_limit)
         });
         HostileServer {
-            port,
-            stop,
-            thread: Some(thread),
+            port: server.port(),
+            _server: server,
         }
     }
 
     fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for HostileServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -355,7 +323,7 @@ fn hostile_targets_fail_by_name_and_stay_within_the_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = RecordingReceiver::start(Box::new(|_| (200, Vec::new())));
     let good = TargetServer::start("# TYPE good_metric gauge\ngood_metric{kind=\"fine\"} 42\n".to_string());
-    let body_limit = limits().body_bytes as usize;
+    let body_limit = LIMITS.body_bytes as usize;
     let bomb = Arc::new(gzip_bomb(64 << 20));
     assert!(
         bomb.len() < body_limit / 4,
@@ -374,19 +342,17 @@ fn hostile_targets_fail_by_name_and_stay_within_the_memory_bound() {
 
     let mut targets = vec![good.address()];
     targets.extend(hostile.iter().map(|(_, s)| s.address()));
-    let plan = small_plan(
-        &receiver.url(),
-        &targets,
-        &[],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &targets)
+        .build();
     let bound = plan.worst_case_memory().total();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let listen = free_port();
     let log = dir.path().join("agent.log");
-    let mut agent = start_outpost(&plan_path, listen, "hostile-node", &log);
-    let pid = agent.0.as_ref().unwrap().id();
+    let mut agent = outpost!().start(&plan_path, listen, "hostile-node", &log);
+    let pid = agent.pid();
     let rss = RssSampler::start(pid);
     let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -397,11 +363,7 @@ fn hostile_targets_fail_by_name_and_stay_within_the_memory_bound() {
         "every hostile target failing by name",
         Duration::from_secs(60),
         || {
-            assert!(
-                agent.0.as_mut().unwrap().try_wait().unwrap().is_none(),
-                "agent exited; log:\n{}",
-                agent_log()
-            );
+            assert!(agent.is_running(), "agent exited; log:\n{}", agent_log());
             let (status, metrics) = http_get(listen, "/metrics")?;
             if status != 200 {
                 return None;
@@ -498,11 +460,7 @@ fn hostile_targets_fail_by_name_and_stay_within_the_memory_bound() {
         .count();
     assert_eq!(undecodable, 0, "every remote-write request must decode");
 
-    assert!(
-        agent.0.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "agent exited; log:\n{}",
-        agent_log()
-    );
+    assert!(agent.is_running(), "agent exited; log:\n{}", agent_log());
     let peak = rss.peak.load(Ordering::Relaxed);
     let rss_samples = rss.samples.load(Ordering::Relaxed);
     drop(rss);

@@ -18,19 +18,15 @@
 //! appended before it is sent; `wal.fsync` only decides what a power loss
 //! can take, which a kill -9 does not exercise).
 
-mod peers_support;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use outpost_core::plan::Fsync;
-use peers_support::{
-    free_port, http_get, metric_sum, small_plan, start_outpost, wait_for, write_plan, ChildGuard,
-    CountingTarget, RecordingReceiver,
+use outpost_core::plan::{Fsync, Queue};
+use outpost_test_support::{
+    get_metrics, log_text, metric_sum, outpost, wait_for, write_plan, CountingTarget, PlanBuilder,
+    RecordingReceiver, QUEUE,
 };
 
 const KILLS: usize = 12;
@@ -49,26 +45,6 @@ impl Delays {
         self.0 ^= self.0 << 17;
         from + self.0 % (below - from)
     }
-}
-
-fn metrics(port: u16) -> Option<String> {
-    http_get(port, "/metrics")
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, b)| b)
-}
-
-fn log_text(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
-fn start_and_wait(plan: &Path, log: &Path, what: &str) -> (ChildGuard, u16) {
-    let port = free_port();
-    let mut agent = start_outpost(plan, port, "kill-loop", log);
-    wait_for(what, Duration::from_secs(20), || {
-        assert!(agent.is_running(), "{what}: the agent exited\n{}", log_text(log));
-        metrics(port)
-    });
-    (agent, port)
 }
 
 /// Scrape number -> (sample timestamp, times delivered), from every POST
@@ -106,26 +82,20 @@ struct LoopCounts {
 fn kill_loop(fsync: Fsync) -> LoopCounts {
     let dir = tempfile::tempdir().unwrap();
     let target = CountingTarget::start(counter_body);
-    let receiver_up = Arc::new(AtomicBool::new(false));
-    let flag = receiver_up.clone();
-    let receiver = RecordingReceiver::start(Box::new(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            (200, Vec::new())
-        } else {
-            (503, Vec::new())
-        }
-    }));
-    let mut plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "kill-loop")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
-    plan.wal.fsync = fsync;
-    // The seed's batch deadline: before records, a kill lost what the open
-    // batch held for up to this long.
-    plan.queue.batch_send_deadline_ms = 10_000;
+    let (receiver, receiver_up) = RecordingReceiver::switchable();
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "kill-loop")])
+        .wal_dir(&dir.path().join("wal"))
+        .fsync(fsync)
+        // The seed's batch deadline: before records, a kill lost what the open
+        // batch held for up to this long.
+        .queue(Queue {
+            batch_send_deadline_ms: 10_000,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("{fsync:?}: delay seed {seed}");
@@ -134,15 +104,13 @@ fn kill_loop(fsync: Fsync) -> LoopCounts {
     let mut last_before_kill = Vec::new();
     for i in 0..KILLS {
         let log = dir.path().join(format!("run-{i}.log"));
-        let (mut agent, _) = start_and_wait(&plan_path, &log, &format!("run {i}"));
+        let (mut agent, _) = outpost!().start_ready(&plan_path, "kill-loop", &log, &format!("run {i}"));
         // Kills land anywhere in the 1 s scrape cycle, mid-scrape included.
         thread::sleep(Duration::from_millis(delays.next_ms(300, 2_700)));
         assert!(agent.is_running(), "run {i} died on its own\n{}", log_text(&log));
-        let mut child = agent.0.take().unwrap();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // Nothing serves this agent any more: the last count is the last
-        // scrape that can have been in progress at the kill.
+        agent.kill(); // SIGKILL
+                      // Nothing serves this agent any more: the last count is the last
+                      // scrape that can have been in progress at the kill.
         last_before_kill.push(target.served());
     }
     assert!(
@@ -154,7 +122,7 @@ fn kill_loop(fsync: Fsync) -> LoopCounts {
     // served up to `checked` must all be there (but the in-flight ones).
     receiver_up.store(true, Ordering::SeqCst);
     let log = dir.path().join("final.log");
-    let (mut agent, port) = start_and_wait(&plan_path, &log, "final run");
+    let (mut agent, port) = outpost!().start_ready(&plan_path, "kill-loop", &log, "final run");
     thread::sleep(Duration::from_millis(2_000));
     let checked = target.served();
     let may_be_lost: BTreeSet<u64> = last_before_kill.iter().copied().collect();
@@ -164,7 +132,7 @@ fn kill_loop(fsync: Fsync) -> LoopCounts {
             .all(|n| got.contains_key(&n) || may_be_lost.contains(&n))
             .then_some(())
     });
-    let body = metrics(port).unwrap();
+    let body = get_metrics(port).unwrap();
     for reason in ["wal_full", "wal_corrupt", "http_4xx", "http_other", "too_old"] {
         let dropped = metric_sum(
             &body,

@@ -15,22 +15,21 @@
 //! certificate, or with a tenant-a certificate from another CA, is refused
 //! at the handshake, counts the failures and keeps running.
 
-mod peers_support;
 mod tls_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use outpost_core::plan::{self, Plan};
-use peers_support::{
-    decode_write_request, free_port, http_get, metric_sum, wait_for, ChildGuard, TargetServer, WriteRequest,
+use outpost_test_support::{
+    cannot_unshare_mounts, free_port, get_metrics, metric_sum, outpost, repo_path, wait_for, wire,
+    ChildGuard, LoopbackServer, TargetServer, WriteRequest,
 };
 use rustls::{ServerConnection, StreamOwned};
 use tls_support::{make_ca, make_named_leaf, server_config, Ca, Leaf};
@@ -67,61 +66,32 @@ struct TenantReceiver {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     refused_handshakes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl TenantReceiver {
     fn start(server: &Leaf, client_ca: &Ca) -> TenantReceiver {
         let config = server_config(server, Some(client_ca));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let refused_handshakes = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log, refused, flag) = (seen.clone(), refused_handshakes.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                let Ok((s, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                // One thread per connection: two agents write at once.
-                let (config, log, refused, flag) =
-                    (config.clone(), log.clone(), refused.clone(), flag.clone());
-                workers.push(thread::spawn(move || {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
-                    let tls = StreamOwned::new(ServerConnection::new(config).unwrap(), s);
-                    serve_tls(tls, &log, &refused, &flag);
-                }));
-            }
-            for w in workers {
-                let _ = w.join();
-            }
+        let (log, refused) = (seen.clone(), refused_handshakes.clone());
+        // One thread per connection: two agents write at once.
+        let server = LoopbackServer::start("127.0.0.1:0", move |s, stop| {
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+            let tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), s);
+            serve_tls(tls, &log, &refused, stop);
         });
         TenantReceiver {
-            port,
+            port: server.port(),
             seen,
             refused_handshakes,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
     fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
-    }
-}
-
-impl Drop for TenantReceiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -174,7 +144,7 @@ fn serve_tls(
             log.lock().unwrap().push(Seen {
                 client_cn,
                 tenant_header: header("thanos-tenant"),
-                request: decode_write_request(&body),
+                request: wire::decode_snappy(&body),
             });
             let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
             let _ = tls.flush();
@@ -206,7 +176,7 @@ fn outpostc() -> PathBuf {
 /// moved to loopback and the test's directories; `replace` panics if the
 /// example no longer has the text, so the copy cannot silently drift.
 fn loopback_fleet(receiver_port: u16, ksm: &str, tls_dir: &Path, wal_root: &Path) -> String {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet.yaml");
+    let example = repo_path("examples/fleet.yaml");
     let mut spec = std::fs::read_to_string(&example).unwrap();
     let mut replace = |from: &str, to: &str| {
         assert!(
@@ -237,27 +207,6 @@ fn loopback_fleet(receiver_port: u16, ksm: &str, tls_dir: &Path, wal_root: &Path
     spec
 }
 
-/// Why the agents cannot get private mounts here, if they cannot.
-fn cannot_bind_mount() -> Option<String> {
-    // SAFETY: geteuid(2) has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Some(format!(
-            "needs root for unshare -m and mount --bind (euid is {euid})"
-        ));
-    }
-    match Command::new("unshare")
-        .args(["-m", "--propagation", "private", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("`unshare -m true` failed with {s}")),
-        Err(e) => Some(format!("cannot run unshare: {e}")),
-    }
-}
-
 /// The real agent with `secret_dir` mounted on `tls_dir` in its own mount
 /// namespace, as a pod sees its namespace's Secret.
 fn start_tenant_agent(
@@ -268,29 +217,20 @@ fn start_tenant_agent(
     listen_port: u16,
     log: &Path,
 ) -> ChildGuard {
-    let log = std::fs::File::create(log).unwrap();
     // unshare and sh both exec, so the guard's pid is the agent's own.
-    let child = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" "$2" && exec "$3" run --plan "$4" --wal-dir "$5" --listen "$6" --node-name edge-node"#)
-        .arg("sh")
-        .arg(secret_dir)
-        .arg(tls_dir)
-        .arg(env!("CARGO_BIN_EXE_outpost"))
-        .arg(plan)
-        .arg(wal_dir)
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    ChildGuard(Some(child))
-}
-
-fn metrics(port: u16) -> Option<String> {
-    http_get(port, "/metrics")
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, b)| b)
+    ChildGuard::spawn_logged(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" "$2" && exec "$3" run --plan "$4" --wal-dir "$5" --listen "$6" --node-name edge-node"#)
+            .arg("sh")
+            .arg(secret_dir)
+            .arg(tls_dir)
+            .arg(outpost!().binary())
+            .arg(plan)
+            .arg(wal_dir)
+            .arg(format!("127.0.0.1:{listen_port}")),
+        log,
+    )
 }
 
 fn write_secret(dir: &Path, ca_pem: &str, cert: Option<&Leaf>, key_of: &Leaf) {
@@ -311,7 +251,7 @@ fn external_labels(plan: &Plan) -> BTreeMap<String, String> {
 
 #[test]
 fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
-    if let Some(why) = cannot_bind_mount() {
+    if let Some(why) = cannot_unshare_mounts() {
         eprintln!("skipped: {why}");
         return;
     }
@@ -418,7 +358,7 @@ fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
         per_tenant(4).then_some(())
     });
     for (tenant, agent, port, _) in agents.iter_mut() {
-        let body = metrics(*port).expect("tenant agent /metrics");
+        let body = get_metrics(*port).expect("tenant agent /metrics");
         let failed = metric_sum(&body, "prometheus_remote_storage_samples_failed_total", &[]);
         assert_eq!(failed, 0.0, "{tenant} failed samples\n{body}");
         agent.terminate(Duration::from_secs(15)).expect("exit on SIGTERM");
@@ -509,13 +449,13 @@ fn each_tenant_writes_with_its_own_certificate_and_strangers_are_refused() {
             Duration::from_secs(30),
             || {
                 assert!(agent.is_running(), "the {name} agent exited\n{}", log_text());
-                let body = metrics(port)?;
+                let body = get_metrics(port)?;
                 (refused_since() >= 2 && retried(&body) > 0.0).then_some(())
             },
         );
         // Still running and still refused a while later.
         thread::sleep(Duration::from_secs(1));
-        let body = metrics(port).expect("stranger /metrics");
+        let body = get_metrics(port).expect("stranger /metrics");
         assert!(agent.is_running(), "the {name} agent exited\n{}", log_text());
         let succeeded = metric_sum(&body, "prometheus_remote_storage_succeeded_samples_total", &[]);
         assert_eq!(succeeded, 0.0, "the {name} agent got samples through\n{body}");

@@ -4,16 +4,13 @@
 //! `--wal-lock-wait` it takes over when the first one stops; and after
 //! `kill -9` of the holder a new agent starts at once and replays the WAL.
 
-mod peers_support;
-
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use peers_support::{
-    free_port, http_get, metric_sum, small_plan, start_outpost, start_outpost_with, wait_for, write_plan,
-    ChildGuard, CountingTarget, RecordingReceiver,
+use outpost_test_support::{
+    free_port, get_metrics, log_text, metric_sum, outpost, wait_for, write_plan, ChildGuard, CountingTarget,
+    PlanBuilder, RecordingReceiver,
 };
 
 /// What the binary promises for a held WAL directory (`outpost --help`).
@@ -23,38 +20,14 @@ fn counter_body(n: u64) -> String {
     format!("# TYPE lock_test_counter counter\nlock_test_counter {n}\n")
 }
 
-fn metrics(port: u16) -> Option<String> {
-    http_get(port, "/metrics")
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, b)| b)
-}
-
-fn log_text(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
 /// Waits until the agent on `port` answers and has written `records` WAL
 /// records in this run; its /metrics then.
 fn wait_appending(agent: &mut ChildGuard, port: u16, records: f64, log: &Path, what: &str) -> String {
     wait_for(what, Duration::from_secs(20), || {
         assert!(agent.is_running(), "{what}: the agent exited\n{}", log_text(log));
-        let body = metrics(port)?;
+        let body = get_metrics(port)?;
         (metric_sum(&body, "outpost_wal_records_appended_total", &[]) >= records).then_some(body)
     })
-}
-
-/// Waits for the child to exit on its own; its exit code.
-fn exit_code_within(agent: &mut ChildGuard, within: Duration) -> Option<i32> {
-    let child = agent.0.as_mut()?;
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            agent.0 = None;
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 #[test]
@@ -64,35 +37,26 @@ fn one_agent_per_wal_directory() {
     let target = CountingTarget::start(counter_body);
     // The receiver is down all along: the WAL only grows, so each start
     // has something to replay.
-    let receiver_up = Arc::new(AtomicBool::new(false));
-    let flag = receiver_up.clone();
-    let receiver = RecordingReceiver::start(Box::new(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            (200, Vec::new())
-        } else {
-            (503, Vec::new())
-        }
-    }));
-    let plan = small_plan(
-        &receiver.url(),
-        &[target.address()],
-        &[("cluster", "lock-test")],
-        &wal_dir,
-        Vec::new(),
-    );
+    let (receiver, receiver_up) = RecordingReceiver::switchable();
+    let plan = PlanBuilder::new()
+        .receiver_url(&receiver.url())
+        .external_labels(&[("cluster", "lock-test")])
+        .wal_dir(&wal_dir)
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
 
     // 1. The first agent owns the directory.
     let first_log = dir.path().join("first.log");
     let first_port = free_port();
-    let mut first = start_outpost(&plan_path, first_port, "lock-node", &first_log);
+    let mut first = outpost!().start(&plan_path, first_port, "lock-node", &first_log);
     wait_appending(&mut first, first_port, 2.0, &first_log, "the first agent appends");
-    let first_pid = first.0.as_ref().unwrap().id();
+    let first_pid = first.pid();
 
     // 2. A second one is refused at once, naming the directory and the holder.
     let second_log = dir.path().join("second.log");
-    let mut second = start_outpost(&plan_path, free_port(), "lock-node", &second_log);
-    let code = exit_code_within(&mut second, Duration::from_secs(10));
+    let mut second = outpost!().start(&plan_path, free_port(), "lock-node", &second_log);
+    let code = second.wait_exit(Duration::from_secs(10)).and_then(|s| s.code());
     let err = log_text(&second_log);
     assert_eq!(code, Some(EXIT_WAL_LOCKED), "second agent: {err}");
     assert!(
@@ -108,7 +72,7 @@ fn one_agent_per_wal_directory() {
         "the first agent is untouched\n{}",
         log_text(&first_log)
     );
-    let body = metrics(first_port).unwrap();
+    let body = get_metrics(first_port).unwrap();
     assert_eq!(
         metric_sum(&body, "outpost_wal_corruptions_total", &[]),
         0.0,
@@ -118,7 +82,7 @@ fn one_agent_per_wal_directory() {
     // 3. A third one waits for the lock; SIGTERM of the first hands over.
     let third_log = dir.path().join("third.log");
     let third_port = free_port();
-    let mut third = start_outpost_with(
+    let mut third = outpost!().start_with(
         &plan_path,
         third_port,
         "lock-node",
@@ -132,13 +96,13 @@ fn one_agent_per_wal_directory() {
         log_text(&third_log)
     );
     assert!(
-        metrics(third_port).is_none(),
+        get_metrics(third_port).is_none(),
         "the waiting agent must not run yet"
     );
     // Nothing is acknowledged: what the first agent's sender holds is in its WAL.
     let pending = |port: u16| {
         metric_sum(
-            &metrics(port).unwrap(),
+            &get_metrics(port).unwrap(),
             "prometheus_remote_storage_samples_pending",
             &[],
         )
@@ -166,13 +130,11 @@ fn one_agent_per_wal_directory() {
     // process, so a new agent starts at once, with no wait, and replays.
     let before_kill = pending(third_port);
     assert!(before_kill > replayed, "the third agent wrote more");
-    let mut child = third.0.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    third.kill();
     let fourth_log = dir.path().join("fourth.log");
     let fourth_port = free_port();
     let started = Instant::now();
-    let mut fourth = start_outpost(&plan_path, fourth_port, "lock-node", &fourth_log);
+    let mut fourth = outpost!().start(&plan_path, fourth_port, "lock-node", &fourth_log);
     let body = wait_appending(
         &mut fourth,
         fourth_port,
@@ -201,7 +163,7 @@ fn one_agent_per_wal_directory() {
     // Everything written by the four runs still arrives once the receiver is back.
     receiver_up.store(true, Ordering::SeqCst);
     wait_for("the WAL drains", Duration::from_secs(30), || {
-        let body = metrics(fourth_port)?;
+        let body = get_metrics(fourth_port)?;
         let pending = metric_sum(&body, "prometheus_remote_storage_samples_pending", &[]);
         let succeeded = metric_sum(&body, "prometheus_remote_storage_succeeded_samples_total", &[]);
         (pending == 0.0 && succeeded > 0.0).then_some(())

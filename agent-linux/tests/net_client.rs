@@ -1,15 +1,14 @@
 //! HttpClientConn over plain TCP against loopback servers, including hostile ones.
 
-#[path = "net_support.rs"]
-mod support;
+mod net_support;
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use net_support::*;
 use outpost_agent::net::{HttpClientConn, NetError, Phase, Request};
-use support::*;
 
 fn conn_to(server: &TestServer) -> HttpClientConn {
     HttpClientConn::new(server.addr, None, "localhost", CONN, small_bufs()).unwrap()

@@ -95,7 +95,7 @@ fn mutate(rng: &mut XorShift, seed: &[u8], out: &mut Vec<u8>) {
 
 #[test]
 fn corpus_and_mutations_never_panic() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/http_response");
+    let dir = outpost_test_support::repo_path("fuzz/corpus/http_response");
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())

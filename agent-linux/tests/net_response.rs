@@ -1,10 +1,9 @@
 //! The sans-IO response parser alone: every split of the input gives the same result.
 
-#[path = "net_support.rs"]
-mod support;
+mod net_support;
 
+use net_support::gzip;
 use outpost_agent::net::{BodyLimits, Failure, Feed, NetError, ResponseHead, ResponseParser};
-use support::gzip;
 
 type Outcome = Result<(ResponseHead, Vec<u8>, usize), Failure<&'static str>>;
 

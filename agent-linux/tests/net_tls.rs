@@ -1,17 +1,16 @@
 //! HttpClientConn over TLS against a rustls server thread, with certificates made by rcgen.
 
-#[path = "net_support.rs"]
-mod support;
+mod net_support;
 mod tls_support;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use net_support::*;
 use outpost_agent::net::{client_config, HttpClientConn, NetError, TlsError};
 use rcgen::KeyPair;
 use rustls::{CertificateError, ServerConnection, StreamOwned};
-use support::*;
 use tls_support::{make_ca, make_leaf, server_config, Ca, Leaf};
 
 /// Serves HTTPS on loopback: one request per connection, answer "secure\n".

@@ -8,50 +8,20 @@
 //!
 //! A second test counts heap allocations of a warmed-up scrape of the real `/proc` and `/sys`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use outpost_agent::collectors::{render_process_metrics, NodeCollector, Paths};
 use outpost_core::plan::Collector;
+use outpost_test_support::{count_allocations, repo_path, CountingAllocator, NodeExporter, NODE_EXPORTER};
 
 mod node_fixtures;
 
-const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
-
-/// Allocations made by the current thread; other test threads do not disturb the count.
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|c| c.get())
-}
 
 /// Collectors node_exporter 1.5 runs by default on Linux that outpost does not have, and why.
 /// The test fails when node_exporter runs one that is neither here nor in outpost, or when one
@@ -256,62 +226,8 @@ fn label_names(family: &Family) -> BTreeSet<Vec<String>> {
         .collect()
 }
 
-/// Kills node_exporter however the test ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    // HTTP/1.0 keeps Go's server from chunking the body.
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .expect("HTTP response has a header");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    Ok(body.to_string())
-}
-
 fn enabled_collectors() -> Vec<Collector> {
     Collector::ALL.to_vec()
-}
-
-fn start_node_exporter(args: &[String]) -> (ChildGuard, u16) {
-    let port = free_port();
-    let mut command = Command::new(NODE_EXPORTER);
-    command
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let guard = ChildGuard(command.spawn().expect("start node_exporter"));
-    // Readiness, not timing: poll until it accepts, giving up after a generous bound.
-    for _ in 0..400 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (guard, port);
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("node_exporter did not listen on 127.0.0.1:{port}");
 }
 
 /// Values that must agree. `slack_seconds` is how much later outpost read the counters.
@@ -684,14 +600,14 @@ fn node_exporter_compatibility_report() {
         eprintln!("SKIPPED: {NODE_EXPORTER} is not installed (apt-get install prometheus-node-exporter)");
         return;
     }
-    let (_node_exporter, port) = start_node_exporter(&[]);
+    let node_exporter = NodeExporter::start(&[]).expect("node_exporter starts");
     let mut node = NodeCollector::new(Paths::default(), &enabled_collectors());
     let mut out = String::new();
     // One scrape each beforehand, so both sides have warmed up (udev lookups, tz data).
-    http_get(port, "/metrics").expect("node_exporter /metrics");
+    node_exporter.metrics();
     node.collect(&mut out);
 
-    let their_text = http_get(port, "/metrics").expect("node_exporter /metrics");
+    let their_text = node_exporter.metrics();
     let read_at = Instant::now();
     let samples = node.collect(&mut out);
     let slack = read_at.elapsed().as_secs_f64();
@@ -755,7 +671,7 @@ fn node_exporter_compatibility_report() {
         (their_collectors, &missing),
         &fixture,
     );
-    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/node-exporter-compat.md");
+    let doc_path = repo_path("docs/node-exporter-compat.md");
     if std::env::var("OUTPOST_WRITE_COMPAT_DOC").as_deref() == Ok("1") {
         std::fs::write(&doc_path, &doc).expect("write docs/node-exporter-compat.md");
     } else {
@@ -818,8 +734,8 @@ fn compare_on_fixture_tree() -> FixtureResult {
             .iter()
             .map(|c| format!("--collector.{c}")),
     );
-    let (_node_exporter, port) = start_node_exporter(&args);
-    let theirs = parse(&http_get(port, "/metrics").expect("node_exporter /metrics"));
+    let node_exporter = NodeExporter::start(&args).expect("node_exporter starts");
+    let theirs = parse(&node_exporter.metrics());
     let collectors: Vec<Collector> = node_fixtures::COLLECTORS
         .iter()
         .map(|c| Collector::from_name(c).expect("an outpost collector"))
@@ -936,9 +852,7 @@ fn warm_scrape_of_the_fixture_tree_allocates_nothing() {
     let mut out = String::new();
     node.collect(&mut out);
     node.collect(&mut out);
-    let before = allocations();
-    let samples = node.collect(&mut out);
-    let allocated = allocations() - before;
+    let (samples, allocated) = count_allocations(|| node.collect(&mut out));
     assert_eq!(node.failures().count(), 0, "{out}");
     assert!(samples > 100, "{samples}");
     assert_eq!(
@@ -955,9 +869,7 @@ fn warm_scrape_of_this_machine_allocates_nothing() {
     // Two warm-up scrapes let every buffer reach this machine's sizes.
     let first = node.collect(&mut out);
     node.collect(&mut out);
-    let before = allocations();
-    let samples = node.collect(&mut out);
-    let allocated = allocations() - before;
+    let (samples, allocated) = count_allocations(|| node.collect(&mut out));
     assert!(
         first > 50 && samples > 50,
         "{first} / {samples} samples: is /proc mounted?"
@@ -1118,12 +1030,13 @@ fn real_btrfs_and_xfs_match_node_exporter() {
         run_tool("sync", &[]);
         assert_eq!(std::fs::read(point.join("data")).unwrap().len(), 4 << 20);
     }
-    let (_node_exporter, port) = start_node_exporter(&[
+    let node_exporter = NodeExporter::start(&[
         "--collector.disable-defaults".to_string(),
         "--collector.btrfs".to_string(),
         "--collector.xfs".to_string(),
-    ]);
-    let theirs = parse(&http_get(port, "/metrics").expect("node_exporter /metrics"));
+    ])
+    .expect("node_exporter starts");
+    let theirs = parse(&node_exporter.metrics());
     let mut node = NodeCollector::new(Paths::default(), &[Collector::Btrfs, Collector::Xfs]);
     let mut out = String::new();
     node.collect(&mut out);
@@ -1190,13 +1103,8 @@ fn real_btrfs_and_xfs_match_node_exporter() {
     eprintln!("real btrfs and xfs: {compared} series agree");
     // The ioctl path allocates nothing once warm either.
     node.collect(&mut out);
-    let before = allocations();
-    node.collect(&mut out);
-    assert_eq!(
-        allocations() - before,
-        0,
-        "a warm scrape of real btrfs and xfs allocated"
-    );
+    let (_, allocated) = count_allocations(|| node.collect(&mut out));
+    assert_eq!(allocated, 0, "a warm scrape of real btrfs and xfs allocated");
     // node_exporter (declared after `cleanup`, so stopped before it) keeps the btrfs mount open.
     let _ = &cleanup;
 }

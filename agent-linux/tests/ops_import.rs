@@ -5,15 +5,13 @@
 //! by outpost. Each writes to its own Prometheus 2.42 receiver; the series
 //! queried back (names, labels and values) must be the same.
 
-mod peers_support;
-
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use outpost_compiler::import::{import_file, ImportOptions};
 use outpost_compiler::verify::{ApiOptions, QueryApi};
-use peers_support::*;
+use outpost_test_support::*;
 
 const APP_BODY: &str = "# TYPE http_requests_total counter\n\
 http_requests_total{path=\"/api/orders\",code=\"200\"} 1027\n\
@@ -125,7 +123,7 @@ fn imported_spec_ships_what_the_prometheus_agent_ships() {
     );
 
     let agent_port = free_port();
-    let _prometheus_agent = ChildGuard(Some(
+    let _prometheus_agent = ChildGuard::spawn(
         Command::new(PROMETHEUS)
             .arg("--enable-feature=agent")
             .arg(format!("--config.file={}", config_path.display()))
@@ -134,12 +132,8 @@ fn imported_spec_ships_what_the_prometheus_agent_ships() {
                 dir.path().join("agent-wal").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{agent_port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+            .arg("--log.level=warn"),
+    );
 
     let imported = import_file(&config_path, &ImportOptions::default()).unwrap();
     assert!(!imported.has_errors(), "{}", imported.render_text(100));
@@ -159,7 +153,7 @@ fn imported_spec_ships_what_the_prometheus_agent_ships() {
         &dir.path().join("outpost-wal"),
     );
     let plan_path = write_plan(dir.path(), "imported.plan", &plan);
-    let _outpost = start_outpost(
+    let _outpost = outpost!().start(
         &plan_path,
         free_port(),
         "outpost-cluster-0",

@@ -6,20 +6,16 @@
 //! stopped and one has half its batches refused by the ingress in front of
 //! the receiver, and verify must name exactly those two.
 
-mod peers_support;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use outpost_compiler::verify::{self, ApiOptions, QueryApi, Report, Thresholds};
 use outpost_core::plan::{Auth, Role, Scheme};
-use peers_support::*;
+use outpost_test_support::*;
 
 /// The ingress in front of the receiver: forwards every POST to it, except
 /// that while `refuse` is set every second one is answered 400.
@@ -27,60 +23,30 @@ struct RefusingProxy {
     port: u16,
     refuse: Arc<AtomicBool>,
     refused: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl RefusingProxy {
     fn start(upstream: u16) -> RefusingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let refuse = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicU64::new(0));
-        let posts = Arc::new(AtomicU64::new(0));
-        let (flag, on, count) = (stop.clone(), refuse.clone(), refused.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let (flag, on, count, posts) =
-                            (flag.clone(), on.clone(), count.clone(), posts.clone());
-                        workers.push(thread::spawn(move || {
-                            serve_connection(s, &flag, |req| {
-                                let n = posts.fetch_add(1, Ordering::SeqCst);
-                                if on.load(Ordering::SeqCst) && n % 2 == 0 {
-                                    count.fetch_add(1, Ordering::SeqCst);
-                                    return (400, Vec::new(), b"refused at the ingress".to_vec());
-                                }
-                                forward(upstream, &req)
-                            })
-                        }));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
+        let posts = AtomicU64::new(0);
+        let (on, count) = (refuse.clone(), refused.clone());
+        let server = LoopbackServer::start("127.0.0.1:0", move |s, stop| {
+            serve_connection(s, stop, |req| {
+                let n = posts.fetch_add(1, Ordering::SeqCst);
+                if on.load(Ordering::SeqCst) && n.is_multiple_of(2) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    return (400, Vec::new(), b"refused at the ingress".to_vec());
                 }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
+                forward(upstream, &req)
+            })
         });
         RefusingProxy {
-            port,
+            port: server.port(),
             refuse,
             refused,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RefusingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }
@@ -147,7 +113,7 @@ fn verify_names_exactly_the_stopped_and_the_dropping_agent() {
     let proxy = RefusingProxy::start(prom.port);
     let ksm = TargetServer::start(KSM_BODY.to_string());
     let kubelet = TargetServer::start(KUBELET_BODY.to_string());
-    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet.yaml");
+    let fleet = repo_path("examples/fleet.yaml");
     let analysis = outpost_compiler::load_spec(&fleet).unwrap();
     assert!(!analysis.has_errors(), "{}", analysis.render_text(100));
 
@@ -186,7 +152,7 @@ fn verify_names_exactly_the_stopped_and_the_dropping_agent() {
             Role::Cluster => "outpost-cluster-0".to_string(),
         };
         let log = dir.path().join(format!("{name}.log"));
-        let child = start_outpost(&path, free_port(), &node_name, &log);
+        let child = outpost!().start(&path, free_port(), &node_name, &log);
         agents.push((agent.cluster.clone(), agent.tenant.clone(), agent.role, child));
     }
     assert_eq!(agents.len(), 8, "4 clusters or tenants x 2 roles");

@@ -9,11 +9,9 @@
 //! documented bound (a sixteenth of `body_size`), which fails by name and
 //! costs the others nothing.
 
-mod peers_support;
-
 use std::time::Duration;
 
-use peers_support::*;
+use outpost_test_support::*;
 
 /// A label value of `len` bytes that no step could shorten unseen.
 fn long_value(len: usize) -> String {
@@ -88,7 +86,7 @@ fn default_limits_ingest_long_label_values_and_wide_series() {
     );
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let port = free_port();
-    let mut agent = start_outpost(&plan_path, port, "limits-node", &dir.path().join("outpost.log"));
+    let mut agent = outpost!().start(&plan_path, port, "limits-node", &dir.path().join("outpost.log"));
 
     let query = "kube_pod_annotations{namespace=\"shop\"}";
     let annotated = wait_for("annotated series in Prometheus", Duration::from_secs(30), || {

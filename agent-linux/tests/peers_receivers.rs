@@ -4,12 +4,10 @@
 //! answers 5xx, 429 and 400 to see the agent retry what is retryable and
 //! drop what is not.
 
-mod peers_support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peers_support::*;
+use outpost_test_support::*;
 
 const ROOM: &str = "Küche \"süd\" ☃";
 
@@ -245,17 +243,16 @@ fn victoria_metrics_receives_exact_series_values_and_timestamps() {
         ("location", "edge-site-1"),
         ("role", "edge"),
     ];
-    let plan = small_plan(
-        &vm.write_url(),
-        &[target.address()],
-        &external,
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url(&vm.write_url())
+        .external_labels(&external)
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan = write_plan(dir.path(), "vm.plan", &plan);
     let started_ms = now_ms();
     let listen = free_port();
-    let mut agent = start_outpost(&plan, listen, "vm-node", &dir.path().join("outpost.log"));
+    let mut agent = outpost!().start(&plan, listen, "vm-node", &dir.path().join("outpost.log"));
 
     // At least three scrapes of every series, exported raw.
     let selector = "{__name__=~\"peer_.*|up\",job=\"testapp\"}";
@@ -354,15 +351,14 @@ fn victoria_metrics_gets_the_query_string_of_the_receiver_url() {
     };
     let target = TargetServer::start(target_body());
     let url = format!("{}?extra_label=via=query", vm.write_url());
-    let plan = small_plan(
-        &url,
-        &[target.address()],
-        &[("cluster", "cluster-03")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url(&url)
+        .external_labels(&[("cluster", "cluster-03")])
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan = write_plan(dir.path(), "vm-query.plan", &plan);
-    let mut agent = start_outpost(&plan, free_port(), "vm-node", &dir.path().join("outpost.log"));
+    let mut agent = outpost!().start(&plan, free_port(), "vm-node", &dir.path().join("outpost.log"));
     let exported = wait_for("up of testapp in VM", Duration::from_secs(40), || {
         let e = vm_export(&vm, "{__name__=\"up\",job=\"testapp\"}");
         (!e.is_empty()).then_some(e)
@@ -416,17 +412,16 @@ fn loopback_receiver_sees_remote_write_1_0_musts_and_retry_semantics() {
     let rx = RecordingReceiver::start(policy());
     let target = TargetServer::start(target_body());
     let external = [("cluster", "spec-check"), ("role", "edge")];
-    let plan = small_plan(
-        &rx.url(),
-        &[target.address()],
-        &external,
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
+    let plan = PlanBuilder::new()
+        .receiver_url(&rx.url())
+        .external_labels(&external)
+        .wal_dir(&dir.path().join("wal"))
+        .scrape_job("testapp", &[target.address()])
+        .build();
     let plan = write_plan(dir.path(), "spec.plan", &plan);
     let listen = free_port();
     let log = dir.path().join("outpost.log");
-    let mut agent = start_outpost(&plan, listen, "spec-node", &log);
+    let mut agent = outpost!().start(&plan, listen, "spec-node", &log);
 
     // Enough accepted requests after the 400 to know later batches still flow.
     wait_for(

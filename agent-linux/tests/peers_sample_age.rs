@@ -9,11 +9,10 @@
 //! the old ones are counted exactly, once per target and once among the
 //! agent's dropped samples (`too_old`), and never reach the receiver.
 
-mod peers_support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peers_support::*;
+use outpost_core::plan::Queue;
+use outpost_test_support::*;
 
 const FRESH_TARGETS: usize = 10;
 /// 2019-01-01T00:00:00Z, years older than the plan's one-hour max_sample_age.
@@ -97,21 +96,23 @@ fn old_explicit_timestamps_never_cost_a_fresh_sample() {
     let mixed = CountingTarget::start(mixed_body);
     let mut addresses: Vec<String> = fresh.iter().map(CountingTarget::address).collect();
     addresses.push(mixed.address());
-    let mut plan = small_plan(
-        &prom.write_url(),
-        &addresses,
-        &[("cluster", "age")],
-        &dir.path().join("wal"),
-        Vec::new(),
-    );
-    // Batches that stay open for two scrapes mix every target's samples,
-    // as the default five-second deadline does.
-    plan.queue.batch_send_deadline_ms = 2_000;
+    let plan = PlanBuilder::new()
+        .receiver_url(&prom.write_url())
+        .external_labels(&[("cluster", "age")])
+        .wal_dir(&dir.path().join("wal"))
+        // Batches that stay open for two scrapes mix every target's samples,
+        // as the default five-second deadline does.
+        .queue(Queue {
+            batch_send_deadline_ms: 2_000,
+            ..QUEUE
+        })
+        .scrape_job("testapp", &addresses)
+        .build();
     assert_eq!(plan.queue.max_sample_age_ms, 3_600_000);
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     let port = free_port();
     let log = dir.path().join("outpost.log");
-    let mut agent = start_outpost(&plan_path, port, "age-node", &log);
+    let mut agent = outpost!().start(&plan_path, port, "age-node", &log);
 
     std::thread::sleep(Duration::from_secs(8));
     // Served counts are final once the targets are gone; the agent's next

@@ -6,15 +6,13 @@
 //! removed because no kubelet runs here).
 //!
 //! CI runs this test a second and third time against other builds of the
-//! agent (`OUTPOST_TEST_COMMAND`, see `peers_support::outpost_command`): the
+//! agent (`OUTPOST_TEST_COMMAND`, see `outpost_test_support::Outpost::command`): the
 //! aarch64 binary under qemu-user and the container image under runc, with
 //! `OUTPOST_TEST_ARCH` naming the architecture the agent must report.
 
-mod peers_support;
-
 use std::time::Duration;
 
-use peers_support::*;
+use outpost_test_support::*;
 
 fn result_count(body: &str) -> usize {
     assert!(body.starts_with("{\"status\":\"success\""), "{body}");
@@ -40,7 +38,7 @@ fn seed_verification_steps_pass_against_outpost() {
         let listen = free_port();
         let log = dir.path().join(format!("{name}.log"));
         agents.push((
-            start_outpost(&path, listen, &format!("{name}-node"), &log),
+            outpost!().start(&path, listen, &format!("{name}-node"), &log),
             listen,
             wal,
         ));

@@ -5,12 +5,10 @@
 //! tenant header of every request. Each tenant must carry its own header
 //! value and `tenant` label, and never the other tenant's namespaces or nodes.
 
-mod peers_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use peers_support::*;
+use outpost_test_support::*;
 
 /// Shaped like kube-state-metrics on a cluster whose nodes are labelled per tenant.
 fn ksm_body() -> String {
@@ -155,7 +153,7 @@ fn cluster_02_tenants_receive_only_their_own_ksm_series_under_their_own_header()
         plan.scrape_jobs.retain(|j| j.targets == vec![target]);
         let path = write_plan(dir.path(), &format!("{tenant}.plan"), &plan);
         let log = dir.path().join(format!("{tenant}.log"));
-        agents.push((tenant, start_outpost(&path, free_port(), "node-x", &log), log));
+        agents.push((tenant, outpost!().start(&path, free_port(), "node-x", &log), log));
     }
 
     // Two scrape rounds of each tenant's KSM job at least.

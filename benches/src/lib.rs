@@ -8,10 +8,8 @@
 //! series that the seed's write-relabel rule drops.
 
 use outpost_core::labels::LabelSet;
-use outpost_core::plan::{
-    Agent, Auth, Budget, Fsync, Limits, Plan, Queue, Receiver, RelabelAction, RelabelRule, Role, SelfScrape,
-    StrId, Wal,
-};
+use outpost_core::plan::{Budget, Limits, Plan, Queue, RelabelAction, Role};
+use outpost_test_support::{PlanBuilder, Rule};
 use std::fmt::Write as _;
 
 /// The seed's write-relabel drop pattern.
@@ -395,49 +393,18 @@ pub fn full_label_sets(series: &[KsmSeries]) -> Vec<LabelSet> {
     sets
 }
 
-fn intern(strings: &mut Vec<String>, s: &str) -> StrId {
-    match strings.iter().position(|x| x == s) {
-        Some(i) => StrId(i as u32),
-        None => {
-            strings.push(s.to_string());
-            StrId(strings.len() as u32 - 1)
-        }
-    }
-}
-
 /// A plan whose write relabeling is the seed's `go_gc_.*|go_memstats_.*`
 /// drop, and whose queue is the one `benches/fleet-bench.yaml` asks for.
 pub fn seed_plan() -> Plan {
-    let mut strings = Vec::new();
-    let empty = intern(&mut strings, "");
-    let drop = RelabelRule {
-        action: RelabelAction::Drop,
-        source_labels: vec![intern(&mut strings, "__name__")],
-        separator: intern(&mut strings, ";"),
-        regex: intern(&mut strings, DROP_REGEX),
-        modulus: 0,
-        target_label: empty,
-        replacement: intern(&mut strings, "$1"),
-    };
-    let url = intern(&mut strings, "http://127.0.0.1:8428/api/v1/write");
-    let cluster = intern(&mut strings, "cluster-03");
-    Plan {
-        strings,
-        agent: Agent {
-            cluster,
-            tenant: None,
-            role: Role::Cluster,
-        },
-        external_labels: Vec::new(),
-        receiver: Receiver {
-            url,
-            tenant_header: None,
-            tls: None,
-            auth: Auth::None,
-            remote_timeout_ms: 30_000,
-            write_relabel: vec![drop],
-        },
-        queue: Queue {
+    PlanBuilder::new()
+        .role(Role::Cluster)
+        .cluster("cluster-03")
+        .receiver_url("http://127.0.0.1:8428/api/v1/write")
+        .remote_timeout_ms(30_000)
+        .write_relabel(&[Rule::new(RelabelAction::Drop)
+            .sources(&["__name__"])
+            .regex(DROP_REGEX)])
+        .queue(Queue {
             capacity: 10_000,
             min_shards: 1,
             max_shards: 4,
@@ -447,26 +414,16 @@ pub fn seed_plan() -> Plan {
             max_backoff_ms: 5_000,
             max_batch_bytes: 4 << 20,
             max_sample_age_ms: 2 * 3_600_000,
-        },
-        wal: Wal {
-            dir: empty,
-            max_bytes: 1 << 30,
-            segment_bytes: 16 << 20,
-            fsync: Fsync::Never,
-        },
-        node: None,
-        scrape_jobs: Vec::new(),
-        self_scrape: SelfScrape {
-            interval_ms: 30_000,
-            job: empty,
-        },
-        budget: Budget {
+        })
+        .wal_bounds(1 << 30, 16 << 20)
+        .self_scrape(30_000, "")
+        .budget(Budget {
             cpu_request_millis: 200,
             cpu_limit_millis: 500,
             memory_request_bytes: 256 << 20,
             memory_limit_bytes: 256 << 20,
-        },
-    }
+        })
+        .build()
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The `outpostc` binary: exit codes, written files, explain and budget.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
+
+use outpost_test_support::{free_port, repo_path};
 
 fn outpostc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_outpostc"))
@@ -12,12 +14,7 @@ fn outpostc(args: &[&str]) -> Output {
 }
 
 fn repo_file(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join(rel)
-        .display()
-        .to_string()
+    repo_path(rel).display().to_string()
 }
 
 #[test]
@@ -152,11 +149,7 @@ fn budget_sits_beside_the_seed() {
 fn verify_exit_codes() {
     let fleet = repo_file("examples/fleet.yaml");
     // Nothing listens on a port just released: the API cannot be asked.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = outpostc(&["verify", &fleet, "--query-url", &url]);
     assert_eq!(out.status.code(), Some(2));

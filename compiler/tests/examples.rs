@@ -4,17 +4,10 @@
 
 use outpost_compiler::{analyze, load_spec, AgentPlan};
 use outpost_core::plan::{self, RelabelAction, Role};
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use outpost_test_support::repo_path;
 
 fn fleet() -> Vec<AgentPlan> {
-    let a = load_spec(&repo().join("examples/fleet.yaml")).unwrap();
+    let a = load_spec(&repo_path("examples/fleet.yaml")).unwrap();
     assert!(a.diagnostics.is_empty(), "{}", a.render_text(100));
     a.plans
 }
@@ -46,7 +39,7 @@ fn fleet_has_one_plan_per_agent_at_the_documented_paths() {
 /// kept in agent-core/tests/data/node-v1.plan: a spec using nothing new gets identical plans.
 #[test]
 fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let start = text.find("\nnode:\n").unwrap() + 1;
     let end = start + text[start..].find("  limits:\n").unwrap();
     let old = format!(
@@ -65,14 +58,14 @@ fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
         .find(|p| p.cluster == "cluster-03" && p.role == Role::Node)
         .unwrap();
     let bytes = plan::encode(&node.plan).unwrap();
-    let before = std::fs::read(repo().join("agent-core/tests/data/node-v1.plan")).unwrap();
+    let before = std::fs::read(repo_path("agent-core/tests/data/node-v1.plan")).unwrap();
     assert!(bytes == before, "the plan of a spec without new keys changed");
 }
 
 /// Set OUTPOST_UPDATE_GOLDEN=1 to rewrite examples/plans after an intended change.
 #[test]
 fn golden_plans_are_byte_identical() {
-    let golden = repo().join("examples/plans");
+    let golden = repo_path("examples/plans");
     let update = std::env::var_os("OUTPOST_UPDATE_GOLDEN").is_some();
     for agent in fleet() {
         let bytes = plan::encode(&agent.plan).unwrap();
@@ -92,7 +85,7 @@ fn golden_plans_are_byte_identical() {
 
 #[test]
 fn compiling_twice_gives_the_same_bytes() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let first = analyze("fleet.yaml", &text);
     let second = analyze("other-name.yaml", &text);
     assert_eq!(first.plans.len(), second.plans.len());
@@ -254,7 +247,7 @@ fn tenant_filter_keeps_own_namespaces_and_nodes_only() {
 
 #[test]
 fn demo_checks_clean_even_with_warnings_denied() {
-    let a = load_spec(&repo().join("examples/demo.yaml")).unwrap();
+    let a = load_spec(&repo_path("examples/demo.yaml")).unwrap();
     assert!(a.diagnostics.is_empty(), "{}", a.render_text(100));
     assert_eq!(a.plans.len(), 1);
     let p = &a.plans[0].plan;
@@ -413,7 +406,7 @@ fn explain_and_budget_snapshots() {
 /// plans, and a mistake in one file is reported in that file.
 #[test]
 fn a_directory_of_files_is_one_spec() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let at = |key: &str| text.find(&format!("\n{key}:")).unwrap() + 1;
     let (jobs, clusters) = (at("node"), at("clusters"));
     let dir = tempfile::tempdir().unwrap();

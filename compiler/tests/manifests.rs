@@ -13,20 +13,14 @@ use outpost_core::expfmt::{Format, Parser};
 use outpost_core::labels::LabelSet;
 use outpost_core::plan::Role;
 use outpost_core::relabel::RelabelProgram;
+use outpost_test_support::{golden_tree, repo_path};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn example() -> (Fleet, Vec<AgentPlan>) {
-    let a = load_spec(&repo().join("examples/fleet.yaml")).unwrap();
+    let a = load_spec(&repo_path("examples/fleet.yaml")).unwrap();
     assert!(!a.has_errors(), "{}", a.render_text(100));
     (a.fleet.unwrap(), a.plans)
 }
@@ -45,7 +39,7 @@ fn render_text(name: &str, text: &str) -> Result<Vec<ManifestFile>, ManifestErro
 
 /// The example's own image line, as the spec writes it.
 fn example_image() -> String {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let line = text.lines().find_map(|l| l.strip_prefix("image: ")).unwrap();
     line.to_string()
 }
@@ -100,27 +94,7 @@ fn kinds(objects: &[Value]) -> BTreeMap<String, usize> {
 }
 
 fn golden_dir() -> PathBuf {
-    repo().join("examples/manifests")
-}
-
-fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
-                // The directory's own README is written by hand.
-                if rel != Path::new("README.md") {
-                    out.insert(rel);
-                }
-            }
-        }
-    }
-    out
+    repo_path("examples/manifests")
 }
 
 #[test]
@@ -138,7 +112,7 @@ fn golden_manifests_match_the_committed_files_byte_for_byte() {
     }
     let expected: BTreeSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     assert_eq!(
-        files_under(&dir),
+        golden_tree(&dir).into_keys().collect::<BTreeSet<_>>(),
         expected,
         "examples/manifests holds other files than the renderer writes; \
          rerun with OUTPOST_UPDATE_GOLDEN=1 after an intended change"
@@ -573,7 +547,7 @@ fn pod_checksums(files: &[ManifestFile]) -> Vec<String> {
 
 #[test]
 fn a_plan_change_changes_the_pod_template_hash_and_nothing_else_rolls() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let before = render_text("fleet.yaml", &text).unwrap();
     // Only the cluster-scope KSM job changes: only cluster agents must roll.
     let changed = text.replace(
@@ -647,7 +621,7 @@ fn ksm_has_the_rbac_for_every_resource_it_exposes_and_no_secrets() {
 
 #[test]
 fn a_secret_file_beside_the_plan_is_refused_with_its_place() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
     let changed = text.replace("/etc/outpost/tls/ca.crt", "/etc/outpost/ca.crt");
     assert_ne!(changed, text);
     let err = render_text("fleet.yaml", &changed).unwrap_err();

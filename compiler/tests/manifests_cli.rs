@@ -2,39 +2,13 @@
 //! the committed golden ones, twice the same, and a spec with errors writes
 //! nothing.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use outpost_test_support::{golden_tree, repo_path};
 
 fn outpostc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_outpostc"))
-}
-
-/// Relative path to contents of every file under `dir`, README excepted.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
-                if rel != Path::new("README.md") {
-                    out.insert(rel, std::fs::read(&path).unwrap());
-                }
-            }
-        }
-    }
-    out
 }
 
 fn run_manifests(spec: &Path, dir: &Path) -> std::process::Output {
@@ -49,7 +23,7 @@ fn run_manifests(spec: &Path, dir: &Path) -> std::process::Output {
 
 #[test]
 fn manifests_command_writes_the_golden_directories_the_same_way_twice() {
-    let spec = repo().join("examples/fleet.yaml");
+    let spec = repo_path("examples/fleet.yaml");
     let first = tempfile::tempdir().unwrap();
     let second = tempfile::tempdir().unwrap();
     for dir in [first.path(), second.path()] {
@@ -58,10 +32,10 @@ fn manifests_command_writes_the_golden_directories_the_same_way_twice() {
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("wrote 16 files for 3 clusters"), "{stderr}");
     }
-    let written = tree(first.path());
+    let written = golden_tree(first.path());
     assert_eq!(written.len(), 16);
-    assert_eq!(written, tree(second.path()));
-    let golden = tree(&repo().join("examples/manifests"));
+    assert_eq!(written, golden_tree(second.path()));
+    let golden = golden_tree(&repo_path("examples/manifests"));
     assert_eq!(
         written.keys().collect::<Vec<_>>(),
         golden.keys().collect::<Vec<_>>()
@@ -77,7 +51,7 @@ fn manifests_command_writes_the_golden_directories_the_same_way_twice() {
 
 #[test]
 fn manifests_command_refuses_a_spec_with_errors_and_writes_nothing() {
-    let text = std::fs::read_to_string(repo().join("examples/fleet.yaml"))
+    let text = std::fs::read_to_string(repo_path("examples/fleet.yaml"))
         .unwrap()
         .replace("scrape_interval: 30s", "scrape_interval: 30 seconds");
     let scratch = tempfile::tempdir().unwrap();
@@ -104,7 +78,7 @@ fn manifests_command_pins_the_image_from_the_digest_file_the_build_writes() {
     let out_dir = scratch.path().join("out");
     let out = outpostc()
         .arg("manifests")
-        .arg(repo().join("examples/fleet.yaml"))
+        .arg(repo_path("examples/fleet.yaml"))
         .arg("-o")
         .arg(&out_dir)
         .args(["--image", "registry.example.net/outpost:0.2.0", "--image-digest"])
@@ -121,7 +95,7 @@ fn manifests_command_pins_the_image_from_the_digest_file_the_build_writes() {
     let refused = scratch.path().join("refused");
     let out = outpostc()
         .arg("manifests")
-        .arg(repo().join("examples/fleet.yaml"))
+        .arg(repo_path("examples/fleet.yaml"))
         .arg("-o")
         .arg(&refused)
         .args(["--image", "registry.example.net/outpost:0.2.0"])

@@ -3,11 +3,11 @@
 //! explores further; this keeps the property in every `cargo test`.)
 
 use outpost_compiler::analyze;
+use outpost_test_support::repo_path;
 use proptest::prelude::*;
 
 fn fleet() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fleet.yaml");
-    std::fs::read_to_string(path).unwrap()
+    std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap()
 }
 
 fn check(text: &str) {
@@ -52,11 +52,7 @@ proptest! {
 }
 
 fn golden_plan() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/plans/cluster-02/tenant-a/cluster.plan"
-    );
-    std::fs::read(path).unwrap()
+    std::fs::read(repo_path("examples/plans/cluster-02/tenant-a/cluster.plan")).unwrap()
 }
 
 /// What the `plan_loader` fuzz target checks, on damaged golden plans.

@@ -1,8 +1,6 @@
 //! The remote-write 1.0 messages as an independent decoder (prost) reads
-//! them, shared by the core's integration tests so that every test checks
-//! the hand-rolled encoder against the same reading of the spec.
-
-#![allow(dead_code)]
+//! them, so that every test checks the hand-rolled encoder against the same
+//! reading of the spec.
 
 use prost::Message;
 
@@ -34,6 +32,25 @@ pub struct Sample {
     pub value: f64,
     #[prost(int64, tag = "2")]
     pub timestamp: i64,
+}
+
+impl TimeSeries {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.value.as_str())
+    }
+
+    /// `a="x",b="y"` with labels in wire order, for messages and keys.
+    pub fn key(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| format!("{}={:?}", l.name, l.value))
+            .collect();
+        labels.join(",")
+    }
 }
 
 /// A request body as it goes over HTTP: a snappy block around the protobuf.

@@ -1,4 +1,4 @@
-//! Shared by the net_* tests (included with `#[path]`): loopback test servers on threads and a
+//! Shared by the net_* tests: loopback test servers on threads and a
 //! small mio loop that drives one `HttpClientConn` the way the agent's runtime does.
 #![allow(dead_code)]
 

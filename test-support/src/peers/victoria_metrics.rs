@@ -1,0 +1,42 @@
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::http::{free_port, http_get};
+use crate::process::{wait_for, ChildGuard};
+
+/// Debian's single-node VictoriaMetrics, 1.79.
+pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
+
+pub struct VictoriaMetrics {
+    pub port: u16,
+    _child: ChildGuard,
+}
+
+impl VictoriaMetrics {
+    /// Stores under `dir/vm`; ready when `/health` answers 200.
+    pub fn start(dir: &Path) -> Option<VictoriaMetrics> {
+        if !super::installed(VICTORIA_METRICS, "victoria-metrics") {
+            return None;
+        }
+        let port = free_port();
+        let child = ChildGuard::spawn(
+            Command::new(VICTORIA_METRICS)
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+                .arg("-retentionPeriod=1d")
+                // Without it the newest minute is hidden from queries.
+                .arg("-search.latencyOffset=0s")
+                .arg("-loggerLevel=ERROR"),
+        );
+        let vm = VictoriaMetrics { port, _child: child };
+        wait_for("victoria-metrics healthy", Duration::from_secs(30), || {
+            http_get(port, "/health").filter(|(s, _)| *s == 200)
+        });
+        Some(vm)
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+}
