@@ -242,11 +242,11 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
         for chunk in body.as_bytes().chunks(16 * 1024) {
             target.handle_chunk(chunk, &mut batcher).unwrap();
         }
-        let report = target.finish(0.1, ts as u64, &mut batcher, &mut Discard).unwrap();
+        let report = target.finish(0.1, &mut batcher, &mut Discard).unwrap();
         assert_eq!(report.samples_post_relabel, 1, "round {round}");
         own.begin(Format::PrometheusText, ts);
         own.handle_chunk(b"outpost_up 1\n", &mut batcher).unwrap();
-        own.finish(0.0, ts as u64, &mut batcher, &mut Discard).unwrap();
+        own.finish(0.0, &mut batcher, &mut Discard).unwrap();
     }
     batcher.close_all(&mut Discard);
     let peak = PEAK.with(|p| p.get()) - body_bytes;

@@ -222,9 +222,7 @@ fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
                 .handle_chunk(chunk, batcher)
                 .expect("the body is within limits");
         }
-        let report = target
-            .finish(0.1, ts as u64, batcher, sink)
-            .expect("the scrape succeeds");
+        let report = target.finish(0.1, batcher, sink).expect("the scrape succeeds");
         batcher.close_all(sink);
         report
     };
@@ -339,13 +337,11 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
         }
         match result {
             Ok(()) => {
-                target
-                    .finish(0.1, ts as u64, batcher, sink)
-                    .expect("the scrape succeeds");
+                target.finish(0.1, batcher, sink).expect("the scrape succeeds");
             }
             Err(_) => {
                 assert!(matches!(round, Round::Broken));
-                target.fail(ts, 0.1, ts as u64, batcher, sink);
+                target.fail(ts, 0.1, batcher, sink);
                 failures += 1;
             }
         }
@@ -442,7 +438,7 @@ fn write_relabel_and_two_shards_allocate_nothing_with_socket_sized_chunks() {
         for chunk in bodies[round % 2].as_bytes().chunks(1400) {
             target.handle_chunk(chunk, &mut batcher).unwrap();
         }
-        let report = target.finish(0.1, ts as u64, &mut batcher, sink).unwrap();
+        let report = target.finish(0.1, &mut batcher, sink).unwrap();
         batcher.close_all(sink);
         report
     };

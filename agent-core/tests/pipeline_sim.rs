@@ -766,10 +766,10 @@ fn run(cfg: SimConfig) -> SimResult {
             match failed {
                 Some(e) => {
                     // As the agent does with a body error: the scrape failed.
-                    t.fail(ts, spec.duration_s, now, &mut batcher, &mut wal);
+                    t.fail(ts, spec.duration_s, &mut batcher, &mut wal);
                     result.scrape_errors.push(e);
                 }
-                None => match t.finish(spec.duration_s, now, &mut batcher, &mut wal) {
+                None => match t.finish(spec.duration_s, &mut batcher, &mut wal) {
                     Ok(report) => result.refused_too_old += report.too_old,
                     Err(e) => result.scrape_errors.push(e),
                 },
@@ -1171,12 +1171,12 @@ fn a_sample_limit_failure_reports_the_body_as_prometheus_does() {
     t.begin(Format::PrometheusText, ts);
     match t.handle_chunk(b"a 1\nb 2\nc 3\nd 4\n", &mut b) {
         Ok(()) => {
-            let err = t.finish(0.5, T0, &mut b, &mut sink).unwrap_err();
+            let err = t.finish(0.5, &mut b, &mut sink).unwrap_err();
             assert_eq!(err, ScrapeError::SampleLimit { limit: 2 });
         }
         Err(e) => {
             assert_eq!(e, ScrapeError::SampleLimit { limit: 2 });
-            t.fail(ts, 0.5, T0, &mut b, &mut sink);
+            t.fail(ts, 0.5, &mut b, &mut sink);
         }
     }
     b.close_all(&mut sink);
@@ -1305,12 +1305,12 @@ fn a_failure_before_any_body_reports_zero_samples_scraped() {
     let ts = T0 as i64;
     t.begin(Format::PrometheusText, ts);
     t.handle_chunk(b"a 1\nb 2\nc 3\n", &mut b).unwrap();
-    t.finish(0.5, T0, &mut b, &mut sink).unwrap();
+    t.finish(0.5, &mut b, &mut sink).unwrap();
     b.close_all(&mut sink);
     sink.samples.clear();
 
     let later = ts + 15_000;
-    t.fail(later, 0.01, later as u64, &mut b, &mut sink);
+    t.fail(later, 0.01, &mut b, &mut sink);
     b.close_all(&mut sink);
     let value = |name: &str| {
         let key = format!("__name__={name},cluster=c1,instance=a:1,job=app,region=eu");

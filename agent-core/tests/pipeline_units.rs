@@ -157,12 +157,12 @@ fn scrape(
     t.begin(Format::PrometheusText, ts);
     if let Err(e) = t.handle_chunk(body.as_bytes(), b) {
         // As the agent does: a body error fails the scrape (up 0, stale markers).
-        t.fail(ts, 0.25, ts as u64, b, sink);
+        t.fail(ts, 0.25, b, sink);
         b.close_all(sink);
         return Err(e);
     }
     // finish() turns late errors into a failed scrape itself.
-    let result = t.finish(0.25, ts as u64, b, sink);
+    let result = t.finish(0.25, b, sink);
     b.close_all(sink);
     result
 }
@@ -249,7 +249,7 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     );
 
     sink.0.clear();
-    new.retire(3000, 3000, &mut b, &mut sink);
+    new.retire(3000, &mut b, &mut sink);
     b.close_all(&mut sink);
     let mut stale = sink.stale();
     stale.sort();
@@ -265,7 +265,7 @@ fn a_failure_before_any_body_carries_the_scrape_timestamp() {
     scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
     sink.0.clear();
     // Connection refused: no begin(), no body.
-    t.fail(5000, 0.001, 5001, &mut b, &mut sink);
+    t.fail(5000, 0.001, &mut b, &mut sink);
     b.close_all(&mut sink);
     assert_eq!(sink.value(UP), Some(0.0));
     assert!(sink.0.iter().all(|(_, _, ts)| *ts == 5000), "{:?}", sink.0);

@@ -246,7 +246,7 @@ fn bench_target_pipeline(c: &mut Criterion) {
                 .expect("KSM body parses");
         }
         let report = pipeline
-            .finish(0.1, ts as u64, &mut batcher, &mut sink)
+            .finish(0.1, &mut batcher, &mut sink)
             .expect("KSM body parses");
         batcher.close_all(&mut sink);
         report

@@ -346,7 +346,7 @@ impl Scraping {
         let t = &mut self.targets[i];
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
-        let committed = t.pipeline.finish(duration, now, &mut self.batcher, io.ship);
+        let committed = t.pipeline.finish(duration, &mut self.batcher, io.ship);
         // The scrape is in the WAL before the next one of the target starts.
         self.batcher.close_all(io.ship);
         let t = &mut self.targets[i];
@@ -391,7 +391,7 @@ impl Scraping {
         t.started_ms = None;
         t.stats.count_failure(reason);
         t.pipeline
-            .fail(t.started_wall_ms, duration, now, &mut self.batcher, ship);
+            .fail(t.started_wall_ms, duration, &mut self.batcher, ship);
         self.batcher.close_all(ship);
         self.targets[i].log_down(reason, msg);
     }

@@ -480,9 +480,9 @@ mod tests {
     fn a_record_held_in_memory_costs_what_the_memory_model_says() {
         let held = std::mem::size_of::<window::Located>() + outpost_core::queue::ENTRY_BYTES;
         assert!(
-            held as u64 <= outpost_core::plan::RECORD_INDEX_BYTES,
+            held as u64 <= outpost_core::sizing::RECORD_INDEX_BYTES,
             "{held} bytes per record, the model says {}",
-            outpost_core::plan::RECORD_INDEX_BYTES
+            outpost_core::sizing::RECORD_INDEX_BYTES
         );
     }
 }
