@@ -8,7 +8,8 @@ use crate::symbols::{Index, Symbols, BOOKKEEPING_BYTES_PER_SYMBOL};
 use crate::varint;
 use alloc::vec::Vec;
 
-/// Series state bits.
+// Series state bits, in `SeriesEntry::state`.
+/// In the last good scrape.
 pub(super) const LIVE: u8 = 1;
 /// Seen in the scrape being staged.
 pub(super) const SEEN: u8 = 2;

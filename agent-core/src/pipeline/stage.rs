@@ -28,8 +28,8 @@ pub struct ScrapeReport {
 }
 
 /// What staging a sample works on: everything of a target's pipeline but
-/// its parser (which calls in here) and its labels (which it reads), so
-/// the two can be borrowed apart.
+/// its parser (which calls in here) and its target labels (which staging
+/// only reads), so that they can be borrowed apart.
 pub(super) struct Stage {
     /// Metric relabeling.
     pub(super) relabel: RelabelProgram,
