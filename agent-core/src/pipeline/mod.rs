@@ -34,7 +34,8 @@
 //! carried no timestamp goes stale, since it has no sample in this scrape.
 //!
 //! Every buffer is sized from the plan when the pipeline is built. Time
-//! comes in as `now_ms`; batches leave through [`BatchSink`]. The caller
+//! comes in only as the scrape's wall-clock timestamp (nothing here waits
+//! on a deadline); batches leave through [`BatchSink`]. The caller
 //! closes the batches at the end of every scrape ([`Batcher::close_all`]),
 //! so a WAL record holds one scrape's samples of one shard and a completed
 //! scrape is in the WAL before the next one starts; batching for the wire
