@@ -54,8 +54,8 @@ pub enum ExpositionFormat {
     OpenMetrics,
 }
 
-/// The name the agent and the tests still use; it goes once they say
-/// [`ExpositionFormat`] (the agent has a log `Format` of its own).
+/// The old name, still used by the tests and the textfile collector; it
+/// goes once they say [`ExpositionFormat`] (the agent has a log `Format`).
 pub use ExpositionFormat as Format;
 
 impl ExpositionFormat {
