@@ -41,6 +41,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use crate::error::ScrapeError;
 use crate::labels::{LabelError, LabelSet};
@@ -48,22 +49,38 @@ use crate::plan::Limits;
 
 /// The two exposition formats a target may answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum ExpositionFormat {
     PrometheusText,
     OpenMetrics,
 }
 
-impl Format {
+impl ExpositionFormat {
     /// Picks the format from a response's `Content-Type`. Anything that is not
     /// OpenMetrics is read as the Prometheus text format, as Prometheus does.
-    pub fn from_content_type(content_type: &str) -> Format {
+    pub fn from_content_type(content_type: &str) -> ExpositionFormat {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if media_type.eq_ignore_ascii_case("application/openmetrics-text") {
-            Format::OpenMetrics
+            ExpositionFormat::OpenMetrics
         } else {
-            Format::PrometheusText
+            ExpositionFormat::PrometheusText
         }
     }
+}
+
+/// Writes `value` as a label value of the text format: backslash, double
+/// quote and newline escaped, the inverse of what the parser unescapes.
+pub fn write_label_value(out: &mut (impl fmt::Write + ?Sized), value: &str) -> fmt::Result {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        out.write_str(&rest[..i])?;
+        out.write_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        })?;
+        rest = &rest[i + 1..];
+    }
+    out.write_str(rest)
 }
 
 /// One sample, borrowed from the parser until the sink returns.
@@ -104,7 +121,7 @@ impl Parser {
             line_limit,
             partial_line: Vec::with_capacity(line_limit),
             lines: LineParser {
-                format: Format::PrometheusText,
+                format: ExpositionFormat::PrometheusText,
                 line: 0,
                 eof_seen: false,
                 labels: LabelSet::with_capacity(label_count, label_bytes),
@@ -120,7 +137,7 @@ impl Parser {
     }
 
     /// Starts a new scrape body in `format`, keeping the buffers.
-    pub fn reset(&mut self, format: Format) {
+    pub fn reset(&mut self, format: ExpositionFormat) {
         self.partial_line.clear();
         self.lines.format = format;
         self.lines.line = 0;
@@ -130,18 +147,13 @@ impl Parser {
         self.error = None;
     }
 
-    pub fn format(&self) -> Format {
+    pub fn format(&self) -> ExpositionFormat {
         self.lines.format
     }
 
     /// Bytes fed since the last `reset`, including any past the body limit.
     pub fn bytes_seen(&self) -> u64 {
         self.bytes_seen
-    }
-
-    /// Lines completed so far in this body.
-    pub fn lines_seen(&self) -> u32 {
-        self.lines.line
     }
 
     /// Feeds the next piece of the body; every line it completes goes to `sink`.
@@ -167,7 +179,7 @@ impl Parser {
             outcome = self.lines.handle_line(&self.partial_line, sink);
             self.partial_line.clear();
         }
-        if outcome.is_ok() && self.lines.format == Format::OpenMetrics && !self.lines.eof_seen {
+        if outcome.is_ok() && self.lines.format == ExpositionFormat::OpenMetrics && !self.lines.eof_seen {
             outcome = Err(ScrapeError::Truncated);
         }
         if let Err(e) = outcome {
@@ -241,7 +253,7 @@ fn split_line(input: &[u8]) -> Option<(&[u8], &[u8])> {
 /// State that lives across lines, apart from the partial-line buffer, so a
 /// line borrowed from that buffer can be parsed while this is mutated.
 struct LineParser {
-    format: Format,
+    format: ExpositionFormat,
     /// Lines seen so far: the current line's number once it is counted.
     line: u32,
     eof_seen: bool,
@@ -379,7 +391,7 @@ impl LineParser {
 
     /// `comment` is the line after its `#`.
     fn comment(&mut self, comment: &str) -> Result<(), ScrapeError> {
-        let open_metrics = self.format == Format::OpenMetrics;
+        let open_metrics = self.format == ExpositionFormat::OpenMetrics;
         if open_metrics && comment == " EOF" {
             self.eof_seen = true;
             return Ok(());
@@ -445,7 +457,7 @@ impl LineParser {
         let (rest, value_text) = token(rest).ok_or_else(|| syntax("missing value"))?;
         let value = parse_value(value_text).ok_or(syntax("invalid value"))?;
         let mut rest = blanks(rest);
-        let open_metrics = self.format == Format::OpenMetrics;
+        let open_metrics = self.format == ExpositionFormat::OpenMetrics;
         let mut timestamp_ms = None;
         let exemplar_next = open_metrics && rest.starts_with('#');
         if !rest.is_empty() && !exemplar_next {
@@ -531,6 +543,7 @@ impl LineParser {
                 },
             })?;
             // Pushed only once the set took the label, so never past label_count.
+            debug_assert!(self.name_spans.len() < self.name_spans.capacity());
             self.name_spans.push((name_at as u32, name.len() as u32));
             rest = blanks(after);
             if let Some(after_comma) = rest.strip_prefix(',') {
@@ -673,7 +686,7 @@ mod tests {
         }
     }
 
-    fn parse_with(limits: &Limits, format: Format, body: &str) -> Result<Vec<Owned>, ScrapeError> {
+    fn parse_with(limits: &Limits, format: ExpositionFormat, body: &str) -> Result<Vec<Owned>, ScrapeError> {
         let mut parser = Parser::new(limits);
         parser.reset(format);
         let mut out = Vec::new();
@@ -696,11 +709,28 @@ mod tests {
     }
 
     fn text(body: &str) -> Result<Vec<Owned>, ScrapeError> {
-        parse_with(&limits(), Format::PrometheusText, body)
+        parse_with(&limits(), ExpositionFormat::PrometheusText, body)
     }
 
     fn om(body: &str) -> Result<Vec<Owned>, ScrapeError> {
-        parse_with(&limits(), Format::OpenMetrics, body)
+        parse_with(&limits(), ExpositionFormat::OpenMetrics, body)
+    }
+
+    #[test]
+    fn written_label_values_parse_back() {
+        for value in ["plain", "a\\b", "say \"hi\"", "two\nlines", "\\\"\n\\n", "ünï"] {
+            let mut body = String::from("m{l=\"");
+            write_label_value(&mut body, value).unwrap();
+            body.push_str("\"} 1\n");
+            assert_eq!(
+                text(&body),
+                Ok(vec![one("m", &[("l", value)], 1.0, None)]),
+                "{body}"
+            );
+        }
+        let mut escaped = String::new();
+        write_label_value(&mut escaped, "a\"b\\c\nd").unwrap();
+        assert_eq!(escaped, "a\\\"b\\\\c\\nd");
     }
 
     fn one(name: &str, labels: &[(&str, &str)], value: f64, ts: Option<i64>) -> Owned {
@@ -742,14 +772,17 @@ mod tests {
         for (ct, want) in [
             (
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                Format::OpenMetrics,
+                ExpositionFormat::OpenMetrics,
             ),
-            ("Application/OpenMetrics-Text", Format::OpenMetrics),
-            ("text/plain; version=0.0.4; charset=utf-8", Format::PrometheusText),
-            ("", Format::PrometheusText),
-            ("application/json", Format::PrometheusText),
+            ("Application/OpenMetrics-Text", ExpositionFormat::OpenMetrics),
+            (
+                "text/plain; version=0.0.4; charset=utf-8",
+                ExpositionFormat::PrometheusText,
+            ),
+            ("", ExpositionFormat::PrometheusText),
+            ("application/json", ExpositionFormat::PrometheusText),
         ] {
-            assert_eq!(Format::from_content_type(ct), want, "{ct}");
+            assert_eq!(ExpositionFormat::from_content_type(ct), want, "{ct}");
         }
     }
 
@@ -952,7 +985,7 @@ mod tests {
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(b"\"} 1\n");
         let mut parser = Parser::new(&limits());
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         let got = parser.handle_chunk(&body, &mut |_| Ok(()));
         assert_eq!(got, Err(ScrapeError::InvalidUtf8 { line: 2 }));
     }
@@ -991,7 +1024,7 @@ mod tests {
         // Body bytes, over several chunks.
         let small = Limits { body_bytes: 10, ..l };
         let mut parser = Parser::new(&small);
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         assert_eq!(parser.handle_chunk(b"a 1\nb 2\n", &mut |_| Ok(())), Ok(()));
         assert_eq!(
             parser.handle_chunk(b"c 3\n", &mut |_| Ok(())),
@@ -999,7 +1032,7 @@ mod tests {
         );
         assert_eq!(parser.bytes_seen(), 12);
         // A bad line before the limit is what the scrape fails with.
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         assert_eq!(
             parser.handle_chunk(b"a 1\nb x\nc 3\n", &mut |_| Ok(())),
             Err(syntax(2, "invalid value"))
@@ -1019,14 +1052,14 @@ mod tests {
         };
         for step in [1usize, 7, 4096, too_long.len()] {
             let mut parser = Parser::new(&l);
-            parser.reset(Format::PrometheusText);
+            parser.reset(ExpositionFormat::PrometheusText);
             let fit_outcome = fits
                 .as_bytes()
                 .chunks(step)
                 .try_for_each(|c| parser.handle_chunk(c, &mut |_| Ok(())));
             // A timestamp of many zeros is 0: the longest allowed line parses.
             assert_eq!(fit_outcome, Ok(()), "step {step}");
-            parser.reset(Format::PrometheusText);
+            parser.reset(ExpositionFormat::PrometheusText);
             let outcome = too_long
                 .as_bytes()
                 .chunks(step)
@@ -1038,7 +1071,7 @@ mod tests {
     #[test]
     fn errors_stick_until_reset() {
         let mut parser = Parser::new(&limits());
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         let mut count = 0;
         let mut sink = |_: &Sample<'_>| {
             count += 1;
@@ -1048,7 +1081,7 @@ mod tests {
         assert_eq!(parser.handle_chunk(b"a 1\nb x\nc 3\n", &mut sink), Err(bad));
         assert_eq!(parser.handle_chunk(b"d 4\n", &mut sink), Err(bad));
         assert_eq!(parser.finish(&mut sink), Err(bad));
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         assert_eq!(parser.handle_chunk(b"d 4\n", &mut sink), Ok(()));
         assert_eq!(parser.finish(&mut sink), Ok(()));
         assert_eq!(count, 2);
@@ -1057,7 +1090,7 @@ mod tests {
     #[test]
     fn sink_errors_stop_the_body_and_stick() {
         let mut parser = Parser::new(&limits());
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         let limit = ScrapeError::SampleLimit { limit: 1 };
         let mut seen = 0;
         let mut sink = |_: &Sample<'_>| {
@@ -1079,7 +1112,7 @@ mod tests {
         let whole = text(body).unwrap();
         for cut in 0..=body.len() {
             let mut parser = Parser::new(&limits());
-            parser.reset(Format::PrometheusText);
+            parser.reset(ExpositionFormat::PrometheusText);
             let mut got = Vec::new();
             let mut sink = |s: &Sample<'_>| {
                 got.push(owned(s));

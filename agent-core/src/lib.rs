@@ -8,6 +8,16 @@
 //!
 //! Entry points follow the sans-IO convention: `handle_*` takes input,
 //! `poll_*` hands back output or the next deadline.
+//!
+//! Modules, from the leaves up (each uses only modules listed before it):
+//! - codecs and shared types: [`varint`], [`snappy`], [`labels`], [`error`],
+//!   [`plan`] (the plan format), [`url`], [`wal_record`], [`remote_write`],
+//!   [`symbols`];
+//! - [`sizing`]: the worst-case memory model every buffer is sized by;
+//! - parsing and relabeling: [`expfmt`], [`relabel`];
+//! - sending: [`queue`] (the sender's state machine), [`request`] (request
+//!   bodies joined from WAL records);
+//! - [`pipeline`]: a scrape body to closed remote-write batches.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -25,7 +35,9 @@ pub mod queue;
 pub mod relabel;
 pub mod remote_write;
 pub mod request;
+pub mod sizing;
 pub mod snappy;
 pub mod symbols;
 pub mod url;
-pub mod wal;
+pub mod varint;
+pub mod wal_record;

@@ -15,6 +15,7 @@
 use crate::labels::LabelSet;
 use crate::plan;
 use crate::snappy::{self, Compressor};
+use crate::varint::{self, VarintError};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -67,22 +68,9 @@ impl fmt::Display for PushError {
     }
 }
 
-fn varint_len(v: u64) -> usize {
-    // 7 payload bits per byte; zero still takes one byte.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
 /// Bytes of a length-delimited field holding `len` bytes.
 fn field_len(len: usize) -> usize {
-    1 + varint_len(len as u64) + len
+    1 + varint::len(len as u64) + len
 }
 
 fn label_len(name: &str, value: &str) -> usize {
@@ -96,7 +84,7 @@ fn label_len(name: &str, value: &str) -> usize {
 }
 
 fn sample_len(timestamp_ms: i64) -> usize {
-    1 + 8 + 1 + varint_len(timestamp_ms as u64)
+    1 + 8 + 1 + varint::len(timestamp_ms as u64)
 }
 
 /// Checks the remote-write 1.0 rules on a series: names sorted and unique,
@@ -139,13 +127,13 @@ pub fn put_labels(labels: &LabelSet, buf: &mut Vec<u8>) {
 /// Writes one `TimeSeries.labels` field.
 pub fn put_label(buf: &mut Vec<u8>, name: &str, value: &str) {
     buf.push(tag(1, WIRE_LEN));
-    put_varint(buf, label_len(name, value) as u64);
+    varint::put(buf, label_len(name, value) as u64);
     buf.push(tag(1, WIRE_LEN));
-    put_varint(buf, name.len() as u64);
+    varint::put(buf, name.len() as u64);
     buf.extend_from_slice(name.as_bytes());
     if !value.is_empty() {
         buf.push(tag(2, WIRE_LEN));
-        put_varint(buf, value.len() as u64);
+        varint::put(buf, value.len() as u64);
         buf.extend_from_slice(value.as_bytes());
     }
 }
@@ -183,7 +171,7 @@ impl BatchBuilder {
 
     /// Capacity `out` needs for [`BatchBuilder::finish_into`] on a full batch.
     pub fn max_compressed_len(&self) -> usize {
-        snappy::max_compressed_len(self.max_bytes)
+        snappy::max_compressed_len(self.max_bytes as u64) as usize
     }
 
     /// Appends one sample of the series `labels` (sorted by name, with
@@ -222,16 +210,24 @@ impl BatchBuilder {
             return Err(PushError::BatchFull);
         }
         let buf = &mut self.buf;
+        let start = buf.len();
         buf.push(tag(1, WIRE_LEN));
-        put_varint(buf, series_len as u64);
+        varint::put(buf, series_len as u64);
         write_labels(buf);
         buf.push(tag(2, WIRE_LEN));
-        put_varint(buf, sample_len(timestamp_ms) as u64);
+        varint::put(buf, sample_len(timestamp_ms) as u64);
         buf.push(tag(1, WIRE_I64));
         buf.extend_from_slice(&value.to_bits().to_le_bytes());
         buf.push(tag(2, WIRE_VARINT));
         // int64 is a plain varint of the two's complement: negative times take 10 bytes.
-        put_varint(buf, timestamp_ms as u64);
+        varint::put(buf, timestamp_ms as u64);
+        // The bound above held only if the labels took what was announced;
+        // then the buffer, sized to `max_bytes`, never grew.
+        debug_assert_eq!(
+            buf.len() - start,
+            need,
+            "write_labels wrote other than labels_len bytes"
+        );
 
         self.samples += 1;
         self.oldest_timestamp_ms = self.oldest_timestamp_ms.min(timestamp_ms);
@@ -268,7 +264,7 @@ impl BatchBuilder {
     /// Snappy-compresses the `WriteRequest` into `out` (replacing its
     /// contents), clears the builder, and returns the compressed length.
     /// `out` should have [`BatchBuilder::max_compressed_len`] capacity
-    /// (`plan::snappy_max_len(max_batch_bytes)`); with less, it grows once.
+    /// (`snappy::max_compressed_len(max_batch_bytes)`); with less, it grows once.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
         let n = self.compressor.compress(&self.buf, out);
         self.clear();
@@ -317,23 +313,12 @@ struct Field {
 
 fn read_varint(buf: &[u8], at: &mut usize) -> Result<u64, WireError> {
     let start = *at;
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let Some(&b) = buf.get(*at) else {
-            return Err(WireError {
-                at: start,
-                what: "varint runs past the end",
-            });
-        };
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(WireError {
+    varint::read(buf, at, varint::MAX_LEN_U64).map_err(|e| WireError {
         at: start,
-        what: "varint longer than 10 bytes",
+        what: match e {
+            VarintError::Truncated => "varint runs past the end",
+            VarintError::TooLong => "varint longer than 10 bytes",
+        },
     })
 }
 
@@ -448,17 +433,9 @@ pub fn retain_samples_since(req: &mut Vec<u8>, cutoff_ms: i64) -> Result<Retaine
         if kept == 0 {
             continue;
         }
-        let mut prefix = [0u8; 11];
+        let mut prefix = [0u8; 1 + varint::MAX_LEN_U64];
         prefix[0] = tag(1, WIRE_LEN);
-        let mut n = 1;
-        let mut v = kept_len as u64;
-        while v >= 0x80 {
-            prefix[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        prefix[n] = v as u8;
-        n += 1;
+        let n = 1 + varint::write(kept_len as u64, &mut prefix[1..]);
         req[w..w + n].copy_from_slice(&prefix[..n]);
         w += n;
         let mut at = base;
@@ -485,23 +462,6 @@ mod tests {
             l.push(n, v).unwrap();
         }
         l
-    }
-
-    #[test]
-    fn varint_lengths() {
-        for (v, n) in [
-            (0u64, 1),
-            (127, 1),
-            (128, 2),
-            (16383, 2),
-            (16384, 3),
-            (u64::MAX, 10),
-        ] {
-            assert_eq!(varint_len(v), n, "{v}");
-            let mut b = Vec::new();
-            put_varint(&mut b, v);
-            assert_eq!(b.len(), n);
-        }
     }
 
     #[test]

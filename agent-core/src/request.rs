@@ -11,9 +11,9 @@
 //! into the body. That happens only to records that aged while waiting
 //! (an outage), so the steady state only copies bytes.
 
-use crate::queue::RecordMeta;
 use crate::remote_write::{self, WireError};
 use crate::snappy::{self, Compressor, Joiner, SnappyError};
+use crate::wal_record::RecordMeta;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -74,7 +74,7 @@ impl RequestBuilder {
 
     /// Capacity the body buffer needs for a run within `max_batch_bytes`.
     pub fn body_capacity(max_batch_bytes: usize) -> usize {
-        snappy::PREAMBLE_ROOM + snappy::max_compressed_len(max_batch_bytes)
+        snappy::PREAMBLE_ROOM + snappy::max_compressed_len(max_batch_bytes as u64) as usize
     }
 
     /// Starts a body in `out` (cleared first).

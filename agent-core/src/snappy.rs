@@ -19,6 +19,7 @@
 //! The sender uses it to send several WAL records, each compressed once when
 //! it was written, as one request.
 
+use crate::varint;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -30,9 +31,10 @@ const TABLE_BITS: u32 = 14;
 /// 4-byte loads of the match finder.
 const MIN_SEARCH_BYTES: usize = 16;
 
-/// Largest output [`Compressor::compress`] can produce for `n` input bytes.
-/// Same bound as [`crate::plan::snappy_max_len`], kept in `usize`.
-pub const fn max_compressed_len(n: usize) -> usize {
+/// Snappy's documented worst case: the largest output
+/// [`Compressor::compress`] can produce for `n` input bytes. In `u64`, as the
+/// memory model adds it up; a buffer takes it `as usize`.
+pub const fn max_compressed_len(n: u64) -> u64 {
     32 + n + n / 6
 }
 
@@ -97,8 +99,8 @@ impl Compressor {
     /// stream reaches are touched.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
         out.clear();
-        out.reserve(max_compressed_len(input.len()));
-        put_varint(out, input.len() as u32);
+        out.reserve(max_compressed_len(input.len() as u64) as usize);
+        varint::put(out, u64::from(input.len() as u32));
         self.append_elements(input, out);
         out.len()
     }
@@ -190,14 +192,6 @@ fn hash(word: u32) -> usize {
     (word.wrapping_mul(0x1e35_a7bd) >> (32 - TABLE_BITS)) as usize
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn put_literal(out: &mut Vec<u8>, lit: &[u8]) {
     if lit.is_empty() {
         return;
@@ -239,7 +233,7 @@ fn put_copy_2(out: &mut Vec<u8>, offset: usize, len: usize) {
 }
 
 /// Room kept for a joined stream's preamble: the longest varint of a `u32`.
-pub const PREAMBLE_ROOM: usize = 5;
+pub const PREAMBLE_ROOM: usize = varint::MAX_LEN_U32;
 
 /// One block-format stream made of several, appended to a caller's buffer
 /// (see the module docs for why no recompression is needed).
@@ -303,15 +297,7 @@ impl Joiner {
     /// Writes the preamble; the joined stream is `out[returned..]`.
     pub fn finish(self, out: &mut [u8]) -> usize {
         let mut bytes = [0u8; PREAMBLE_ROOM];
-        let mut n = 0;
-        let mut v = self.total as u32;
-        while v >= 0x80 {
-            bytes[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        bytes[n] = v as u8;
-        n += 1;
+        let n = varint::write(u64::from(self.total as u32), &mut bytes);
         let at = self.start + PREAMBLE_ROOM - n;
         out[at..at + n].copy_from_slice(&bytes[..n]);
         at
@@ -320,17 +306,11 @@ impl Joiner {
 
 /// The uncompressed length a stream announces, and where its elements start.
 pub fn decompressed_len(input: &[u8]) -> Result<(usize, usize), SnappyError> {
-    let mut v: u64 = 0;
-    for (i, b) in input.iter().enumerate().take(5) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            if v > u64::from(u32::MAX) {
-                return Err(SnappyError::BadPreamble);
-            }
-            return Ok((v as usize, i + 1));
-        }
+    let mut at = 0;
+    match varint::read(input, &mut at, varint::MAX_LEN_U32) {
+        Ok(len) if len <= u64::from(u32::MAX) => Ok((len as usize, at)),
+        _ => Err(SnappyError::BadPreamble),
     }
-    Err(SnappyError::BadPreamble)
 }
 
 /// Decompresses a block-format stream into `out`, returning the length.
@@ -416,7 +396,7 @@ mod tests {
 
     fn round_trip(input: &[u8]) -> usize {
         let mut c = Compressor::new();
-        let mut out = Vec::with_capacity(max_compressed_len(input.len()));
+        let mut out = Vec::with_capacity(max_compressed_len(input.len() as u64) as usize);
         let n = c.compress(input, &mut out);
         assert_eq!(n, out.len());
         let mut back = vec![0u8; input.len()];
@@ -443,7 +423,7 @@ mod tests {
     fn a_roomy_output_never_grows() {
         let mut c = Compressor::new();
         let input: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
-        let mut out = Vec::with_capacity(max_compressed_len(input.len()));
+        let mut out = Vec::with_capacity(max_compressed_len(input.len() as u64) as usize);
         let before = out.as_ptr();
         let n = c.compress(&input, &mut out);
         assert_eq!((out.as_ptr(), out.len()), (before, n));

@@ -19,11 +19,13 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// One index slot: id + 1, or 0 when free. The memory model counts 4 bytes
-/// a slot (plan.rs's `SERIES_SLOT_BYTES`, pipeline.rs's
-/// `SYMBOL_OVERHEAD_BYTES`).
+/// One index slot: id + 1, or 0 when free.
 type Slot = u32;
-const _: () = assert!(core::mem::size_of::<Slot>() == 4);
+/// Bytes of one index slot, as the memory model counts them (the series
+/// table's indexes in `sizing::SERIES_SLOT_BYTES`, this table's own in
+/// [`BOOKKEEPING_BYTES_PER_SYMBOL`]).
+pub const INDEX_SLOT_BYTES: usize = core::mem::size_of::<Slot>();
+const _: () = assert!(INDEX_SLOT_BYTES == 4);
 
 /// Open-addressing index of ids by a 64-bit key, with linear probing and
 /// backward-shift deletion (no tombstones).
@@ -193,7 +195,7 @@ struct Span {
 
 /// Bookkeeping bytes per distinct string: its span, reference count, key,
 /// free-list entry and two index slots (the index is at most half full).
-/// pipeline.rs sizes string tables with this number written out as 32.
+/// The series table sizes its string table with it.
 pub const BOOKKEEPING_BYTES_PER_SYMBOL: usize = core::mem::size_of::<Span>()
     + core::mem::size_of::<u32>()
     + core::mem::size_of::<u64>()

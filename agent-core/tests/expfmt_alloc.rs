@@ -5,7 +5,7 @@
 mod expfmt_support;
 
 use expfmt_support::{ksm_body, roomy_limits};
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_test_support::{count_allocations, CountingAllocator};
 
 #[global_allocator]
@@ -13,7 +13,7 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Feeds `body` in socket-sized chunks; returns (samples, labels, non-negative values).
 fn parse(parser: &mut Parser, body: &[u8], chunk: usize) -> (u64, u64, u64) {
-    parser.reset(Format::PrometheusText);
+    parser.reset(ExpositionFormat::PrometheusText);
     let (mut samples, mut labels, mut non_negative) = (0u64, 0u64, 0u64);
     let mut sink = |s: &Sample<'_>| {
         samples += 1;
@@ -54,7 +54,7 @@ fn escaped_values_and_errors_allocate_nothing_either() {
     assert_eq!(warm, (1000, 1000, 1000));
     let ((steady, failed), allocations) = count_allocations(|| {
         let steady = parse(&mut parser, body.as_bytes(), 333);
-        parser.reset(Format::OpenMetrics);
+        parser.reset(ExpositionFormat::OpenMetrics);
         (steady, parser.handle_chunk(b"bad line\n", &mut |_| Ok(())))
     });
     assert_eq!(steady, warm);

@@ -5,33 +5,33 @@
 mod expfmt_support;
 
 use expfmt_support::{parse_chunked, parse_whole, roomy_limits, Owned, Rng};
-use outpost_core::expfmt::{Format, Parser};
+use outpost_core::expfmt::{ExpositionFormat, Parser};
 
-const FIXTURES: [(&str, &[u8], Format); 5] = [
+const FIXTURES: [(&str, &[u8], ExpositionFormat); 5] = [
     (
         "node_exporter.txt",
         include_bytes!("../src/testdata/exposition/node_exporter.txt"),
-        Format::PrometheusText,
+        ExpositionFormat::PrometheusText,
     ),
     (
         "prometheus_agent.txt",
         include_bytes!("../src/testdata/exposition/prometheus_agent.txt"),
-        Format::PrometheusText,
+        ExpositionFormat::PrometheusText,
     ),
     (
         "kube_state_metrics.txt",
         include_bytes!("../src/testdata/exposition/kube_state_metrics.txt"),
-        Format::PrometheusText,
+        ExpositionFormat::PrometheusText,
     ),
     (
         "escapes_crlf.txt",
         include_bytes!("../src/testdata/exposition/escapes_crlf.txt"),
-        Format::PrometheusText,
+        ExpositionFormat::PrometheusText,
     ),
     (
         "openmetrics.om.txt",
         include_bytes!("../src/testdata/exposition/openmetrics.om.txt"),
-        Format::OpenMetrics,
+        ExpositionFormat::OpenMetrics,
     ),
 ];
 
@@ -93,7 +93,7 @@ fn find<'a>(samples: &'a [Owned], name: &str, label: (&str, &str)) -> &'a Owned 
 #[test]
 fn node_exporter_capture_has_its_known_series() {
     let body = FIXTURES[0].1;
-    let samples = parse_whole(&roomy_limits(), Format::PrometheusText, body).unwrap();
+    let samples = parse_whole(&roomy_limits(), ExpositionFormat::PrometheusText, body).unwrap();
     let build = find(&samples, "node_exporter_build_info", ("version", "1.5.0"));
     assert_eq!(build.value(), 1.0);
     assert_eq!(build.labels.len(), 6);
@@ -108,7 +108,7 @@ fn node_exporter_capture_has_its_known_series() {
 
 #[test]
 fn hand_written_fixtures_decode_every_construct() {
-    let crlf = parse_whole(&roomy_limits(), Format::PrometheusText, FIXTURES[3].1).unwrap();
+    let crlf = parse_whole(&roomy_limits(), ExpositionFormat::PrometheusText, FIXTURES[3].1).unwrap();
     let odd = &crlf[0];
     assert_eq!(odd.name, "odd_spacing");
     assert_eq!(odd.labels, [("a".into(), "1".into()), ("b".into(), "2".into())]);
@@ -126,7 +126,7 @@ fn hand_written_fixtures_decode_every_construct() {
     assert_eq!(find(&crlf, "special", ("v", "inf")).value(), f64::INFINITY);
     assert_eq!(crlf.last().unwrap().name, "last_without_newline");
 
-    let om = parse_whole(&roomy_limits(), Format::OpenMetrics, FIXTURES[4].1).unwrap();
+    let om = parse_whole(&roomy_limits(), ExpositionFormat::OpenMetrics, FIXTURES[4].1).unwrap();
     let bucket = find(&om, "rpc_duration_seconds_bucket", ("le", "1.0"));
     assert_eq!(
         (bucket.value(), bucket.timestamp_ms),
@@ -153,11 +153,12 @@ fn label_limit_hits_the_same_line_whole_or_bytewise() {
     let mut parser = Parser::new(&limits);
     let want = Err(outpost_core::error::ScrapeError::LabelLimit { line: 3, limit: 8 });
     assert_eq!(
-        parse_chunked(&mut parser, Format::PrometheusText, body, &mut || body.len()),
+        parse_chunked(&mut parser, ExpositionFormat::PrometheusText, body, &mut || body
+            .len()),
         want
     );
     assert_eq!(
-        parse_chunked(&mut parser, Format::PrometheusText, body, &mut || 1),
+        parse_chunked(&mut parser, ExpositionFormat::PrometheusText, body, &mut || 1),
         want
     );
 }

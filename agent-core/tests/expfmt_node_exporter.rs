@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use expfmt_support::{roomy_limits, Owned};
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_test_support::NodeExporter;
 
 /// The status line, the Content-Type and the socket's reads of the body.
@@ -68,8 +68,8 @@ fn live_node_exporter_body_parses_sample_for_sample() {
     }
     let (status, content_type, reads) = fetched.expect("node_exporter never answered");
     assert!(status.contains(" 200 "), "{status}");
-    let format = Format::from_content_type(&content_type);
-    assert_eq!(format, Format::PrometheusText, "{content_type}");
+    let format = ExpositionFormat::from_content_type(&content_type);
+    assert_eq!(format, ExpositionFormat::PrometheusText, "{content_type}");
 
     let mut parser = Parser::new(&roomy_limits());
     parser.reset(format);

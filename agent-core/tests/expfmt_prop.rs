@@ -4,7 +4,7 @@
 mod expfmt_support;
 
 use expfmt_support::{parse_chunked, roomy_limits, Owned};
-use outpost_core::expfmt::{Format, Parser};
+use outpost_core::expfmt::{ExpositionFormat, Parser};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ fn render_seconds(ms: i64) -> String {
     format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
 }
 
-fn render(samples: &[Generated], format: Format, spacing: &str) -> String {
+fn render(samples: &[Generated], format: ExpositionFormat, spacing: &str) -> String {
     let mut out = String::new();
     for s in samples {
         out.push_str(&s.name);
@@ -105,19 +105,19 @@ fn render(samples: &[Generated], format: Format, spacing: &str) -> String {
         out.push(' ');
         out.push_str(&render_value(s.value));
         match (s.timestamp_ms, format) {
-            (Some(ms), Format::PrometheusText) => out.push_str(&format!(" {ms}")),
-            (Some(ms), Format::OpenMetrics) => out.push_str(&format!(" {}", render_seconds(ms))),
+            (Some(ms), ExpositionFormat::PrometheusText) => out.push_str(&format!(" {ms}")),
+            (Some(ms), ExpositionFormat::OpenMetrics) => out.push_str(&format!(" {}", render_seconds(ms))),
             (None, _) => {}
         }
         out.push('\n');
     }
-    if format == Format::OpenMetrics {
+    if format == ExpositionFormat::OpenMetrics {
         out.push_str("# EOF\n");
     }
     out
 }
 
-fn expected(s: &Generated, format: Format) -> Owned {
+fn expected(s: &Generated, format: ExpositionFormat) -> Owned {
     let value = if s.value.is_nan() { f64::NAN } else { s.value };
     Owned {
         name: s.name.clone(),
@@ -125,8 +125,8 @@ fn expected(s: &Generated, format: Format) -> Owned {
         value_bits: value.to_bits(),
         // Prometheus turns OpenMetrics seconds into ms as int64(seconds*1000).
         timestamp_ms: s.timestamp_ms.map(|ms| match format {
-            Format::PrometheusText => ms,
-            Format::OpenMetrics => (render_seconds(ms).parse::<f64>().unwrap() * 1000.0) as i64,
+            ExpositionFormat::PrometheusText => ms,
+            ExpositionFormat::OpenMetrics => (render_seconds(ms).parse::<f64>().unwrap() * 1000.0) as i64,
         }),
     }
 }
@@ -141,7 +141,7 @@ proptest! {
         spaced in any::<bool>(),
         chunk_lens in proptest::collection::vec(1usize..200, 1..20),
     ) {
-        let format = if open_metrics { Format::OpenMetrics } else { Format::PrometheusText };
+        let format = if open_metrics { ExpositionFormat::OpenMetrics } else { ExpositionFormat::PrometheusText };
         let body = render(&samples, format, if spaced { " " } else { "" });
         let mut parser = Parser::new(&roomy_limits());
         let mut i = 0;
@@ -203,7 +203,7 @@ proptest! {
         body_bytes in 16u32..2000,
         chunk_lens in proptest::collection::vec(1usize..40, 1..10),
     ) {
-        let format = if open_metrics { Format::OpenMetrics } else { Format::PrometheusText };
+        let format = if open_metrics { ExpositionFormat::OpenMetrics } else { ExpositionFormat::PrometheusText };
         let limits = outpost_core::plan::Limits {
             body_bytes,
             samples: 100,

@@ -8,7 +8,7 @@ mod expfmt_support;
 use std::time::Instant;
 
 use expfmt_support::{ksm_body, roomy_limits};
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 
 #[test]
 #[ignore]
@@ -20,7 +20,7 @@ fn parse_throughput_on_50k_ksm_series() {
     let mut labels = 0u64;
     let start = Instant::now();
     for _ in 0..rounds {
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         let mut sink = |s: &Sample<'_>| {
             samples += 1;
             labels += s.labels.len() as u64;

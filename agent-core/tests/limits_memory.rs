@@ -7,7 +7,7 @@
 //!
 //! Heap bytes are counted by a global allocator, on this test's thread only.
 
-use outpost_core::expfmt::Format;
+use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{Budget, Fsync, Limits, Plan, Queue, RelabelAction, Role, SELF_SCRAPE_LIMITS};
 use outpost_core::remote_write::BatchBuilder;
@@ -143,16 +143,16 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
     let body_bytes: i64 = bodies.iter().map(|b| b.capacity() as i64).sum();
     for (round, body) in bodies.iter().enumerate() {
         let ts = 1_700_000_000_000 + round as i64 * 30_000;
-        target.begin(Format::PrometheusText, ts);
+        target.begin(ExpositionFormat::PrometheusText, ts);
         // In socket-sized chunks, so the line is assembled in its buffer.
         for chunk in body.as_bytes().chunks(16 * 1024) {
             target.handle_chunk(chunk, &mut batcher).unwrap();
         }
-        let report = target.finish(0.1, ts as u64, &mut batcher, &mut Discard).unwrap();
+        let report = target.finish(0.1, &mut batcher, &mut Discard).unwrap();
         assert_eq!(report.samples_post_relabel, 1, "round {round}");
-        own.begin(Format::PrometheusText, ts);
+        own.begin(ExpositionFormat::PrometheusText, ts);
         own.handle_chunk(b"outpost_up 1\n", &mut batcher).unwrap();
-        own.finish(0.0, ts as u64, &mut batcher, &mut Discard).unwrap();
+        own.finish(0.0, &mut batcher, &mut Discard).unwrap();
     }
     batcher.close_all(&mut Discard);
     let peak = peak_heap_bytes() - body_bytes;

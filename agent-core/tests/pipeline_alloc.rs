@@ -6,7 +6,7 @@
 //! With `OUTPOST_ALLOC_TRACE=1` every counted allocation prints a backtrace,
 //! to find where one comes from.
 
-use outpost_core::expfmt::Format;
+use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role};
 use outpost_core::remote_write::BatchBuilder;
@@ -119,15 +119,13 @@ fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
 
     let cycle = |n: usize, target: &mut TargetPipeline, batcher: &mut Batcher, sink: &mut Compress| {
         let ts = T0 + n as i64 * 15_000;
-        target.begin(Format::PrometheusText, ts);
+        target.begin(ExpositionFormat::PrometheusText, ts);
         for chunk in bodies[n].as_bytes().chunks(16 * 1024) {
             target
                 .handle_chunk(chunk, batcher)
                 .expect("the body is within limits");
         }
-        let report = target
-            .finish(0.1, ts as u64, batcher, sink)
-            .expect("the scrape succeeds");
+        let report = target.finish(0.1, batcher, sink).expect("the scrape succeeds");
         batcher.close_all(sink);
         report
     };
@@ -230,7 +228,7 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
     let mut run = |n: usize, target: &mut TargetPipeline, batcher: &mut Batcher, sink: &mut Compress| {
         let ts = T0 + n as i64 * 15_000;
         let (round, body) = &rounds[n];
-        target.begin(Format::PrometheusText, ts);
+        target.begin(ExpositionFormat::PrometheusText, ts);
         let mut result = Ok(());
         for chunk in body.as_bytes().chunks(16 * 1024) {
             result = target.handle_chunk(chunk, batcher);
@@ -240,13 +238,11 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
         }
         match result {
             Ok(()) => {
-                target
-                    .finish(0.1, ts as u64, batcher, sink)
-                    .expect("the scrape succeeds");
+                target.finish(0.1, batcher, sink).expect("the scrape succeeds");
             }
             Err(_) => {
                 assert!(matches!(round, Round::Broken));
-                target.fail(ts, 0.1, ts as u64, batcher, sink);
+                target.fail(ts, 0.1, batcher, sink);
                 failures += 1;
             }
         }
@@ -328,12 +324,12 @@ fn write_relabel_and_two_shards_allocate_nothing_with_socket_sized_chunks() {
     let bodies = [ksm_body(0), ksm_body(1)];
     let mut scrape = |round: usize, sink: &mut Compress| {
         let ts = 1_000 * round as i64;
-        target.begin(Format::PrometheusText, ts);
+        target.begin(ExpositionFormat::PrometheusText, ts);
         // Uneven chunks, as a socket would deliver them.
         for chunk in bodies[round % 2].as_bytes().chunks(1400) {
             target.handle_chunk(chunk, &mut batcher).unwrap();
         }
-        let report = target.finish(0.1, ts as u64, &mut batcher, sink).unwrap();
+        let report = target.finish(0.1, &mut batcher, sink).unwrap();
         batcher.close_all(sink);
         report
     };

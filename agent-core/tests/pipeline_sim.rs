@@ -9,13 +9,13 @@
 //! so a pipeline bug shows up as a difference.
 
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::Format;
+use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{BatchSink, Batcher, BatcherCounters, TargetLabels, TargetPipeline};
 use outpost_core::plan::{Limits, Plan, Queue};
 use outpost_core::queue::{DropReason, Outcome, RecordMeta, Sender, RECORDS_PER_SHARD};
 use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
 use outpost_core::request::RequestBuilder;
-use outpost_core::wal;
+use outpost_core::wal_record;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
@@ -86,7 +86,7 @@ fn exposition_value(v: f64) -> String {
     }
 }
 
-fn render_line(out: &mut String, l: &Line, format: Format, round: u32) {
+fn render_line(out: &mut String, l: &Line, format: ExpositionFormat, round: u32) {
     out.push_str(&l.name);
     if !l.labels.is_empty() {
         out.push('{');
@@ -101,12 +101,12 @@ fn render_line(out: &mut String, l: &Line, format: Format, round: u32) {
     write!(out, " {}", exposition_value(l.value)).unwrap();
     if let Some(ts) = l.own_ts_ms {
         match format {
-            Format::PrometheusText => write!(out, " {ts}").unwrap(),
+            ExpositionFormat::PrometheusText => write!(out, " {ts}").unwrap(),
             // OpenMetrics timestamps are seconds.
-            Format::OpenMetrics => write!(out, " {}.{:03}", ts / 1000, ts % 1000).unwrap(),
+            ExpositionFormat::OpenMetrics => write!(out, " {}.{:03}", ts / 1000, ts % 1000).unwrap(),
         }
     }
-    if format == Format::OpenMetrics && l.name.ends_with("_total") {
+    if format == ExpositionFormat::OpenMetrics && l.name.ends_with("_total") {
         // Exemplars are skipped; they must change nothing.
         write!(out, " # {{trace_id=\"t{round}\"}} 1.0").unwrap();
     }
@@ -128,7 +128,7 @@ struct TargetSpec {
     instance: &'static str,
     extra: Vec<(&'static str, &'static str)>,
     honor_labels: bool,
-    format: Format,
+    format: ExpositionFormat,
     limits: Limits,
     duration_s: f64,
     /// Offset of its scrapes inside the interval.
@@ -138,7 +138,7 @@ struct TargetSpec {
 
 /// The body of one round, with `# HELP`, `# TYPE` (and in OpenMetrics
 /// `# UNIT`) lines wherever a new family starts.
-fn render(format: Format, scrape: &Scrape, round: u32) -> String {
+fn render(format: ExpositionFormat, scrape: &Scrape, round: u32) -> String {
     let mut body = String::new();
     let lines = match scrape {
         Scrape::Good(l) | Scrape::Malformed(l) | Scrape::OverLimit(l) => l,
@@ -147,8 +147,8 @@ fn render(format: Format, scrape: &Scrape, round: u32) -> String {
     for l in lines {
         let counter = l.name.strip_suffix("_total");
         let name = match format {
-            Format::OpenMetrics => counter.unwrap_or(&l.name),
-            Format::PrometheusText => &l.name,
+            ExpositionFormat::OpenMetrics => counter.unwrap_or(&l.name),
+            ExpositionFormat::PrometheusText => &l.name,
         };
         if name != family {
             family = name;
@@ -159,7 +159,7 @@ fn render(format: Format, scrape: &Scrape, round: u32) -> String {
             .unwrap();
             let kind = if counter.is_some() { "counter" } else { "gauge" };
             writeln!(body, "# TYPE {name} {kind}").unwrap();
-            if format == Format::OpenMetrics && name.ends_with("_seconds") {
+            if format == ExpositionFormat::OpenMetrics && name.ends_with("_seconds") {
                 writeln!(body, "# UNIT {name} seconds").unwrap();
             }
         }
@@ -168,7 +168,7 @@ fn render(format: Format, scrape: &Scrape, round: u32) -> String {
     if let Scrape::Malformed(_) = scrape {
         body.push_str("http_requests_total{method=\"get\",code=\"200\" 5\n");
     }
-    if format == Format::OpenMetrics {
+    if format == ExpositionFormat::OpenMetrics {
         body.push_str("# EOF\n");
     }
     body
@@ -453,7 +453,7 @@ impl BatchSink for MemWal {
         assert!(batch.is_empty(), "finish_into empties the batch");
         self.record_at.insert(meta.seq, self.log.len());
         self.written_at.insert(meta.seq, self.now);
-        wal::encode_record(&meta, &self.out, &mut self.log);
+        wal_record::encode_record(&meta, &self.out, &mut self.log);
         let (stored, _) = self.read(meta.seq);
         self.unsent.push_back(stored);
         self.shards_seen.insert(shard);
@@ -465,11 +465,11 @@ impl MemWal {
     /// Reads record `seq` back from the log, as a send after a restart would.
     fn read(&self, seq: u64) -> (RecordMeta, &[u8]) {
         let at = self.record_at[&seq];
-        let record = wal::RecordReader::new(&self.log[at..], 1 << 20)
+        let record = wal_record::RecordReader::new(&self.log[at..], 1 << 20)
             .next()
             .expect("a record at every recorded offset")
             .unwrap_or_else(|e| panic!("record {seq}: {e}"));
-        assert_eq!(record.kind, wal::RecordKind::Batch);
+        assert_eq!(record.kind, wal_record::RecordKind::Batch);
         assert_eq!(record.meta.seq, seq);
         (record.meta, record.payload)
     }
@@ -715,10 +715,10 @@ fn run(cfg: SimConfig) -> SimResult {
             match failed {
                 Some(e) => {
                     // As the agent does with a body error: the scrape failed.
-                    t.fail(ts, spec.duration_s, now, &mut batcher, &mut wal);
+                    t.fail(ts, spec.duration_s, &mut batcher, &mut wal);
                     result.scrape_errors.push(e);
                 }
-                None => match t.finish(spec.duration_s, now, &mut batcher, &mut wal) {
+                None => match t.finish(spec.duration_s, &mut batcher, &mut wal) {
                     Ok(report) => result.refused_too_old += report.too_old,
                     Err(e) => result.scrape_errors.push(e),
                 },
@@ -855,7 +855,7 @@ fn app_target() -> TargetSpec {
         instance: "a:1",
         extra: vec![("team", "core")],
         honor_labels: false,
-        format: Format::PrometheusText,
+        format: ExpositionFormat::PrometheusText,
         limits: limits(100),
         duration_s: 0.125,
         offset_ms: 0,
@@ -869,7 +869,7 @@ fn om_target() -> TargetSpec {
         instance: "b:2",
         extra: vec![("zone", "z1")],
         honor_labels: true,
-        format: Format::OpenMetrics,
+        format: ExpositionFormat::OpenMetrics,
         limits: limits(6),
         duration_s: 0.0625,
         offset_ms: 4_000,
@@ -1009,7 +1009,7 @@ fn load_target() -> TargetSpec {
         instance: "c:3",
         extra: Vec::new(),
         honor_labels: false,
-        format: Format::PrometheusText,
+        format: ExpositionFormat::PrometheusText,
         limits: limits(100),
         duration_s: 0.5,
         offset_ms: 9_000,
@@ -1117,15 +1117,15 @@ fn a_sample_limit_failure_reports_the_body_as_prometheus_does() {
     let mut b = Batcher::new(&plan, 1, 32, 8192).unwrap();
     let mut sink = Collect::default();
     let ts = T0 as i64;
-    t.begin(Format::PrometheusText, ts);
+    t.begin(ExpositionFormat::PrometheusText, ts);
     match t.handle_chunk(b"a 1\nb 2\nc 3\nd 4\n", &mut b) {
         Ok(()) => {
-            let err = t.finish(0.5, T0, &mut b, &mut sink).unwrap_err();
+            let err = t.finish(0.5, &mut b, &mut sink).unwrap_err();
             assert_eq!(err, ScrapeError::SampleLimit { limit: 2 });
         }
         Err(e) => {
             assert_eq!(e, ScrapeError::SampleLimit { limit: 2 });
-            t.fail(ts, 0.5, T0, &mut b, &mut sink);
+            t.fail(ts, 0.5, &mut b, &mut sink);
         }
     }
     b.close_all(&mut sink);
@@ -1252,14 +1252,14 @@ fn a_failure_before_any_body_reports_zero_samples_scraped() {
     let mut b = Batcher::new(&plan, 1, 32, 8192).unwrap();
     let mut sink = Collect::default();
     let ts = T0 as i64;
-    t.begin(Format::PrometheusText, ts);
+    t.begin(ExpositionFormat::PrometheusText, ts);
     t.handle_chunk(b"a 1\nb 2\nc 3\n", &mut b).unwrap();
-    t.finish(0.5, T0, &mut b, &mut sink).unwrap();
+    t.finish(0.5, &mut b, &mut sink).unwrap();
     b.close_all(&mut sink);
     sink.samples.clear();
 
     let later = ts + 15_000;
-    t.fail(later, 0.01, later as u64, &mut b, &mut sink);
+    t.fail(later, 0.01, &mut b, &mut sink);
     b.close_all(&mut sink);
     let value = |name: &str| {
         let key = format!("__name__={name},cluster=c1,instance=a:1,job=app,region=eu");
@@ -1295,7 +1295,7 @@ fn explicit_ts_target() -> TargetSpec {
         instance: "d:4",
         extra: Vec::new(),
         honor_labels: false,
-        format: Format::PrometheusText,
+        format: ExpositionFormat::PrometheusText,
         limits: limits(100),
         duration_s: 0.25,
         offset_ms: 2_000,
@@ -1456,7 +1456,7 @@ fn broken_clock_target() -> TargetSpec {
         instance: "d:4",
         extra: Vec::new(),
         honor_labels: false,
-        format: Format::PrometheusText,
+        format: ExpositionFormat::PrometheusText,
         limits: limits(100),
         duration_s: 0.25,
         offset_ms: 2_000,

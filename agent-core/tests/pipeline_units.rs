@@ -6,7 +6,7 @@
 use outpost_test_support::{intern_rules, wire, PlanBuilder, Rule};
 
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::Format;
+use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{BatchSink, Batcher, ScrapeReport, TargetLabels, TargetPipeline};
 use outpost_core::plan::{Limits, Plan, Queue, RelabelAction};
 use outpost_core::remote_write::{BatchBuilder, STALE_NAN_BITS};
@@ -98,15 +98,15 @@ fn scrape(
     body: &str,
     ts: i64,
 ) -> Result<ScrapeReport, ScrapeError> {
-    t.begin(Format::PrometheusText, ts);
+    t.begin(ExpositionFormat::PrometheusText, ts);
     if let Err(e) = t.handle_chunk(body.as_bytes(), b) {
         // As the agent does: a body error fails the scrape (up 0, stale markers).
-        t.fail(ts, 0.25, ts as u64, b, sink);
+        t.fail(ts, 0.25, b, sink);
         b.close_all(sink);
         return Err(e);
     }
     // finish() turns late errors into a failed scrape itself.
-    let result = t.finish(0.25, ts as u64, b, sink);
+    let result = t.finish(0.25, b, sink);
     b.close_all(sink);
     result
 }
@@ -193,7 +193,7 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     );
 
     sink.0.clear();
-    new.retire(3000, 3000, &mut b, &mut sink);
+    new.retire(3000, &mut b, &mut sink);
     b.close_all(&mut sink);
     let mut stale = sink.stale();
     stale.sort();
@@ -209,7 +209,7 @@ fn a_failure_before_any_body_carries_the_scrape_timestamp() {
     scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
     sink.0.clear();
     // Connection refused: no begin(), no body.
-    t.fail(5000, 0.001, 5001, &mut b, &mut sink);
+    t.fail(5000, 0.001, &mut b, &mut sink);
     b.close_all(&mut sink);
     assert_eq!(sink.value(UP), Some(0.0));
     assert!(sink.0.iter().all(|(_, _, ts)| *ts == 5000), "{:?}", sink.0);
@@ -312,7 +312,7 @@ fn an_abandoned_scrape_stages_nothing() {
     let f = Fixture::new(None);
     let (mut t, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
     scrape(&mut t, &mut b, &mut sink, "a 1\n", 1000).unwrap();
-    t.begin(Format::PrometheusText, 2000);
+    t.begin(ExpositionFormat::PrometheusText, 2000);
     t.handle_chunk(b"a 5\nnew 1\n", &mut b).unwrap();
     // No finish or fail (the reload replaced the connection): the next scrape starts clean.
     sink.0.clear();
@@ -420,7 +420,7 @@ fn samples_older_than_max_sample_age_are_refused_one_by_one() {
 
     // A scrape abandoned after refusing `fresh` leaves it known: the next
     // one does not count it as added.
-    t.begin(Format::PrometheusText, T + 2_000);
+    t.begin(ExpositionFormat::PrometheusText, T + 2_000);
     t.handle_chunk(format!("fresh 3 {}\n", T - 900_000).as_bytes(), &mut b)
         .unwrap();
     sink.0.clear();

@@ -4,11 +4,12 @@
 //! after cycle, under a counting global allocator.
 
 use outpost_core::labels::LabelSet;
-use outpost_core::plan::{snappy_max_len, Queue};
+use outpost_core::plan::Queue;
 use outpost_core::queue::{Outcome, RecordMeta, Sender, RECORDS_PER_SHARD};
 use outpost_core::remote_write::{BatchBuilder, PushError};
 use outpost_core::request::RequestBuilder;
-use outpost_core::wal::{encode_record, RecordReader, HEADER_LEN};
+use outpost_core::snappy::max_compressed_len;
+use outpost_core::wal_record::{encode_record, RecordReader, HEADER_LEN};
 use outpost_test_support::{count_allocations, CountingAllocator};
 
 #[global_allocator]
@@ -52,7 +53,7 @@ impl Pipeline {
                 l
             })
             .collect();
-        let max_compressed = snappy_max_len(u64::from(queue.max_batch_bytes)) as usize;
+        let max_compressed = max_compressed_len(u64::from(queue.max_batch_bytes)) as usize;
         Pipeline {
             series,
             builder: BatchBuilder::new(&queue),

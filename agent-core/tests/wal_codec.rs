@@ -3,7 +3,7 @@
 
 use outpost_core::queue::RecordMeta;
 use outpost_core::snappy::Compressor;
-use outpost_core::wal::{
+use outpost_core::wal_record::{
     encode_ack_floor, encode_header, encode_record, raw_len, record_len, RecordKind, RecordReader, WalError,
     HEADER_LEN,
 };

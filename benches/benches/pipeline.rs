@@ -23,7 +23,7 @@ use outpost_benches::{
     MAX_LABELS, MAX_LABEL_BYTES,
 };
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_core::labels::LabelSet;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{LabelPair, StrId};
@@ -41,7 +41,7 @@ fn parse_body(
     body: &[u8],
     sink: &mut dyn FnMut(&Sample<'_>) -> Result<(), ScrapeError>,
 ) {
-    parser.reset(Format::PrometheusText);
+    parser.reset(ExpositionFormat::PrometheusText);
     for chunk in body.chunks(CHUNK) {
         parser.handle_chunk(chunk, sink).expect("KSM body parses");
     }
@@ -239,14 +239,14 @@ fn bench_target_pipeline(c: &mut Criterion) {
     };
     let mut scrape = |tick: usize| {
         let ts = TIMESTAMP_MS + tick as i64 * 15_000;
-        pipeline.begin(Format::PrometheusText, ts);
+        pipeline.begin(ExpositionFormat::PrometheusText, ts);
         for chunk in bodies[tick % 2].chunks(CHUNK) {
             pipeline
                 .handle_chunk(chunk, &mut batcher)
                 .expect("KSM body parses");
         }
         let report = pipeline
-            .finish(0.1, ts as u64, &mut batcher, &mut sink)
+            .finish(0.1, &mut batcher, &mut sink)
             .expect("KSM body parses");
         batcher.close_all(&mut sink);
         report

@@ -9,7 +9,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use outpost_compiler::manifests::{self, image, ManifestError, ManifestFile};
 use outpost_compiler::{analyze, load_spec, AgentPlan, Fleet};
-use outpost_core::expfmt::{Format, Parser};
+use outpost_core::expfmt::{ExpositionFormat, Parser};
 use outpost_core::labels::LabelSet;
 use outpost_core::plan::Role;
 use outpost_core::relabel::RelabelProgram;
@@ -827,7 +827,7 @@ fn kept_ksm_series(agent: &AgentPlan) -> BTreeSet<String> {
         .expect("the cluster agent scrapes KSM");
     let mut program = RelabelProgram::build(plan, &job.metric_relabel, 8192).unwrap();
     let mut parser = Parser::new(&job.limits);
-    parser.reset(Format::PrometheusText);
+    parser.reset(ExpositionFormat::PrometheusText);
     let mut labels = LabelSet::with_capacity(16, 8192);
     let mut kept = BTreeSet::new();
     let mut seen = 0;

@@ -14,7 +14,7 @@ pub const FUZZ_LIMITS: outpost_core::plan::Limits = outpost_core::plan::Limits {
 /// Samples reduced to a count and a digest: no allocation per sample.
 fn fuzz_run(
     parser: &mut outpost_core::expfmt::Parser,
-    format: outpost_core::expfmt::Format,
+    format: outpost_core::expfmt::ExpositionFormat,
     chunks: &[&[u8]],
 ) -> Result<(u64, u64), outpost_core::error::ScrapeError> {
     parser.reset(format);
@@ -40,9 +40,9 @@ pub fn fuzz_exposition(data: &[u8]) -> Option<Result<(u64, u64), outpost_core::e
         return None;
     };
     let format = if format & 1 == 1 {
-        outpost_core::expfmt::Format::OpenMetrics
+        outpost_core::expfmt::ExpositionFormat::OpenMetrics
     } else {
-        outpost_core::expfmt::Format::PrometheusText
+        outpost_core::expfmt::ExpositionFormat::PrometheusText
     };
     let cut = usize::from(*cut).min(body.len());
     let (first, second) = body.split_at(cut);

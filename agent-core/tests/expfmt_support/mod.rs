@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_core::plan::Limits;
 
 /// A sample copied out of the parser. The value is kept as bits so that NaN
@@ -48,7 +48,7 @@ pub fn roomy_limits() -> Limits {
 /// Parses `body` fed in the chunks `cuts` gives (lengths, cycled).
 pub fn parse_chunked(
     parser: &mut Parser,
-    format: Format,
+    format: ExpositionFormat,
     body: &[u8],
     chunk_len: &mut dyn FnMut() -> usize,
 ) -> Result<Vec<Owned>, ScrapeError> {
@@ -70,7 +70,11 @@ pub fn parse_chunked(
     Ok(out)
 }
 
-pub fn parse_whole(limits: &Limits, format: Format, body: &[u8]) -> Result<Vec<Owned>, ScrapeError> {
+pub fn parse_whole(
+    limits: &Limits,
+    format: ExpositionFormat,
+    body: &[u8],
+) -> Result<Vec<Owned>, ScrapeError> {
     let mut parser = Parser::new(limits);
     let len = body.len();
     parse_chunked(&mut parser, format, body, &mut || len)

@@ -52,14 +52,14 @@ impl Agent {
                         .pipeline
                         .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
                     {
-                        t.pipeline.retire(wall, now, &mut old.batcher, &mut self.ship);
+                        t.pipeline.retire(wall, &mut old.batcher, &mut self.ship);
                     }
                     std::mem::swap(&mut n.stats, &mut t.stats);
                     n.up = t.up;
                     n.too_old_logged_ms = t.too_old_logged_ms;
                     n.too_old_unlogged = t.too_old_unlogged;
                 }
-                None => t.pipeline.retire(wall, now, &mut old.batcher, &mut self.ship),
+                None => t.pipeline.retire(wall, &mut old.batcher, &mut self.ship),
             }
         }
         old.batcher.close_all(&mut self.ship);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mio::Registry;
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::Format;
+use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{job_labels, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{self, Plan, Scheme};
 use rustls::ClientConfig;
@@ -261,7 +261,7 @@ impl Scraping {
                 }
             }
             Source::Node => {
-                t.pipeline.begin(Format::PrometheusText, wall);
+                t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 if let Some(node) = &mut self.node {
                     node.collect(&mut self.node_body);
                 }
@@ -274,7 +274,7 @@ impl Scraping {
                 let stats = self.targets.iter().map(|t| &t.stats);
                 let text = io.self_metrics.render(io.ship, stats, io.procfs);
                 let t = &mut self.targets[i];
-                t.pipeline.begin(Format::PrometheusText, wall);
+                t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);
                 self.finish_scrape(i, now, result, io);
             }
@@ -306,7 +306,7 @@ impl Scraping {
                 return Ok(());
             }
             if !*begun {
-                pipeline.begin(Format::from_content_type(head.content_type()), started);
+                pipeline.begin(ExpositionFormat::from_content_type(head.content_type()), started);
                 *begun = true;
             }
             pipeline.handle_chunk(chunk, batcher)
@@ -321,7 +321,7 @@ impl Scraping {
             Progress::Done(head) if head.status == 200 => {
                 if !t.begun {
                     t.pipeline
-                        .begin(Format::from_content_type(head.content_type()), started);
+                        .begin(ExpositionFormat::from_content_type(head.content_type()), started);
                 }
                 self.finish_scrape(i, now, Ok(()), io);
             }
@@ -346,7 +346,7 @@ impl Scraping {
         let t = &mut self.targets[i];
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
-        let committed = t.pipeline.finish(duration, now, &mut self.batcher, io.ship);
+        let committed = t.pipeline.finish(duration, &mut self.batcher, io.ship);
         // The scrape is in the WAL before the next one of the target starts.
         self.batcher.close_all(io.ship);
         let t = &mut self.targets[i];
@@ -391,7 +391,7 @@ impl Scraping {
         t.started_ms = None;
         t.stats.count_failure(reason);
         t.pipeline
-            .fail(t.started_wall_ms, duration, now, &mut self.batcher, ship);
+            .fail(t.started_wall_ms, duration, &mut self.batcher, ship);
         self.batcher.close_all(ship);
         self.targets[i].log_down(reason, msg);
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use outpost_core::error::ScrapeError;
-use outpost_core::expfmt::{Format, Parser, Sample};
+use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_core::plan::Limits;
 
 use super::expo::{Expo, Kind};
@@ -262,7 +262,7 @@ impl PromFile<'_> {
             expo.sample(&[sample.name], &labels[..count], sample.value);
             Ok(())
         };
-        parser.reset(Format::PrometheusText);
+        parser.reset(ExpositionFormat::PrometheusText);
         parser.handle_chunk(text.as_bytes(), &mut sink)?;
         parser.finish(&mut sink)
     }

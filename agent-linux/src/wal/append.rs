@@ -8,7 +8,7 @@ use std::io::{Seek, SeekFrom, Write};
 
 use outpost_core::plan::Fsync;
 use outpost_core::queue::RecordMeta;
-use outpost_core::wal::{encode_record, raw_len, Record, RecordKind};
+use outpost_core::wal_record::{encode_record, raw_len, Record, RecordKind};
 
 use super::error::DiskWalError;
 use super::segment::{segment_path, Segment, SegmentName};

@@ -30,7 +30,7 @@ pub enum DiskWalError {
     Corrupt {
         seq: u64,
         segment: SegmentName,
-        err: outpost_core::wal::WalError,
+        err: outpost_core::wal_record::WalError,
     },
     /// The record read back is another one than the index says.
     Misplaced {

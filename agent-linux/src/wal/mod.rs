@@ -1,7 +1,7 @@
 //! The on-disk WAL: segment files of ready-to-send compressed records.
 //!
 //! `DIR/00000001.wal`, `DIR/00000002.wal`, ... each hold records back to
-//! back in `outpost_core::wal`'s format (header with CRC, then the snappy
+//! back in `outpost_core::wal_record`'s format (header with CRC, then the snappy
 //! `WriteRequest`). Each record is what one scrape put into one shard,
 //! appended when the scrape ends, before anything of it is sent; the
 //! sender joins records into requests without rewriting them. A segment is
@@ -36,7 +36,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use outpost_core::plan::Fsync;
-use outpost_core::wal::{Record, RecordKind, HEADER_LEN};
+use outpost_core::wal_record::{Record, RecordKind, HEADER_LEN};
 
 use crate::log;
 
@@ -64,7 +64,7 @@ pub struct WalConfig {
     pub max_bytes: u64,
     pub fsync: Fsync,
     /// Largest payload a record may have: the snappy bound of one full
-    /// batch (`plan::snappy_max_len(queue.max_batch_bytes)`).
+    /// batch (`snappy::max_compressed_len(queue.max_batch_bytes)`).
     pub max_payload_bytes: usize,
     /// Record locations kept in memory: at least the sender's window.
     pub max_window_records: usize,
@@ -480,9 +480,9 @@ mod tests {
     fn a_record_held_in_memory_costs_what_the_memory_model_says() {
         let held = std::mem::size_of::<window::Located>() + outpost_core::queue::ENTRY_BYTES;
         assert!(
-            held as u64 <= outpost_core::plan::RECORD_INDEX_BYTES,
+            held as u64 <= outpost_core::sizing::RECORD_INDEX_BYTES,
             "{held} bytes per record, the model says {}",
-            outpost_core::plan::RECORD_INDEX_BYTES
+            outpost_core::sizing::RECORD_INDEX_BYTES
         );
     }
 }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use outpost_core::wal::{Record, RecordReader, WalError, HEADER_LEN};
+use outpost_core::wal_record::{Record, RecordReader, WalError, HEADER_LEN};
 
 use super::error::DiskWalError;
 

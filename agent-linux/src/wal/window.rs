@@ -9,7 +9,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use outpost_core::queue::RecordMeta;
-use outpost_core::wal::{Record, RecordKind, RecordReader};
+use outpost_core::wal_record::{Record, RecordKind, RecordReader};
 
 use super::error::DiskWalError;
 use super::segment::{segment_path, SegmentName};

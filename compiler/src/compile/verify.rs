@@ -9,6 +9,8 @@ use crate::diag::Diagnostic;
 use crate::tree::DocPath;
 use crate::units::format_size;
 use outpost_core::plan::{self, Plan, Role};
+use outpost_core::sizing::{CONNECTION_BYTES, MIN_SAMPLE_BYTES};
+use outpost_core::snappy::max_compressed_len;
 
 impl Unit<'_> {
     /// The agent compiles every rule list at start; run its own builder so
@@ -61,12 +63,12 @@ impl Unit<'_> {
         }
         let q = &plan.queue;
         let per_sample =
-            (u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send)).max(plan::MIN_SAMPLE_BYTES);
+            (u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send)).max(MIN_SAMPLE_BYTES);
         let per_shard = (u64::from(q.capacity) + u64::from(q.max_samples_per_send)) * per_sample
-            + plan::snappy_max_len(u64::from(q.max_batch_bytes))
-            + plan::CONNECTION_BYTES;
+            + max_compressed_len(u64::from(q.max_batch_bytes))
+            + CONNECTION_BYTES;
         let shards = u64::from(q.max_shards);
-        let rest = total - mem.queue - shards * plan::CONNECTION_BYTES;
+        let rest = total - mem.queue - shards * CONNECTION_BYTES;
         let room = limit.saturating_sub(rest);
         let fitting_shards = room / per_shard;
         let agent = format!("{}/{}.plan", self.name(), role.as_str());
@@ -92,7 +94,7 @@ impl Unit<'_> {
         } else if rest < limit {
             let per_send = u64::from(q.max_samples_per_send).min(2000);
             let cap = (room / per_sample)
-                .saturating_sub(per_send + plan::snappy_max_len(per_send * per_sample) / per_sample + 1024);
+                .saturating_sub(per_send + max_compressed_len(per_send * per_sample) / per_sample + 1024);
             format!(
                 "with max_shards 1 the queue fits with max_samples_per_send {per_send} and capacity <= {cap}; or raise the memory limit to at least {}",
                 format_size(total)

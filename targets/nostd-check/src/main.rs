@@ -53,7 +53,7 @@ fn pipeline_smoke() -> bool {
         label_value_bytes: 128,
     };
     let mut parser = expfmt::Parser::new(&limits);
-    parser.reset(expfmt::Format::PrometheusText);
+    parser.reset(expfmt::ExpositionFormat::PrometheusText);
     let mut batch = BatchBuilder::with_bounds(16, 4096);
     let mut series = LabelSet::with_capacity(9, 1024);
     let mut sink = |s: &expfmt::Sample<'_>| {

@@ -17,9 +17,10 @@ mod wal_feed;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use outpost_core::plan::{self, Plan};
+use outpost_core::plan::Plan;
 use outpost_core::queue::{DropReason, RecordMeta, Sender, Window, RECORDS_PER_SHARD};
 use outpost_core::request::RequestBuilder;
+use outpost_core::snappy;
 
 use crate::agent::start_error::StartError;
 use crate::cli::RunArgs;
@@ -87,7 +88,7 @@ impl Shipping {
                 segment_bytes: u64::from(plan.wal.segment_bytes),
                 max_bytes: plan.wal.max_bytes,
                 fsync: plan.wal.fsync,
-                max_payload_bytes: plan::snappy_max_len(max_batch_bytes as u64) as usize,
+                max_payload_bytes: snappy::max_compressed_len(max_batch_bytes as u64) as usize,
                 // The sender's window plus a look-ahead: what may sit in memory.
                 max_window_records: window.records + WAL_LOOKAHEAD_RECORDS,
                 max_window_samples: window.samples + lookahead,
@@ -108,7 +109,7 @@ impl Shipping {
             request: RequestBuilder::new(max_batch_bytes),
             body: Vec::with_capacity(RequestBuilder::body_capacity(max_batch_bytes)),
             run_records: Vec::with_capacity(RECORDS_PER_SHARD),
-            batch_buf: Vec::with_capacity(plan::snappy_max_len(max_batch_bytes as u64) as usize),
+            batch_buf: Vec::with_capacity(snappy::max_compressed_len(max_batch_bytes as u64) as usize),
             dropped: Vec::new(),
             now_ms: 0,
             wall_ms: 0,

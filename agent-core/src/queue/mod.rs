@@ -49,28 +49,31 @@
 //! [`Sender::poll_reshard`] with the next seq; records from that seq on are
 //! held back until every earlier one is resolved, so a series that moves
 //! shard stays in order.
+//!
+//! This file is the state machine; beside it, `window.rs` says how much it
+//! tracks and what it keeps per record, `throughput.rs` estimates the shard
+//! count, and `counters.rs` holds the counters, the drop reasons and their
+//! rendering for `/metrics`.
+
+mod counters;
+mod throughput;
+mod window;
+
+pub use crate::sizing::RECORDS_PER_SHARD;
+pub use crate::wal_record::RecordMeta;
+pub use counters::{Counters, DropReason};
+pub use throughput::SHARD_UPDATE_INTERVAL_MS;
+pub use window::{Window, WindowFull, ENTRY_BYTES};
 
 use crate::plan;
+use crate::snappy;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-
-/// What the WAL knows about a record, and all the sender needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordMeta {
-    /// WAL record sequence; strictly increasing across enqueues.
-    pub seq: u64,
-    pub shard: u16,
-    pub samples: u32,
-    pub oldest_timestamp_ms: i64,
-    pub newest_timestamp_ms: i64,
-    /// Compressed payload bytes.
-    pub bytes: u32,
-    /// Uncompressed `WriteRequest` bytes; 0 when unknown, and then the
-    /// record is sent on its own.
-    pub raw_bytes: u32,
-}
+use counters::Gauges;
+use throughput::Throughput;
+use window::{RecordState, TrackedRecord};
 
 /// Records that go out as one request: the caller's record buffer holds
 /// them, in order.
@@ -83,42 +86,6 @@ pub struct Run {
     /// `oldest_timestamp_ms` is before it must be filtered sample by sample
     /// (and the count reported with [`Sender::handle_aged_out`]).
     pub cutoff_ms: Option<i64>,
-}
-
-/// Why samples were given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// The samples themselves were older than `queue.max_sample_age_ms`.
-    TooOld,
-    /// The receiver answered with a 4xx other than 429.
-    Http4xx,
-    /// The receiver answered with a status that is neither success, retryable nor 4xx.
-    HttpOther,
-    /// The WAL reached `wal.max_bytes` and its oldest data went.
-    WalFull,
-    /// A WAL record could not be written or read back.
-    WalCorrupt,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 5] = [
-        DropReason::TooOld,
-        DropReason::Http4xx,
-        DropReason::HttpOther,
-        DropReason::WalFull,
-        DropReason::WalCorrupt,
-    ];
-
-    /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::TooOld => "too_old",
-            DropReason::Http4xx => "http_4xx",
-            DropReason::HttpOther => "http_other",
-            DropReason::WalFull => "wal_full",
-            DropReason::WalCorrupt => "wal_corrupt",
-        }
-    }
 }
 
 /// What an answer did to a run.
@@ -142,155 +109,6 @@ pub enum Outcome {
     },
 }
 
-/// How much the sender tracks at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub records: usize,
-    pub samples: u64,
-}
-
-/// Records the window holds per shard, and the most records one run joins.
-/// A record costs the sender one entry and the WAL one location (together
-/// at most [`crate::plan::RECORD_INDEX_BYTES`]); 512 keep that under 64 KiB
-/// per shard and still let a run fill `max_samples_per_send` (10,000 in the
-/// seed) from records of 20 samples each. Smaller records (a failed scrape
-/// sends five synthetic series) only make smaller requests.
-pub const RECORDS_PER_SHARD: usize = 512;
-
-/// Bytes of the sender's bookkeeping per record, for the memory model.
-pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
-
-impl Window {
-    /// The window a plan's queue calls for: per shard, `capacity` samples
-    /// ahead of the `max_samples_per_send` being sent, and
-    /// [`RECORDS_PER_SHARD`] records, but never more records than the
-    /// compiler's memory model pays for: it budgets at least
-    /// [`plan::MIN_SAMPLE_BYTES`] per sample of that allowance, and a record
-    /// costs [`plan::RECORD_INDEX_BYTES`].
-    pub fn of(queue: &plan::Queue) -> Window {
-        let shards = u64::from(queue.max_shards.max(1));
-        let samples = shards * (u64::from(queue.capacity) + u64::from(queue.max_samples_per_send.max(1)));
-        let paid_for = samples * plan::MIN_SAMPLE_BYTES / plan::RECORD_INDEX_BYTES;
-        let records = (RECORDS_PER_SHARD as u64 * shards).min(paid_for).max(1) as usize;
-        Window { records, samples }
-    }
-}
-
-/// The sender's window is full; keep the record in the WAL and offer it
-/// again once [`Sender::has_room`] is true.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowFull {
-    pub window: Window,
-}
-
-impl fmt::Display for WindowFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sender window holds {} records or {} samples already",
-            self.window.records, self.window.samples
-        )
-    }
-}
-
-/// Self-metrics, named after Prometheus's `prometheus_remote_storage_*`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Samples put on the wire, once per attempt (Prometheus counts retries here too).
-    pub samples_total: u64,
-    /// Samples the receiver acknowledged.
-    pub succeeded_samples_total: u64,
-    /// Samples the receiver refused for good (non-retryable answers).
-    pub failed_samples_total: u64,
-    /// Samples whose send is retried.
-    pub retried_samples_total: u64,
-    pub dropped_too_old: u64,
-    pub dropped_http_4xx: u64,
-    pub dropped_http_other: u64,
-    pub dropped_wal_full: u64,
-    pub dropped_wal_corrupt: u64,
-    /// Requests put on the wire.
-    pub sent_batches: u64,
-    pub sent_bytes_total: u64,
-    /// Newest sample timestamp handed to the sender.
-    pub highest_timestamp_ms: i64,
-    /// Newest sample timestamp the receiver acknowledged.
-    pub highest_sent_timestamp_ms: i64,
-}
-
-impl Counters {
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        match reason {
-            DropReason::TooOld => self.dropped_too_old,
-            DropReason::Http4xx => self.dropped_http_4xx,
-            DropReason::HttpOther => self.dropped_http_other,
-            DropReason::WalFull => self.dropped_wal_full,
-            DropReason::WalCorrupt => self.dropped_wal_corrupt,
-        }
-    }
-
-    /// Counts samples dropped for `reason`; the WAL side calls this for
-    /// records the sender never held.
-    pub fn record_dropped(&mut self, reason: DropReason, samples: u64) {
-        let slot = match reason {
-            DropReason::TooOld => &mut self.dropped_too_old,
-            DropReason::Http4xx => &mut self.dropped_http_4xx,
-            DropReason::HttpOther => &mut self.dropped_http_other,
-            DropReason::WalFull => &mut self.dropped_wal_full,
-            DropReason::WalCorrupt => &mut self.dropped_wal_corrupt,
-        };
-        *slot += samples;
-    }
-}
-
-/// Writes `v` as a Prometheus label value (backslash, quote and newline escaped).
-fn write_label_value(out: &mut impl fmt::Write, v: &str) -> fmt::Result {
-    for c in v.chars() {
-        match c {
-            '\\' => out.write_str("\\\\")?,
-            '"' => out.write_str("\\\"")?,
-            '\n' => out.write_str("\\n")?,
-            c => out.write_char(c)?,
-        }
-    }
-    Ok(())
-}
-
-/// Milliseconds as Prometheus's float seconds, without going through floats
-/// (exact, and no float formatting code pulled into the agent).
-fn write_seconds(out: &mut impl fmt::Write, ms: i64) -> fmt::Result {
-    let sign = if ms < 0 { "-" } else { "" };
-    let abs = ms.unsigned_abs();
-    write!(out, "{sign}{}.{:03}", abs / 1000, abs % 1000)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for its shard's next run.
-    Pending,
-    /// Part of its shard's current run.
-    InRun,
-    /// Acked or dropped; leaves the window once every earlier record has.
-    Done,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    meta: RecordMeta,
-    state: State,
-    /// When it was enqueued, for `batch_send_deadline`.
-    enqueued_ms: u64,
-    /// Samples already left out as too old (and counted).
-    aged_out: u32,
-}
-
-impl Entry {
-    /// Samples still to send.
-    fn live_samples(&self) -> u32 {
-        self.meta.samples - self.aged_out
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct RunState {
     id: u64,
@@ -307,30 +125,9 @@ struct ShardState {
     not_before_ms: u64,
 }
 
-/// How often the shard count is re-evaluated, as in Prometheus.
-pub const SHARD_UPDATE_INTERVAL_MS: u64 = 10_000;
-/// Changes smaller than this fraction of the current count are ignored.
-const SHARD_TOLERANCE: f64 = 0.3;
-/// Weight of the newest interval in the rate averages.
-const EWMA_WEIGHT: f64 = 0.2;
-
-/// Send-rate bookkeeping for the shard count.
-#[derive(Debug, Clone, Copy, Default)]
-struct Throughput {
-    next_update_ms: u64,
-    samples_in: u64,
-    samples_out: u64,
-    busy_ms: u64,
-    retried: bool,
-    rate_in: f64,
-    rate_out: f64,
-    busy_rate: f64,
-    initialised: bool,
-}
-
 /// The queue settings the sender works by, taken from the plan.
 #[derive(Debug, Clone, Copy)]
-struct Limits {
+struct SendLimits {
     min_shards: u16,
     max_shards: u16,
     min_backoff_ms: u64,
@@ -344,10 +141,10 @@ struct Limits {
     run_bytes: u64,
 }
 
-impl Limits {
-    fn of(queue: &plan::Queue) -> Limits {
+impl SendLimits {
+    fn of(queue: &plan::Queue) -> SendLimits {
         let min_shards = queue.min_shards.max(1);
-        Limits {
+        SendLimits {
             min_shards,
             max_shards: queue.max_shards.max(min_shards),
             min_backoff_ms: u64::from(queue.min_backoff_ms.max(1)),
@@ -356,17 +153,17 @@ impl Limits {
             deadline_ms: u64::from(queue.batch_send_deadline_ms),
             run_samples: queue.max_samples_per_send.max(1),
             run_raw_bytes: u64::from(queue.max_batch_bytes),
-            run_bytes: plan::snappy_max_len(u64::from(queue.max_batch_bytes)),
+            run_bytes: snappy::max_compressed_len(u64::from(queue.max_batch_bytes)),
         }
     }
 }
 
 pub struct Sender {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<TrackedRecord>,
     window: Window,
     /// Samples of the records in `entries`.
     window_samples: u64,
-    limits: Limits,
+    limits: SendLimits,
     /// Indexed by shard, `max_shards` long.
     shard_states: Vec<ShardState>,
     shards: u16,
@@ -390,7 +187,7 @@ impl Sender {
     }
 
     pub fn with_window(queue: &plan::Queue, window: Window) -> Sender {
-        let limits = Limits::of(queue);
+        let limits = SendLimits::of(queue);
         Sender {
             entries: VecDeque::with_capacity(window.records),
             window,
@@ -418,14 +215,17 @@ impl Sender {
 
     /// Records enqueued and not yet acked or dropped.
     pub fn pending_records(&self) -> usize {
-        self.entries.iter().filter(|e| e.state != State::Done).count()
+        self.entries
+            .iter()
+            .filter(|e| e.state != RecordState::Done)
+            .count()
     }
 
     /// Samples enqueued and not yet acked or dropped.
     pub fn pending_samples(&self) -> u64 {
         self.entries
             .iter()
-            .filter(|e| e.state != State::Done)
+            .filter(|e| e.state != RecordState::Done)
             .map(|e| u64::from(e.live_samples()))
             .sum()
     }
@@ -453,15 +253,20 @@ impl Sender {
         }
         debug_assert!(self.next_seq.is_none_or(|n| meta.seq >= n), "seq must increase");
         self.next_seq = Some(meta.seq + 1);
-        self.throughput.samples_in += u64::from(meta.samples);
+        self.throughput.count_in(u64::from(meta.samples));
         self.counters.highest_timestamp_ms = self.counters.highest_timestamp_ms.max(meta.newest_timestamp_ms);
         self.window_samples += u64::from(meta.samples);
-        self.entries.push_back(Entry {
+        debug_assert!(
+            self.entries.len() < self.entries.capacity(),
+            "the window was sized for {} records",
+            self.window.records
+        );
+        self.entries.push_back(TrackedRecord {
             meta: RecordMeta {
                 shard: meta.shard % self.limits.max_shards,
                 ..meta
             },
-            state: State::Pending,
+            state: RecordState::Pending,
             enqueued_ms: now_ms,
             aged_out: 0,
         });
@@ -478,7 +283,7 @@ impl Sender {
     /// (`None`: acknowledged).
     fn resolve(&mut self, i: usize, reason: Option<DropReason>) {
         let e = &mut self.entries[i];
-        e.state = State::Done;
+        e.state = RecordState::Done;
         let samples = u64::from(e.live_samples());
         let newest = e.meta.newest_timestamp_ms;
         let c = &mut self.counters;
@@ -486,7 +291,7 @@ impl Sender {
             None => {
                 c.succeeded_samples_total += samples;
                 c.highest_sent_timestamp_ms = c.highest_sent_timestamp_ms.max(newest);
-                self.throughput.samples_out += samples;
+                self.throughput.count_out(samples);
             }
             Some(reason) => {
                 if matches!(reason, DropReason::Http4xx | DropReason::HttpOther) {
@@ -499,7 +304,7 @@ impl Sender {
 
     /// Drops resolved records off the front of the window.
     fn pop_done(&mut self) {
-        while let Some(e) = self.entries.front().filter(|e| e.state == State::Done) {
+        while let Some(e) = self.entries.front().filter(|e| e.state == RecordState::Done) {
             self.window_samples -= u64::from(e.meta.samples);
             self.entries.pop_front();
         }
@@ -510,10 +315,12 @@ impl Sender {
     fn old_layout_pending(&self) -> bool {
         self.entries
             .iter()
-            .find(|e| e.state != State::Done)
+            .find(|e| e.state != RecordState::Done)
             .is_some_and(|e| e.meta.seq < self.barrier_seq)
     }
 
+    /// Starts a walk over the shards' oldest pending records (see
+    /// [`Sender::next_shard_head`]).
     fn next_scan(&mut self) -> u32 {
         self.scan = self.scan.wrapping_add(1);
         if self.scan == 0 {
@@ -521,6 +328,28 @@ impl Sender {
             self.scan = 1;
         }
         self.scan
+    }
+
+    /// From entry `from` on, the oldest pending record of a shard that walk
+    /// `scan` has not met yet (the shard is met now); `None` at the end of
+    /// the window or, while the old layout drains (`blocked`), at the
+    /// barrier.
+    fn next_shard_head(&mut self, from: usize, blocked: bool, scan: u32) -> Option<usize> {
+        for i in from..self.entries.len() {
+            let e = &self.entries[i];
+            if e.state != RecordState::Pending {
+                continue;
+            }
+            if blocked && e.meta.seq >= self.barrier_seq {
+                return None;
+            }
+            let shard = usize::from(e.meta.shard);
+            if self.shard_seen[shard] != scan {
+                self.shard_seen[shard] = scan;
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// The next run to put on the wire now, if any shard may send one; its
@@ -535,19 +364,10 @@ impl Sender {
         let blocked = self.old_layout_pending();
         let scan = self.next_scan();
         let mut run = None;
-        for i in 0..self.entries.len() {
-            let e = self.entries[i];
-            if e.state != State::Pending {
-                continue;
-            }
-            if blocked && e.meta.seq >= self.barrier_seq {
-                break;
-            }
-            let shard = usize::from(e.meta.shard);
-            if self.shard_seen[shard] == scan {
-                continue;
-            }
-            self.shard_seen[shard] = scan;
+        let mut next = 0;
+        while let Some(i) = self.next_shard_head(next, blocked, scan) {
+            next = i + 1;
+            let shard = usize::from(self.entries[i].meta.shard);
             let st = self.shard_states[shard];
             if st.run.is_some() || now_ms < st.not_before_ms {
                 continue;
@@ -563,8 +383,9 @@ impl Sender {
             let (id, last) = (records[0].seq, records[records.len() - 1].seq);
             // collect_run took every pending record of the shard up to `last`.
             for e in self.entries.iter_mut().skip(i) {
-                if e.state == State::Pending && usize::from(e.meta.shard) == shard && e.meta.seq <= last {
-                    e.state = State::InRun;
+                if e.state == RecordState::Pending && usize::from(e.meta.shard) == shard && e.meta.seq <= last
+                {
+                    e.state = RecordState::InRun;
                 }
             }
             self.shard_states[shard].run = Some(RunState { id, sent_ms: None });
@@ -597,7 +418,7 @@ impl Sender {
         let mut full = false;
         for i in from..self.entries.len() {
             let e = self.entries[i];
-            if e.meta.shard != shard || e.state != State::Pending {
+            if e.meta.shard != shard || e.state != RecordState::Pending {
                 continue;
             }
             if blocked && e.meta.seq >= self.barrier_seq {
@@ -645,7 +466,7 @@ impl Sender {
         };
         let e = &mut self.entries[i];
         let older = older.min(e.meta.samples);
-        if e.state == State::InRun && older > e.aged_out {
+        if e.state == RecordState::InRun && older > e.aged_out {
             self.counters.dropped_too_old += u64::from(older - e.aged_out);
             e.aged_out = older;
         }
@@ -665,9 +486,9 @@ impl Sender {
             .run
             .is_some_and(|r| r.sent_ms.is_some());
         let lost = match e.state {
-            State::Done => false,
-            State::InRun => !on_the_wire,
-            State::Pending => true,
+            RecordState::Done => false,
+            RecordState::InRun => !on_the_wire,
+            RecordState::Pending => true,
         };
         if lost {
             self.resolve(i, Some(reason));
@@ -687,7 +508,7 @@ impl Sender {
         for e in self
             .entries
             .iter()
-            .filter(|e| e.state == State::InRun && usize::from(e.meta.shard) == shard)
+            .filter(|e| e.state == RecordState::InRun && usize::from(e.meta.shard) == shard)
         {
             records += 1;
             samples += u64::from(e.live_samples());
@@ -721,7 +542,7 @@ impl Sender {
     fn resolve_run(&mut self, shard: usize, reason: Option<DropReason>) {
         for i in 0..self.entries.len() {
             let e = &self.entries[i];
-            if e.state == State::InRun && usize::from(e.meta.shard) == shard {
+            if e.state == RecordState::InRun && usize::from(e.meta.shard) == shard {
                 self.resolve(i, reason);
             }
         }
@@ -751,7 +572,7 @@ impl Sender {
             .run
             .and_then(|r| r.sent_ms)
             .unwrap_or(now_ms);
-        self.throughput.busy_ms += now_ms.saturating_sub(sent_ms);
+        self.throughput.count_busy(now_ms.saturating_sub(sent_ms));
         let reason = match status {
             200..=299 => None,
             429 | 500..=599 => return self.retry(shard, run, retry_after_ms, now_ms),
@@ -774,7 +595,7 @@ impl Sender {
             return Outcome::Unknown { run };
         };
         if let Some(sent_ms) = self.shard_states[shard].run.and_then(|r| r.sent_ms) {
-            self.throughput.busy_ms += now_ms.saturating_sub(sent_ms);
+            self.throughput.count_busy(now_ms.saturating_sub(sent_ms));
         }
         self.retry(shard, run, None, now_ms)
     }
@@ -790,13 +611,13 @@ impl Sender {
         };
         let mut samples = 0u64;
         for e in self.entries.iter_mut() {
-            if e.state == State::InRun && usize::from(e.meta.shard) == shard {
-                e.state = State::Pending;
+            if e.state == RecordState::InRun && usize::from(e.meta.shard) == shard {
+                e.state = RecordState::Pending;
                 samples += u64::from(e.live_samples());
             }
         }
         self.counters.retried_samples_total += samples;
-        self.throughput.retried = true;
+        self.throughput.count_retry();
         Outcome::Retry { run, at_ms }
     }
 
@@ -808,19 +629,11 @@ impl Sender {
         let blocked = self.old_layout_pending();
         let scan = self.next_scan();
         let mut at: Option<u64> = None;
-        for e in &self.entries {
-            if e.state != State::Pending {
-                continue;
-            }
-            if blocked && e.meta.seq >= self.barrier_seq {
-                break;
-            }
-            let shard = usize::from(e.meta.shard);
-            if self.shard_seen[shard] == scan {
-                continue;
-            }
-            self.shard_seen[shard] = scan;
-            let st = &self.shard_states[shard];
+        let mut next = 0;
+        while let Some(i) = self.next_shard_head(next, blocked, scan) {
+            next = i + 1;
+            let e = &self.entries[i];
+            let st = &self.shard_states[usize::from(e.meta.shard)];
             if st.run.is_some() {
                 continue;
             }
@@ -831,8 +644,10 @@ impl Sender {
             };
             at = Some(at.map_or(t, |a| a.min(t)));
         }
-        let reshard = (self.pending_records() > 0 && self.throughput.initialised)
-            .then_some(self.throughput.next_update_ms);
+        let reshard = self
+            .throughput
+            .next_update_ms()
+            .filter(|_| self.pending_records() > 0);
         match (at, reshard) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -870,15 +685,15 @@ impl Sender {
         let unanswered: u64 = self
             .entries
             .iter()
-            .filter(|e| e.state == State::InRun)
+            .filter(|e| e.state == RecordState::InRun)
             .map(|e| u64::from(e.live_samples()))
             .sum();
         self.counters.retried_samples_total += unanswered;
-        self.limits = Limits::of(queue);
+        self.limits = SendLimits::of(queue);
         let max_shards = self.limits.max_shards;
         for e in self.entries.iter_mut() {
-            if e.state == State::InRun {
-                e.state = State::Pending;
+            if e.state == RecordState::InRun {
+                e.state = RecordState::Pending;
             }
             e.meta.shard %= max_shards;
         }
@@ -893,60 +708,18 @@ impl Sender {
         self.barrier_seq = next_seq;
     }
 
-    /// Re-evaluates the desired shard count every [`SHARD_UPDATE_INTERVAL_MS`],
-    /// from Prometheus's rule: shards = time per sample x (incoming rate +
-    /// a tenth of the backlog per interval).
+    /// Re-evaluates the desired shard count every [`SHARD_UPDATE_INTERVAL_MS`]
+    /// (see [`throughput`]).
     fn update_shards(&mut self, now_ms: u64) {
-        let t = &mut self.throughput;
-        if !t.initialised {
-            t.initialised = true;
-            t.next_update_ms = now_ms + SHARD_UPDATE_INTERVAL_MS;
+        let Some(estimate) = self.throughput.poll_estimate(now_ms) else {
             return;
-        }
-        if now_ms < t.next_update_ms {
-            return;
-        }
-        let interval = SHARD_UPDATE_INTERVAL_MS as f64;
-        let blend = |avg: f64, new: f64, first: bool| {
-            if first {
-                new
-            } else {
-                avg + EWMA_WEIGHT * (new - avg)
-            }
         };
-        let first = t.rate_out == 0.0 && t.busy_rate == 0.0;
-        t.rate_in = blend(t.rate_in, t.samples_in as f64 / interval, first);
-        t.rate_out = blend(t.rate_out, t.samples_out as f64 / interval, first);
-        t.busy_rate = blend(t.busy_rate, t.busy_ms as f64 / interval, first);
-        let retried = t.retried;
-        t.samples_in = 0;
-        t.samples_out = 0;
-        t.busy_ms = 0;
-        t.retried = false;
-        t.next_update_ms = now_ms + SHARD_UPDATE_INTERVAL_MS;
-        if t.rate_out <= 0.0 {
-            return;
+        let l = self.limits;
+        if let Some(desired) =
+            estimate.shards(self.pending_samples(), self.shards, l.min_shards, l.max_shards)
+        {
+            self.desired = desired;
         }
-        // Busy shard-milliseconds per millisecond over samples per millisecond.
-        let ms_per_sample = t.busy_rate / t.rate_out;
-        let rate_in = t.rate_in;
-        let backlog = self.pending_samples();
-        let wanted = ms_per_sample * (rate_in + 0.1 * backlog as f64 / interval);
-        let current = f64::from(self.shards);
-        if (wanted - current).abs() <= current * SHARD_TOLERANCE {
-            return;
-        }
-        // A failing receiver is not helped by more connections.
-        if retried && wanted > current {
-            return;
-        }
-        // Clamped first: a near-zero send rate makes the estimate huge.
-        let wanted = wanted.min(f64::from(self.limits.max_shards));
-        let ceil = wanted as u64 + u64::from(wanted.fract_part() > 0.0);
-        self.desired = ceil.clamp(
-            u64::from(self.limits.min_shards),
-            u64::from(self.limits.max_shards),
-        ) as u16;
     }
 
     /// Renders the counters in the Prometheus text format with Prometheus's
@@ -954,155 +727,13 @@ impl Sender {
     /// queries use (`succeeded_samples_total`, `failed_samples_total`,
     /// `retried_samples_total`) are written next to the current ones.
     pub fn render_metrics(&self, out: &mut impl fmt::Write, remote_name: &str, url: &str) -> fmt::Result {
-        let c = &self.counters;
-        let labels = |out: &mut dyn fmt::Write| -> fmt::Result {
-            out.write_str("remote_name=\"")?;
-            write_label_value(&mut WriteDyn(out), remote_name)?;
-            out.write_str("\",url=\"")?;
-            write_label_value(&mut WriteDyn(out), url)?;
-            out.write_str("\"")
+        let gauges = Gauges {
+            shards: self.shards,
+            desired: self.desired,
+            min_shards: self.limits.min_shards,
+            max_shards: self.limits.max_shards,
+            pending_samples: self.pending_samples(),
         };
-        let counters: [(&str, &str, u64); 9] = [
-            (
-                "samples_total",
-                "Total number of samples sent to remote storage.",
-                c.samples_total,
-            ),
-            (
-                "samples_failed_total",
-                "Total number of samples which failed on send to remote storage, non-recoverable errors.",
-                c.failed_samples_total,
-            ),
-            (
-                "samples_retried_total",
-                "Total number of samples which failed on send to remote storage but were retried.",
-                c.retried_samples_total,
-            ),
-            (
-                "succeeded_samples_total",
-                "Total number of samples successfully sent to remote storage (legacy name).",
-                c.succeeded_samples_total,
-            ),
-            (
-                "failed_samples_total",
-                "Total number of samples which failed on send to remote storage (legacy name).",
-                c.failed_samples_total,
-            ),
-            (
-                "retried_samples_total",
-                "Total number of samples which were retried (legacy name).",
-                c.retried_samples_total,
-            ),
-            (
-                "bytes_total",
-                "The total number of bytes of data sent by the queue after compression.",
-                c.sent_bytes_total,
-            ),
-            (
-                "sent_batches_total",
-                "Total number of batches put on the wire.",
-                c.sent_batches,
-            ),
-            (
-                "shards",
-                "The number of shards used for parallel sending.",
-                u64::from(self.shards),
-            ),
-        ];
-        for (i, (name, help, value)) in counters.iter().enumerate() {
-            let kind = if i == counters.len() - 1 {
-                "gauge"
-            } else {
-                "counter"
-            };
-            writeln!(out, "# HELP prometheus_remote_storage_{name} {help}")?;
-            writeln!(out, "# TYPE prometheus_remote_storage_{name} {kind}")?;
-            write!(out, "prometheus_remote_storage_{name}{{")?;
-            labels(out)?;
-            writeln!(out, "}} {value}")?;
-        }
-        let pending = self.pending_samples();
-        let gauges: [(&str, &str, u64); 4] = [
-            (
-                "samples_pending",
-                "The number of samples pending in the queues shards to be sent to the remote storage.",
-                pending,
-            ),
-            (
-                "shards_desired",
-                "The number of shards that the queues shard calculation wants to run.",
-                u64::from(self.desired),
-            ),
-            (
-                "shards_min",
-                "The minimum number of shards.",
-                u64::from(self.limits.min_shards),
-            ),
-            (
-                "shards_max",
-                "The maximum number of shards.",
-                u64::from(self.limits.max_shards),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            writeln!(out, "# HELP prometheus_remote_storage_{name} {help}")?;
-            writeln!(out, "# TYPE prometheus_remote_storage_{name} gauge")?;
-            write!(out, "prometheus_remote_storage_{name}{{")?;
-            labels(out)?;
-            writeln!(out, "}} {value}")?;
-        }
-        let name = "prometheus_remote_storage_samples_dropped_total";
-        writeln!(
-            out,
-            "# HELP {name} Total number of samples dropped instead of sent, by reason."
-        )?;
-        writeln!(out, "# TYPE {name} counter")?;
-        for reason in DropReason::ALL {
-            write!(out, "{name}{{reason=\"{}\",", reason.as_str())?;
-            labels(out)?;
-            writeln!(out, "}} {}", c.dropped(reason))?;
-        }
-        let name = "prometheus_remote_storage_queue_highest_sent_timestamp_seconds";
-        writeln!(
-            out,
-            "# HELP {name} Timestamp from a WAL sample, the highest timestamp successfully sent by this queue."
-        )?;
-        writeln!(out, "# TYPE {name} gauge")?;
-        write!(out, "{name}{{")?;
-        labels(out)?;
-        out.write_str("} ")?;
-        write_seconds(out, c.highest_sent_timestamp_ms.max(0))?;
-        out.write_str("\n")?;
-        // Process-wide in Prometheus, so without queue labels.
-        let name = "prometheus_remote_storage_highest_timestamp_in_seconds";
-        writeln!(
-            out,
-            "# HELP {name} Highest timestamp that has come into the remote storage via the Appender interface."
-        )?;
-        writeln!(out, "# TYPE {name} gauge")?;
-        write!(out, "{name} ")?;
-        write_seconds(out, c.highest_timestamp_ms.max(0))?;
-        out.write_str("\n")
-    }
-}
-
-/// Lets a `&mut dyn Write` be passed where `impl Write` is expected.
-struct WriteDyn<'a>(&'a mut dyn fmt::Write);
-
-impl fmt::Write for WriteDyn<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.write_str(s)
-    }
-}
-
-trait FractPart {
-    fn fract_part(self) -> f64;
-}
-
-impl FractPart for f64 {
-    /// `f64::fract` lives in std; this is enough for the non-negative shard
-    /// estimate.
-    fn fract_part(self) -> f64 {
-        self - (self as u64) as f64
+        self.counters.render(&gauges, out, remote_name, url)
     }
 }

@@ -32,10 +32,25 @@
 //! the fields after it), so a torn write and a flipped bit both surface as an
 //! error at the record's offset, never as a bogus record.
 
-use crate::queue::RecordMeta;
 use crate::snappy;
 use alloc::vec::Vec;
 use core::fmt;
+
+/// What the WAL knows about a record, and all the sender needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// WAL record sequence; strictly increasing across enqueues.
+    pub seq: u64,
+    pub shard: u16,
+    pub samples: u32,
+    pub oldest_timestamp_ms: i64,
+    pub newest_timestamp_ms: i64,
+    /// Compressed payload bytes.
+    pub bytes: u32,
+    /// Uncompressed `WriteRequest` bytes; 0 when unknown, and then the
+    /// record is sent on its own.
+    pub raw_bytes: u32,
+}
 
 pub const MAGIC: u8 = 0xA7;
 pub const HEADER_LEN: usize = 44;
@@ -151,7 +166,7 @@ pub struct RecordReader<'a> {
 
 impl<'a> RecordReader<'a> {
     /// `max_payload` is the largest payload a valid record can have
-    /// (`plan::snappy_max_len(queue.max_batch_bytes)`); a longer length field
+    /// (`snappy::max_compressed_len(queue.max_batch_bytes)`); a longer length field
     /// is corruption, not a reason to wait for more bytes.
     pub fn new(buf: &'a [u8], max_payload: usize) -> Self {
         RecordReader {
