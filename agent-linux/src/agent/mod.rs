@@ -59,7 +59,7 @@ use scraping::{ScrapeIo, Scraping};
 use shipping::{Shipping, ACK_FLOOR_PERSIST_MS, IN_FLIGHT_GRACE_MS};
 use signals::Signals;
 pub use start_error::StartError;
-use status::{RuntimeInfo, SelfMetrics, StatusView};
+use status::{RuntimeInfo, SelfMetrics, StatusView, STATUS_PAGE_BYTES};
 use token::{Token, STATUS_CONNS};
 
 /// Longest sleep of the loop: the ack floor is persisted about this often.
@@ -137,6 +137,7 @@ impl Agent {
             mio::Token::from(Token::StatusConn(0)).0,
             ServerLimits {
                 max_conns: STATUS_CONNS,
+                response_bytes: STATUS_PAGE_BYTES,
                 ..ServerLimits::default()
             },
         )
