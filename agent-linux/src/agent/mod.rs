@@ -30,6 +30,7 @@
 //! [`Sender`]: outpost_core::queue::Sender
 
 mod endpoint;
+mod plan_compare;
 mod reload;
 mod resolver;
 mod scraping;
