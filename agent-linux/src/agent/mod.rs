@@ -279,10 +279,10 @@ impl Agent {
                 };
                 self.server.handle_event(registry, raw, now, &mut view);
             }
-            Token::Shard(shard) => self.ship.handle_shard_event(registry, shard, now, false),
+            Token::Shard(shard) => self.ship.handle_shard_event(registry, shard, now),
             Token::Target(i) => {
                 let (scraping, mut io) = self.scraping_and_io();
-                scraping.handle_event(i, now, false, &mut io);
+                scraping.handle_event(i, now, &mut io);
             }
         }
     }
@@ -380,8 +380,7 @@ impl Agent {
             self.ship.wall_ms = self.clock.wall_ms();
             for event in events.iter() {
                 if let Token::Shard(shard) = Token::from(event.token()) {
-                    self.ship
-                        .handle_shard_event(self.poll.registry(), shard, now, false);
+                    self.ship.handle_shard_event(self.poll.registry(), shard, now);
                 }
             }
         }

@@ -219,7 +219,7 @@ impl Scraping {
                 _ => false,
             };
             if timed_out {
-                self.handle_event(i, now, true, io);
+                self.handle_event(i, now, io);
             }
             if self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
                 self.start_scrape(i, now, io);
@@ -281,9 +281,9 @@ impl Scraping {
         }
     }
 
-    /// A socket event (or, with `timeout`, the deadline) of target `i`'s
-    /// connection: body bytes go into its pipeline as they arrive.
-    pub(super) fn handle_event(&mut self, i: usize, now: u64, timeout: bool, io: &mut ScrapeIo<'_>) {
+    /// A socket event of target `i`'s connection, or its deadline: body
+    /// bytes go into its pipeline as they arrive.
+    pub(super) fn handle_event(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
         let batcher = &mut self.batcher;
         let Some(t) = self.targets.get_mut(i) else {
             return;
@@ -311,11 +311,7 @@ impl Scraping {
             }
             pipeline.handle_chunk(chunk, batcher)
         };
-        let progress = if timeout {
-            h.conn.handle_timeout(io.registry, now)
-        } else {
-            h.conn.handle_event(io.registry, now, &mut sink)
-        };
+        let progress = h.conn.handle_event(io.registry, now, &mut sink);
         match progress {
             Progress::Pending => {}
             Progress::Done(head) if head.status == 200 => {
