@@ -175,8 +175,8 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
     let began: Vec<i64> = (0..PHASES.len() as i64)
         .map(|k| first + k * PHASE_MS - INTERVAL_MS / 2)
         .collect();
-    for k in 1..PHASES.len() {
-        source.begins_ms[k].store(began[k], Ordering::SeqCst);
+    for (begins, at) in source.begins_ms.iter().zip(&began).skip(1) {
+        begins.store(*at, Ordering::SeqCst);
     }
     // The agent's /metrics in each phase, after four of its scrapes.
     let mut metrics = Vec::new();
