@@ -212,6 +212,12 @@ fn counted_body(n: u64) -> String {
     out
 }
 
+/// [`counted_body`], answered 300 ms after the scrape was counted.
+fn slow_counted_body(n: u64) -> String {
+    std::thread::sleep(Duration::from_millis(300));
+    counted_body(n)
+}
+
 /// SIGHUP with a plan whose receiver (URL, tenant header) and queue changed:
 /// the agent drains what is in flight to the old receiver, then sends
 /// everything else to the new one. Every scrape's samples arrive exactly
@@ -302,12 +308,13 @@ fn log_count(log_path: &std::path::Path, msg: &str) -> usize {
 /// sending side is not rebuilt. A plan that moves the WAL directory is
 /// reported and the running WAL kept; the plan the agent then holds names
 /// the running directory, so a later reload back to the first plan is
-/// quiet again.
+/// quiet again. Each SIGHUP lands while a scrape is in flight: the reload
+/// waits for it, and every served scrape arrives once.
 #[test]
 fn reload_compares_plans_by_their_strings_not_their_string_ids() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = SlowReceiver::start(0);
-    let target = CountingTarget::start(counted_body);
+    let target = CountingTarget::start(slow_counted_body);
     let (wal, moved_wal) = (dir.path().join("wal"), dir.path().join("moved-wal"));
     let plan = |strings_first: &[&str], wal: &std::path::Path| -> Plan {
         PlanBuilder::new()
@@ -317,6 +324,8 @@ fn reload_compares_plans_by_their_strings_not_their_string_ids() {
             .external_labels(&[("cluster", "rl")])
             .wal_dir(wal)
             .scrape_job("testapp", &[target.address()])
+            // The target's 300 ms is well within the timeout on a starved machine.
+            .job_timing(1_000, 1_000)
             .build()
     };
     let plan_a = plan(&[], &wal);
@@ -340,6 +349,11 @@ fn reload_compares_plans_by_their_strings_not_their_string_ids() {
 
     let reload = |plan: &Plan, reloads: usize| {
         write_plan(dir.path(), "plan.bin", plan);
+        // The target has counted a scrape and takes 300 ms to answer it.
+        let served = target.served();
+        wait_for("a scrape in flight", Duration::from_secs(5), || {
+            (target.served() > served).then_some(())
+        });
         agent.signal(Signal::HUP);
         wait_for("the reload", Duration::from_secs(10), || {
             (log_count(&log_path, "plan reloaded") == reloads).then_some(())

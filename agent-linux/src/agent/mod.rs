@@ -95,6 +95,9 @@ pub struct Agent {
     ship: Shipping,
     info: RuntimeInfo,
     ready: bool,
+    /// SIGHUP came while scrapes were in flight: no scrape starts, and the
+    /// plan is reloaded once those have ended.
+    reload_waiting: bool,
     last_reshard_check_ms: u64,
     resolver: ResolverThread,
     resolution: Resolution,
@@ -181,6 +184,7 @@ impl Agent {
             ship,
             info,
             ready: false,
+            reload_waiting: false,
             last_reshard_check_ms: now,
             resolver,
             resolution,
@@ -257,7 +261,12 @@ impl Agent {
         }
         self.events = events;
         let asked = self.signals.take();
-        if asked.reload {
+        // A reload replaces the scrape side and closes its connections: it
+        // waits for the scrapes in flight (each ends by its timeout at the
+        // latest), so no answer a target has served is thrown away.
+        self.reload_waiting |= asked.reload;
+        if self.reload_waiting && !self.scraping.in_flight() {
+            self.reload_waiting = false;
             self.reload(now);
         }
         asked.stop.map(Stop::Signal)
@@ -321,8 +330,9 @@ impl Agent {
         self.server.handle_timeout(registry, now);
         self.ship.side.endpoint.name.ask_if_due(now, &self.resolver);
         self.scraping.ask_names_if_due(now, &self.resolver);
+        let starting = !self.reload_waiting;
         let (scraping, mut io) = self.scraping_and_io();
-        scraping.tick(now, &mut io);
+        scraping.tick(now, starting, &mut io);
         let registry = self.poll.registry();
         self.ship.handle_timeouts(registry, now);
         self.maybe_reshard(now);
@@ -356,7 +366,7 @@ impl Agent {
 
     fn next_deadline(&mut self) -> Option<u64> {
         [
-            self.scraping.next_deadline(),
+            self.scraping.next_deadline(!self.reload_waiting),
             self.ship.next_deadline(),
             self.server.deadline_ms(),
         ]

@@ -1,4 +1,5 @@
-//! SIGHUP: a new plan replaces the scrape side. A changed receiver or
+//! SIGHUP: a new plan replaces the scrape side, once no scrape is in flight
+//! (the loop starts none while a reload waits). A changed receiver or
 //! queue rebuilds the sending side over the same WAL (see
 //! [`Shipping::request_rebuild`](super::shipping::Shipping)); WAL settings
 //! wait for a restart. A bad plan keeps the old one whole. Sections are

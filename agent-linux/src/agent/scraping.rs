@@ -211,8 +211,9 @@ impl Scraping {
         }
     }
 
-    /// Works the targets' deadlines: requests that timed out, scrapes due.
-    pub(super) fn tick(&mut self, now: u64, io: &mut ScrapeIo<'_>) {
+    /// Works the targets' deadlines: requests that timed out, and, when
+    /// `starting`, scrapes due.
+    pub(super) fn tick(&mut self, now: u64, starting: bool, io: &mut ScrapeIo<'_>) {
         for i in 0..self.targets.len() {
             let timed_out = match &self.targets[i].source {
                 Source::Http(h) => h.conn.deadline_ms().is_some_and(|d| now >= d),
@@ -221,22 +222,27 @@ impl Scraping {
             if timed_out {
                 self.handle_event(i, now, io);
             }
-            if self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
+            if starting && self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
                 self.start_scrape(i, now, io);
             }
         }
     }
 
     /// The earliest moment a target needs the loop: its request's deadline
-    /// while it scrapes, its next scrape otherwise.
-    pub(super) fn next_deadline(&self) -> Option<u64> {
+    /// while it scrapes, otherwise its next scrape when `starting`.
+    pub(super) fn next_deadline(&self, starting: bool) -> Option<u64> {
         self.targets
             .iter()
-            .map(|t| match (&t.source, t.started_ms) {
-                (Source::Http(h), Some(_)) => h.conn.deadline_ms().unwrap_or(u64::MAX),
-                _ => t.next_at_ms,
+            .filter_map(|t| match (&t.source, t.started_ms) {
+                (Source::Http(h), Some(_)) => h.conn.deadline_ms(),
+                _ => starting.then_some(t.next_at_ms),
             })
             .min()
+    }
+
+    /// Whether a target's scrape has started and not ended.
+    pub(super) fn in_flight(&self) -> bool {
+        self.targets.iter().any(|t| t.started_ms.is_some())
     }
 
     fn start_scrape(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
