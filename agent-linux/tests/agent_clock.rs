@@ -1,10 +1,16 @@
 //! Steps of the wall clock change no deadline (issue 14, section 2).
 //!
 //! The agent runs in this process on a clock whose monotonic half is the
-//! machine's and whose wall half the test steps: back one hour, forward one
-//! hour (to the true time again) and forward ten years, five seconds apart.
-//! A real target serves the true time at which it answers; a recording
-//! receiver, which answers with a true `Date` header, keeps every sample.
+//! machine's and whose wall half steps at set true times: back one hour,
+//! forward one hour (to the true time again) and forward ten years, six
+//! scrapes apart. A real target serves the true time at which it answers; a
+//! recording receiver, which answers with a true `Date` header, keeps every
+//! sample.
+//!
+//! Each step falls half an interval after a scrape of the target, when that
+//! scrape has been sent and the next is half an interval away, so every scrape
+//! is taken and sent within one phase and the counts are exact: six scrapes a
+//! phase, each stamped with its phase's wall time.
 //!
 //! Must hold around every step: the target is scraped once a second (no
 //! stall, no burst), each sample carries the wall time the agent had when it
@@ -37,13 +43,26 @@ const PHASES: [(&str, i64); 4] = [
     ("stepped forward 1 h", 0),
     ("stepped forward 10 years", TEN_YEARS_MS),
 ];
-const PHASE_MS: u64 = 5_000;
+/// The target's scrape interval (the plan builder's).
+const INTERVAL_MS: i64 = 1_000;
+const SCRAPES_PER_PHASE: u64 = 6;
+const PHASE_MS: i64 = SCRAPES_PER_PHASE as i64 * INTERVAL_MS;
 
-/// The machine's monotonic clock, and its wall clock plus an offset the
-/// test changes.
+/// The machine's monotonic clock, and its wall clock plus the offset of the
+/// phase the true time is in.
 struct SteppedWall {
     origin: Instant,
-    offset_ms: AtomicI64,
+    /// The true wall time each phase begins at; `i64::MAX` until known.
+    begins_ms: [AtomicI64; PHASES.len()],
+}
+
+impl SteppedWall {
+    fn phase_at(&self, true_ms: i64) -> usize {
+        self.begins_ms
+            .iter()
+            .rposition(|b| b.load(Ordering::SeqCst) <= true_ms)
+            .unwrap_or(0)
+    }
 }
 
 impl TimeSource for SteppedWall {
@@ -52,18 +71,34 @@ impl TimeSource for SteppedWall {
     }
 
     fn wall_ms(&self) -> i64 {
-        system_wall_ms() + self.offset_ms.load(Ordering::SeqCst)
+        let now = system_wall_ms();
+        now + PHASES[self.phase_at(now)].1
     }
 }
 
+/// The true time the target answered its first scrape.
+static FIRST_SERVED_MS: AtomicI64 = AtomicI64::new(0);
+
 /// The true time the target answered (a plain sample, stamped by the
-/// agent) and the same time as an explicit timestamp.
+/// agent) and the same time as an explicit timestamp, with the scrape's
+/// number as its value.
 fn body(n: u64) -> String {
     let now = system_wall_ms();
+    if n == 1 {
+        FIRST_SERVED_MS.store(now, Ordering::SeqCst);
+    }
     format!(
         "# TYPE clock_served_at_ms gauge\nclock_served_at_ms {now}\n\
          # TYPE clock_stamped_true gauge\nclock_stamped_true {n} {now}\n"
     )
+}
+
+/// Runs the agent's loop until the true time is `true_ms`.
+fn run_until(agent: &mut Agent, true_ms: i64) {
+    let left = true_ms - system_wall_ms();
+    if left > 0 {
+        assert!(agent.run_for(Duration::from_millis(left as u64)).is_none());
+    }
 }
 
 /// The agent's `/metrics`, fetched while the loop runs for a second.
@@ -105,6 +140,9 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         .wal_dir(&dir.path().join("wal"))
         .queue(Queue {
             max_sample_age_ms: 2 * HOUR_MS as u64,
+            // A scrape is sent within 20 ms, long before the step half an
+            // interval later: none is judged by the next phase's clock.
+            batch_send_deadline_ms: 20,
             ..QUEUE
         })
         .scrape_job("testapp", &[target.address()])
@@ -113,7 +151,7 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
     log::init(log::Format::Logfmt, log::Level::Info);
     let source = Arc::new(SteppedWall {
         origin: Instant::now(),
-        offset_ms: AtomicI64::new(0),
+        begins_ms: [i64::MIN, i64::MAX, i64::MAX, i64::MAX].map(AtomicI64::new),
     });
     let mut agent = Agent::start_with_clock(
         run_args(plan_path, "clock-node", log::Level::Info),
@@ -123,15 +161,34 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
     )
     .expect("agent starts");
 
-    // Per phase: the true time it began, and the agent's /metrics at its end.
-    let mut began = Vec::new();
+    // The target is scraped at once, then every interval after: the steps
+    // go half an interval after its 6th, 12th and 18th scrape.
+    let waiting = Instant::now();
+    while target.served() == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the target was never scraped"
+        );
+        assert!(agent.run_for(Duration::from_millis(10)).is_none());
+    }
+    let first = FIRST_SERVED_MS.load(Ordering::SeqCst);
+    let began: Vec<i64> = (0..PHASES.len() as i64)
+        .map(|k| first + k * PHASE_MS - INTERVAL_MS / 2)
+        .collect();
+    for (begins, at) in source.begins_ms.iter().zip(&began).skip(1) {
+        begins.store(*at, Ordering::SeqCst);
+    }
+    // The agent's /metrics in each phase, after four of its scrapes.
     let mut metrics = Vec::new();
-    for (_, offset) in PHASES {
-        source.offset_ms.store(offset, Ordering::SeqCst);
-        began.push(system_wall_ms());
-        assert!(agent.run_for(Duration::from_millis(PHASE_MS)).is_none());
+    for &begins in &began {
+        run_until(&mut agent, begins + 4 * INTERVAL_MS);
         metrics.push(agent_metrics(&mut agent));
     }
+    // Half an interval after the last phase's 6th scrape.
+    run_until(
+        &mut agent,
+        first + PHASES.len() as i64 * PHASE_MS - INTERVAL_MS / 2,
+    );
     let served = target.stop();
     // The scrapes now fail; what was scraped is shipped and counted.
     assert!(agent.run_for(Duration::from_millis(1_500)).is_none());
@@ -146,20 +203,26 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         .filter(|s| !s.0.is_nan())
         .collect();
     scrapes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let too_old = |m: &str| {
+        metric_sum(
+            m,
+            "prometheus_remote_storage_samples_dropped_total",
+            &["reason=\"too_old\""],
+        )
+    };
     assert_eq!(
         scrapes.len() as u64,
         served,
-        "every scrape the target served arrived once: {scrapes:?}"
+        "every scrape the target served arrived once ({} samples dropped as too old): {scrapes:?}",
+        too_old(&final_metrics)
     );
     let mut per_phase = [0u64; PHASES.len()];
     for &(served_at, stamp) in &scrapes {
         let served_at = served_at as i64;
-        let phase = began.iter().rposition(|&t| t <= served_at).unwrap_or(0);
+        let phase = source.phase_at(served_at);
         let offset = stamp - served_at;
-        // A scrape sent just before a step may be answered just after it.
-        let matches = |k: usize| (offset - PHASES[k].1).abs() < 1_000;
         assert!(
-            matches(phase) || (phase > 0 && matches(phase - 1) && served_at - began[phase] < 1_000),
+            (offset - PHASES[phase].1).abs() < 1_000,
             "a scrape answered at {served_at} in phase '{}' is stamped {stamp} ({offset} ms off)",
             PHASES[phase].0
         );
@@ -173,10 +236,12 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         gaps.iter().min().unwrap(),
         gaps.iter().max().unwrap()
     );
-    // Phases last 5 s (and 1 s of /metrics) of a 1 s interval.
-    for (k, &n) in per_phase.iter().enumerate() {
-        assert!((5..=7).contains(&n), "phase '{}': {n} scrapes", PHASES[k].0);
-    }
+    assert_eq!(
+        per_phase,
+        [SCRAPES_PER_PHASE; PHASES.len()],
+        "a scrape a second in every phase ({})",
+        PHASES.map(|p| p.0).join(", ")
+    );
     assert!(
         gaps.iter().all(|&g| (300..=2_500).contains(&g)),
         "a scrape a second, no stall, no burst: {gaps:?}"
@@ -190,25 +255,27 @@ fn wall_clock_steps_change_no_deadline_and_stamp_every_sample() {
         stamped.iter().all(|s| !s.0.is_nan()),
         "own timestamps: never marked stale"
     );
+    let mut numbers: Vec<u64> = stamped.iter().map(|s| s.0 as u64).collect();
+    numbers.sort_unstable();
     let refused = metric_sum(
         &final_metrics,
         "prometheus_target_scrapes_sample_out_of_bounds_total",
         &[],
-    ) as u64;
-    let before_last_step = per_phase[..3].iter().sum::<u64>();
-    eprintln!(
-        "explicitly stamped samples delivered {}, refused as too old {refused}",
-        stamped.len()
     );
-    assert!(
-        stamped.iter().all(|&(_, ts)| ts < began[3]),
-        "none of the last phase arrived"
+    eprintln!("explicitly stamped samples delivered: scrapes {numbers:?}; refused as too old {refused}");
+    let before_last_step = 3 * SCRAPES_PER_PHASE;
+    assert_eq!(
+        numbers,
+        (1..=before_last_step).collect::<Vec<_>>(),
+        "those of every scrape before the ten-year step arrived, none after it"
     );
-    assert_eq!(stamped.len() as u64 + refused, served);
-    assert!(
-        (stamped.len() as u64).abs_diff(before_last_step) <= 1,
-        "all before the ten-year step arrived: {} of {before_last_step}",
-        stamped.len()
+    assert!(stamped.iter().all(|&(_, ts)| ts < began[3]));
+    let last_phase = (served - before_last_step) as f64;
+    assert_eq!(refused, last_phase, "each of the last phase refused when scraped");
+    assert_eq!(
+        too_old(&final_metrics),
+        last_phase,
+        "and nothing else: no scrape was sent after a step it was taken before"
     );
     for m in &metrics[..3] {
         assert_eq!(

@@ -18,9 +18,9 @@ use outpost_agent::agent::{Agent, Resolution};
 use outpost_agent::log;
 use std::time::Duration;
 
-use outpost_core::plan::{LabelPair, Queue};
+use outpost_core::plan::{Plan, Queue};
 use outpost_test_support::{
-    assert_each_scrape_once_in_order, free_port, intern, outpost, wait_for, write_plan, CountingTarget,
+    assert_each_scrape_once_in_order, free_port, log_text, outpost, wait_for, write_plan, CountingTarget,
     PlanBuilder, Signal, SlowReceiver, QUEUE,
 };
 
@@ -212,6 +212,12 @@ fn counted_body(n: u64) -> String {
     out
 }
 
+/// [`counted_body`], answered 300 ms after the scrape was counted.
+fn slow_counted_body(n: u64) -> String {
+    std::thread::sleep(Duration::from_millis(300));
+    counted_body(n)
+}
+
 /// SIGHUP with a plan whose receiver (URL, tenant header) and queue changed:
 /// the agent drains what is in flight to the old receiver, then sends
 /// everything else to the new one. Every scrape's samples arrive exactly
@@ -240,7 +246,10 @@ fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
         (v.len() == SERIES && v.values().all(|v| v.len() >= 3)).then_some(())
     });
 
-    let mut plan_b = PlanBuilder::new()
+    // The tenant header's strings come first in plan B's table: every other
+    // id differs from plan A's, the WAL directory's too (which is the same).
+    let plan_b = PlanBuilder::new()
+        .tenant_header("THANOS-TENANT", "team-b")
         .receiver_url(&receiver_b.url())
         .queue(Queue {
             max_shards: 3,
@@ -251,11 +260,7 @@ fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
         .wal_dir(&wal)
         .scrape_job("testapp", &[target.address()])
         .build();
-    // Interned last, so every other string keeps plan A's id: the agent
-    // compares the two plans' `wal` sections id for id.
-    let name = intern(&mut plan_b, "THANOS-TENANT");
-    let value = intern(&mut plan_b, "team-b");
-    plan_b.receiver.tenant_header = Some(LabelPair { name, value });
+    assert_ne!(plan_b.wal.dir, plan_a.wal.dir);
     write_plan(dir.path(), "plan.bin", &plan_b);
     agent.signal(Signal::HUP);
 
@@ -291,4 +296,94 @@ fn reload_switches_receiver_and_queue_without_losing_or_repeating_samples() {
     assert!(log.contains("msg=\"plan reloaded\""), "{log}");
     assert!(!log.contains("restart required"), "{log}");
     assert!(log.contains("abandoned_in_flight=0"), "{log}");
+}
+
+/// How often the agent's log says `msg`.
+fn log_count(log_path: &std::path::Path, msg: &str) -> usize {
+    log_text(log_path).matches(&format!("msg=\"{msg}\"")).count()
+}
+
+/// SIGHUP with plans that say the same in a string table of another order
+/// (every id differs): nothing is reported as needing a restart and the
+/// sending side is not rebuilt. A plan that moves the WAL directory is
+/// reported and the running WAL kept; the plan the agent then holds names
+/// the running directory, so a later reload back to the first plan is
+/// quiet again. Each SIGHUP lands while a scrape is in flight: the reload
+/// waits for it, and every served scrape arrives once.
+#[test]
+fn reload_compares_plans_by_their_strings_not_their_string_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = SlowReceiver::start(0);
+    let target = CountingTarget::start(slow_counted_body);
+    let (wal, moved_wal) = (dir.path().join("wal"), dir.path().join("moved-wal"));
+    let plan = |strings_first: &[&str], wal: &std::path::Path| -> Plan {
+        PlanBuilder::new()
+            .strings_first(strings_first)
+            .receiver_url(&receiver.url())
+            .tenant_header("THANOS-TENANT", "team-a")
+            .external_labels(&[("cluster", "rl")])
+            .wal_dir(wal)
+            .scrape_job("testapp", &[target.address()])
+            // The target's 300 ms is well within the timeout on a starved machine.
+            .job_timing(1_000, 1_000)
+            .build()
+    };
+    let plan_a = plan(&[], &wal);
+    let wal_str = wal.display().to_string();
+    let reordered = plan(&[&wal_str, &receiver.url(), "team-a", "testapp"], &wal);
+    assert_ne!(
+        (&reordered.wal, &reordered.receiver),
+        (&plan_a.wal, &plan_a.receiver)
+    );
+    assert_ne!(reordered.strings, plan_a.strings);
+    let moved = plan(&["THANOS-TENANT"], &moved_wal);
+
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan_a);
+    let port = free_port();
+    let log_path = dir.path().join("outpost.log");
+    let agent = outpost!().start(&plan_path, port, "reload-node", &log_path);
+    wait_for("2 scrapes at the receiver", Duration::from_secs(15), || {
+        let v = receiver.values_of("rl_scrape");
+        (v.len() == SERIES && v.values().all(|v| v.len() >= 2)).then_some(())
+    });
+
+    let reload = |plan: &Plan, reloads: usize| {
+        write_plan(dir.path(), "plan.bin", plan);
+        // The target has counted a scrape and takes 300 ms to answer it.
+        let served = target.served();
+        wait_for("a scrape in flight", Duration::from_secs(5), || {
+            (target.served() > served).then_some(())
+        });
+        agent.signal(Signal::HUP);
+        wait_for("the reload", Duration::from_secs(10), || {
+            (log_count(&log_path, "plan reloaded") == reloads).then_some(())
+        });
+    };
+    let restarts = || {
+        log_count(
+            &log_path,
+            "reload: wal settings (dir, max_bytes, segment_bytes, fsync) are NOT applied; restart required",
+        )
+    };
+    let rebuilds = || log_count(&log_path, "reload: remote write rebuilt");
+    reload(&reordered, 1);
+    assert_eq!((restarts(), rebuilds()), (0, 0), "{}", log_text(&log_path));
+    reload(&moved, 2);
+    assert_eq!((restarts(), rebuilds()), (1, 0), "{}", log_text(&log_path));
+    reload(&plan_a, 3);
+    assert_eq!((restarts(), rebuilds()), (1, 0), "{}", log_text(&log_path));
+
+    // Scrapes go on into the running WAL and on to the one receiver.
+    let served = target.served();
+    wait_for("every served scrape", Duration::from_secs(15), || {
+        let v = receiver.values_of("rl_scrape");
+        v.values().all(|v| v.len() as u64 >= served + 2).then_some(())
+    });
+    assert_each_scrape_once_in_order(&receiver.values_of("rl_scrape"), SERIES);
+    assert!(!moved_wal.exists(), "a WAL was opened in the moved directory");
+    let tenants = receiver.tenant_headers();
+    assert!(
+        tenants.iter().all(|t| t.as_deref() == Some("team-a")),
+        "{tenants:?}"
+    );
 }

@@ -1,13 +1,19 @@
 //! After the first exchange, further keep-alive exchanges on one HttpClientConn (plain HTTP,
-//! gzip body) allocate nothing on the calling thread: buffers come from `new`.
+//! gzip body) allocate nothing on the calling thread: buffers come from `new`. The status server
+//! answers a page that grows, on a connection slot used for the first time, without allocating:
+//! its buffers come from `bind`.
 
 mod net_support;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use mio::Events;
+use mio::{Events, Poll, Token};
 use net_support::*;
-use outpost_agent::net::{HttpClientConn, Progress, ResponseHead};
+use outpost_agent::net::{
+    HttpClientConn, HttpServer, Progress, Responder, Response, ResponseHead, ServerLimits,
+};
 use outpost_test_support::{count_allocations, CountingAllocator};
 
 #[global_allocator]
@@ -92,4 +98,83 @@ fn keep_alive_exchanges_after_warm_up_do_not_allocate() {
 
 fn round_trip_marker() -> u64 {
     0x6f_7574_706f_7374
+}
+
+/// A page a few bytes longer at every request, as the agent's `/metrics` is when its counters
+/// gain digits.
+struct GrowingPage {
+    len: usize,
+}
+
+impl Responder for GrowingPage {
+    fn respond(&mut self, _method: &str, _path: &str, out: &mut Response) {
+        self.len += 7;
+        out.body.resize(self.len, b'x');
+    }
+}
+
+/// Sends a GET on `s` and reads the whole answer: its length.
+fn fetch(mut s: TcpStream) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    answer.len()
+}
+
+#[test]
+fn status_server_answers_growing_pages_on_new_slots_without_allocating() {
+    const RESPONSE_BYTES: usize = 8 * 1024;
+    let mut poll = Poll::new().unwrap();
+    let limits = ServerLimits {
+        response_bytes: RESPONSE_BYTES,
+        ..ServerLimits::default()
+    };
+    let mut server = HttpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        poll.registry(),
+        Token(0),
+        100,
+        limits,
+    )
+    .unwrap();
+    let addr: SocketAddr = server.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let connect = || TcpStream::connect(addr).unwrap();
+        let mut lens = vec![fetch(connect())];
+        // One after another: every one in the first slot.
+        for _ in 0..4 {
+            lens.push(fetch(connect()));
+        }
+        // A connection that holds the first slot while a second is answered in the next one.
+        let held = connect();
+        std::thread::sleep(Duration::from_millis(50));
+        lens.push(fetch(connect()));
+        lens.push(fetch(held));
+        lens
+    });
+    let mut page = GrowingPage { len: 1_000 };
+    let mut events = Events::with_capacity(16);
+    let start = Instant::now();
+    let mut serve_until = |server: &mut HttpServer, page: &mut GrowingPage, responses: u64| {
+        while server.stats().responses < responses {
+            assert!(start.elapsed() < Duration::from_secs(20), "{:?}", server.stats());
+            poll.poll(&mut events, Some(Duration::from_millis(10))).unwrap();
+            for ev in events.iter() {
+                server.handle_event(poll.registry(), ev.token(), 0, page);
+            }
+        }
+    };
+    // The first answer is not counted: the listener's first accept may set things up.
+    serve_until(&mut server, &mut page, 1);
+    let ((), allocations) = count_allocations(|| serve_until(&mut server, &mut page, 7));
+    let lens = client.join().unwrap();
+    assert_eq!(server.stats().accepted, 7);
+    assert_eq!(page.len, 1_000 + 7 * 7);
+    // Each answer is the head and the page, one request later 7 bytes longer (the held
+    // connection's request was answered last).
+    let bodies: Vec<usize> = lens.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(bodies, [7; 6], "answer lengths {lens:?}");
+    assert_eq!(allocations, 0, "the status server allocated answering {lens:?}");
 }

@@ -4,11 +4,12 @@ mod net_support;
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use mio::Events;
 use net_support::*;
-use outpost_agent::net::{HttpClientConn, NetError, Phase, Request};
+use outpost_agent::net::{HttpClientConn, NetError, Phase, Progress, Request, ResponseHead};
 
 fn conn_to(server: &TestServer) -> HttpClientConn {
     HttpClientConn::new(server.addr, None, "localhost", CONN, small_bufs()).unwrap()
@@ -361,6 +362,59 @@ fn slowloris_response_ends_at_the_deadline() {
     );
     assert_eq!(err.to_string(), "timeout after 1500 ms during read response head");
     assert!(body.is_empty());
+    assert!(!conn.is_busy() && conn.deadline_ms().is_none());
+}
+
+/// The loop may reach a connection long after its deadline (a busy or
+/// starved process): an answer that had arrived by then is judged by itself,
+/// not failed as a timeout.
+#[test]
+fn answer_that_arrived_before_a_late_loop_looked_is_taken() {
+    let (request_seen, wait_request) = mpsc::channel();
+    let (answer, wait_answer) = mpsc::channel::<()>();
+    let (answered, wait_answered) = mpsc::channel();
+    let answer_rx = Mutex::new(wait_answer);
+    let server = TestServer::start(move |mut s| {
+        read_request(&mut s).unwrap();
+        request_seen.send(()).unwrap();
+        // Only once the client has stopped looking at its socket.
+        answer_rx.lock().unwrap().recv().unwrap();
+        write_all(&mut s, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        answered.send(()).unwrap();
+    });
+    let mut conn = conn_to(&server);
+    let mut driver = Driver::new();
+    let mut events = Events::with_capacity(16);
+    let mut body = Vec::new();
+    let mut sink = |_: &ResponseHead, b: &[u8]| -> Result<(), &'static str> {
+        body.extend_from_slice(b);
+        Ok(())
+    };
+    // The loop's time is an argument: the request starts at 0 with a deadline at 1000.
+    conn.start_request(driver.poll.registry(), &get("/", "h", 1000), 0)
+        .unwrap();
+    assert_eq!(conn.deadline_ms(), Some(1000));
+    // Connect and send the request, all at time 0.
+    while wait_request.try_recv().is_err() {
+        driver
+            .poll
+            .poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        if events.iter().any(|e| e.token() == conn.token()) {
+            assert!(matches!(
+                conn.handle_event(driver.poll.registry(), 0, &mut sink),
+                Progress::Pending
+            ));
+        }
+    }
+    answer.send(()).unwrap();
+    wait_answered.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The loop comes back half a second past the deadline.
+    match conn.handle_event(driver.poll.registry(), 1500, &mut sink) {
+        Progress::Done(head) => assert_eq!(head.status, 200),
+        other => panic!("the answer was there, got {other:?}"),
+    }
+    assert_eq!(body, b"hello");
     assert!(!conn.is_busy() && conn.deadline_ms().is_none());
 }
 

@@ -111,6 +111,21 @@ impl PlanBuilder {
         }
     }
 
+    /// Puts `strings` first in the plan's string table, ahead of those the
+    /// other calls add: the same plan with its table in another order (and
+    /// so other ids), as another compilation of the spec may write it. The
+    /// first call on the builder.
+    pub fn strings_first(mut self, strings: &[&str]) -> Self {
+        assert!(
+            self.plan.strings.is_empty(),
+            "strings_first comes before any other call"
+        );
+        for s in strings {
+            self.intern(s);
+        }
+        self
+    }
+
     /// The id of `s` in the plan's string table, added if new.
     fn intern(&mut self, s: &str) -> StrId {
         intern(&mut self.plan, s)

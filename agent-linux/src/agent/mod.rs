@@ -30,6 +30,7 @@
 //! [`Sender`]: outpost_core::queue::Sender
 
 mod endpoint;
+mod plan_compare;
 mod reload;
 mod resolver;
 mod scraping;
@@ -59,7 +60,7 @@ use scraping::{ScrapeIo, Scraping};
 use shipping::{Shipping, ACK_FLOOR_PERSIST_MS, IN_FLIGHT_GRACE_MS};
 use signals::Signals;
 pub use start_error::StartError;
-use status::{RuntimeInfo, SelfMetrics, StatusView};
+use status::{RuntimeInfo, SelfMetrics, StatusView, STATUS_PAGE_BYTES};
 use token::{Token, STATUS_CONNS};
 
 /// Longest sleep of the loop: the ack floor is persisted about this often.
@@ -94,6 +95,9 @@ pub struct Agent {
     ship: Shipping,
     info: RuntimeInfo,
     ready: bool,
+    /// SIGHUP came while scrapes were in flight: no scrape starts, and the
+    /// plan is reloaded once those have ended.
+    reload_waiting: bool,
     last_reshard_check_ms: u64,
     resolver: ResolverThread,
     resolution: Resolution,
@@ -137,6 +141,7 @@ impl Agent {
             mio::Token::from(Token::StatusConn(0)).0,
             ServerLimits {
                 max_conns: STATUS_CONNS,
+                response_bytes: STATUS_PAGE_BYTES,
                 ..ServerLimits::default()
             },
         )
@@ -179,6 +184,7 @@ impl Agent {
             ship,
             info,
             ready: false,
+            reload_waiting: false,
             last_reshard_check_ms: now,
             resolver,
             resolution,
@@ -255,7 +261,12 @@ impl Agent {
         }
         self.events = events;
         let asked = self.signals.take();
-        if asked.reload {
+        // A reload replaces the scrape side and closes its connections: it
+        // waits for the scrapes in flight (each ends by its timeout at the
+        // latest), so no answer a target has served is thrown away.
+        self.reload_waiting |= asked.reload;
+        if self.reload_waiting && !self.scraping.in_flight() {
+            self.reload_waiting = false;
             self.reload(now);
         }
         asked.stop.map(Stop::Signal)
@@ -277,10 +288,10 @@ impl Agent {
                 };
                 self.server.handle_event(registry, raw, now, &mut view);
             }
-            Token::Shard(shard) => self.ship.handle_shard_event(registry, shard, now, false),
+            Token::Shard(shard) => self.ship.handle_shard_event(registry, shard, now),
             Token::Target(i) => {
                 let (scraping, mut io) = self.scraping_and_io();
-                scraping.handle_event(i, now, false, &mut io);
+                scraping.handle_event(i, now, &mut io);
             }
         }
     }
@@ -319,8 +330,9 @@ impl Agent {
         self.server.handle_timeout(registry, now);
         self.ship.side.endpoint.name.ask_if_due(now, &self.resolver);
         self.scraping.ask_names_if_due(now, &self.resolver);
+        let starting = !self.reload_waiting;
         let (scraping, mut io) = self.scraping_and_io();
-        scraping.tick(now, &mut io);
+        scraping.tick(now, starting, &mut io);
         let registry = self.poll.registry();
         self.ship.handle_timeouts(registry, now);
         self.maybe_reshard(now);
@@ -354,7 +366,7 @@ impl Agent {
 
     fn next_deadline(&mut self) -> Option<u64> {
         [
-            self.scraping.next_deadline(),
+            self.scraping.next_deadline(!self.reload_waiting),
             self.ship.next_deadline(),
             self.server.deadline_ms(),
         ]
@@ -378,8 +390,7 @@ impl Agent {
             self.ship.wall_ms = self.clock.wall_ms();
             for event in events.iter() {
                 if let Token::Shard(shard) = Token::from(event.token()) {
-                    self.ship
-                        .handle_shard_event(self.poll.registry(), shard, now, false);
+                    self.ship.handle_shard_event(self.poll.registry(), shard, now);
                 }
             }
         }

@@ -1,10 +1,13 @@
-//! SIGHUP: a new plan replaces the scrape side. A changed receiver or
+//! SIGHUP: a new plan replaces the scrape side, once no scrape is in flight
+//! (the loop starts none while a reload waits). A changed receiver or
 //! queue rebuilds the sending side over the same WAL (see
 //! [`Shipping::request_rebuild`](super::shipping::Shipping)); WAL settings
-//! wait for a restart. A bad plan keeps the old one whole.
+//! wait for a restart. A bad plan keeps the old one whole. Sections are
+//! compared by what they say ([`SameMeaning`]), not by their string ids.
 
-use outpost_core::plan::Plan;
+use outpost_core::plan::{Plan, StrId, Wal};
 
+use super::plan_compare::SameMeaning;
 use super::scraping::Scraping;
 use super::shipping::ReceiverSide;
 use super::{load_plan, Agent};
@@ -17,7 +20,9 @@ impl Agent {
             Ok(p) => self.keep_what_needs_a_restart(p),
             Err(e) => return self.reload_failed(&e),
         };
-        let shipping_changed = plan.receiver != self.plan.receiver || plan.queue != self.plan.queue;
+        // The queue holds no string ids: `==` compares what it says.
+        let shipping_changed = !plan.receiver.same_meaning(&plan, &self.plan.receiver, &self.plan)
+            || plan.queue != self.plan.queue;
         let side = if shipping_changed {
             match ReceiverSide::build(&plan) {
                 Ok(side) => Some(side),
@@ -81,14 +86,19 @@ impl Agent {
 
     /// The running plan's values for what a reload cannot change, logged.
     fn keep_what_needs_a_restart(&self, mut plan: Plan) -> Plan {
-        if plan.wal != self.plan.wal {
+        if !plan.wal.same_meaning(&plan, &self.plan.wal, &self.plan) {
             // The WAL's directory, bound and segment size shape the open
             // segments; moving them under a running sender is not supported.
             log::warn(
                 "reload: wal settings (dir, max_bytes, segment_bytes, fsync) are NOT applied; restart required",
                 &[("plan", &self.args.plan.display())],
             );
-            plan.wal = self.plan.wal.clone();
+            // The running settings, with the directory's id in the new table.
+            let dir = self.plan.str(self.plan.wal.dir);
+            plan.wal = Wal {
+                dir: id_in(&mut plan, dir),
+                ..self.plan.wal.clone()
+            };
         }
         if plan.queue.max_batch_bytes > self.plan.queue.max_batch_bytes {
             // WAL records were sized for the old bound at open.
@@ -108,4 +118,16 @@ impl Agent {
         self.info.reload_config_success = false;
         log::error("reload failed, keeping the running plan", &[("err", &err)]);
     }
+}
+
+/// The id of `s` in `plan`'s string table, added at its end if missing.
+fn id_in(plan: &mut Plan, s: &str) -> StrId {
+    let i = match plan.strings.iter().position(|x| x == s) {
+        Some(i) => i,
+        None => {
+            plan.strings.push(s.to_string());
+            plan.strings.len() - 1
+        }
+    };
+    StrId(i as u32)
 }

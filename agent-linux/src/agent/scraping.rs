@@ -211,32 +211,38 @@ impl Scraping {
         }
     }
 
-    /// Works the targets' deadlines: requests that timed out, scrapes due.
-    pub(super) fn tick(&mut self, now: u64, io: &mut ScrapeIo<'_>) {
+    /// Works the targets' deadlines: requests that timed out, and, when
+    /// `starting`, scrapes due.
+    pub(super) fn tick(&mut self, now: u64, starting: bool, io: &mut ScrapeIo<'_>) {
         for i in 0..self.targets.len() {
             let timed_out = match &self.targets[i].source {
                 Source::Http(h) => h.conn.deadline_ms().is_some_and(|d| now >= d),
                 _ => false,
             };
             if timed_out {
-                self.handle_event(i, now, true, io);
+                self.handle_event(i, now, io);
             }
-            if self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
+            if starting && self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
                 self.start_scrape(i, now, io);
             }
         }
     }
 
     /// The earliest moment a target needs the loop: its request's deadline
-    /// while it scrapes, its next scrape otherwise.
-    pub(super) fn next_deadline(&self) -> Option<u64> {
+    /// while it scrapes, otherwise its next scrape when `starting`.
+    pub(super) fn next_deadline(&self, starting: bool) -> Option<u64> {
         self.targets
             .iter()
-            .map(|t| match (&t.source, t.started_ms) {
-                (Source::Http(h), Some(_)) => h.conn.deadline_ms().unwrap_or(u64::MAX),
-                _ => t.next_at_ms,
+            .filter_map(|t| match (&t.source, t.started_ms) {
+                (Source::Http(h), Some(_)) => h.conn.deadline_ms(),
+                _ => starting.then_some(t.next_at_ms),
             })
             .min()
+    }
+
+    /// Whether a target's scrape has started and not ended.
+    pub(super) fn in_flight(&self) -> bool {
+        self.targets.iter().any(|t| t.started_ms.is_some())
     }
 
     fn start_scrape(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
@@ -281,9 +287,9 @@ impl Scraping {
         }
     }
 
-    /// A socket event (or, with `timeout`, the deadline) of target `i`'s
-    /// connection: body bytes go into its pipeline as they arrive.
-    pub(super) fn handle_event(&mut self, i: usize, now: u64, timeout: bool, io: &mut ScrapeIo<'_>) {
+    /// A socket event of target `i`'s connection, or its deadline: body
+    /// bytes go into its pipeline as they arrive.
+    pub(super) fn handle_event(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
         let batcher = &mut self.batcher;
         let Some(t) = self.targets.get_mut(i) else {
             return;
@@ -311,11 +317,7 @@ impl Scraping {
             }
             pipeline.handle_chunk(chunk, batcher)
         };
-        let progress = if timeout {
-            h.conn.handle_timeout(io.registry, now)
-        } else {
-            h.conn.handle_event(io.registry, now, &mut sink)
-        };
+        let progress = h.conn.handle_event(io.registry, now, &mut sink);
         match progress {
             Progress::Pending => {}
             Progress::Done(head) if head.status == 200 => {

@@ -234,6 +234,10 @@ fn render_clock_metrics(
     }
 }
 
+/// The room reserved at start for a status page: the rendered `/metrics`
+/// text, and each status connection's response buffer.
+pub(super) const STATUS_PAGE_BYTES: usize = 64 * 1024;
+
 /// The agent's own `/metrics` page, rendered for the status server and for
 /// the self-scrape into buffers allocated once.
 pub(super) struct SelfMetrics {
@@ -244,7 +248,7 @@ pub(super) struct SelfMetrics {
 impl SelfMetrics {
     pub(super) fn new() -> SelfMetrics {
         SelfMetrics {
-            text: String::with_capacity(64 * 1024),
+            text: String::with_capacity(STATUS_PAGE_BYTES),
             process: ProcessMetrics::new(),
         }
     }

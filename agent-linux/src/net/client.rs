@@ -1,10 +1,11 @@
 //! One outgoing HTTP/1.1 connection, plain or TLS, driven by a single-threaded mio loop.
 //!
 //! The loop owns the `Poll`; this type owns its socket and registers it under the token it was
-//! given. For every event on that token the loop calls [`HttpClientConn::handle_event`]; when
-//! [`HttpClientConn::deadline_ms`] passes it calls [`HttpClientConn::handle_timeout`]. Sockets
-//! are registered edge-triggered for both directions once, so each call works until the socket
-//! says `WouldBlock`.
+//! given. The loop calls [`HttpClientConn::handle_event`] for every event on that token and
+//! once [`HttpClientConn::deadline_ms`] has passed. Sockets are registered edge-triggered for
+//! both directions once, so each call works until the socket says `WouldBlock`. A deadline is
+//! judged after reading what has arrived: an answer that came in while the loop was busy
+//! elsewhere is taken, not failed as a timeout.
 //!
 //! Buffers (request, read, response head, inflate window) are allocated in `new` and reused for
 //! every request on every reconnect. The TLS session object is created per TCP connection, which
@@ -153,7 +154,8 @@ impl HttpClientConn {
         self.token
     }
 
-    /// When the loop must call [`Self::handle_timeout`], if a request is in flight.
+    /// When the loop must call [`Self::handle_event`] even without an event, if a request is in
+    /// flight.
     pub fn deadline_ms(&self) -> Option<u64> {
         self.deadline_ms
     }
@@ -272,8 +274,8 @@ impl HttpClientConn {
         self.connected = false;
     }
 
-    /// The deadline passed: fails the exchange with a timeout naming the phase.
-    pub fn handle_timeout<E>(&mut self, registry: &Registry, now_ms: u64) -> Progress<E> {
+    /// Past the deadline, an exchange still incomplete fails with a timeout naming the phase.
+    fn fail_if_past_deadline<E>(&mut self, registry: &Registry, now_ms: u64) -> Progress<E> {
         match self.deadline_ms {
             Some(d) if now_ms >= d && self.exchange == Exchange::InFlight => {
                 let phase = self.phase();
@@ -290,7 +292,9 @@ impl HttpClientConn {
         }
     }
 
-    /// Works the socket after an event on this connection's token.
+    /// Works the socket after an event on this connection's token, or once the deadline has
+    /// passed: what has arrived is read first, so an answer is judged by itself however late the
+    /// loop got to it; an exchange still incomplete past its deadline fails as a timeout.
     pub fn handle_event<E>(
         &mut self,
         registry: &Registry,
@@ -298,12 +302,9 @@ impl HttpClientConn {
         sink: &mut BodySink<'_, E>,
     ) -> Progress<E> {
         if self.stream.is_none() {
-            return Progress::Pending;
+            return self.fail_if_past_deadline(registry, now_ms);
         }
-        if self.exchange == Exchange::InFlight && self.deadline_ms.is_some_and(|d| now_ms >= d) {
-            return self.handle_timeout(registry, now_ms);
-        }
-        match self.drive(registry, sink) {
+        let progress = match self.drive(registry, sink) {
             Ok(p) => p,
             Err(Failure::Net(NetError::Io { kind, .. })) if self.may_resend() && is_reset(kind) => {
                 match self.resend(registry) {
@@ -312,6 +313,10 @@ impl HttpClientConn {
                 }
             }
             Err(f) => self.fail(registry, f),
+        };
+        match progress {
+            Progress::Pending => self.fail_if_past_deadline(registry, now_ms),
+            ended => ended,
         }
     }
 

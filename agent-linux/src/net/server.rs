@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-/// Filled by the [`Responder`]; its `body` buffer is reused for later responses.
+/// Filled by the [`Responder`]; each connection slot has its own, and its `body` buffer is
+/// reused for the slot's later responses.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -43,6 +44,9 @@ pub struct ServerLimits {
     pub max_request_bytes: usize,
     /// From accept until the response is written.
     pub timeout_ms: u64,
+    /// Each connection's response buffer is reserved this large at bind, so answering never
+    /// allocates while responses stay within it (a larger one grows that connection's buffer).
+    pub response_bytes: usize,
 }
 
 impl Default for ServerLimits {
@@ -51,6 +55,7 @@ impl Default for ServerLimits {
             max_conns: 16,
             max_request_bytes: 4096,
             timeout_ms: 10_000,
+            response_bytes: 16 * 1024,
         }
     }
 }
@@ -60,8 +65,8 @@ struct Slot {
     req: Box<[u8]>,
     req_len: usize,
     head: Vec<u8>,
-    body: Vec<u8>,
-    /// Bytes of head+body written so far; `Some` once the response is ready.
+    response: Response,
+    /// Bytes of head and body written so far; `Some` once the response is ready.
     written: Option<usize>,
     deadline_ms: u64,
 }
@@ -82,7 +87,6 @@ pub struct HttpServer {
     listener_token: Token,
     conn_token_base: usize,
     slots: Vec<Slot>,
-    scratch: Response,
     limits: ServerLimits,
     stats: ServerStats,
 }
@@ -105,7 +109,11 @@ impl HttpServer {
                 req: vec![0u8; limits.max_request_bytes.max(64)].into_boxed_slice(),
                 req_len: 0,
                 head: Vec::with_capacity(256),
-                body: Vec::new(),
+                response: Response {
+                    status: 200,
+                    content_type: "text/plain",
+                    body: Vec::with_capacity(limits.response_bytes),
+                },
                 written: None,
                 deadline_ms: 0,
             })
@@ -115,11 +123,6 @@ impl HttpServer {
             listener_token,
             conn_token_base,
             slots,
-            scratch: Response {
-                status: 200,
-                content_type: "text/plain",
-                body: Vec::new(),
-            },
             limits,
             stats: ServerStats::default(),
         })
@@ -280,46 +283,27 @@ impl HttpServer {
     }
 
     fn prepare_error(&mut self, i: usize, status: u16, msg: &str) {
-        self.scratch.reset();
-        self.scratch.status = status;
-        self.scratch.body.extend_from_slice(msg.as_bytes());
-        self.finish_prepare(i, false);
+        let slot = &mut self.slots[i];
+        slot.response.reset();
+        slot.response.status = status;
+        slot.response.body.extend_from_slice(msg.as_bytes());
+        slot.finish_response(false);
     }
 
     fn prepare(&mut self, i: usize, responder: &mut dyn Responder) {
-        if self.slots[i].written.is_some() {
+        let slot = &mut self.slots[i];
+        if slot.written.is_some() {
             return;
         }
-        let slot = &self.slots[i];
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut parsed = httparse::Request::new(&mut headers);
         let _ = parsed.parse(&slot.req[..slot.req_len]);
         let method = parsed.method.unwrap_or("GET");
         let path = parsed.path.unwrap_or("/");
         let path = path.split('?').next().unwrap_or(path);
-        self.scratch.reset();
-        let is_head = method == "HEAD";
-        responder.respond(method, path, &mut self.scratch);
-        self.finish_prepare(i, is_head);
-    }
-
-    fn finish_prepare(&mut self, i: usize, omit_body: bool) {
-        let slot = &mut self.slots[i];
-        // Swap rather than copy: the body buffers circulate between scratch and slots.
-        std::mem::swap(&mut slot.body, &mut self.scratch.body);
-        slot.head.clear();
-        let _ = write!(
-            slot.head,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.scratch.status,
-            reason_phrase(self.scratch.status),
-            self.scratch.content_type,
-            slot.body.len()
-        );
-        if omit_body {
-            slot.body.clear();
-        }
-        slot.written = Some(0);
+        slot.response.reset();
+        responder.respond(method, path, &mut slot.response);
+        slot.finish_response(method == "HEAD");
     }
 
     /// `Ok(true)` once everything is written.
@@ -328,16 +312,14 @@ impl HttpServer {
         let Some(mut written) = slot.written else {
             return Ok(false);
         };
-        let total = slot.head.len() + slot.body.len();
+        let (head, body) = (&slot.head, &slot.response.body);
+        let total = head.len() + body.len();
         let stream = slot.stream.as_mut().ok_or(())?;
         while written < total {
-            let bufs: [IoSlice<'_>; 2] = if written < slot.head.len() {
-                [IoSlice::new(&slot.head[written..]), IoSlice::new(&slot.body)]
+            let bufs: [IoSlice<'_>; 2] = if written < head.len() {
+                [IoSlice::new(&head[written..]), IoSlice::new(body)]
             } else {
-                [
-                    IoSlice::new(&slot.body[written - slot.head.len()..]),
-                    IoSlice::new(&[]),
-                ]
+                [IoSlice::new(&body[written - head.len()..]), IoSlice::new(&[])]
             };
             match stream.write_vectored(&bufs) {
                 Ok(0) => return Err(()),
@@ -349,6 +331,26 @@ impl HttpServer {
         }
         slot.written = Some(written);
         Ok(written == total)
+    }
+}
+
+impl Slot {
+    /// Renders the head for the response the slot holds; it goes out from the next write.
+    fn finish_response(&mut self, omit_body: bool) {
+        let r = &mut self.response;
+        self.head.clear();
+        let _ = write!(
+            self.head,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            r.status,
+            reason_phrase(r.status),
+            r.content_type,
+            r.body.len()
+        );
+        if omit_body {
+            r.body.clear();
+        }
+        self.written = Some(0);
     }
 }
 

@@ -178,14 +178,13 @@ impl Driver {
                 body.extend_from_slice(b);
                 Ok(())
             };
-            let mut outcome = Progress::Pending;
             let had_event = self.events.iter().any(|e| e.token() == conn.token());
-            if had_event {
-                outcome = conn.handle_event(self.poll.registry(), now, &mut sink);
-            }
-            if outcome == Progress::Pending {
-                outcome = conn.handle_timeout(self.poll.registry(), now);
-            }
+            let due = conn.deadline_ms().is_some_and(|d| now >= d);
+            let outcome = if had_event || due {
+                conn.handle_event(self.poll.registry(), now, &mut sink)
+            } else {
+                Progress::Pending
+            };
             match outcome {
                 Progress::Pending => {}
                 Progress::Done(head) => return (Ok(head), body),

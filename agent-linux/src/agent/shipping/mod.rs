@@ -168,7 +168,7 @@ impl Shipping {
                 .and_then(|s| s.conn.deadline_ms())
                 .is_some_and(|d| now >= d);
             if due {
-                self.handle_shard_event(registry, shard, now, true);
+                self.handle_shard_event(registry, shard, now);
             }
         }
     }

@@ -174,24 +174,14 @@ impl Shipping {
         self.request.finish(&mut self.body)
     }
 
-    /// A socket event (or, with `timeout`, the deadline) of shard `shard`'s
-    /// connection; its answer goes to the sender.
-    pub(in crate::agent) fn handle_shard_event(
-        &mut self,
-        registry: &Registry,
-        shard: usize,
-        now: u64,
-        timeout: bool,
-    ) {
+    /// A socket event of shard `shard`'s connection, or its deadline; its
+    /// answer goes to the sender.
+    pub(in crate::agent) fn handle_shard_event(&mut self, registry: &Registry, shard: usize, now: u64) {
         let Some(sc) = self.shards.get_mut(shard).and_then(Option::as_mut) else {
             return;
         };
         let mut discard = |_: &ResponseHead, _: &[u8]| -> Result<(), ()> { Ok(()) };
-        let progress = if timeout {
-            sc.conn.handle_timeout::<()>(registry, now)
-        } else {
-            sc.conn.handle_event(registry, now, &mut discard)
-        };
+        let progress = sc.conn.handle_event(registry, now, &mut discard);
         let Some(run) = sc.in_flight else {
             return;
         };
