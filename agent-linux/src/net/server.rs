@@ -1,5 +1,6 @@
-//! The agent's status server (`/metrics`, `/-/healthy`, `/-/ready`, `/api/v1/status/runtimeinfo`):
-//! a nonblocking HTTP/1.1 server on a mio listener with a fixed number of connection slots.
+//! The agent's status server (`/metrics`, `/metrics/node`, `/api/v1/targets`, `/-/healthy`, ...; the
+//! pages are the [`Responder`]'s): a nonblocking HTTP/1.1 server on a mio listener with a fixed
+//! number of connection slots.
 //!
 //! One request per connection, then `Connection: close`: scrapers of the agent come every few
 //! seconds at most, and it keeps the state per slot to a buffer and a cursor. A connection that
@@ -31,8 +32,10 @@ impl Response {
 
 /// The caller's side: render the answer for one request.
 pub trait Responder {
-    /// `path` excludes the query string; `out` arrives with status 200, text/plain and an empty body.
-    fn respond(&mut self, method: &str, path: &str, out: &mut Response);
+    /// `path` excludes the query string, which comes as `query` (without the `?`, still
+    /// percent-encoded, empty when there is none); `out` arrives with status 200, text/plain and an
+    /// empty body.
+    fn respond(&mut self, method: &str, path: &str, query: &str, out: &mut Response);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,11 +298,11 @@ impl HttpServer {
         let mut parsed = httparse::Request::new(&mut headers);
         let _ = parsed.parse(&slot.req[..slot.req_len]);
         let method = parsed.method.unwrap_or("GET");
-        let path = parsed.path.unwrap_or("/");
-        let path = path.split('?').next().unwrap_or(path);
+        let target = parsed.path.unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         self.scratch.reset();
         let is_head = method == "HEAD";
-        responder.respond(method, path, &mut self.scratch);
+        responder.respond(method, path, query, &mut self.scratch);
         self.finish_prepare(i, is_head);
     }
 
