@@ -396,12 +396,12 @@ impl Responder for StatusView<'_> {
                 let stats = targets.iter().map(|t| &t.stats);
                 let text = self.self_metrics.render(self.ship, stats, self.procfs);
                 out.content_type = TEXT_FORMAT;
-                out.body.extend_from_slice(text.as_bytes());
+                out.push_page(text.as_bytes());
             }
             NODE_PAGE => match self.scraping.node_page() {
                 Some(text) => {
                     out.content_type = TEXT_FORMAT;
-                    out.body.extend_from_slice(text.as_bytes());
+                    out.push_page(text.as_bytes());
                 }
                 None => {
                     out.status = 404;
@@ -416,7 +416,7 @@ impl Responder for StatusView<'_> {
                 let active = targets.iter().map(Target::active);
                 targets_api::render(text, query, self.node_name, active, dropped);
                 out.content_type = "application/json";
-                out.body.extend_from_slice(text.as_bytes());
+                out.push_page(text.as_bytes());
             }
             "/-/healthy" => out.body.extend_from_slice(b"Healthy\n"),
             "/-/ready" if self.ready => out.body.extend_from_slice(b"Ready\n"),
@@ -428,7 +428,7 @@ impl Responder for StatusView<'_> {
                 let text = &mut self.self_metrics.text;
                 render_runtimeinfo(self.info, text);
                 out.content_type = "application/json";
-                out.body.extend_from_slice(text.as_bytes());
+                out.push_page(text.as_bytes());
             }
             _ => {
                 out.status = 404;
