@@ -172,6 +172,13 @@ fn push_shared_escape(out: &mut String, c: char) -> bool {
 /// JSON string with the escapes RFC 8259 requires.
 pub fn json_string(out: &mut String, v: &str) {
     out.push('"');
+    json_escaped(out, v);
+    out.push('"');
+}
+
+/// The inside of a JSON string: `v` with the escapes RFC 8259 requires,
+/// without the quotes (for a string written in pieces).
+pub fn json_escaped(out: &mut String, v: &str) {
     for c in v.chars() {
         if push_shared_escape(out, c) {
             continue;
@@ -182,7 +189,6 @@ pub fn json_string(out: &mut String, v: &str) {
             out.push(c);
         }
     }
-    out.push('"');
 }
 
 /// `2026-11-24T18:30:39.123Z`, from milliseconds since the epoch.

@@ -1,7 +1,10 @@
 //! The event loop itself allocates nothing once warm: scrape timers, the
-//! HTTP client reading a target, the node collectors, the self-scrape, the
-//! pipeline, the WAL append, the sender, the remote-write POST and its
-//! answer, ack-floor bookkeeping and the status server answering /metrics.
+//! HTTP client reading a target, a target refusing connections and one over
+//! its sample limit (their errors recorded for `/api/v1/targets`), the node
+//! collectors, the self-scrape, the pipeline, the WAL append, the sender,
+//! the remote-write POST and its answer, ack-floor bookkeeping and the
+//! status server answering `/metrics`, `/metrics/node` and
+//! `/api/v1/targets` (with and without a query).
 //!
 //! The agent runs in this process under a counting allocator that counts
 //! only on the loop's thread (the loopback target and receiver threads
@@ -24,11 +27,11 @@ use outpost_agent::collectors::{
 };
 use outpost_agent::log;
 use outpost_agent::wal::{DiskWal, WalConfig, WalLock};
-use outpost_core::plan::{Collector, Fsync};
+use outpost_core::plan::{Collector, Fsync, Limits};
 use outpost_core::queue::RecordMeta;
 use outpost_test_support::{
-    allocation_stacks, get_metrics, write_plan, CountingAllocator, PlanBuilder, RecordingReceiver,
-    TargetServer,
+    allocation_stacks, free_port, get_metrics, http_get, metric_sum, write_plan, CountingAllocator,
+    PlanBuilder, RecordingReceiver, TargetServer, LIMITS,
 };
 
 #[global_allocator]
@@ -39,7 +42,8 @@ fn allocating_function(stack: &str) -> String {
     stack
         .lines()
         .filter_map(|l| l.trim().split_once(": ").map(|(_, f)| f))
-        .find(|f| f.starts_with("outpost_agent::") && !f.contains("{{closure}}"))
+        // `<outpost_agent::X as outpost_agent::Trait>::method` counts too.
+        .find(|f| f.trim_start_matches('<').starts_with("outpost_agent::") && !f.contains("{{closure}}"))
         .unwrap_or("(no outpost_agent frame)")
         .to_string()
 }
@@ -74,6 +78,12 @@ fn warm_loop_allocates_nothing() {
         .wal_dir(&dir.path().join("wal"))
         .node_collectors(&collectors)
         .scrape_job("testapp", &[target.address()])
+        .scrape_job("refused", &[format!("127.0.0.1:{}", free_port())])
+        .scrape_job("limited", &[target.address()])
+        .job_limits(Limits {
+            samples: 10,
+            ..LIMITS
+        })
         .build();
     let plan_path = write_plan(dir.path(), "plan.bin", &plan);
     log::init(log::Format::Logfmt, log::Level::Warn);
@@ -82,15 +92,45 @@ fn warm_loop_allocates_nothing() {
     let status_port = agent.listen_addr().unwrap().port();
 
     // Warm-up: four 1 s rounds grow every buffer to its working size and
-    // open the target, receiver and status connections.
+    // open the target, receiver and status connections. Every page is asked
+    // for in every round, while counting too.
     let poller = std::thread::spawn(move || {
-        for _ in 0..8 {
+        let page = |path: &str, must_contain: &str| {
+            http_get(status_port, path)
+                .is_some_and(|(status, body)| status == 200 && body.contains(must_contain))
+        };
+        // Failed scrapes of the two failing targets, as /metrics counts them, per round.
+        let mut failures = Vec::new();
+        for round in 0..8 {
             std::thread::sleep(Duration::from_millis(900));
-            if !get_metrics(status_port).is_some_and(|m| m.contains("prometheus_remote_storage_shards")) {
-                return false;
+            let metrics = get_metrics(status_port).unwrap_or_default();
+            let failed = |job: &str| {
+                let job = format!("job=\"{job}\"");
+                metric_sum(&metrics, "outpost_target_scrape_failures_total", &[&job])
+            };
+            failures.push((failed("refused"), failed("limited")));
+            let answered = [
+                metrics.contains("prometheus_remote_storage_shards"),
+                page("/metrics/node", "\nnode_load1 "),
+                // Once every target has been scraped, each shows how.
+                page(
+                    "/api/v1/targets",
+                    if round > 2 {
+                        "more than limits.samples (10)"
+                    } else {
+                        ""
+                    },
+                ),
+                page(
+                    "/api/v1/targets?state=active&scrapePool=testapp",
+                    "\"health\":\"up\"",
+                ),
+            ];
+            if answered.contains(&false) {
+                return Err(format!("round {round}: {answered:?}"));
             }
         }
-        true
+        Ok(failures)
     });
     assert!(agent.run_for(Duration::from_millis(4_000)).is_none());
     let posts_before = receiver.count();
@@ -102,11 +142,18 @@ fn warm_loop_allocates_nothing() {
 
     let posts = receiver.count() - posts_before;
     eprintln!("allocations on the loop thread over 5 warm rounds: {allocations} {by_function:#?}");
-    assert!(poller.join().unwrap(), "status server stopped answering /metrics");
+    let failures = poller.join().unwrap().expect("status pages answered");
     assert_eq!(agent.stop(), 0);
-    // Five rounds of three scrapes (node, target, self) and at least a POST
-    // per round really happened while counting.
+    // Five rounds of five scrapes (node, three targets, self) and at least a
+    // POST per round really happened while counting.
     assert!(posts >= 5, "only {posts} remote writes while counting");
+    // Rounds 4 to 7 of the poller fell in the counted 5 s (from 4.5 s to
+    // 7.2 s): the failing targets failed, and were recorded, meanwhile.
+    let (before, after) = (failures[3], failures[7]);
+    assert!(
+        after.0 - before.0 >= 2.0 && after.1 - before.1 >= 1.0,
+        "failed scrapes (refused, limited) per round: {failures:?}"
+    );
     assert_eq!(
         by_function.values().sum::<u64>(),
         allocations,

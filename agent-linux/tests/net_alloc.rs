@@ -107,7 +107,7 @@ struct GrowingPage {
 }
 
 impl Responder for GrowingPage {
-    fn respond(&mut self, _method: &str, _path: &str, out: &mut Response) {
+    fn respond(&mut self, _method: &str, _path: &str, _query: &str, out: &mut Response) {
         self.len += 7;
         out.body.resize(self.len, b'x');
     }

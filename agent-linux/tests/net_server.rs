@@ -13,7 +13,7 @@ use outpost_agent::net::{HttpServer, Responder, Response, ServerLimits, ServerSt
 struct StatusPages;
 
 impl Responder for StatusPages {
-    fn respond(&mut self, method: &str, path: &str, out: &mut Response) {
+    fn respond(&mut self, method: &str, path: &str, query: &str, out: &mut Response) {
         if method != "GET" && method != "HEAD" {
             out.status = 405;
             return;
@@ -25,6 +25,7 @@ impl Responder for StatusPages {
                     .extend_from_slice(b"prometheus_remote_storage_samples_total 42\n");
             }
             "/-/healthy" => out.body.extend_from_slice(b"OK\n"),
+            "/query" => out.body.extend_from_slice(query.as_bytes()),
             "/big" => out.body.extend(std::iter::repeat_n(b'b', 3 << 20)),
             _ => {
                 out.status = 404;
@@ -137,6 +138,25 @@ fn get_metrics_returns_the_callers_body() {
     let stats = server.finish();
     assert_eq!(stats.accepted, 3);
     assert_eq!(stats.responses, 3);
+}
+
+#[test]
+fn the_query_string_reaches_the_responder_apart_from_the_path() {
+    let server = Running::start(ServerLimits::default());
+    for (request, body) in [
+        (
+            &b"GET /query?state=active&scrapePool=a%20b HTTP/1.1\r\n\r\n"[..],
+            "state=active&scrapePool=a%20b",
+        ),
+        (b"GET /query HTTP/1.1\r\n\r\n", ""),
+        (b"GET /query? HTTP/1.1\r\n\r\n", ""),
+        (b"GET /query?a=1?b=2 HTTP/1.1\r\n\r\n", "a=1?b=2"),
+    ] {
+        let resp = roundtrip(&mut connect(server.addr), request);
+        let (head, got) = split(&resp);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(got, body, "{}", String::from_utf8_lossy(request));
+    }
 }
 
 #[test]

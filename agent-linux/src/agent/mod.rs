@@ -21,8 +21,9 @@
 //! The parts: [`scraping`] (targets and their scrapes), [`shipping`] (WAL,
 //! sender, receiver connections), [`resolver`] and [`endpoint`] (where to
 //! connect), [`secrets`] (credential files), [`signals`], [`status`] (the
-//! status pages), [`reload`] (SIGHUP), [`token`] (what a mio event is
-//! about), [`start_error`] (why a start failed).
+//! status pages) and [`targets_api`] (`/api/v1/targets`), [`reload`]
+//! (SIGHUP), [`token`] (what a mio event is about), [`start_error`] (why a
+//! start failed).
 //!
 //! [`TargetPipeline`]: outpost_core::pipeline::TargetPipeline
 //! [`Batcher`]: outpost_core::pipeline::Batcher
@@ -39,6 +40,7 @@ mod shipping;
 mod signals;
 mod start_error;
 mod status;
+mod targets_api;
 mod token;
 
 use std::fs;
@@ -280,9 +282,10 @@ impl Agent {
             Token::Listener | Token::StatusConn(_) => {
                 let mut view = StatusView {
                     ship: &self.ship,
-                    targets: self.scraping.targets.iter().map(|t| &t.stats),
+                    scraping: &self.scraping,
                     info: &self.info,
                     procfs: &self.args.procfs,
+                    node_name: &self.args.node_name,
                     ready: self.ready,
                     self_metrics: &mut self.self_metrics,
                 };

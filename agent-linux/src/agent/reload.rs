@@ -60,7 +60,6 @@ impl Agent {
                         t.pipeline.retire(wall, &mut old.batcher, &mut self.ship);
                     }
                     std::mem::swap(&mut n.stats, &mut t.stats);
-                    n.up = t.up;
                     n.too_old_logged_ms = t.too_old_logged_ms;
                     n.too_old_unlogged = t.too_old_unlogged;
                 }

@@ -4,6 +4,7 @@
 //! [`Batcher`], whose records go to the WAL when the scrape ends. Rebuilt
 //! whole on reload (see [`super::reload`]).
 
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use super::resolver::{Answer, Name, ResolverThread};
 use super::secrets::Authorization;
 use super::shipping::Shipping;
 use super::status::{SelfMetrics, TargetStats};
+use super::targets_api::ActiveTarget;
 use super::token::Token;
 use crate::cli::RunArgs;
 use crate::clock::Clock;
@@ -50,6 +52,7 @@ struct Dial {
 struct HttpTarget {
     conn: HttpClientConn,
     dial: Dial,
+    scheme: Scheme,
     /// `X-Prometheus-Scrape-Timeout-Seconds`, rendered once.
     timeout_header: String,
     authority: String,
@@ -60,10 +63,17 @@ struct HttpTarget {
 }
 
 enum Source {
-    Node,
+    /// The node collectors; their page is on the status server at
+    /// [`NODE_PAGE`] of `address` (`NODE_NAME:PORT`).
+    Node {
+        address: String,
+    },
     SelfScrape,
     Http(Box<HttpTarget>),
 }
+
+/// The status page that serves the node collectors' text.
+pub(super) const NODE_PAGE: &str = "/metrics/node";
 
 pub(super) struct Target {
     pub pipeline: TargetPipeline,
@@ -75,7 +85,6 @@ pub(super) struct Target {
     /// Its wall-clock time: the timestamp of its samples.
     started_wall_ms: i64,
     begun: bool,
-    pub up: Option<bool>,
     pub stats: TargetStats,
     /// When samples refused as too old were last logged, and how many
     /// were refused since.
@@ -126,7 +135,9 @@ impl Scraping {
             grow(&n.limits, &labels);
             targets.push(Target::new(
                 TargetPipeline::new(plan, labels, n.limits, &n.metric_relabel)?,
-                Source::Node,
+                Source::Node {
+                    address: agent_address(args),
+                },
                 n.interval_ms,
             ));
             let paths = Paths {
@@ -158,7 +169,7 @@ impl Scraping {
         }
         let self_labels = TargetLabels {
             job: plan.str(plan.self_scrape.job).to_string(),
-            instance: format!("{}:{}", args.node_name, args.listen.port()),
+            instance: agent_address(args),
             extra: Vec::new(),
             honor_labels: false,
         };
@@ -180,6 +191,12 @@ impl Scraping {
             node,
             node_body: String::with_capacity(256 * 1024),
         })
+    }
+
+    /// The node collectors' text of their last scrape, as collected (before
+    /// the node section's `metric_relabel`); `None` without node collectors.
+    pub(super) fn node_page(&self) -> Option<&str> {
+        self.node.as_ref().map(|_| self.node_body.as_str())
     }
 
     pub(super) fn close(&mut self, registry: &Registry) {
@@ -266,7 +283,7 @@ impl Scraping {
                     self.scrape_failed(i, now, reason, &msg, io.ship);
                 }
             }
-            Source::Node => {
+            Source::Node { .. } => {
                 t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 if let Some(node) = &mut self.node {
                     node.collect(&mut self.node_body);
@@ -274,7 +291,8 @@ impl Scraping {
                 let result = t
                     .pipeline
                     .handle_chunk(self.node_body.as_bytes(), &mut self.batcher);
-                self.finish_scrape(i, now, result, io);
+                // In-process scrapes end after the work: their duration is real.
+                self.finish_scrape(i, io.clock.now_ms(), result, io);
             }
             Source::SelfScrape => {
                 let stats = self.targets.iter().map(|t| &t.stats);
@@ -282,7 +300,7 @@ impl Scraping {
                 let t = &mut self.targets[i];
                 t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);
-                self.finish_scrape(i, now, result, io);
+                self.finish_scrape(i, io.clock.now_ms(), result, io);
             }
         }
     }
@@ -328,22 +346,18 @@ impl Scraping {
                 self.finish_scrape(i, now, Ok(()), io);
             }
             Progress::Done(head) => {
-                let msg = format!("server returned HTTP status {}", head.status);
+                let msg = format_args!("server returned HTTP status {}", head.status);
                 self.scrape_failed(i, now, "http_status", &msg, io.ship);
             }
-            Progress::Failed(Failure::Net(e)) => {
-                self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship)
-            }
-            Progress::Failed(Failure::Sink(e)) => {
-                self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship)
-            }
+            Progress::Failed(Failure::Net(e)) => self.scrape_failed(i, now, e.reason(), &e, io.ship),
+            Progress::Failed(Failure::Sink(e)) => self.scrape_failed(i, now, e.reason(), &e, io.ship),
         }
     }
 
     /// The body is complete (or the in-process text was fed): commit it.
     fn finish_scrape(&mut self, i: usize, now: u64, fed: Result<(), ScrapeError>, io: &mut ScrapeIo<'_>) {
         if let Err(e) = fed {
-            return self.scrape_failed(i, now, e.reason(), &e.to_string(), io.ship);
+            return self.scrape_failed(i, now, e.reason(), &e, io.ship);
         }
         let t = &mut self.targets[i];
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
@@ -360,7 +374,7 @@ impl Scraping {
                     io.ship.count_too_old(report.too_old);
                     t.log_too_old(report.too_old, io.max_sample_age_ms, now);
                 }
-                if t.up != Some(true) {
+                if t.stats.up != Some(true) {
                     log::info(
                         "target up",
                         &[
@@ -370,16 +384,24 @@ impl Scraping {
                         ],
                     );
                 }
-                t.up = Some(true);
+                t.stats.succeeded(t.started_wall_ms, duration);
             }
             Err(e) => {
-                t.stats.count_failure(e.reason());
-                t.log_down(e.reason(), &e.to_string());
+                let was_down = t.stats.up == Some(false);
+                t.stats.failed(t.started_wall_ms, duration, e.reason(), &e);
+                t.log_down(was_down, e.reason());
             }
         }
     }
 
-    fn scrape_failed(&mut self, i: usize, now: u64, reason: &'static str, msg: &str, ship: &mut Shipping) {
+    fn scrape_failed(
+        &mut self,
+        i: usize,
+        now: u64,
+        reason: &'static str,
+        msg: &dyn Display,
+        ship: &mut Shipping,
+    ) {
         let t = &mut self.targets[i];
         if let Source::Http(h) = &mut t.source {
             if matches!(
@@ -391,11 +413,12 @@ impl Scraping {
         }
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
-        t.stats.count_failure(reason);
+        let was_down = t.stats.up == Some(false);
+        t.stats.failed(t.started_wall_ms, duration, reason, msg);
         t.pipeline
             .fail(t.started_wall_ms, duration, &mut self.batcher, ship);
         self.batcher.close_all(ship);
-        self.targets[i].log_down(reason, msg);
+        self.targets[i].log_down(was_down, reason);
     }
 }
 
@@ -433,6 +456,7 @@ impl HttpTarget {
             .map_err(|e| format!("{instance}: {e}"))?;
         Ok(HttpTarget {
             conn,
+            scheme: job.scheme,
             dial: Dial {
                 conn_addr: name.addr,
                 name,
@@ -498,7 +522,39 @@ impl HttpTarget {
     }
 }
 
+/// The agent's own address, `NODE_NAME:PORT`: the self-scrape's instance,
+/// and where the in-process scrapes' pages are served.
+fn agent_address(args: &RunArgs) -> String {
+    format!("{}:{}", args.node_name, args.listen.port())
+}
+
 impl Target {
+    /// What `/api/v1/targets` shows of this target.
+    pub(super) fn active(&self) -> ActiveTarget<'_> {
+        let labels = &self.pipeline.target;
+        let (scheme, address, path, timeout_ms) = match &self.source {
+            Source::Http(h) => {
+                let scheme = match h.scheme {
+                    Scheme::Http => "http",
+                    Scheme::Https => "https",
+                };
+                (scheme, h.authority.as_str(), h.path.as_str(), h.timeout_ms)
+            }
+            // In-process: nothing but the interval bounds them.
+            Source::Node { address } => ("http", address.as_str(), NODE_PAGE, self.interval_ms),
+            Source::SelfScrape => ("http", labels.instance.as_str(), "/metrics", self.interval_ms),
+        };
+        ActiveTarget {
+            labels,
+            scheme,
+            address,
+            path,
+            interval_ms: self.interval_ms,
+            timeout_ms,
+            stats: &self.stats,
+        }
+    }
+
     fn new(pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
         let stats = TargetStats {
             job: pipeline.target.job.clone(),
@@ -513,7 +569,6 @@ impl Target {
             started_ms: None,
             started_wall_ms: 0,
             begun: false,
-            up: None,
             stats,
             too_old_logged_ms: None,
             too_old_unlogged: 0,
@@ -543,8 +598,10 @@ impl Target {
         self.too_old_unlogged = 0;
     }
 
-    fn log_down(&mut self, reason: &str, msg: &str) {
-        let level = if self.up == Some(false) {
+    /// Logs the failure just recorded: a warning when the target was up or
+    /// new, at debug level while it stays down.
+    fn log_down(&self, was_down: bool, reason: &str) {
+        let level = if was_down {
             log::Level::Debug
         } else {
             log::Level::Warn
@@ -556,9 +613,8 @@ impl Target {
                 ("job", &self.stats.job),
                 ("instance", &self.stats.instance),
                 ("reason", &reason),
-                ("err", &msg),
+                ("err", &self.stats.last_error.as_str()),
             ],
         );
-        self.up = Some(false);
     }
 }

@@ -1,13 +1,17 @@
 //! The agent's status pages, answered as a Prometheus agent would: the same
 //! paths, status codes and JSON shapes, so the seed's checks work unchanged.
-//! `/metrics` is written with the node collectors' exposition writer.
+//! `/metrics` is written with the node collectors' exposition writer;
+//! `/api/v1/targets` is [`super::targets_api`]'s; `/metrics/node` is the
+//! node collectors' text of their last scrape, as they wrote it.
 //!
 //! The agent owns the server and the state; this module renders.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Display, Write as _};
 use std::path::Path;
 
+use super::scraping::{Scraping, Target, NODE_PAGE};
 use super::shipping::Shipping;
+use super::targets_api;
 use crate::clock;
 use crate::collectors::expo::{Expo, Kind};
 use crate::collectors::ProcessMetrics;
@@ -15,7 +19,8 @@ use crate::log::{json_string, write_rfc3339};
 use crate::net::{Responder, Response};
 use crate::wal::WalCounters;
 
-/// Per-target scrape failures by reason, for `/metrics`.
+/// A target's scrape history: failures by reason for `/metrics`, the last
+/// scrape for `/api/v1/targets`.
 #[derive(Debug, Clone, Default)]
 pub(super) struct TargetStats {
     pub job: String,
@@ -29,10 +34,36 @@ pub(super) struct TargetStats {
     /// Samples refused because their own timestamp was older than
     /// `queue.max_sample_age` when scraped.
     pub samples_too_old: u64,
+    /// Whether the last scrape succeeded; `None` until one has ended.
+    pub up: Option<bool>,
+    /// Wall-clock start of the last scrape that ended (its samples'
+    /// timestamp), Unix milliseconds.
+    pub last_scrape_wall_ms: i64,
+    pub last_duration_s: f64,
+    /// Why the last scrape failed; empty when it did not.
+    pub last_error: LastError,
 }
 
 impl TargetStats {
-    pub(super) fn count_failure(&mut self, reason: &'static str) {
+    /// A scrape that started at `started_wall_ms` and took `duration_s` was
+    /// committed.
+    pub(super) fn succeeded(&mut self, started_wall_ms: i64, duration_s: f64) {
+        self.ended(started_wall_ms, duration_s);
+        self.up = Some(true);
+        self.last_error.clear();
+    }
+
+    /// The same scrape failed for `reason` (a counter label), told by `msg`.
+    pub(super) fn failed(
+        &mut self,
+        started_wall_ms: i64,
+        duration_s: f64,
+        reason: &'static str,
+        msg: &dyn Display,
+    ) {
+        self.ended(started_wall_ms, duration_s);
+        self.up = Some(false);
+        self.last_error.set(msg);
         match self.failures.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, n)) => *n += 1,
             None => self.failures.push((reason, 1)),
@@ -40,6 +71,73 @@ impl TargetStats {
         if reason == "sample_limit" {
             self.exceeded_sample_limit += 1;
         }
+    }
+
+    fn ended(&mut self, started_wall_ms: i64, duration_s: f64) {
+        self.last_scrape_wall_ms = started_wall_ms;
+        self.last_duration_s = duration_s;
+    }
+}
+
+/// The text of a scrape's error in a buffer allocated once: recording it on
+/// every failed scrape allocates nothing. Longer messages are cut at a
+/// character boundary and end with `...`.
+#[derive(Debug, Clone)]
+pub(super) struct LastError(String);
+
+impl LastError {
+    /// Room for the longest message the scrape path writes (a TLS error
+    /// with a certificate's names runs to about 200 bytes).
+    const BYTES: usize = 256;
+    const CUT: &'static str = "...";
+
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn set(&mut self, msg: &dyn Display) {
+        self.0.clear();
+        let mut bounded = Bounded {
+            out: &mut self.0,
+            room: Self::BYTES - Self::CUT.len(),
+        };
+        if write!(bounded, "{msg}").is_err() {
+            self.0.push_str(Self::CUT);
+        }
+    }
+}
+
+impl Default for LastError {
+    fn default() -> Self {
+        LastError(String::with_capacity(Self::BYTES))
+    }
+}
+
+/// Writes up to `room` bytes, then refuses (after the whole characters that
+/// still fit).
+struct Bounded<'a> {
+    out: &'a mut String,
+    room: usize,
+}
+
+impl fmt::Write for Bounded<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.room {
+            self.out.push_str(s);
+            self.room -= s.len();
+            return Ok(());
+        }
+        let mut cut = self.room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.out.push_str(&s[..cut]);
+        self.room = 0;
+        Err(fmt::Error)
     }
 }
 
@@ -276,32 +374,53 @@ impl SelfMetrics {
 }
 
 /// The status server's view of the agent for one request.
-pub(super) struct StatusView<'a, I> {
+pub(super) struct StatusView<'a> {
     pub ship: &'a Shipping,
-    pub targets: I,
+    pub scraping: &'a Scraping,
     pub info: &'a RuntimeInfo,
     pub procfs: &'a Path,
+    /// Put in place of loopback hosts in `/api/v1/targets`' `globalUrl`.
+    pub node_name: &'a str,
     pub ready: bool,
     pub self_metrics: &'a mut SelfMetrics,
 }
 
-impl<'a, I> Responder for StatusView<'a, I>
-where
-    I: Iterator<Item = &'a TargetStats> + Clone,
-{
-    fn respond(&mut self, method: &str, path: &str, out: &mut Response) {
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl Responder for StatusView<'_> {
+    fn respond(&mut self, method: &str, path: &str, query: &str, out: &mut Response) {
         if method != "GET" && method != "HEAD" {
             out.status = 405;
             out.body.extend_from_slice(b"Method Not Allowed\n");
             return;
         }
+        let targets = &self.scraping.targets;
         match path {
             "/metrics" => {
-                let text = self
-                    .self_metrics
-                    .render(self.ship, self.targets.clone(), self.procfs);
-                out.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                out.body.extend_from_slice(text.as_bytes());
+                let stats = targets.iter().map(|t| &t.stats);
+                let text = self.self_metrics.render(self.ship, stats, self.procfs);
+                out.content_type = TEXT_FORMAT;
+                out.push_page(text.as_bytes());
+            }
+            NODE_PAGE => match self.scraping.node_page() {
+                Some(text) => {
+                    out.content_type = TEXT_FORMAT;
+                    out.push_page(text.as_bytes());
+                }
+                None => {
+                    out.status = 404;
+                    out.body
+                        .extend_from_slice(b"this agent's plan has no node collectors\n");
+                }
+            },
+            "/api/v1/targets" => {
+                let text = &mut self.self_metrics.text;
+                // Discovery will list the targets its relabeling dropped here.
+                let dropped = std::iter::empty();
+                let active = targets.iter().map(Target::active);
+                targets_api::render(text, query, self.node_name, active, dropped);
+                out.content_type = "application/json";
+                out.push_page(text.as_bytes());
             }
             "/-/healthy" => out.body.extend_from_slice(b"Healthy\n"),
             "/-/ready" if self.ready => out.body.extend_from_slice(b"Ready\n"),
@@ -313,7 +432,7 @@ where
                 let text = &mut self.self_metrics.text;
                 render_runtimeinfo(self.info, text);
                 out.content_type = "application/json";
-                out.body.extend_from_slice(text.as_bytes());
+                out.push_page(text.as_bytes());
             }
             _ => {
                 out.status = 404;
@@ -354,10 +473,42 @@ mod tests {
     #[test]
     fn failures_are_counted_by_reason() {
         let mut t = TargetStats::default();
-        t.count_failure("sample_limit");
-        t.count_failure("timeout");
-        t.count_failure("sample_limit");
+        t.failed(
+            1_000,
+            0.5,
+            "sample_limit",
+            &"more than limits.samples (10) samples",
+        );
+        t.failed(2_000, 0.8, "timeout", &"timeout after 800 ms during connect");
+        t.failed(
+            3_000,
+            0.2,
+            "sample_limit",
+            &"more than limits.samples (10) samples",
+        );
         assert_eq!(t.failures, vec![("sample_limit", 2), ("timeout", 1)]);
         assert_eq!(t.exceeded_sample_limit, 2);
+        assert_eq!(t.up, Some(false));
+        assert_eq!((t.last_scrape_wall_ms, t.last_duration_s), (3_000, 0.2));
+        assert_eq!(t.last_error.as_str(), "more than limits.samples (10) samples");
+        t.succeeded(4_000, 0.1);
+        assert_eq!(t.up, Some(true));
+        assert_eq!(t.last_error.as_str(), "");
+        assert_eq!(t.failures.len(), 2);
+    }
+
+    #[test]
+    fn a_long_error_is_cut_at_a_character_boundary_in_its_own_buffer() {
+        let mut e = LastError::default();
+        let capacity = e.0.capacity();
+        // 2-byte characters, so the cut falls inside one unless it is moved.
+        let long = "\u{e9}".repeat(LastError::BYTES);
+        e.set(&format_args!("x{long}"));
+        assert!(e.as_str().len() <= LastError::BYTES, "{}", e.as_str().len());
+        assert!(e.as_str().starts_with("x\u{e9}\u{e9}"));
+        assert!(e.as_str().ends_with("\u{e9}..."), "{}", e.as_str());
+        assert_eq!(e.0.capacity(), capacity, "the buffer did not grow");
+        e.set(&"short");
+        assert_eq!(e.as_str(), "short");
     }
 }

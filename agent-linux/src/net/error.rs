@@ -103,18 +103,12 @@ impl NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetError::Connect { addr, kind, os_code } => match os_code {
-                Some(code) => write!(
-                    f,
-                    "connect to {addr} failed: {}",
-                    io::Error::from_raw_os_error(*code)
-                ),
-                None => write!(f, "connect to {addr} failed: {kind}"),
-            },
-            NetError::Io { phase, kind, os_code } => match os_code {
-                Some(code) => write!(f, "{}: {}", phase.as_str(), io::Error::from_raw_os_error(*code)),
-                None => write!(f, "{}: {kind}", phase.as_str()),
-            },
+            NetError::Connect { addr, kind, os_code } => {
+                write!(f, "connect to {addr} failed: {}", OsError(*kind, *os_code))
+            }
+            NetError::Io { phase, kind, os_code } => {
+                write!(f, "{}: {}", phase.as_str(), OsError(*kind, *os_code))
+            }
             NetError::Timeout { phase, timeout_ms } => {
                 write!(f, "timeout after {timeout_ms} ms during {}", phase.as_str())
             }
@@ -151,6 +145,21 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
+/// `connection refused (os error 111)`: the kind's words and the errno.
+/// Not `io::Error`'s own text (`Connection refused (os error 111)`), which
+/// asks libc for the message in a new `String`: a target that refuses every
+/// scrape would allocate on every one.
+struct OsError(io::ErrorKind, Option<i32>);
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(code) => write!(f, "{} (os error {code})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
 /// A failed exchange: either the transport/HTTP layer, or the caller's body sink said stop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure<E> {
@@ -161,5 +170,31 @@ pub enum Failure<E> {
 impl<E> From<NetError> for Failure<E> {
     fn from(e: NetError) -> Self {
         Failure::Net(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_are_told_by_kind_and_number() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        let e = NetError::Connect {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            kind: refused.kind(),
+            os_code: refused.raw_os_error(),
+        };
+        let text = format!(
+            "connect to 127.0.0.1:9 failed: connection refused (os error {})",
+            libc::ECONNREFUSED
+        );
+        assert_eq!(e.to_string(), text);
+        let reset = NetError::Io {
+            phase: Phase::Body,
+            kind: io::ErrorKind::ConnectionReset,
+            os_code: None,
+        };
+        assert_eq!(reset.to_string(), "read response body: connection reset");
     }
 }

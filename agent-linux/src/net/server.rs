@@ -1,5 +1,6 @@
-//! The agent's status server (`/metrics`, `/-/healthy`, `/-/ready`, `/api/v1/status/runtimeinfo`):
-//! a nonblocking HTTP/1.1 server on a mio listener with a fixed number of connection slots.
+//! The agent's status server (`/metrics`, `/metrics/node`, `/api/v1/targets`, `/-/healthy`, ...; the
+//! pages are the [`Responder`]'s): a nonblocking HTTP/1.1 server on a mio listener with a fixed
+//! number of connection slots.
 //!
 //! One request per connection, then `Connection: close`: scrapers of the agent come every few
 //! seconds at most, and it keeps the state per slot to a buffer and a cursor. A connection that
@@ -23,6 +24,17 @@ pub struct Response {
 }
 
 impl Response {
+    /// Appends a rendered page to the body. A slot's body buffer serves its later requests too, and a
+    /// page differs by a few bytes from one request to the next (its numbers' digits): a buffer
+    /// that must grow gets a quarter more than this page, so the next one fits without allocating.
+    pub fn push_page(&mut self, page: &[u8]) {
+        let needed = self.body.len() + page.len();
+        if self.body.capacity() < needed {
+            self.body.reserve_exact(needed + needed / 4 - self.body.len());
+        }
+        self.body.extend_from_slice(page);
+    }
+
     fn reset(&mut self) {
         self.status = 200;
         self.content_type = "text/plain; charset=utf-8";
@@ -32,8 +44,10 @@ impl Response {
 
 /// The caller's side: render the answer for one request.
 pub trait Responder {
-    /// `path` excludes the query string; `out` arrives with status 200, text/plain and an empty body.
-    fn respond(&mut self, method: &str, path: &str, out: &mut Response);
+    /// `path` excludes the query string, which comes as `query` (without the `?`, still
+    /// percent-encoded, empty when there is none); `out` arrives with status 200, text/plain and an
+    /// empty body.
+    fn respond(&mut self, method: &str, path: &str, query: &str, out: &mut Response);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,10 +313,10 @@ impl HttpServer {
         let mut parsed = httparse::Request::new(&mut headers);
         let _ = parsed.parse(&slot.req[..slot.req_len]);
         let method = parsed.method.unwrap_or("GET");
-        let path = parsed.path.unwrap_or("/");
-        let path = path.split('?').next().unwrap_or(path);
+        let target = parsed.path.unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         slot.response.reset();
-        responder.respond(method, path, &mut slot.response);
+        responder.respond(method, path, query, &mut slot.response);
         slot.finish_response(method == "HEAD");
     }
 
@@ -364,5 +378,29 @@ fn reason_phrase(status: u16) -> &'static str {
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_a_few_bytes_longer_than_the_last_fits_without_growing() {
+        let mut out = Response {
+            status: 200,
+            content_type: "",
+            body: Vec::new(),
+        };
+        out.push_page(&[b'x'; 1_000]);
+        let capacity = out.body.capacity();
+        assert_eq!(capacity, 1_250);
+        out.reset();
+        out.push_page(&[b'y'; 1_200]);
+        assert_eq!((out.body.len(), out.body.capacity()), (1_200, capacity));
+        // Past the room: a quarter more than the whole body.
+        out.push_page(&[b'z'; 100]);
+        assert_eq!(out.body.capacity(), 1_625);
+        assert_eq!((&out.body[1_199..1_201], out.body.len()), (&b"yz"[..], 1_300));
     }
 }
