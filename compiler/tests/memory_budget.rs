@@ -89,6 +89,15 @@ fn check_suggested_limits(spec: &str, d: &outpost_compiler::Diagnostic) -> Strin
 }
 
 #[test]
+fn the_node_and_two_jobs_at_the_default_limits_fit_the_default_budget() {
+    let plan = node_plan(&node_spec(2, 1));
+    let worst = plan.worst_case_memory().total();
+    eprintln!("node + 2 jobs: {:.1} MiB", worst as f64 / MIB as f64);
+    assert_eq!(plan.budget.memory_limit_bytes, 256 * MIB);
+    assert!(worst <= 256 * MIB);
+}
+
+#[test]
 fn four_jobs_at_the_default_limits_are_refused_naming_a_job_with_limits_that_fit() {
     let spec = node_spec(4, 1);
     let d = budget_error(&spec);
