@@ -74,7 +74,7 @@ fn check_suggested_limits(spec: &str, d: &outpost_compiler::Diagnostic) -> Strin
         .unwrap_or_else(|| panic!("no samples in {help}"));
     let body = after
         .strip_prefix(&format!("{samples} and body_size <= "))
-        .and_then(|s| s.split(|c: char| c == ';' || c == ',' || c == ' ').next());
+        .and_then(|s| s.split([';', ',', ' ']).next());
     let fixed = with_default_limits(spec, samples, body);
     let worst = node_plan(&fixed).worst_case_memory().total();
     eprintln!(
