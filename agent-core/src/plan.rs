@@ -780,17 +780,6 @@ impl Plan {
         }
         Ok(())
     }
-
-    /// Every target the plan scrapes, with its limits: used to size buffers
-    /// and to compute the worst case.
-    pub fn target_limits(&self) -> impl Iterator<Item = Limits> + '_ {
-        let node = self.node.iter().map(|n| n.limits);
-        let jobs = self
-            .scrape_jobs
-            .iter()
-            .flat_map(|j| core::iter::repeat_n(j.limits, j.targets.len()));
-        node.chain(jobs).chain(core::iter::once(SELF_SCRAPE_LIMITS))
-    }
 }
 
 /// Limits of the agent's own `/metrics`, which it scrapes in-process.

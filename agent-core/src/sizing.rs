@@ -12,10 +12,10 @@
 //! The plan format ([`crate::plan`]) knows nothing of this model: the
 //! model reads the plan, never the other way round.
 
-use crate::plan::{Limits, Plan, Textfile};
+use crate::pipeline::series_table;
+use crate::plan::{Limits, Plan, Textfile, SELF_SCRAPE_LIMITS};
 use crate::remote_write;
 use crate::snappy::{self, max_compressed_len};
-use crate::symbols;
 use crate::wal_record::RecordMeta;
 use alloc::vec::Vec;
 use serde::Serialize;
@@ -47,10 +47,6 @@ pub const FIXED_OVERHEAD_BYTES: u64 = 6 * 1024 * 1024;
 pub const RECV_CHUNK_BYTES: u64 = 16 * 1024;
 /// One entry of a target's series table (the table asserts its size).
 pub const SERIES_ENTRY_BYTES: u64 = 48;
-/// Per series in a target's series table, which holds two scrapes' worth:
-/// two entries and, for each, two 4-byte slots in each of its two half-full
-/// indexes. Strings and id lists are paid from [`Limits::series_arena_bytes`].
-pub const SERIES_SLOT_BYTES: u64 = 2 * SERIES_ENTRY_BYTES + 2 * 2 * 2 * symbols::INDEX_SLOT_BYTES as u64;
 /// Encoded target labels (job, instance, static labels) of every series:
 /// the allowance the series table is sized with.
 pub const TARGET_LABEL_BYTES: u64 = 64;
@@ -84,7 +80,7 @@ pub const INFLATE_STATE_BYTES: u64 = 48 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct MemoryBreakdown {
     pub fixed: u64,
-    pub scrape_bodies: u64,
+    pub scrape_buffers: u64,
     pub inflate: u64,
     pub series_state: u64,
     pub batching: u64,
@@ -96,7 +92,7 @@ pub struct MemoryBreakdown {
 impl MemoryBreakdown {
     pub fn total(&self) -> u64 {
         self.fixed
-            + self.scrape_bodies
+            + self.scrape_buffers
             + self.inflate
             + self.series_state
             + self.batching
@@ -109,7 +105,7 @@ impl MemoryBreakdown {
     pub fn rows(&self) -> [(&'static str, u64); 8] {
         [
             ("fixed", self.fixed),
-            ("scrape_bodies", self.scrape_bodies),
+            ("scrape_buffers", self.scrape_buffers),
             ("inflate", self.inflate),
             ("series_state", self.series_state),
             ("batching", self.batching),
@@ -182,6 +178,76 @@ impl Limits {
         let per_series = added_label_bytes + SERIES_ID_LIST_BYTES;
         2 * (u64::from(self.body_bytes) + u64::from(self.samples) * per_series)
     }
+
+    /// What one target within these limits holds, whether it scrapes or
+    /// not; `added_label_bytes` as for [`Limits::series_arena_bytes`].
+    /// The body itself is not held: the pipeline parses it chunk by chunk
+    /// as it arrives, and only a line that spans chunks is kept, in the
+    /// line buffer.
+    pub fn target_cost(&self, added_label_bytes: u64) -> TargetCost {
+        let entries = self.series_table_entries();
+        let arena = self.series_arena_bytes(added_label_bytes);
+        TargetCost {
+            scrape_buffers: self.max_line_bytes() as u64 + self.series_scratch_bytes() + RECV_CHUNK_BYTES,
+            inflate: INFLATE_STATE_BYTES,
+            series_state: series_table::max_heap_bytes(entries, arena as usize),
+            connection: CONNECTION_BYTES,
+        }
+    }
+
+    /// What a target's series table holds beside [`TargetCost::series_state`]
+    /// while one of its indexes doubles. The agent has one thread, so only
+    /// one index of one target grows at a time: the plan pays the largest.
+    pub fn series_growth_bytes(&self, added_label_bytes: u64) -> u64 {
+        let arena = self.series_arena_bytes(added_label_bytes);
+        series_table::growth_bytes(self.series_table_entries(), arena as usize)
+    }
+}
+
+/// What one target holds, by part (the rows of [`MemoryBreakdown`] it
+/// adds to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TargetCost {
+    /// The line buffer, one series' scratch and the socket read buffer.
+    pub scrape_buffers: u64,
+    pub inflate: u64,
+    /// The series table: entries, indexes, id lists and strings.
+    pub series_state: u64,
+    pub connection: u64,
+}
+
+impl TargetCost {
+    pub fn total(&self) -> u64 {
+        self.scrape_buffers + self.inflate + self.series_state + self.connection
+    }
+}
+
+/// Where a [`TargetGroup`]'s targets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSource {
+    Node,
+    /// `Plan::scrape_jobs[i]`.
+    ScrapeJob(usize),
+    SelfScrape,
+}
+
+/// Targets that share one job's limits, and so one [`TargetCost`]: the
+/// node collectors, each scrape job, the self-scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetGroup<'a> {
+    pub job: &'a str,
+    pub source: TargetSource,
+    /// How many targets the job can have at once.
+    pub targets: u64,
+    pub limits: Limits,
+    pub per_target: TargetCost,
+}
+
+impl TargetGroup<'_> {
+    /// What the job's targets hold together.
+    pub fn total(&self) -> u64 {
+        self.targets * self.per_target.total()
+    }
 }
 
 impl Plan {
@@ -193,27 +259,50 @@ impl Plan {
             .sum()
     }
 
+    /// Each job's targets with what one of them holds, in the order the
+    /// agent builds them. A job's cost is its target count times one
+    /// target's, so a job whose targets are not fixed in the plan only
+    /// needs its most targets here.
+    pub fn target_groups(&self) -> Vec<TargetGroup<'_>> {
+        let added = TARGET_LABEL_BYTES + self.external_label_bytes();
+        let group = |job, source, targets: usize, limits: Limits| TargetGroup {
+            job,
+            source,
+            targets: targets as u64,
+            limits,
+            per_target: limits.target_cost(added),
+        };
+        let mut groups = Vec::new();
+        if let Some(n) = &self.node {
+            groups.push(group(self.str(n.job), TargetSource::Node, 1, n.limits));
+        }
+        for (i, j) in self.scrape_jobs.iter().enumerate() {
+            groups.push(group(
+                self.str(j.name),
+                TargetSource::ScrapeJob(i),
+                j.targets.len(),
+                j.limits,
+            ));
+        }
+        groups.push(group(
+            self.str(self.self_scrape.job),
+            TargetSource::SelfScrape,
+            1,
+            SELF_SCRAPE_LIMITS,
+        ));
+        groups
+    }
+
     /// The agent's worst-case memory, buffer by buffer. The agent sizes its
     /// buffers from the same numbers, so this is the bound it runs within.
     pub fn worst_case_memory(&self) -> MemoryBreakdown {
-        let targets: Vec<Limits> = self.target_limits().collect();
-        let mut scrape_bodies = 0u64;
-        let mut series_state = 0u64;
-        for l in &targets {
-            // The body as charged since the first model: the agent never
-            // holds it (it parses chunks as they come), but it holds the
-            // line buffer and one series' scratch, which fit in it with
-            // the default label limits.
-            let body = u64::from(l.body_bytes).max(l.series_scratch_bytes());
-            scrape_bodies += body + l.max_line_bytes() as u64 + RECV_CHUNK_BYTES;
-            // The series table: entries, index slots and encoded labels.
-            series_state += l.series_arena_bytes(TARGET_LABEL_BYTES + self.external_label_bytes())
-                + l.series_table_entries() as u64 / 2 * SERIES_SLOT_BYTES;
-        }
+        let groups = self.target_groups();
+        let sum = |part: fn(&TargetCost) -> u64| groups.iter().map(|g| g.targets * part(&g.per_target)).sum();
+        let mut scrape_buffers: u64 = sum(|c| c.scrape_buffers);
         // The textfile collector reads one file at a time into its own parser.
         if let Some(n) = &self.node {
             if let Some(t) = &n.options.textfile {
-                scrape_bodies += t.worst_case_bytes(&n.limits);
+                scrape_buffers += t.worst_case_bytes(&n.limits);
             }
         }
         let q = &self.queue;
@@ -237,22 +326,32 @@ impl Plan {
         // its records. Then the batcher's scratch for one series (external
         // labels added, write relabeling applied), sized for the largest
         // target's.
-        let series = targets.iter().map(Limits::series_label_bytes).max().unwrap_or(0) as u64;
+        let series = groups
+            .iter()
+            .map(|g| g.limits.series_label_bytes())
+            .max()
+            .unwrap_or(0) as u64;
         let series = series + SERIES_TARGET_LABEL_BYTES as u64 + self.external_label_bytes();
-        let labels = targets.iter().map(Limits::max_labels).max().unwrap_or(0) as u64;
+        let labels = groups.iter().map(|g| g.limits.max_labels()).max().unwrap_or(0) as u64;
         let batching = 3 * batch
             + max_compressed_len(batch)
             + JOIN_PREAMBLE_BYTES
             + RUN_LIST_BYTES
             + BATCHER_SCRATCH_COPIES * series
             + 2 * 16 * (labels + self.external_labels.len() as u64 + 8);
-        let connections = (targets.len() as u64 + shards + 4) * CONNECTION_BYTES;
-        let inflate = targets.len() as u64 * INFLATE_STATE_BYTES;
+        let added = TARGET_LABEL_BYTES + self.external_label_bytes();
+        let growth = groups
+            .iter()
+            .map(|g| g.limits.series_growth_bytes(added))
+            .max()
+            .unwrap_or(0);
+        // The receiver's shards, and four for the status server and lookups.
+        let connections: u64 = sum(|c| c.connection) + (shards + 4) * CONNECTION_BYTES;
         MemoryBreakdown {
             fixed: FIXED_OVERHEAD_BYTES,
-            scrape_bodies,
-            inflate,
-            series_state,
+            scrape_buffers,
+            inflate: sum(|c| c.inflate),
+            series_state: sum(|c| c.series_state) + growth,
             batching,
             queue,
             connections,

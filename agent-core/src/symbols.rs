@@ -21,9 +21,8 @@ use alloc::vec::Vec;
 
 /// One index slot: id + 1, or 0 when free.
 type Slot = u32;
-/// Bytes of one index slot, as the memory model counts them (the series
-/// table's indexes in `sizing::SERIES_SLOT_BYTES`, this table's own in
-/// [`BOOKKEEPING_BYTES_PER_SYMBOL`]).
+/// Bytes of one index slot, as the memory model counts them (through
+/// `Index::max_heap_bytes`).
 pub const INDEX_SLOT_BYTES: usize = core::mem::size_of::<Slot>();
 const _: () = assert!(INDEX_SLOT_BYTES == 4);
 
@@ -50,7 +49,7 @@ impl Index {
             max_ids < Slot::MAX as usize,
             "{max_ids} ids do not fit an index slot"
         );
-        let max_slots = (2 * max_ids).next_power_of_two().max(Self::MIN_SLOTS);
+        let max_slots = Self::max_slots(max_ids);
         Index {
             slots: vec![0; Self::MIN_SLOTS.min(max_slots)],
             used: 0,
@@ -89,6 +88,22 @@ impl Index {
             }
         }
         self.no_free_slot()
+    }
+
+    fn max_slots(max_ids: usize) -> usize {
+        (2 * max_ids).next_power_of_two().max(Self::MIN_SLOTS)
+    }
+
+    /// The most an index for `max_ids` ids holds once grown: its largest
+    /// slot array.
+    pub(crate) fn max_heap_bytes(max_ids: usize) -> u64 {
+        (Self::max_slots(max_ids) * INDEX_SLOT_BYTES) as u64
+    }
+
+    /// What it holds beside that while it doubles into it: the half it
+    /// grows from. Indexes grow one at a time, on the agent's one thread.
+    pub(crate) fn growth_bytes(max_ids: usize) -> u64 {
+        Self::max_heap_bytes(max_ids) / 2
     }
 
     /// What the half-load assertion in `took_slot` rules out.
@@ -228,6 +243,22 @@ pub struct Symbols {
 pub struct SymbolsFull;
 
 impl Symbols {
+    /// The most a table made by [`Symbols::with_limits`] holds: its text and
+    /// the compaction spare, a span, count, key and free-list entry per
+    /// string, and its index at its largest.
+    pub fn max_heap_bytes(max_symbols: usize, max_bytes: usize) -> u64 {
+        let per_symbol = core::mem::size_of::<Span>()
+            + core::mem::size_of::<u32>()
+            + core::mem::size_of::<u64>()
+            + core::mem::size_of::<u32>();
+        (2 * max_bytes + max_symbols * per_symbol) as u64 + Index::max_heap_bytes(max_symbols)
+    }
+
+    /// What the table's index holds beside that while it grows.
+    pub fn growth_bytes(max_symbols: usize) -> u64 {
+        Index::growth_bytes(max_symbols)
+    }
+
     /// A table for at most `max_symbols` distinct strings of `max_bytes`
     /// together. Only the index is sized to what is used; the rest is
     /// reserved (and only touched as it fills).

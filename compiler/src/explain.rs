@@ -126,7 +126,16 @@ pub fn explain_json(p: &Plan, plan_bytes: usize) -> Value {
             "memory_request_bytes": p.budget.memory_request_bytes,
             "memory_limit_bytes": p.budget.memory_limit_bytes,
         },
-        "worst_case_memory": {"total": mem.total(), "by_buffer": memory},
+        "worst_case_memory": {
+            "total": mem.total(),
+            "by_buffer": memory,
+            "by_job": p.target_groups().iter().map(|g| json!({
+                "job": g.job,
+                "targets": g.targets,
+                "per_target": g.per_target,
+                "total": g.total(),
+            })).collect::<Vec<_>>(),
+        },
     })
 }
 
@@ -310,6 +319,25 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
     );
     for (name, bytes) in mem.rows() {
         let _ = writeln!(o, "  {name:<14} {:>12} B  {}", bytes, format_size(bytes));
+    }
+    let _ = writeln!(
+        o,
+        "  by job (targets x one target's series table + scrape buffers + inflate + connection):"
+    );
+    for g in p.target_groups() {
+        let c = &g.per_target;
+        let _ = writeln!(
+            o,
+            "    {:<16} {} x {} = {}  ({} + {} + {} + {})",
+            g.job,
+            g.targets,
+            format_size(c.total()),
+            format_size(g.total()),
+            format_size(c.series_state),
+            format_size(c.scrape_buffers),
+            format_size(c.inflate),
+            format_size(c.connection)
+        );
     }
     o
 }

@@ -282,7 +282,7 @@ fn tenant_node_agent_is_pinned_mounted_probed_and_locked_down() {
     // The example's node_resources.
     assert_eq!(
         container["resources"],
-        serde_json::json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}})
+        serde_json::json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "160Mi"}})
     );
 
     let volumes: BTreeMap<&str, &Value> = pod["volumes"]

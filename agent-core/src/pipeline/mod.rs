@@ -49,7 +49,7 @@
 
 mod batcher;
 mod fingerprint;
-mod series_table;
+pub(crate) mod series_table;
 mod stage;
 mod target;
 

@@ -74,17 +74,37 @@ pub(super) struct SeriesTable {
     pub(super) cursor: usize,
 }
 
+/// The most a table made by [`SeriesTable::with_capacity`] holds: its
+/// entries, its two indexes at their largest, the id lists and the string
+/// table.
+pub(crate) fn max_heap_bytes(entries: usize, bytes: usize) -> u64 {
+    entries as u64 * SERIES_ENTRY_BYTES
+        + 2 * Index::max_heap_bytes(entries)
+        + (bytes / 4) as u64
+        + Symbols::max_heap_bytes(max_symbols(bytes), bytes / 4)
+}
+
+/// The most one of the table's indexes holds beside that while it grows.
+pub(crate) fn growth_bytes(entries: usize, bytes: usize) -> u64 {
+    Index::growth_bytes(entries).max(Symbols::growth_bytes(max_symbols(bytes)))
+}
+
+fn max_symbols(bytes: usize) -> usize {
+    bytes / 2 / BOOKKEEPING_BYTES_PER_SYMBOL
+}
+
 impl SeriesTable {
     /// A table of at most `entries` series whose ids and strings take at
     /// most `bytes`: a quarter for id lists, a quarter for string text, half
-    /// for the strings' bookkeeping.
+    /// for the strings' bookkeeping (the text's compaction spare comes on
+    /// top, see [`max_heap_bytes`]).
     pub(super) fn with_capacity(entries: usize, bytes: usize) -> Self {
         SeriesTable {
             by_raw: Index::new(entries),
             by_hash: Index::new(entries),
             entries: Vec::with_capacity(entries),
             ids: Vec::with_capacity(bytes / 4),
-            symbols: Symbols::with_limits(bytes / 2 / BOOKKEEPING_BYTES_PER_SYMBOL, bytes / 4),
+            symbols: Symbols::with_limits(max_symbols(bytes), bytes / 4),
             rekeyed: 0,
             cursor: 0,
         }

@@ -9,7 +9,7 @@ use crate::diag::Diagnostic;
 use crate::tree::DocPath;
 use crate::units::format_size;
 use outpost_core::plan::{self, Plan, Role};
-use outpost_core::sizing::{CONNECTION_BYTES, MIN_SAMPLE_BYTES};
+use outpost_core::sizing::{TargetGroup, TargetSource, CONNECTION_BYTES, MIN_SAMPLE_BYTES};
 use outpost_core::snappy::max_compressed_len;
 
 impl Unit<'_> {
@@ -52,14 +52,24 @@ impl Unit<'_> {
         }
     }
 
-    /// The plan's worst case must fit the memory limit; when the queue is
-    /// what overflows it, say by how much and which settings would fit.
+    /// The plan's worst case must fit the memory limit. When it does not,
+    /// the error points at what holds the most, a job's targets or the
+    /// queue, says by how much and which settings would fit.
     pub(super) fn check_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, paths: &QueuePaths) {
         let mem = plan.worst_case_memory();
         let limit = plan.budget.memory_limit_bytes;
         let total = mem.total();
         if total <= limit {
             return;
+        }
+        let groups = plan.target_groups();
+        if let Some(job) = groups
+            .iter()
+            .rev()
+            .max_by_key(|g| (g.total(), matches!(g.source, TargetSource::ScrapeJob(_))))
+            .filter(|g| g.total() > mem.queue)
+        {
+            return self.job_over_memory(cx, plan, role, job, total);
         }
         let q = &plan.queue;
         let per_sample =
@@ -124,4 +134,137 @@ impl Unit<'_> {
                 .help(help),
         );
     }
+
+    /// The memory-budget error for a plan whose largest part is one job's
+    /// targets: the job, what one target holds and why, and the limits,
+    /// target count or memory limit that would fit.
+    fn job_over_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, job: &TargetGroup, total: u64) {
+        let limit = plan.budget.memory_limit_bytes;
+        let l = job.limits;
+        let per = job.per_target;
+        let agent = format!("{}/{}.plan", self.name(), role.as_str());
+        let message = format!(
+            "worst-case memory of {agent} is {}, over its memory limit of {}; job {} holds the most: {} target(s) x {} = {} (a target's series table {} for samples {} and body_size {}, its scrape buffers {})",
+            format_size(total),
+            format_size(limit),
+            job.job,
+            job.targets,
+            format_size(per.total()),
+            format_size(job.total()),
+            format_size(per.series_state),
+            l.samples,
+            format_size(u64::from(l.body_bytes)),
+            format_size(per.scrape_buffers),
+        );
+        // Jobs with the same limits (from the same defaults, usually) are
+        // lowered together: one of them alone rarely makes the difference.
+        let shared = plan
+            .target_groups()
+            .iter()
+            .filter(|g| g.limits == l && g.source != TargetSource::SelfScrape)
+            .count();
+        let fits = |limits: plan::Limits| {
+            let mut p = plan.clone();
+            for j in p.scrape_jobs.iter_mut().filter(|j| j.limits == l) {
+                j.limits = limits;
+            }
+            if let Some(n) = p.node.as_mut().filter(|n| n.limits == l) {
+                n.limits = limits;
+            }
+            p.worst_case_memory().total() <= limit
+        };
+        let mut ways = Vec::new();
+        if job.source != TargetSource::SelfScrape {
+            if let Some(samples) = largest_fitting(l.samples, |v| fits(plan::Limits { samples: v, ..l })) {
+                ways.push(format!("samples <= {samples} (body_size kept)"));
+            }
+            if let Some(body) = largest_fitting(l.body_bytes, |v| fits(plan::Limits { body_bytes: v, ..l })) {
+                ways.push(format!("body_size <= {} (samples kept)", whole_kib(body)));
+            }
+            if ways.is_empty() {
+                // Neither alone is enough: both, in the same proportion.
+                let scaled = |per_mille: u32| plan::Limits {
+                    samples: (u64::from(l.samples) * u64::from(per_mille) / 1000).max(1) as u32,
+                    body_bytes: (u64::from(l.body_bytes) * u64::from(per_mille) / 1000).max(1) as u32,
+                    ..l
+                };
+                if let Some(k) = largest_fitting(1000, |k| fits(scaled(k))) {
+                    let to = scaled(k);
+                    ways.push(format!(
+                        "samples <= {} and body_size <= {}",
+                        to.samples,
+                        whole_kib(to.body_bytes)
+                    ));
+                }
+            }
+        }
+        let rest = total - job.total();
+        let targets = limit.saturating_sub(rest) / per.total().max(1);
+        if matches!(job.source, TargetSource::ScrapeJob(_)) && targets >= 1 && targets < job.targets {
+            ways.push(format!("at most {targets} target(s) at these limits"));
+        }
+        let help = if ways.is_empty() {
+            format!("raise the memory limit to at least {}", format_size(total))
+        } else {
+            let whom = match shared {
+                0 | 1 => format!("job {}", job.job),
+                n => format!(
+                    "job {} and the other {} job(s) with the same limits",
+                    job.job,
+                    n - 1
+                ),
+            };
+            format!(
+                "give {whom} {}; or raise the memory limit to at least {}",
+                ways.join(", or "),
+                format_size(total)
+            )
+        };
+        let root = DocPath::root();
+        let path = match job.source {
+            TargetSource::ScrapeJob(_) => self
+                .fleet
+                .scrape_jobs
+                .iter()
+                .position(|s| s.name == job.job)
+                .map(|si| {
+                    let at = root.at("scrape_jobs").at(si);
+                    match self.fleet.scrape_jobs[si].limits {
+                        Some(_) => at.at("limits"),
+                        None => at.at("name"),
+                    }
+                })
+                .unwrap_or_else(|| self.unit_path.at("name")),
+            TargetSource::Node => root.at("node"),
+            TargetSource::SelfScrape => self.unit_path.at("name"),
+        };
+        cx.push(
+            Diagnostic::error("memory-budget", path, message)
+                .label("this job's targets hold the most of the worst case")
+                .help(help),
+        );
+    }
+}
+
+/// `bytes` rounded down to whole KiB, as a spec size (the suggestion must fit).
+fn whole_kib(bytes: u32) -> String {
+    format!("{}Ki", bytes / 1024)
+}
+
+/// The largest value in `1..now` for which `fits` holds, if any; `fits`
+/// must hold for every value below one it holds for.
+fn largest_fitting(now: u32, fits: impl Fn(u32) -> bool) -> Option<u32> {
+    if now <= 1 || !fits(1) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1u32, now - 1);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo)
 }
