@@ -311,6 +311,8 @@ pub struct Slot {
 /// Counters of what became of discovered targets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TargetCounters {
+    /// Targets of one object with the same labels as another of its targets: kept once.
+    pub duplicates: u64,
     /// Targets not kept because `max_targets` were.
     pub over_limit: u64,
     /// Targets whose labels failed to make a target (no address, bad scheme, ...).
@@ -397,12 +399,22 @@ impl TargetSet {
         self.stored_bytes -= freed;
         let mut room = room + freed;
         let mut scratch = core::mem::take(&mut self.scratch);
+        // Slots this group's targets took so far.
+        let mut this_call: Vec<usize> = Vec::new();
         for labels in group {
             let built = self.builder.build(labels, &mut scratch);
             let cost = label_list_bytes(&scratch);
             let fits = cost <= room;
             match built {
                 Built::Kept(target) => {
+                    // Prometheus scrapes targets with the same labels once: a pod's
+                    // container ports all moved to one annotated port make one target.
+                    let placed =
+                        |i: &usize| self.slots[*i].found.as_ref().is_some_and(|f| f.target == target);
+                    if this_call.iter().any(placed) {
+                        self.counters.duplicates += 1;
+                        continue;
+                    }
                     let discovered = if fits {
                         room -= cost;
                         self.stored_bytes += cost;
@@ -415,9 +427,11 @@ impl TargetSet {
                         .iter()
                         .position(|&i| self.slots[i].found.as_ref().is_some_and(|f| f.target == target));
                     if let Some(at) = same {
-                        let f = self.slots[stale.swap_remove(at)].found.as_mut().expect("matched");
+                        let slot = stale.swap_remove(at);
+                        let f = self.slots[slot].found.as_mut().expect("matched");
                         f.discovered = discovered;
                         f.origin = origin.clone();
+                        this_call.push(slot);
                         continue;
                     }
                     let Some(free) = self
@@ -437,6 +451,7 @@ impl TargetSet {
                         target,
                     }));
                     self.bump(free);
+                    this_call.push(free);
                 }
                 Built::Dropped => {
                     if fits {
