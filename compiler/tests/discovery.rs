@@ -119,6 +119,9 @@ fn pod(name: &str, annotations: &[(&str, &str)], ports: &[(&str, i32)]) -> Pod {
     }
 }
 
+/// A kept target: address, scheme, path and target labels.
+type Kept = (String, Scheme, String, Vec<(String, String)>);
+
 #[test]
 fn the_prometheus_io_preset_keeps_annotated_pods_where_their_annotations_say() {
     let plans = example();
@@ -169,7 +172,7 @@ fn the_prometheus_io_preset_keeps_annotated_pods_where_their_annotations_say() {
     d.handle_end(w, 10);
     assert!(d.synced());
 
-    let mut kept: Vec<(String, Scheme, String, Vec<(String, String)>)> = d
+    let mut kept: Vec<Kept> = d
         .targets
         .slots
         .iter()

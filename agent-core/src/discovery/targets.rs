@@ -187,13 +187,15 @@ impl TargetBuilder {
     pub fn build(&mut self, found: &[(String, String)], discovered: &mut LabelList) -> Built {
         discovered.clear();
         self.labels.clear();
-        for (n, v) in found {
+        // An empty value is no label, as Prometheus's label builder has it: an empty
+        // `__meta_kubernetes_pod_container_id` is not shown, and a default fills an empty one.
+        for (n, v) in found.iter().filter(|(_, v)| !v.is_empty()) {
             if self.labels.push(n, v).is_err() {
                 return Built::Failed("too_many_labels");
             }
         }
         for (n, v) in &self.defaults {
-            if self.labels.get(n).is_none_or(str::is_empty) && self.labels.set(n, v).is_err() {
+            if self.labels.get(n).is_none() && self.labels.set(n, v).is_err() {
                 return Built::Failed("too_many_labels");
             }
         }
