@@ -276,3 +276,62 @@ fn a_tenant_agent_discovers_only_in_its_own_namespaces() {
         .any(|d| d.code == "cluster-wide-role-for-tenant"));
     assert!(a.has_errors());
 }
+
+/// The RBAC `outpostc manifests` writes for discovery: `list` and `watch` on what each agent's
+/// jobs read, a tenant's only in its own namespaces.
+#[test]
+fn manifests_grant_each_agent_only_what_its_discovery_reads() {
+    use outpost_compiler::manifests::{self, image};
+    let a = analyze("tenants.yaml", TENANTS);
+    assert!(!a.has_errors(), "{}", a.render_text(100));
+    let fleet = a.fleet.as_ref().unwrap();
+    let pinned = format!("ghcr.io/outpost/outpost:0.1.0@sha256:{}", "a".repeat(64));
+    let image = image::resolve(fleet, Some(&pinned), None).unwrap();
+    let files = manifests::render(fleet, &a.plans, &image).unwrap();
+    let rbac: Vec<serde_json::Value> = files
+        .iter()
+        .flat_map(|f| {
+            f.contents
+                .split("\n---\n")
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|d| !d.trim().trim_start_matches("---").trim().is_empty())
+        .map(|d| serde_saphyr::from_str::<serde_json::Value>(d.trim_start_matches("---\n")).unwrap())
+        .filter(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("outpost-discovery-"))
+        })
+        .collect();
+    let kinds: Vec<String> = rbac
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!kinds.iter().any(|k| k.starts_with("Cluster")), "{kinds:?}");
+    for (tenant_ns, own) in [
+        ("monitoring-tenant-a", "shop-a"),
+        ("monitoring-tenant-b", "shop-b"),
+    ] {
+        let name = format!("outpost-discovery-{tenant_ns}");
+        let mine: Vec<&serde_json::Value> = rbac
+            .iter()
+            .filter(|d| d["metadata"]["name"] == name.as_str())
+            .collect();
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        let role = mine.iter().find(|d| d["kind"] == "Role").unwrap();
+        assert_eq!(role["metadata"]["namespace"], own);
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([
+                {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ])
+        );
+        let binding = mine.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "outpost", "namespace": tenant_ns}])
+        );
+    }
+}
