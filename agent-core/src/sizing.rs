@@ -287,7 +287,8 @@ impl Textfile {
 /// Decoded bytes per JSON byte of a Kubernetes object: a short label `"k":"v"` (7 bytes of
 /// JSON) becomes a map entry of two strings and a tree node (about 80 bytes), and its
 /// `__meta_kubernetes_*` name is longer than the key. Objects dense in short labels come
-/// near 8; an estimate, not yet measured against the agent's allocator.
+/// near 8. Measured: 1,000 ordinary pods hold 1.15 times what the store accounts
+/// (agent-core/tests/discovery_memory.rs); EndpointSlices are not measured yet.
 pub const DECODED_BYTES_PER_JSON_BYTE: u64 = 8;
 
 impl Discovery {
