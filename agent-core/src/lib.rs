@@ -17,7 +17,9 @@
 //! - parsing and relabeling: [`expfmt`], [`relabel`];
 //! - sending: [`queue`] (the sender's state machine), [`request`] (request
 //!   bodies joined from WAL records);
-//! - [`pipeline`]: a scrape body to closed remote-write batches.
+//! - [`pipeline`]: a scrape body to closed remote-write batches;
+//! - [`discovery`]: Kubernetes list and watch, `__meta_kubernetes_*` labels and target
+//!   relabeling, to the targets a job scrapes.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod discovery;
 pub mod error;
 pub mod expfmt;
 pub mod labels;

@@ -6,13 +6,14 @@
 //! |--------|------|----------------------------------------------|
 //! | 0      | 8    | magic `OUTPOST\0`                            |
 //! | 8      | 2    | format version, little endian                |
-//! | 10     | 2    | flags, must be zero in versions 1 and 2      |
+//! | 10     | 2    | flags, must be zero in versions 1 to 3       |
 //! | 12     | 4    | payload length in bytes, little endian       |
 //! | 16     | 4    | CRC-32 (IEEE) of the payload, little endian  |
 //!
 //! The payload is [`Plan`] encoded with postcard 1.x; version 2 appends the node section's
-//! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]. [`encode`]
-//! writes version 1 whenever the plan needs nothing newer. Every string in the
+//! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]; version 3
+//! appends each scrape job's [`Targeting`] (target relabeling and Kubernetes discovery).
+//! [`encode`] writes the oldest version that holds the plan. Every string in the
 //! plan lives once in [`Plan::strings`] and is referenced by [`StrId`], so a
 //! label name used by a hundred rules costs its bytes once.
 //!
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 8] = *b"OUTPOST\0";
 /// The newest format version: what [`encode`] writes for a plan that needs it.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version [`decode`] reads.
 pub const MIN_FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 20;
@@ -434,6 +435,94 @@ pub struct ScrapeJob {
     pub tls: Option<Tls>,
     pub limits: Limits,
     pub metric_relabel: Vec<RelabelRule>,
+    /// Not part of the postcard `Plan`: written after it, in version 3 only (see [`encode`]).
+    /// Version-1 and -2 plans mean static targets without target relabeling, which is what
+    /// `default()` holds.
+    #[serde(skip)]
+    pub targeting: Targeting,
+}
+
+/// How a job's targets are found and chosen, as Prometheus's `kubernetes_sd_configs` and
+/// `relabel_configs` do it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Targeting {
+    /// Target relabeling: runs once per target (static or discovered) on its labels before
+    /// any scrape, with the `__address__`, `__scheme__`, `__metrics_path__`,
+    /// `__scrape_interval__`, `__scrape_timeout__`, `job` and `__meta_kubernetes_*` labels.
+    /// A target whose labels a rule drops is not scraped.
+    pub relabel: Vec<RelabelRule>,
+    /// Targets found in the Kubernetes API, beside the static `targets`.
+    pub discovery: Option<Discovery>,
+}
+
+/// What Kubernetes discovery watches, in Prometheus's terms.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeRole {
+    /// A target per container port of each pod (or per container without ports).
+    Pod,
+    /// A target per endpoint address and port of each EndpointSlice, with its Service's and
+    /// pod's labels.
+    EndpointSlice,
+    /// A target per port of each Service, at its cluster DNS name.
+    Service,
+    /// A target per node, at its kubelet port.
+    Node,
+}
+
+impl KubeRole {
+    pub const ALL: [KubeRole; 4] = [
+        KubeRole::Pod,
+        KubeRole::EndpointSlice,
+        KubeRole::Service,
+        KubeRole::Node,
+    ];
+
+    /// Prometheus's spelling of the role.
+    pub fn name(self) -> &'static str {
+        match self {
+            KubeRole::Pod => "pod",
+            KubeRole::EndpointSlice => "endpointslice",
+            KubeRole::Service => "service",
+            KubeRole::Node => "node",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KubeRole> {
+        KubeRole::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Discovery {
+    pub role: KubeRole,
+    /// Namespaces watched, each with its own list and watch; empty: every namespace (ignored
+    /// by the node role, whose objects have none).
+    pub namespaces: Vec<StrId>,
+    /// Pod role only: watch only the pods on the agent's own node (field selector
+    /// `spec.nodeName=<node name>`).
+    pub own_node: bool,
+    /// Targets kept after target relabeling; a target past it is not scraped, and counted.
+    /// Every kept target is charged a scrape's worst case in [`crate::sizing`].
+    pub max_targets: u32,
+    /// Largest object (one JSON list item or watch event) decoded; a larger one is skipped
+    /// and counted, and its old targets stay.
+    pub max_object_bytes: u32,
+    /// Bytes of what discovery keeps between events: the labels of found targets (kept and a
+    /// few dropped, as `/api/v1/targets` shows them) and, for `endpointslice`, the Services
+    /// and pods it labels endpoints with. What does not fit is skipped and counted.
+    pub max_store_bytes: u32,
+    /// `None`: in-cluster, through `KUBERNETES_SERVICE_HOST`/`_PORT` with the pod's
+    /// service-account token and CA.
+    pub api_server: Option<ApiServer>,
+}
+
+/// An API server named in the spec instead of the in-cluster one.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ApiServer {
+    /// `http(s)://host[:port]`, without a path.
+    pub url: StrId,
+    pub bearer_token_file: Option<StrId>,
+    pub tls: Option<Tls>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -764,6 +853,31 @@ impl Plan {
             tls("scrape_jobs.tls", &job.tls)?;
             limits("scrape_jobs.limits", &job.limits)?;
             rules("scrape_jobs.metric_relabel", &job.metric_relabel)?;
+            rules("scrape_jobs.targeting.relabel", &job.targeting.relabel)?;
+            if let Some(d) = &job.targeting.discovery {
+                for ns in &d.namespaces {
+                    s("scrape_jobs.targeting.discovery.namespaces", *ns)?;
+                }
+                if d.max_targets == 0 || d.max_object_bytes == 0 || d.max_store_bytes == 0 {
+                    return Err(PlanError::Invalid {
+                        field: "scrape_jobs.targeting.discovery",
+                        reason: "a limit is zero",
+                    });
+                }
+                if d.own_node && d.role != KubeRole::Pod {
+                    return Err(PlanError::Invalid {
+                        field: "scrape_jobs.targeting.discovery.own_node",
+                        reason: "only the pod role can watch its own node's objects",
+                    });
+                }
+                if let Some(api) = &d.api_server {
+                    s("scrape_jobs.targeting.discovery.api_server", api.url)?;
+                    if let Some(f) = api.bearer_token_file {
+                        s("scrape_jobs.targeting.discovery.api_server", f)?;
+                    }
+                    tls("scrape_jobs.targeting.discovery.api_server.tls", &api.tls)?;
+                }
+            }
             if job.interval_ms == 0 || job.timeout_ms == 0 || job.timeout_ms > job.interval_ms {
                 return Err(PlanError::Invalid {
                     field: "scrape_jobs.timeout_ms",
@@ -779,6 +893,19 @@ impl Plan {
             });
         }
         Ok(())
+    }
+}
+
+impl ScrapeJob {
+    /// The most targets this job scrapes at once: its static ones and what
+    /// its discovery may keep.
+    pub fn max_targets(&self) -> usize {
+        let discovered = self
+            .targeting
+            .discovery
+            .as_ref()
+            .map_or(0, |d| d.max_targets as usize);
+        self.targets.len() + discovered
     }
 }
 
@@ -801,6 +928,10 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
         let options = plan.node.as_ref().map_or(&default, |n| &n.options);
         payload.extend_from_slice(&postcard::to_allocvec(options)?);
     }
+    if version >= 3 {
+        let targeting: Vec<&Targeting> = plan.scrape_jobs.iter().map(|j| &j.targeting).collect();
+        payload.extend_from_slice(&postcard::to_allocvec(&targeting)?);
+    }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -813,9 +944,14 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
 
 impl Plan {
     /// The oldest format version that holds this plan: 1 unless the node section names a
-    /// collector added in version 2 or sets an option, so that plans which need nothing new
-    /// stay readable by older agents (and byte-identical to what older compilers wrote).
+    /// collector added in version 2 or sets an option (2), or a job relabels or discovers its
+    /// targets (3), so that plans which need nothing new stay readable by older agents (and
+    /// byte-identical to what older compilers wrote).
     pub fn format_version(&self) -> u16 {
+        let default = Targeting::default();
+        if self.scrape_jobs.iter().any(|j| j.targeting != default) {
+            return 3;
+        }
         let Some(node) = &self.node else { return 1 };
         let collectors = node.collectors.iter().map(|c| c.since_version());
         let options = if node.options == NodeOptions::default() {
@@ -873,6 +1009,20 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
             postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
         if let Some(node) = &mut plan.node {
             node.options = options;
+        }
+        rest = after;
+    }
+    if version >= 3 {
+        let (targeting, after): (Vec<Targeting>, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
+        if targeting.len() != plan.scrape_jobs.len() {
+            return Err(PlanError::Invalid {
+                field: "scrape_jobs.targeting",
+                reason: "not one entry per scrape job",
+            });
+        }
+        for (job, t) in plan.scrape_jobs.iter_mut().zip(targeting) {
+            job.targeting = t;
         }
         rest = after;
     }

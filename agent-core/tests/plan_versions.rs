@@ -1,8 +1,12 @@
-//! Plan format versions 1 and 2: a plan that needs nothing new stays version 1, byte for byte;
-//! one that names a newer collector or sets node options is version 2 and round-trips; a
-//! version-1 header cannot smuggle in what only version 2 may hold.
+//! Plan format versions 1 to 3: a plan that needs nothing new stays version 1, byte for byte;
+//! one that names a newer collector or sets node options is version 2 and round-trips; one
+//! whose scrape jobs relabel or discover their targets is version 3; a version-1 header
+//! cannot smuggle in what only version 2 may hold.
 
-use outpost_core::plan::{self, Collector, NodeOptions, PlanError, StrId, Textfile};
+use outpost_core::plan::{
+    self, Collector, Discovery, KubeRole, NodeOptions, PlanError, StrId, Targeting, Textfile,
+};
+use outpost_test_support::plan::PlanBuilder;
 use outpost_test_support::repo_path;
 
 /// A version-1 node plan as outpostc wrote it before version 2 existed: cluster-03's golden
@@ -90,10 +94,51 @@ fn an_option_naming_a_missing_string_is_refused() {
 #[test]
 fn a_newer_version_is_refused_with_the_range_this_agent_reads() {
     let mut bytes = golden_node_plan();
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
     let error = plan::decode(&bytes).unwrap_err().to_string();
     assert!(
-        error.contains("version 3 is not supported by this agent (it reads versions 1 to 2)"),
+        error.contains("version 4 is not supported by this agent (it reads versions 1 to 3)"),
         "{error}"
     );
+}
+
+#[test]
+fn a_discovering_job_makes_a_version_three_plan_that_round_trips_and_is_charged_its_targets() {
+    let fixed = PlanBuilder::new().scrape_job("pods", &["127.0.0.1:9100"]).build();
+    let bytes = plan::encode(&fixed).unwrap();
+    assert!(version(&bytes) < 3, "static targets need no version 3");
+
+    let mut plan = fixed.clone();
+    let namespace = plan::StrId(plan.strings.len() as u32);
+    plan.strings.push("apps".into());
+    plan.scrape_jobs[0].targeting = Targeting {
+        relabel: Vec::new(),
+        discovery: Some(Discovery {
+            role: KubeRole::Pod,
+            namespaces: vec![namespace],
+            own_node: true,
+            max_targets: 40,
+            max_object_bytes: 256 * 1024,
+            max_store_bytes: 2 << 20,
+            api_server: None,
+        }),
+    };
+    let bytes = plan::encode(&plan).unwrap();
+    assert_eq!(version(&bytes), 3);
+    assert_eq!(plan::decode(&bytes).unwrap(), plan);
+    // Each discovered target may be scraped: 40 more than the one static target.
+    let targets = |p: &plan::Plan| -> u64 { p.target_groups().iter().map(|g| g.targets).sum() };
+    assert_eq!(targets(&plan), targets(&fixed) + 40);
+    assert!(plan.worst_case_memory().total() > fixed.worst_case_memory().total());
+
+    // Only the pod role watches its own node.
+    let mut wrong = plan.clone();
+    let d = wrong.scrape_jobs[0].targeting.discovery.as_mut().unwrap();
+    d.role = KubeRole::EndpointSlice;
+    match plan::decode(&plan::encode(&wrong).unwrap()) {
+        Err(PlanError::Invalid { field, .. }) => {
+            assert_eq!(field, "scrape_jobs.targeting.discovery.own_node")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -318,7 +318,21 @@ pub enum TenantFilter {
 pub struct JobSpec {
     pub name: String,
     pub scope: Scope,
+    /// Static `host:port` targets; may be left out when `discovery` finds the targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// Targets found in the Kubernetes API (Prometheus's `kubernetes_sd_configs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySpec>,
+    /// Ready-made target relabeling run before `relabel`: `prometheus.io` keeps the
+    /// pods or Services annotated `prometheus.io/scrape: "true"` and honours their
+    /// `prometheus.io/scheme`, `/path` and `/port` annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relabel_preset: Option<String>,
+    /// Target relabeling (Prometheus's `relabel_configs`): runs on each target's labels
+    /// before it is scraped; a target a rule drops is not scraped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relabel: Vec<RelabelSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<SchemeSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,6 +358,34 @@ pub struct JobSpec {
     /// Only for cluster-scope jobs in multi-tenant clusters; default `namespace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_filter: Option<TenantFilter>,
+}
+
+/// Kubernetes discovery of a job's targets, in Prometheus's terms.
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySpec {
+    /// `pod` (the only role of a node-scope job: each agent watches its own node's pods),
+    /// `endpointslice`, `service` or `node`.
+    pub role: String,
+    /// Namespaces to watch; absent: all (a tenant's agents: the tenant's namespaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Targets kept after relabeling; each is charged a scrape's worst case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_targets: Option<u64>,
+    /// Largest Kubernetes object decoded (a larger one is skipped and counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object_size: Option<String>,
+    /// What discovery keeps between events (discovered labels, Services and pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_store_size: Option<String>,
+    /// `http(s)://host:port` of an API server to use instead of the in-cluster one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]

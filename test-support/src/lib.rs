@@ -9,6 +9,7 @@
 //! - [`peers`]: the real Prometheus, node_exporter and VictoriaMetrics, and
 //!   the `outpost` binary under test;
 //! - [`servers`]: loopback scrape targets and remote-write receivers;
+//! - [`kube_api`]: a Kubernetes API server stand-in serving list and watch;
 //! - [`http`]: one `free_port`, a minimal HTTP client, `/metrics` readers;
 //! - [`repo`]: the repository's files (examples, golden plans and manifests);
 //! - [`wire`]: remote-write messages decoded by prost, independently of
@@ -23,6 +24,7 @@
 
 pub mod alloc;
 pub mod http;
+pub mod kube_api;
 pub mod peers;
 pub mod plan;
 pub mod process;
@@ -37,7 +39,8 @@ pub use alloc::{
 };
 pub use http::{free_port, get_metrics, http_get, http_request, metric_sum, metric_value, urlencode};
 pub use peers::{
-    cannot_unshare_mounts, NodeExporter, Outpost, Prometheus, VictoriaMetrics, NODE_EXPORTER, PROMETHEUS,
+    cannot_unshare_mounts, NodeExporter, Outpost, Prometheus, VictoriaMetrics, VmAgent, NODE_EXPORTER,
+    PROMETHEUS, VMAGENT,
 };
 pub use plan::{
     describe, golden_plan, intern, intern_rules, to_loopback, write_plan, PlanBuilder, LIMITS, QUEUE,

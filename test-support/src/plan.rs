@@ -268,6 +268,7 @@ impl PlanBuilder {
             tls: None,
             limits: LIMITS,
             metric_relabel: Vec::new(),
+            targeting: Default::default(),
         };
         self.plan.scrape_jobs.push(job);
         self

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 pub(super) const TARGET_LABEL_SLACK: usize = 256;
 
 /// Static identity of a target: the labels Prometheus would attach.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetLabels {
     pub job: String,
     pub instance: String,

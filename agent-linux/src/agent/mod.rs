@@ -75,7 +75,21 @@ const RESHARD_CHECK_MS: u64 = 1_000;
 /// Reads and validates a plan file; the error names the file.
 pub fn load_plan(path: &Path) -> Result<Plan, String> {
     let bytes = fs::read(path).map_err(|e| format!("plan {}: {e}", path.display()))?;
-    plan::decode(&bytes).map_err(|e| format!("plan {}: {e}", path.display()))
+    let plan = plan::decode(&bytes).map_err(|e| format!("plan {}: {e}", path.display()))?;
+    // Target relabeling and Kubernetes discovery are planned but not run by this agent yet:
+    // refusing the plan beats scraping other targets than the spec asked for.
+    if let Some(job) = plan
+        .scrape_jobs
+        .iter()
+        .find(|j| j.targeting != Default::default())
+    {
+        return Err(format!(
+            "plan {}: job {} relabels or discovers its targets, which this agent does not run yet",
+            path.display(),
+            plan.str(job.name)
+        ));
+    }
+    Ok(plan)
 }
 
 /// Why the loop ended.

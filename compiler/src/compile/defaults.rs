@@ -40,6 +40,15 @@ pub const DEFAULT_LABEL_VALUE_LENGTH: u64 = u32::MAX as u64;
 pub const DEFAULT_CPU: &str = "200m";
 pub const DEFAULT_MEMORY: &str = "256Mi";
 pub const DEFAULT_NODE_JOB: &str = "node-exporter";
+/// Kubernetes discovery: targets kept per job (the pods of a node: Kubernetes's default
+/// `maxPods` is 110, most run no metrics endpoint).
+pub const DEFAULT_MAX_TARGETS: u64 = 100;
+/// Largest object decoded: a pod with a few KiB of annotations is far below it.
+pub const DEFAULT_MAX_OBJECT_SIZE: &str = "256Ki";
+/// What discovery keeps between events per job.
+pub const DEFAULT_MAX_STORE_SIZE: &str = "2Mi";
+/// Target relabeling presets a job can name.
+pub const RELABEL_PRESETS: [&str; 1] = ["prometheus.io"];
 /// `collectors: default`, the node section's default: node_exporter 1.5's default Linux
 /// collectors (`prometheus-node-exporter --help`, those marked "default: enabled"), all but
 /// `systemd`, which asks systemd over D-Bus (docs/node-exporter-compat.md says why outpost does

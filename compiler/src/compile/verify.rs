@@ -36,7 +36,8 @@ impl Unit<'_> {
                 .position(|s| s.name == plan.str(j.name))
                 .map(|i| root.at("scrape_jobs").at(i))
                 .unwrap_or_else(|| self.unit_path.clone());
-            lists.push((&j.metric_relabel, path, j.limits));
+            lists.push((&j.metric_relabel, path.clone(), j.limits));
+            lists.push((&j.targeting.relabel, path, j.limits));
         }
         for (rules, path, limits) in lists {
             if let Err(e) =

@@ -11,7 +11,8 @@
 //!   agents whose plans scrape the kubelet with their ServiceAccount token;
 //! - `outpost-<namespace>.yaml`, one per cluster or tenant: ServiceAccount,
 //!   the plans as ConfigMaps (`binaryData`), the node-role DaemonSet, and
-//!   the cluster-role StatefulSet with its headless Service;
+//!   the cluster-role StatefulSet with its headless Service, and the RBAC
+//!   their Kubernetes discovery needs (see [`discovery`]);
 //! - `kustomization.yaml` listing them.
 //!
 //! Secrets (TLS material, tokens, passwords) are never generated: every
@@ -22,6 +23,7 @@
 //! image besides kube-state-metrics: the node agent's WAL directory is handed
 //! to the agent's user by the same image (`outpost chown-wal`).
 
+mod discovery;
 pub mod image;
 pub mod ksm;
 mod yaml;
@@ -239,6 +241,11 @@ fn render_cluster(
                 docs.extend(agent_objects(unit, agent, image)?);
             }
         }
+        let unit_plans = [Role::Node, Role::Cluster]
+            .into_iter()
+            .filter_map(|role| unit.plan(plans, role))
+            .map(|a| &a.plan);
+        docs.extend(discovery::rbac(&unit.namespace, unit_plans));
         if needs_token {
             kubelet_readers.push(unit.namespace.clone());
         }
@@ -582,7 +589,9 @@ fn pod_template(
         }),
         spec: Some(PodSpec {
             service_account_name: Some(AGENT_SERVICE_ACCOUNT.into()),
-            automount_service_account_token: Some(uses_service_account(plan)),
+            automount_service_account_token: Some(
+                uses_service_account(plan) || discovery::discovers_in_cluster(plan),
+            ),
             // The node collectors read /proc/net through the host's network
             // namespace, as node_exporter does; tenants' DaemonSets never
             // share a node, so their ports cannot clash.

@@ -13,7 +13,7 @@ use std::path::Path;
 pub use node_exporter::{NodeExporter, NODE_EXPORTER};
 pub use outpost::{cannot_unshare_mounts, Outpost};
 pub use prometheus::{Prometheus, PROMETHEUS};
-pub use victoria_metrics::{VictoriaMetrics, VICTORIA_METRICS};
+pub use victoria_metrics::{VictoriaMetrics, VmAgent, VICTORIA_METRICS, VMAGENT};
 
 /// Whether `binary` is there; says how to install it when it is not.
 fn installed(binary: &str, package: &str) -> bool {

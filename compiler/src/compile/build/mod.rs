@@ -3,6 +3,7 @@
 //! order because the string table numbers strings in first-use order: the
 //! same spec gives the same plan bytes on every run.
 
+mod discovery;
 mod node;
 mod queue;
 mod receiver;
@@ -119,7 +120,7 @@ impl Unit<'_> {
         let mut scrape_jobs = Vec::new();
         for (ji, j) in jobs {
             let jpath = DocPath::root().at("scrape_jobs").at(ji);
-            scrape_jobs.push(self.job(cx, &mut s, j, &jpath, &inherited));
+            scrape_jobs.extend(self.job(cx, &mut s, j, &jpath, &inherited));
         }
         let self_scrape = plan::SelfScrape {
             interval_ms: interval_ms.max(1) as u32,

@@ -34,7 +34,7 @@ impl Unit<'_> {
         j: &JobSpec,
         jpath: &DocPath,
         inherited: &Inherited,
-    ) -> plan::ScrapeJob {
+    ) -> Option<plan::ScrapeJob> {
         let name = s.id(&j.name);
         let interval = match &j.interval {
             Some(t) => cx
@@ -95,7 +95,7 @@ impl Unit<'_> {
             );
         }
         let path = s.id(path);
-        if j.targets.is_empty() {
+        if j.targets.is_empty() && j.discovery.is_none() {
             cx.push(
                 Diagnostic::error(
                     "no-targets",
@@ -104,7 +104,7 @@ impl Unit<'_> {
                 )
                 .on_key()
                 .label("empty")
-                .help("list `host:port` targets; `${NODE_IP}` and `${NODE_NAME}` are filled in on each node"),
+                .help("list `host:port` targets (`${NODE_IP}` and `${NODE_NAME}` are filled in on each node), or find them with `discovery`"),
             );
         }
         let targets = j
@@ -148,7 +148,8 @@ impl Unit<'_> {
             None => inherited.limits,
         };
         let mut metric_relabel = Vec::new();
-        if let (Some(t), Scope::Cluster) = (self.tenant, j.scope) {
+        // A discovery job of a tenant finds only the tenant's own targets: nothing to filter.
+        if let (Some(t), Scope::Cluster, None) = (self.tenant, j.scope, &j.discovery) {
             if j.tenant_filter.unwrap_or(TenantFilter::Namespace) == TenantFilter::Namespace {
                 metric_relabel.push(tenant_filter_rule(s, t));
             }
@@ -162,7 +163,24 @@ impl Unit<'_> {
         if let Some((list, p)) = &inherited.metric_relabel {
             metric_relabel.extend(relabel_rules(cx, s, list, p));
         }
-        plan::ScrapeJob {
+        // Interned last, so that a job without them keeps its plan's strings as before.
+        let discovery = match &j.discovery {
+            Some(d) => {
+                let found = self.discovery(cx, s, j, d, &jpath.at("discovery"));
+                if found.is_none() && j.targets.is_empty() {
+                    return None;
+                }
+                found
+            }
+            None => None,
+        };
+        let mut relabel = Vec::new();
+        if let Some(preset) = &j.relabel_preset {
+            let role = discovery.as_ref().map(|d| d.role);
+            relabel.extend(self.preset_rules(cx, s, preset, role, &jpath.at("relabel_preset")));
+        }
+        relabel.extend(relabel_rules(cx, s, &j.relabel, &jpath.at("relabel")));
+        Some(plan::ScrapeJob {
             name,
             interval_ms: clamp_u32(interval),
             timeout_ms: timeout.clamp(1, u64::from(clamp_u32(interval))) as u32,
@@ -175,6 +193,7 @@ impl Unit<'_> {
             tls,
             limits,
             metric_relabel,
-        }
+            targeting: plan::Targeting { relabel, discovery },
+        })
     }
 }
