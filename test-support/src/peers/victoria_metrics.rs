@@ -71,9 +71,6 @@ impl VmAgent {
                     "-remoteWrite.tmpDataPath={}",
                     dir.join("vmagent").display()
                 ))
-                // Its default applies Kubernetes changes every 30 s; tests compare each
-                // change as soon as both sides have it.
-                .arg("-promscrape.kubernetesSDCheckInterval=1s")
                 .arg("-loggerLevel=ERROR"),
         );
         let agent = VmAgent { port, _child: child };
