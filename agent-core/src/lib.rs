@@ -17,7 +17,9 @@
 //! - parsing and relabeling: [`expfmt`], [`relabel`];
 //! - sending: [`queue`] (the sender's state machine), [`request`] (request
 //!   bodies joined from WAL records);
-//! - [`pipeline`]: a scrape body to closed remote-write batches.
+//! - [`pipeline`]: a scrape body to closed remote-write batches;
+//! - [`durability`]: what a plan's WAL promises (loss windows, the outage
+//!   it covers).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod durability;
 pub mod error;
 pub mod expfmt;
 pub mod labels;

@@ -6,13 +6,14 @@
 //! |--------|------|----------------------------------------------|
 //! | 0      | 8    | magic `OUTPOST\0`                            |
 //! | 8      | 2    | format version, little endian                |
-//! | 10     | 2    | flags, must be zero in versions 1 and 2      |
+//! | 10     | 2    | flags, must be zero in versions 1 to 3       |
 //! | 12     | 4    | payload length in bytes, little endian       |
 //! | 16     | 4    | CRC-32 (IEEE) of the payload, little endian  |
 //!
 //! The payload is [`Plan`] encoded with postcard 1.x; version 2 appends the node section's
-//! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]. [`encode`]
-//! writes version 1 whenever the plan needs nothing newer. Every string in the
+//! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]; version 3
+//! appends the WAL's [`WalMode`] after them. [`encode`] writes the oldest version that holds
+//! the plan. Every string in the
 //! plan lives once in [`Plan::strings`] and is referenced by [`StrId`], so a
 //! label name used by a hundred rules costs its bytes once.
 //!
@@ -24,6 +25,7 @@
 //! What a plan costs in memory, and the buffer sizes derived from its bounds,
 //! are not part of the format: they live in [`crate::sizing`].
 
+use crate::snappy;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -31,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 8] = *b"OUTPOST\0";
 /// The newest format version: what [`encode`] writes for a plan that needs it.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version [`decode`] reads.
 pub const MIN_FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 20;
@@ -154,7 +156,35 @@ pub struct Wal {
     /// When the WAL reaches this size the oldest segment is dropped (reason `wal_full`).
     pub max_bytes: u64,
     pub segment_bytes: u32,
+    /// When what is written reaches the disk for sure; see [`WalMode`] for what is written.
     pub fsync: Fsync,
+    /// Not part of the postcard `Plan`: written after the node options, in version 3 only (see
+    /// [`encode`]). Version-1 and version-2 plans mean [`WalMode::Always`], what agents did
+    /// before version 3.
+    #[serde(skip)]
+    pub mode: WalMode,
+}
+
+/// Which records the WAL writes to disk.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalMode {
+    /// Append before send: every record is written when its scrape ends, before it is sent.
+    #[default]
+    Always,
+    /// Records stay in memory until the receiver acknowledges them; only what it has not taken
+    /// in time is written (see [`Spill`]).
+    Spill(Spill),
+}
+
+/// When a record held in memory is written to the WAL after all: it waited `after_ms` without
+/// an acknowledgement, the held records reached `max_held_bytes`, the receiver failed (or has
+/// not answered yet since the start), or the agent stops.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spill {
+    pub after_ms: u32,
+    /// Compressed payload bytes held in memory at most; holds at least one record of
+    /// `queue.max_batch_bytes` (its snappy bound).
+    pub max_held_bytes: u32,
 }
 
 /// Per-target bounds. Hitting one fails the scrape with a named reason, as
@@ -725,6 +755,20 @@ impl Plan {
                 reason: "must hold one batch and fit within wal.max_bytes",
             });
         }
+        if let WalMode::Spill(spill) = self.wal.mode {
+            if spill.after_ms == 0 {
+                return Err(PlanError::Invalid {
+                    field: "wal.mode.spill.after_ms",
+                    reason: "must be > 0",
+                });
+            }
+            if u64::from(spill.max_held_bytes) < snappy::max_compressed_len(u64::from(q.max_batch_bytes)) {
+                return Err(PlanError::Invalid {
+                    field: "wal.mode.spill.max_held_bytes",
+                    reason: "must hold one compressed batch of queue.max_batch_bytes",
+                });
+            }
+        }
 
         if let Some(node) = &self.node {
             s("node.job", node.job)?;
@@ -812,6 +856,9 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
         let options = plan.node.as_ref().map_or(&default, |n| &n.options);
         payload.extend_from_slice(&postcard::to_allocvec(options)?);
     }
+    if version >= 3 {
+        payload.extend_from_slice(&postcard::to_allocvec(&plan.wal.mode)?);
+    }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -824,17 +871,22 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
 
 impl Plan {
     /// The oldest format version that holds this plan: 1 unless the node section names a
-    /// collector added in version 2 or sets an option, so that plans which need nothing new
-    /// stay readable by older agents (and byte-identical to what older compilers wrote).
+    /// collector added in version 2 or sets an option (2), or the WAL holds records in memory
+    /// (3), so that plans which need nothing new stay readable by older agents (and
+    /// byte-identical to what older compilers wrote).
     pub fn format_version(&self) -> u16 {
-        let Some(node) = &self.node else { return 1 };
+        let wal = match self.wal.mode {
+            WalMode::Always => 1,
+            WalMode::Spill(_) => 3,
+        };
+        let Some(node) = &self.node else { return wal };
         let collectors = node.collectors.iter().map(|c| c.since_version());
         let options = if node.options == NodeOptions::default() {
             1
         } else {
             2
         };
-        collectors.chain([options]).max().unwrap_or(1)
+        collectors.chain([options, wal]).max().unwrap_or(1)
     }
 }
 
@@ -885,6 +937,11 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
         if let Some(node) = &mut plan.node {
             node.options = options;
         }
+        rest = after;
+    }
+    if version >= 3 {
+        let (mode, after): (WalMode, &[u8]) = postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
+        plan.wal.mode = mode;
         rest = after;
     }
     if version == 1 && plan.format_version() > 1 {

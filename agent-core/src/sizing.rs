@@ -12,7 +12,7 @@
 //! The plan format ([`crate::plan`]) knows nothing of this model: the
 //! model reads the plan, never the other way round.
 
-use crate::plan::{Limits, Plan, Textfile};
+use crate::plan::{Limits, Plan, Textfile, WalMode};
 use crate::remote_write;
 use crate::snappy::{self, max_compressed_len};
 use crate::symbols;
@@ -75,6 +75,13 @@ pub const JOIN_PREAMBLE_BYTES: u64 = snappy::PREAMBLE_ROOM as u64;
 /// The record list of one run: at most [`RECORDS_PER_SHARD`] records'
 /// metadata.
 pub const RUN_LIST_BYTES: u64 = (RECORDS_PER_SHARD * core::mem::size_of::<RecordMeta>()) as u64;
+/// Records the WAL keeps located in memory ahead of the sender's window, so
+/// the sender's next records are at hand when it has room.
+pub const WAL_LOOKAHEAD_RECORDS: usize = 64;
+/// One record held in memory in spill mode, beside its payload: where it
+/// sits in the held bytes, its seq and when it was held (the agent's WAL
+/// asserts its span's size).
+pub const HELD_SPAN_BYTES: u64 = 24;
 /// One client connection: TLS state, request and response buffers.
 pub const CONNECTION_BYTES: u64 = 64 * 1024;
 /// miniz_oxide's inflate state with its 32 KiB window.
@@ -91,6 +98,9 @@ pub struct MemoryBreakdown {
     pub queue: u64,
     pub connections: u64,
     pub strings: u64,
+    /// Records held in memory until acknowledged (spill mode); 0 in
+    /// append-before-send mode. See [`Plan::held_records_bytes`].
+    pub held_records: u64,
 }
 
 impl MemoryBreakdown {
@@ -103,10 +113,11 @@ impl MemoryBreakdown {
             + self.queue
             + self.connections
             + self.strings
+            + self.held_records
     }
 
     /// `(name, bytes)` rows, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 8] {
+    pub fn rows(&self) -> [(&'static str, u64); 9] {
         [
             ("fixed", self.fixed),
             ("scrape_bodies", self.scrape_bodies),
@@ -116,6 +127,7 @@ impl MemoryBreakdown {
             ("queue", self.queue),
             ("connections", self.connections),
             ("strings", self.strings),
+            ("held_records", self.held_records),
         ]
     }
 }
@@ -257,6 +269,23 @@ impl Plan {
             queue,
             connections,
             strings: self.strings.iter().map(|s| s.len() as u64 + 24).sum(),
+            held_records: self.held_records_bytes(),
+        }
+    }
+
+    /// What spill mode holds in memory: `max_held_bytes` of payloads, and a
+    /// span for every record the WAL can locate in memory at once (the
+    /// sender's window, at most [`RECORDS_PER_SHARD`] per shard, and the
+    /// look-ahead), since each of those may be a held one. Nothing in
+    /// append-before-send mode.
+    pub fn held_records_bytes(&self) -> u64 {
+        match self.wal.mode {
+            WalMode::Always => 0,
+            WalMode::Spill(spill) => {
+                let records = RECORDS_PER_SHARD as u64 * u64::from(self.queue.max_shards.max(1))
+                    + WAL_LOOKAHEAD_RECORDS as u64;
+                u64::from(spill.max_held_bytes) + records * HELD_SPAN_BYTES
+            }
         }
     }
 }
