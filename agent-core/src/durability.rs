@@ -117,7 +117,7 @@ impl Plan {
     /// and fsync policy.
     pub fn loss_window(&self) -> LossWindow {
         let crash_ms = match self.wal.mode {
-            WalMode::Always => 0,
+            WalMode::Append => 0,
             WalMode::Spill(spill) => u64::from(spill.after_ms),
         };
         let unsynced = match self.wal.fsync {

@@ -159,7 +159,7 @@ pub struct Wal {
     /// When what is written reaches the disk for sure; see [`WalMode`] for what is written.
     pub fsync: Fsync,
     /// Not part of the postcard `Plan`: written after the node options, in version 3 only (see
-    /// [`encode`]). Version-1 and version-2 plans mean [`WalMode::Always`], what agents did
+    /// [`encode`]). Version-1 and version-2 plans mean [`WalMode::Append`], what agents did
     /// before version 3.
     #[serde(skip)]
     pub mode: WalMode,
@@ -170,7 +170,7 @@ pub struct Wal {
 pub enum WalMode {
     /// Append before send: every record is written when its scrape ends, before it is sent.
     #[default]
-    Always,
+    Append,
     /// Records stay in memory until the receiver acknowledges them; only what it has not taken
     /// in time is written (see [`Spill`]).
     Spill(Spill),
@@ -876,7 +876,7 @@ impl Plan {
     /// byte-identical to what older compilers wrote).
     pub fn format_version(&self) -> u16 {
         let wal = match self.wal.mode {
-            WalMode::Always => 1,
+            WalMode::Append => 1,
             WalMode::Spill(_) => 3,
         };
         let Some(node) = &self.node else { return wal };

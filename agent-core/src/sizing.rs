@@ -280,7 +280,7 @@ impl Plan {
     /// append-before-send mode.
     pub fn held_records_bytes(&self) -> u64 {
         match self.wal.mode {
-            WalMode::Always => 0,
+            WalMode::Append => 0,
             WalMode::Spill(spill) => {
                 let records = RECORDS_PER_SHARD as u64 * u64::from(self.queue.max_shards.max(1))
                     + WAL_LOOKAHEAD_RECORDS as u64;

@@ -1,8 +1,9 @@
-//! Plan format versions 1 and 2: a plan that needs nothing new stays version 1, byte for byte;
-//! one that names a newer collector or sets node options is version 2 and round-trips; a
-//! version-1 header cannot smuggle in what only version 2 may hold.
+//! Plan format versions 1 to 3: a plan that needs nothing new stays version 1, byte for byte;
+//! one that names a newer collector or sets node options is version 2 and round-trips; one whose
+//! WAL holds records in memory (spill mode) is version 3; an older header cannot smuggle in what
+//! only a newer version may hold.
 
-use outpost_core::plan::{self, Collector, NodeOptions, PlanError, StrId, Textfile};
+use outpost_core::plan::{self, Collector, NodeOptions, PlanError, Spill, StrId, Textfile, WalMode};
 use outpost_test_support::repo_path;
 
 /// A version-1 node plan as outpostc wrote it before version 2 existed: cluster-03's golden
@@ -90,10 +91,68 @@ fn an_option_naming_a_missing_string_is_refused() {
 #[test]
 fn a_newer_version_is_refused_with_the_range_this_agent_reads() {
     let mut bytes = golden_node_plan();
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
     let error = plan::decode(&bytes).unwrap_err().to_string();
     assert!(
-        error.contains("version 3 is not supported by this agent (it reads versions 1 to 2)"),
+        error.contains("version 4 is not supported by this agent (it reads versions 1 to 3)"),
         "{error}"
     );
+}
+
+fn spill() -> WalMode {
+    WalMode::Spill(Spill {
+        after_ms: 30_000,
+        max_held_bytes: 8 << 20,
+    })
+}
+
+#[test]
+fn spill_mode_makes_a_version_three_plan_and_older_plans_append_before_send() {
+    let old = plan::decode(&golden_node_plan()).unwrap();
+    assert_eq!(old.wal.mode, WalMode::Append, "what agents before version 3 did");
+    let mut plan = old.clone();
+    plan.wal.mode = spill();
+    let bytes = plan::encode(&plan).unwrap();
+    assert_eq!(version(&bytes), 3);
+    assert_eq!(plan::decode(&bytes).unwrap(), plan);
+    // Back to `always`: the oldest version that holds it again.
+    plan.wal.mode = WalMode::Append;
+    assert_eq!(plan::encode(&plan).unwrap(), golden_node_plan());
+}
+
+#[test]
+fn a_version_two_header_on_a_spill_mode_payload_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.wal.mode = spill();
+    let mut bytes = plan::encode(&plan).unwrap();
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    match plan::decode(&bytes) {
+        Err(PlanError::TrailingBytes(n)) => {
+            assert_eq!(n, postcard::to_allocvec(&spill()).unwrap().len())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_spill_window_of_zero_or_held_memory_below_one_batch_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.wal.mode = WalMode::Spill(Spill {
+        after_ms: 0,
+        max_held_bytes: 8 << 20,
+    });
+    let bytes = plan::encode(&plan).unwrap();
+    match plan::decode(&bytes) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "wal.mode.spill.after_ms"),
+        other => panic!("{other:?}"),
+    }
+    plan.wal.mode = WalMode::Spill(Spill {
+        after_ms: 30_000,
+        max_held_bytes: plan.queue.max_batch_bytes,
+    });
+    let bytes = plan::encode(&plan).unwrap();
+    match plan::decode(&bytes) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "wal.mode.spill.max_held_bytes"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -292,7 +292,7 @@ fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
             segment_bytes: 3_200,
             max_bytes: 1 << 20,
             fsync: Fsync::Always,
-            mode: WalMode::Always,
+            mode: WalMode::Append,
             max_payload_bytes: 1_000,
             max_window_records: 8,
             max_window_samples: 1_000,

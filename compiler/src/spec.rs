@@ -155,7 +155,7 @@ pub struct WalSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsync: Option<String>,
     /// `spill` (hold records in memory, write only what the receiver has not taken in time)
-    /// or `always` (append every record before it is sent).
+    /// or `append` (append every record before it is sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// Spill mode: a record not acknowledged within this long is written.

@@ -114,6 +114,9 @@ pub fn parse_cpu(text: &str) -> Result<u32, String> {
 /// and at most three of them (the rest is cut, not rounded): `1h5m10s`,
 /// `30s`, `500ms`.
 pub fn format_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
     if ms < 1000 {
         return format!("{ms}ms");
     }
@@ -170,6 +173,7 @@ mod tests {
 
     #[test]
     fn durations_for_people() {
+        assert_eq!(format_duration(0), "0s");
         assert_eq!(format_duration(500), "500ms");
         assert_eq!(format_duration(30_000), "30s");
         assert_eq!(format_duration(90_000), "1m30s");

@@ -95,7 +95,7 @@ impl PlanBuilder {
                     max_bytes: 64 << 20,
                     segment_bytes: 1 << 20,
                     fsync: Fsync::Never,
-                    mode: WalMode::Always,
+                    mode: WalMode::Append,
                 },
                 node: None,
                 scrape_jobs: Vec::new(),

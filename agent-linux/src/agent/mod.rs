@@ -366,7 +366,7 @@ impl Agent {
     /// SIGTERM/SIGINT: a short grace period lets sends in flight finish;
     /// then what spill mode still holds unacknowledged is written, the WAL
     /// is synced, and whatever is unsent stays in it for the next start (in
-    /// `always` mode every completed scrape is in the WAL already). A
+    /// `append` mode every completed scrape is in the WAL already). A
     /// scrape still in progress is abandoned, as Prometheus abandons it.
     fn shutdown(mut self, signal: libc::c_int) -> i32 {
         let start = self.clock.now_ms();

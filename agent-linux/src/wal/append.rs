@@ -21,7 +21,7 @@ use crate::log;
 impl DiskWal {
     /// Takes one closed batch and returns its metadata with its new
     /// sequence number (`batch.seq` and `batch.bytes` are filled in here).
-    /// In `always` mode it is written now; in spill mode it is held in
+    /// In `append` mode it is written now; in spill mode it is held in
     /// memory unless it must be written now ([`SpillReason`]). Records
     /// deleted to stay within `wal.max_bytes` are pushed to `dropped` so
     /// the sender forgets them too.

@@ -8,7 +8,7 @@
 //! sender's `ack_floor` passes the segment's last sequence number.
 //!
 //! When a record is written depends on `wal.mode`:
-//! - `always` (append before send): when its scrape ends, before anything
+//! - `append` (append before send): when its scrape ends, before anything
 //!   of it is sent;
 //! - `spill`: it is held in memory ([`held`]) and sent from there, and
 //!   written only if the receiver has not acknowledged it within
@@ -16,7 +16,7 @@
 //!   fails (or has not answered since the start), or when the agent stops
 //!   ([`spill`]). An acknowledged held record never touches the disk.
 //!   Written records keep their sequence numbers and go to disk in
-//!   sequence order, so a restart replays them as in `always` mode.
+//!   sequence order, so a restart replays them as in `append` mode.
 //!
 //! `DIR/lock` is held (`flock`) for as long as a [`DiskWal`] is open, so two
 //! agents never share a directory (see [`lock`]).
@@ -163,7 +163,7 @@ impl DiskWal {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
         let held = match cfg.mode {
-            WalMode::Always => Held::new(0, 0),
+            WalMode::Append => Held::new(0, 0),
             WalMode::Spill(spill) => Held::new(spill.max_held_bytes as usize, cfg.max_window_records),
         };
         let mut wal = DiskWal {
@@ -290,7 +290,7 @@ mod tests {
             segment_bytes,
             max_bytes,
             fsync: Fsync::Always,
-            mode: WalMode::Always,
+            mode: WalMode::Append,
             max_payload_bytes: 1024,
             max_window_records: 64,
             max_window_samples: 1 << 20,

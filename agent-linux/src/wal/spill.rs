@@ -67,7 +67,7 @@ impl fmt::Display for SpillReason {
 /// What happens to a new record.
 pub(super) enum Disposition {
     Hold,
-    /// `always` mode: written, as every record is.
+    /// `append` mode: written, as every record is.
     Write,
     Spill(SpillReason),
 }

@@ -31,15 +31,17 @@ pub const DEFAULT_FSYNC: &str = "1s";
 pub const DEFAULT_NODE_WAL_MODE: &str = "spill";
 /// The cluster role's WAL is on its PVC, as the seed's Prometheus agent's
 /// was: every record is appended before it is sent.
-pub const DEFAULT_WAL_MODE: &str = "always";
+pub const DEFAULT_WAL_MODE: &str = "append";
 /// A record not acknowledged this long after its scrape ended is written:
 /// well past the batch deadline (5s by default, 10s in the seed) plus a
 /// healthy receiver's answer, so a healthy receiver's records never are.
 /// It is also what a process crash can lose in spill mode.
 pub const DEFAULT_SPILL_AFTER: &str = "30s";
-/// A node agent's scrapes (node collectors, kubelet) are a few hundred KiB
-/// each; this holds a spill window of them with room to spare.
-pub const DEFAULT_NODE_MAX_HELD: &str = "8Mi";
+/// A node agent's records (node collectors, kubelet) are tens of KiB
+/// compressed; this holds a spill window of them with room to spare, and
+/// keeps a node agent within its 128Mi limit. Raised to one compressed
+/// batch (`queue.max_batch_bytes`' snappy bound) when that is larger.
+pub const DEFAULT_NODE_MAX_HELD: &str = "4Mi";
 /// A cluster agent in spill mode holds kube-state-metrics scrapes: 50,000
 /// series take about 2.7 MB compressed.
 pub const DEFAULT_MAX_HELD: &str = "32Mi";

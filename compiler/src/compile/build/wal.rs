@@ -113,12 +113,12 @@ impl<'a> Unit<'a> {
         let picked = self.pick(|x| get(x).and_then(|w| w.mode.as_ref()), &[key, "mode"]);
         let spill = match picked {
             Some((m, _)) if m == "spill" => true,
-            Some((m, _)) if m == "always" => false,
+            Some((m, _)) if m == "append" => false,
             Some((m, p)) => {
                 cx.push(
                     Diagnostic::error("bad-wal-mode", p, format!("`{m}` is not a WAL mode"))
                         .label("unknown mode")
-                        .help("use `spill` (write only what the receiver has not taken in time) or `always` (append every record before it is sent)"),
+                        .help("use `spill` (write only what the receiver has not taken in time) or `append` (append every record before it is sent)"),
                 );
                 mode_default == "spill"
             }
@@ -138,13 +138,13 @@ impl<'a> Unit<'a> {
                     Diagnostic::warning(
                         "wal-spill-unused",
                         p,
-                        "this WAL appends every record (mode `always`), so spill settings do nothing",
+                        "this WAL appends every record (mode `append`), so spill settings do nothing",
                     )
                     .label("unused")
                     .help(format!("set `{key}.mode: spill` to use it, or remove it")),
                 );
             }
-            return plan::WalMode::Always;
+            return plan::WalMode::Append;
         }
         let (after_ms, after_path) = cx.duration_or(after, DEFAULT_SPILL_AFTER);
         let (held_bytes, held_path) = cx.size_or(held, held_default);
@@ -164,6 +164,12 @@ impl<'a> Unit<'a> {
             );
         }
         let one_record = max_compressed_len(u64::from(queue.max_batch_bytes));
+        // The default grows to one record when batches are larger than it holds; a size the
+        // spec sets is checked as written.
+        let held_bytes = match held_path {
+            None => held_bytes.max(one_record),
+            Some(_) => held_bytes,
+        };
         if held_bytes < one_record || held_bytes > u64::from(u32::MAX) {
             cx.push(
                 Diagnostic::error(
