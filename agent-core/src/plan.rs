@@ -177,8 +177,8 @@ pub enum WalMode {
 }
 
 /// When a record held in memory is written to the WAL after all: it waited `after_ms` without
-/// an acknowledgement, the held records reached `max_held_bytes`, the receiver failed (or has
-/// not answered yet since the start), or the agent stops.
+/// an acknowledgement, the held records reached `max_held_bytes`, the receiver failed, or the
+/// agent stops.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spill {
     pub after_ms: u32,

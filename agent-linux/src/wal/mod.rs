@@ -13,7 +13,7 @@
 //! - `spill`: it is held in memory ([`held`]) and sent from there, and
 //!   written only if the receiver has not acknowledged it within
 //!   `spill.after_ms`, when the held bytes are full, while the receiver
-//!   fails (or has not answered since the start), or when the agent stops
+//!   fails, or when the agent stops
 //!   ([`spill`]). An acknowledged held record never touches the disk.
 //!   Written records keep their sequence numbers and go to disk in
 //!   sequence order, so a restart replays them as in `append` mode.
@@ -119,8 +119,9 @@ pub struct DiskWal {
     window: Window,
     /// Spill mode: payloads of the records held in memory.
     held: Held,
-    /// Spill mode: records go straight to disk (the receiver fails, or has
-    /// not answered since the start).
+    /// Spill mode: records go straight to disk (the receiver fails). Off at
+    /// the start: a healthy receiver's records never touch the disk, and a
+    /// failing one turns it on with its first failed send.
     write_through: bool,
     /// The next record on disk that is not in the window; `None` when the
     /// window holds everything up to the last append.
@@ -171,7 +172,7 @@ impl DiskWal {
             scanner: Scanner::new(cfg.max_payload_bytes),
             window: Window::new(cfg.max_window_records, cfg.max_window_samples),
             held,
-            write_through: true,
+            write_through: false,
             cfg,
             segments: VecDeque::new(),
             current: None,
@@ -527,19 +528,11 @@ mod tests {
             .fold((0, 0), |(n, b), e| (n + 1, b + e.metadata().unwrap().len()))
     }
 
-    /// Spill mode with the receiver answering (the WAL starts writing
-    /// through until it does).
-    fn open_answering(cfg: WalConfig) -> DiskWal {
-        let mut wal = open(cfg);
-        wal.set_write_through(false, 0, &mut Vec::new()).unwrap();
-        wal
-    }
-
     #[test]
     fn spill_mode_holds_records_and_acknowledged_ones_never_reach_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
-        let mut wal = open_answering(spill_cfg(dir.path(), 1024));
+        let mut wal = open(spill_cfg(dir.path(), 1024));
         for i in 0..3 {
             append(&mut wal, i, 100, &mut dropped);
         }
@@ -570,7 +563,7 @@ mod tests {
     fn a_held_record_not_acknowledged_in_time_is_written_then_deleted_once_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
-        let mut wal = open_answering(spill_cfg(dir.path(), 1024));
+        let mut wal = open(spill_cfg(dir.path(), 1024));
         let batch = RecordMeta {
             seq: 0,
             shard: 0,
@@ -605,7 +598,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
         // Room for two 100-byte payloads.
-        let mut wal = open_answering(spill_cfg(dir.path(), 250));
+        let mut wal = open(spill_cfg(dir.path(), 250));
         for i in 0..5 {
             append(&mut wal, i, 100, &mut dropped);
         }
@@ -628,7 +621,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
         let mut wal = open(spill_cfg(dir.path(), 1024));
-        // Until the receiver has answered, every record is written.
+        // The receiver fails: every record is written.
+        wal.set_write_through(true, 0, &mut dropped).unwrap();
         append(&mut wal, 0, 100, &mut dropped);
         assert_eq!((wal.held_records(), on_disk(dir.path()).0), (0, 1));
         wal.set_write_through(false, 0, &mut dropped).unwrap();
@@ -658,7 +652,7 @@ mod tests {
     fn a_record_larger_than_the_held_memory_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut dropped = Vec::new();
-        let mut wal = open_answering(spill_cfg(dir.path(), 150));
+        let mut wal = open(spill_cfg(dir.path(), 150));
         append(&mut wal, 0, 100, &mut dropped);
         append(&mut wal, 1, 200, &mut dropped);
         // The held one goes first, so the disk stays in order.

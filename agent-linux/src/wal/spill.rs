@@ -1,8 +1,8 @@
 //! Spill mode: which records are held in memory, and when a held one is
 //! written after all.
 //!
-//! A record is held when its scrape ends, unless the receiver fails (or has
-//! not answered since the start: `write_through`), records wait on disk
+//! A record is held when its scrape ends, unless the receiver fails
+//! (`write_through`), records wait on disk
 //! ahead of it, or it is larger than all the held bytes. A held record is
 //! written once it has waited `spill.after_ms` without an acknowledgement,
 //! when a new one needs its room, when the receiver fails, and when the
@@ -30,7 +30,7 @@ pub enum SpillReason {
     Age,
     /// The held bytes were full, or the record is larger than all of them.
     Memory,
-    /// The receiver fails, or has not answered since the start.
+    /// The receiver fails.
     Receiver,
     /// Records wait on disk ahead of it (a backlog not loaded yet).
     Backlog,
@@ -222,8 +222,8 @@ impl DiskWal {
 
     /// Spill mode: while `on`, new records go straight to disk; turning it
     /// on writes every held record now (call [`DiskWal::release_held`]
-    /// first). The WAL starts with it on: until the receiver has answered,
-    /// nothing says a held record will be acknowledged.
+    /// first). The WAL starts with it off, so a healthy receiver's records
+    /// never touch the disk; the first failed send turns it on.
     pub fn set_write_through(
         &mut self,
         on: bool,
