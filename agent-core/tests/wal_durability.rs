@@ -24,7 +24,10 @@ fn loss_windows_follow_the_mode_and_the_fsync_policy() {
     };
     // Append before send: a crash takes no completed scrape; a power loss what was not synced.
     assert_eq!(window(WalMode::Append, Fsync::Always), (0, Some(0)));
-    assert_eq!(window(WalMode::Append, Fsync::IntervalMs(1_000)), (0, Some(1_000)));
+    assert_eq!(
+        window(WalMode::Append, Fsync::IntervalMs(1_000)),
+        (0, Some(1_000))
+    );
     assert_eq!(window(WalMode::Append, Fsync::Never), (0, None));
     // Spill: what is held, up to the spill window, then as in append mode.
     assert_eq!(window(SPILL, Fsync::Always), (30_000, Some(30_000)));
