@@ -11,7 +11,8 @@ and a KSM-shaped target serving N series), one VictoriaMetrics receiver, and the
 agents with equivalent configs (same targets and interval, the seed's write-relabel drop
 of go_gc_.*|go_memstats_.*, external labels cluster/role/location plus agent=<name> so
 the receiver can tell them apart). It samples each agent's RSS and CPU from /proc every
-second, stops the receiver for the outage and restarts it, and then writes
+second (and the bytes it had written to disk, /proc/<pid>/io write_bytes), stops the
+receiver for the outage and restarts it, and then writes
 benches/results/<date>.md and an SVG plot per N.
 
 Ground truth for "expected samples": the KSM target logs every scrape it served, per
@@ -168,12 +169,12 @@ def on_signal(signum, _frame):
 
 
 class Sampler(threading.Thread):
-    """Reads VmRSS and utime+stime of each agent once a second."""
+    """Reads VmRSS, utime+stime and disk bytes written (write_bytes) of each agent once a second."""
 
     def __init__(self, pids):
         super().__init__(daemon=True)
         self.pids = dict(pids)
-        self.samples = {name: [] for name in self.pids}  # (t, rss_bytes, cpu_seconds)
+        self.samples = {name: [] for name in self.pids}  # (t, rss_bytes, cpu_seconds, disk_write_bytes)
         self.stopped = threading.Event()
 
     @staticmethod
@@ -184,7 +185,10 @@ class Sampler(threading.Thread):
             fields = f.read().rsplit(")", 1)[1].split()
         # Fields 14 and 15 of stat (1-based) are utime and stime; after the ')' split they are 11 and 12.
         cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        return rss, cpu
+        # Bytes the process caused to be sent to the storage layer: what reaches the flash.
+        with open("/proc/%d/io" % pid) as f:
+            written = next(int(l.split()[1]) for l in f if l.startswith("write_bytes:"))
+        return rss, cpu, written
 
     def run(self):
         next_at = time.time()
@@ -192,15 +196,20 @@ class Sampler(threading.Thread):
             now = time.time()
             for name, pid in self.pids.items():
                 try:
-                    rss, cpu = self.read(pid)
+                    rss, cpu, written = self.read(pid)
                 except (OSError, StopIteration, IndexError, ValueError):
                     continue
-                self.samples[name].append((now, rss, cpu))
+                self.samples[name].append((now, rss, cpu, written))
             next_at += 1.0
             self.stopped.wait(max(0.0, next_at - time.time()))
 
     def window(self, name, t0, t1):
         return [s for s in self.samples[name] if t0 <= s[0] <= t1]
+
+    def written(self, name, t):
+        """Disk bytes the agent had written by time t (its last sample at or before t)."""
+        before = [s[3] for s in self.samples[name] if s[0] <= t]
+        return before[-1] if before else 0
 
 
 class Receiver:
@@ -376,6 +385,7 @@ def start_outpost(agent, env):
         "@INTERVAL@": fmt_duration(env["interval"]),
         "@TIMEOUT@": fmt_duration(env["timeout"]),
         "@WAL_DIR@": wal,
+        "@WAL_MODE@": env["wal_mode"],
         "@NODE_EXPORTER@": env["node"],
         "@KSM@": env["ksm"],
         # About 180 bytes per KSM line; 25% headroom, whole MiB.
@@ -469,6 +479,7 @@ class Scenario:
             "write_url": self.receiver.write_url,
             "outpost": self.args.outpost_bin,
             "outpostc": self.args.outpostc_bin,
+            "wal_mode": self.args.wal_mode,
         }
 
     def delivered(self, agent, at):
@@ -505,6 +516,7 @@ class Scenario:
         self.sleep_until(self.events["agents_started"] + a.duration)
         self.events["steady_to"] = time.time()
         self.wire = {}
+        self.sent_at = {"steady_to": self.samples_sent()}
         for agent in self.agents.values():
             sums = agent.self_metrics()
             bytes_name, samples_name = WIRE_METRICS[agent.name]
@@ -539,6 +551,7 @@ class Scenario:
             # Let every agent also deliver what it scraped after the restart.
             time.sleep(settle)
         self.events["end"] = time.time()
+        self.sent_at["end"] = self.samples_sent()
         self.final = {name: self.accounting(name, self.events["end"] - settle) for name in self.agents}
         self.sampler.stopped.set()
         self.sampler.join()
@@ -549,6 +562,19 @@ class Scenario:
         self.receiver.stop()
         PROCS.stop_all()
         return self.summary()
+
+    def samples_sent(self):
+        """Samples each agent has sent so far, by its own counter."""
+        out = {}
+        for agent in self.agents.values():
+            out[agent.name] = agent.self_metrics().get(WIRE_METRICS[agent.name][1])
+        return out
+
+    def disk_per_sample(self, name, t0, t1, sent0, sent1):
+        """Disk bytes written from t0 to t1 per sample sent in that time."""
+        if sent0 is None or sent1 is None or sent1 <= sent0:
+            return None
+        return (self.sampler.written(name, t1) - self.sampler.written(name, t0)) / (sent1 - sent0)
 
     @staticmethod
     def sleep_until(t):
@@ -570,6 +596,12 @@ class Scenario:
                 "steady": self.steady[name],
                 "final": self.final[name],
                 "catchup_s": self.catchup.get(name),
+                # From the start (the agents' WAL set-up included) to the end of the steady run.
+                "disk_per_sample_steady": self.disk_per_sample(
+                    name, ev["agents_started"], ev["steady_to"], 0, self.sent_at["steady_to"].get(name)),
+                "disk_per_sample_outage": self.disk_per_sample(
+                    name, ev["steady_to"], ev["end"], self.sent_at["steady_to"].get(name),
+                    self.sent_at["end"].get(name)) if "outage_to" in ev else None,
                 "exit_code": self.agents[name].exit_code,
             }
             if "outage_to" in ev:
@@ -640,7 +672,7 @@ def render_svg(result, path):
 
     series = {}
     for name, pts in samples.items():
-        rss = [(t - t0, r / 1048576) for t, r, _ in pts]
+        rss = [(t - t0, r / 1048576) for t, r, *_ in pts]
         cpu = []
         for i in range(5, len(pts)):
             dt = pts[i][0] - pts[i - 5][0]
@@ -694,32 +726,37 @@ def render_markdown(results, args, plots):
         "Command: `python3 benches/side_by_side.py %s`" % " ".join(sys.argv[1:]),
         "",
         "Machine: %s, %d CPUs, %s. Peers: Prometheus 2.42 (agent mode, the seed's queue_config), "
-        "vmagent 1.79 (defaults), receiver VictoriaMetrics 1.79. Interval %s, steady run %s, outage %s." % (
+        "vmagent 1.79 (defaults), receiver VictoriaMetrics 1.79. Interval %s, steady run %s, outage %s. "
+        "outpost's WAL mode: %s." % (
             os.uname().machine, os.cpu_count(), meminfo_total(), fmt_duration(args.interval),
-            fmt_duration(args.duration), fmt_duration(args.outage)),
+            fmt_duration(args.duration), fmt_duration(args.outage), args.wal_mode),
         "",
         "RSS from VmRSS, CPU from utime+stime, both over the steady window (after a warm-up of two intervals, "
         "before the outage). Bytes/sample from each agent's own counters (bytes sent / samples sent). "
         "Expected samples = scrapes the KSM target served to that agent x N; delivered = kube_* samples of that "
         "agent counted by the receiver. Catch-up: time from the receiver's restart until every scrape served "
-        "before the restart is at the receiver.",
+        "before the restart is at the receiver. Disk B/sample: bytes the agent wrote to disk (/proc/<pid>/io "
+        "write_bytes) per sample it sent, from its start to the end of the steady run, and from there through "
+        "the outage and catch-up to the end.",
         "",
     ]
     for res in results:
         lines += ["## N = %d KSM series (%d served per scrape incl. the Go runtime block)" % (
             res["n"], res["target_series"]), ""]
         lines += ["| agent | RSS median MiB | RSS peak MiB | CPU cores | bytes/sample | delivered / expected "
-                  "(steady) | delivered / expected (whole run) | lost | catch-up s | peak RSS outage+catch-up MiB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "(steady) | delivered / expected (whole run) | lost | catch-up s | peak RSS outage+catch-up MiB "
+                  "| disk B/sample steady | disk B/sample outage+catch-up |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name in AGENTS:
             r = res["rows"].get(name)
             if r is None:
                 continue
-            lines.append("| %s | %s | %s | %s | %s | %d / %d | %d / %d | %d | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %d / %d | %d / %d | %d | %s | %s | %s | %s |" % (
                 name, mib(r["rss_median"]), mib(r["rss_peak"]), num(r["cpu_cores"]),
                 num(r["bytes_per_sample"], "%.2f"), r["steady"]["delivered"], r["steady"]["expected"],
                 r["final"]["delivered"], r["final"]["expected"], r["final"]["lost"],
-                num(r["catchup_s"], "%.1f"), mib(r.get("catchup_rss_peak"))))
+                num(r["catchup_s"], "%.1f"), mib(r.get("catchup_rss_peak")),
+                num(r.get("disk_per_sample_steady"), "%.2f"), num(r.get("disk_per_sample_outage"), "%.2f")))
         o = res["rows"].get("outpost")
         if o:
             lines += ["", "Ratios outpost / peer (lower is better):", "",
@@ -772,6 +809,8 @@ def main():
     p.add_argument("--duration", type=parse_duration, default=None, help="steady run (default 5m, quick 60s)")
     p.add_argument("--outage", type=parse_duration, default=None, help="receiver outage (default 10m, quick 30s)")
     p.add_argument("--agents", default=",".join(AGENTS), help="which agents to run (default all three)")
+    p.add_argument("--wal-mode", default="spill", choices=("spill", "append"),
+                   help="outpost's wal.mode (default spill: written only what the receiver has not taken in time)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build; use existing binaries")
     p.add_argument("--outpost-bin", default=None)
     p.add_argument("--outpostc-bin", default=None)

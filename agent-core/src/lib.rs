@@ -20,6 +20,8 @@
 //! - [`pipeline`]: a scrape body to closed remote-write batches;
 //! - [`discovery`]: Kubernetes list and watch, `__meta_kubernetes_*` labels and target
 //!   relabeling, to the targets a job scrapes.
+//! - [`durability`]: what a plan's WAL promises (loss windows, the outage
+//!   it covers).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod discovery;
+pub mod durability;
 pub mod error;
 pub mod expfmt;
 pub mod labels;

@@ -12,8 +12,8 @@
 //!
 //! The payload is [`Plan`] encoded with postcard 1.x; version 2 appends the node section's
 //! [`NodeOptions`] and may name collectors added after [`Collector::Pressure`]; version 3
-//! appends each scrape job's [`Targeting`] (target relabeling and Kubernetes discovery).
-//! [`encode`] writes the oldest version that holds the plan. Every string in the
+//! appends the WAL's [`WalMode`] and each scrape job's [`Targeting`] (target relabeling and
+//! Kubernetes discovery). [`encode`] writes the oldest version that holds the plan. Every string in the
 //! plan lives once in [`Plan::strings`] and is referenced by [`StrId`], so a
 //! label name used by a hundred rules costs its bytes once.
 //!
@@ -25,6 +25,7 @@
 //! What a plan costs in memory, and the buffer sizes derived from its bounds,
 //! are not part of the format: they live in [`crate::sizing`].
 
+use crate::snappy;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -155,7 +156,35 @@ pub struct Wal {
     /// When the WAL reaches this size the oldest segment is dropped (reason `wal_full`).
     pub max_bytes: u64,
     pub segment_bytes: u32,
+    /// When what is written reaches the disk for sure; see [`WalMode`] for what is written.
     pub fsync: Fsync,
+    /// Not part of the postcard `Plan`: written after the node options, in version 3 only (see
+    /// [`encode`]). Version-1 and version-2 plans mean [`WalMode::Append`], what agents did
+    /// before version 3.
+    #[serde(skip)]
+    pub mode: WalMode,
+}
+
+/// Which records the WAL writes to disk.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalMode {
+    /// Append before send: every record is written when its scrape ends, before it is sent.
+    #[default]
+    Append,
+    /// Records stay in memory until the receiver acknowledges them; only what it has not taken
+    /// in time is written (see [`Spill`]).
+    Spill(Spill),
+}
+
+/// When a record held in memory is written to the WAL after all: it waited `after_ms` without
+/// an acknowledgement, the held records reached `max_held_bytes`, the receiver failed, or the
+/// agent stops.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spill {
+    pub after_ms: u32,
+    /// Compressed payload bytes held in memory at most; holds at least one record of
+    /// `queue.max_batch_bytes` (its snappy bound).
+    pub max_held_bytes: u32,
 }
 
 /// Per-target bounds. Hitting one fails the scrape with a named reason, as
@@ -814,6 +843,20 @@ impl Plan {
                 reason: "must hold one batch and fit within wal.max_bytes",
             });
         }
+        if let WalMode::Spill(spill) = self.wal.mode {
+            if spill.after_ms == 0 {
+                return Err(PlanError::Invalid {
+                    field: "wal.mode.spill.after_ms",
+                    reason: "must be > 0",
+                });
+            }
+            if u64::from(spill.max_held_bytes) < snappy::max_compressed_len(u64::from(q.max_batch_bytes)) {
+                return Err(PlanError::Invalid {
+                    field: "wal.mode.spill.max_held_bytes",
+                    reason: "must hold one compressed batch of queue.max_batch_bytes",
+                });
+            }
+        }
 
         if let Some(node) = &self.node {
             s("node.job", node.job)?;
@@ -929,6 +972,7 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
         payload.extend_from_slice(&postcard::to_allocvec(options)?);
     }
     if version >= 3 {
+        payload.extend_from_slice(&postcard::to_allocvec(&plan.wal.mode)?);
         let targeting: Vec<&Targeting> = plan.scrape_jobs.iter().map(|j| &j.targeting).collect();
         payload.extend_from_slice(&postcard::to_allocvec(&targeting)?);
     }
@@ -944,12 +988,14 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
 
 impl Plan {
     /// The oldest format version that holds this plan: 1 unless the node section names a
-    /// collector added in version 2 or sets an option (2), or a job relabels or discovers its
-    /// targets (3), so that plans which need nothing new stay readable by older agents (and
-    /// byte-identical to what older compilers wrote).
+    /// collector added in version 2 or sets an option (2), or the WAL holds records in memory or
+    /// a job relabels or discovers its targets (3), so that plans which need nothing new stay
+    /// readable by older agents (and byte-identical to what older compilers wrote).
     pub fn format_version(&self) -> u16 {
         let default = Targeting::default();
-        if self.scrape_jobs.iter().any(|j| j.targeting != default) {
+        if matches!(self.wal.mode, WalMode::Spill(_))
+            || self.scrape_jobs.iter().any(|j| j.targeting != default)
+        {
             return 3;
         }
         let Some(node) = &self.node else { return 1 };
@@ -1013,6 +1059,9 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
         rest = after;
     }
     if version >= 3 {
+        let (mode, after): (WalMode, &[u8]) = postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
+        plan.wal.mode = mode;
+        rest = after;
         let (targeting, after): (Vec<Targeting>, &[u8]) =
             postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
         if targeting.len() != plan.scrape_jobs.len() {

@@ -14,7 +14,7 @@
 
 use crate::discovery::Resource;
 use crate::pipeline::series_table;
-use crate::plan::{Discovery, Limits, Plan, Textfile, SELF_SCRAPE_LIMITS};
+use crate::plan::{Discovery, Limits, Plan, Textfile, WalMode, SELF_SCRAPE_LIMITS};
 use crate::remote_write;
 use crate::snappy::{self, max_compressed_len};
 use crate::wal_record::RecordMeta;
@@ -72,6 +72,13 @@ pub const JOIN_PREAMBLE_BYTES: u64 = snappy::PREAMBLE_ROOM as u64;
 /// The record list of one run: at most [`RECORDS_PER_SHARD`] records'
 /// metadata.
 pub const RUN_LIST_BYTES: u64 = (RECORDS_PER_SHARD * core::mem::size_of::<RecordMeta>()) as u64;
+/// Records the WAL keeps located in memory ahead of the sender's window, so
+/// the sender's next records are at hand when it has room.
+pub const WAL_LOOKAHEAD_RECORDS: usize = 64;
+/// One record held in memory in spill mode, beside its payload: where it
+/// sits in the held bytes, its seq and when it was held (the agent's WAL
+/// asserts its span's size).
+pub const HELD_SPAN_BYTES: u64 = 24;
 /// One client connection: TLS state, request and response buffers.
 pub const CONNECTION_BYTES: u64 = 64 * 1024;
 /// miniz_oxide's inflate state with its 32 KiB window.
@@ -90,6 +97,9 @@ pub struct MemoryBreakdown {
     pub strings: u64,
     /// Kubernetes discovery: see [`Discovery::worst_case_bytes`].
     pub discovery: u64,
+    /// Records held in memory until acknowledged (spill mode); 0 in
+    /// append-before-send mode. See [`Plan::held_records_bytes`].
+    pub held_records: u64,
 }
 
 impl MemoryBreakdown {
@@ -103,10 +113,11 @@ impl MemoryBreakdown {
             + self.connections
             + self.strings
             + self.discovery
+            + self.held_records
     }
 
     /// `(name, bytes)` rows, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 9] {
+    pub fn rows(&self) -> [(&'static str, u64); 10] {
         [
             ("fixed", self.fixed),
             ("scrape_buffers", self.scrape_buffers),
@@ -117,6 +128,7 @@ impl MemoryBreakdown {
             ("connections", self.connections),
             ("strings", self.strings),
             ("discovery", self.discovery),
+            ("held_records", self.held_records),
         ]
     }
 }
@@ -367,6 +379,23 @@ impl Plan {
                 .filter_map(|j| j.targeting.discovery.as_ref())
                 .map(Discovery::worst_case_bytes)
                 .sum(),
+            held_records: self.held_records_bytes(),
+        }
+    }
+
+    /// What spill mode holds in memory: `max_held_bytes` of payloads, and a
+    /// span for every record the WAL can locate in memory at once (the
+    /// sender's window, at most [`RECORDS_PER_SHARD`] per shard, and the
+    /// look-ahead), since each of those may be a held one. Nothing in
+    /// append-before-send mode.
+    pub fn held_records_bytes(&self) -> u64 {
+        match self.wal.mode {
+            WalMode::Append => 0,
+            WalMode::Spill(spill) => {
+                let records = RECORDS_PER_SHARD as u64 * u64::from(self.queue.max_shards.max(1))
+                    + WAL_LOOKAHEAD_RECORDS as u64;
+                u64::from(spill.max_held_bytes) + records * HELD_SPAN_BYTES
+            }
         }
     }
 }

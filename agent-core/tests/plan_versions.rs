@@ -1,10 +1,10 @@
 //! Plan format versions 1 to 3: a plan that needs nothing new stays version 1, byte for byte;
 //! one that names a newer collector or sets node options is version 2 and round-trips; one
-//! whose scrape jobs relabel or discover their targets is version 3; a version-1 header
-//! cannot smuggle in what only version 2 may hold.
+//! whose WAL holds records in memory (spill mode) or whose scrape jobs relabel or discover their
+//! targets is version 3; an older header cannot smuggle in what only a newer version may hold.
 
 use outpost_core::plan::{
-    self, Collector, Discovery, KubeRole, NodeOptions, PlanError, StrId, Targeting, Textfile,
+    self, Collector, Discovery, KubeRole, NodeOptions, PlanError, Spill, StrId, Targeting, Textfile, WalMode,
 };
 use outpost_test_support::plan::PlanBuilder;
 use outpost_test_support::repo_path;
@@ -139,6 +139,68 @@ fn a_discovering_job_makes_a_version_three_plan_that_round_trips_and_is_charged_
         Err(PlanError::Invalid { field, .. }) => {
             assert_eq!(field, "scrape_jobs.targeting.discovery.own_node")
         }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn spill() -> WalMode {
+    WalMode::Spill(Spill {
+        after_ms: 30_000,
+        max_held_bytes: 8 << 20,
+    })
+}
+
+#[test]
+fn spill_mode_makes_a_version_three_plan_and_older_plans_append_before_send() {
+    let old = plan::decode(&golden_node_plan()).unwrap();
+    assert_eq!(old.wal.mode, WalMode::Append, "what agents before version 3 did");
+    let mut plan = old.clone();
+    plan.wal.mode = spill();
+    let bytes = plan::encode(&plan).unwrap();
+    assert_eq!(version(&bytes), 3);
+    assert_eq!(plan::decode(&bytes).unwrap(), plan);
+    // Back to append: the oldest version that holds it again.
+    plan.wal.mode = WalMode::Append;
+    assert_eq!(plan::encode(&plan).unwrap(), golden_node_plan());
+}
+
+#[test]
+fn a_version_two_header_on_a_spill_mode_payload_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.wal.mode = spill();
+    let mut bytes = plan::encode(&plan).unwrap();
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    match plan::decode(&bytes) {
+        Err(PlanError::TrailingBytes(n)) => {
+            // Version 3's two additions: the WAL mode, then each job's targeting.
+            let targeting: Vec<&Targeting> = plan.scrape_jobs.iter().map(|j| &j.targeting).collect();
+            let added = postcard::to_allocvec(&spill()).unwrap().len()
+                + postcard::to_allocvec(&targeting).unwrap().len();
+            assert_eq!(n, added)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_spill_window_of_zero_or_held_memory_below_one_batch_is_refused() {
+    let mut plan = plan::decode(&golden_node_plan()).unwrap();
+    plan.wal.mode = WalMode::Spill(Spill {
+        after_ms: 0,
+        max_held_bytes: 8 << 20,
+    });
+    let bytes = plan::encode(&plan).unwrap();
+    match plan::decode(&bytes) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "wal.mode.spill.after_ms"),
+        other => panic!("{other:?}"),
+    }
+    plan.wal.mode = WalMode::Spill(Spill {
+        after_ms: 30_000,
+        max_held_bytes: plan.queue.max_batch_bytes,
+    });
+    let bytes = plan::encode(&plan).unwrap();
+    match plan::decode(&bytes) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "wal.mode.spill.max_held_bytes"),
         other => panic!("{other:?}"),
     }
 }

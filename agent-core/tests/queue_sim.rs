@@ -815,3 +815,29 @@ proptest! {
         prop_assert_eq!(s.pending_records(), 0);
     }
 }
+
+/// What spill mode asks before it writes a held record: is it acknowledged
+/// (or dropped) already? Shards are acknowledged independently, so a record
+/// above the ack floor can be resolved.
+#[test]
+fn a_record_is_resolved_once_acked_even_above_the_ack_floor() {
+    let mut s = Sender::new(&queue());
+    for seq in 0..4 {
+        s.handle_enqueued(record(seq, (seq % 2) as u16, T0), T0).unwrap();
+    }
+    let (a, _) = send_deadline(&mut s);
+    let (b, _) = send_deadline(&mut s);
+    let odd = if a.shard == 1 { a } else { b };
+    let even = if a.shard == 1 { b } else { a };
+    s.handle_response(odd.id, 200, None, T0 + DEADLINE_MS);
+    assert_eq!(s.ack_floor(), Some(0));
+    assert!(s.is_resolved(1) && s.is_resolved(3), "shard 1 acknowledged");
+    assert!(!s.is_resolved(0) && !s.is_resolved(2), "shard 0 still in flight");
+    assert!(!s.is_resolved(4), "not enqueued yet");
+    s.handle_response(even.id, 503, None, T0 + DEADLINE_MS);
+    assert!(!s.is_resolved(0), "a retry is not a resolution");
+}
+
+fn send_deadline(s: &mut Sender) -> (Run, Vec<u64>) {
+    send(s, T0 + DEADLINE_MS).expect("a run is due at the deadline")
+}

@@ -27,7 +27,7 @@ use outpost_agent::collectors::{
 };
 use outpost_agent::log;
 use outpost_agent::wal::{DiskWal, WalConfig, WalLock};
-use outpost_core::plan::{Collector, Fsync, Limits};
+use outpost_core::plan::{Collector, Fsync, Limits, Spill, WalMode};
 use outpost_core::queue::RecordMeta;
 use outpost_test_support::{
     allocation_stacks, free_port, get_metrics, http_get, metric_sum, write_plan, CountingAllocator,
@@ -342,6 +342,7 @@ fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
             segment_bytes: 3_200,
             max_bytes: 1 << 20,
             fsync: Fsync::Always,
+            mode: WalMode::Append,
             max_payload_bytes: 1_000,
             max_window_records: 8,
             max_window_samples: 1_000,
@@ -360,13 +361,15 @@ fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
     };
     let mut dropped = Vec::with_capacity(8);
     // What the loop does per record: append, send from the WAL, acknowledge, remember the floor.
+    // The acknowledgement lags one record (a send in flight), so a record at or above the floor
+    // is always on disk and the floor has to be written.
     let mut cycle = |wal: &mut DiskWal, round: u64| {
         let payload = [(round % 251) as u8; 1_000];
         let meta = wal.append(batch, &payload, round, &mut dropped).unwrap();
         let next = wal.peek_from(meta.seq).unwrap().expect("just appended");
         assert_eq!(next.seq, meta.seq);
         assert_eq!(wal.read_payload(next.seq).unwrap(), Some(&payload[..]));
-        wal.ack(meta.seq + 1);
+        wal.ack(meta.seq);
         wal.persist_ack_floor();
     };
     for round in 0..10 {
@@ -397,5 +400,72 @@ fn wal_send_cycles_with_segment_rolls_and_deletes_allocate_nothing() {
         .unwrap();
     assert!(newest_segment >= 12, "only {newest_segment} segments ever");
     let floor = std::fs::read_to_string(dir.path().join("wal/ack_floor")).unwrap();
-    assert_eq!(floor, "40\n");
+    assert_eq!(floor, "39\n");
+}
+
+#[test]
+fn spill_mode_holds_releases_and_spills_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let lock = WalLock::acquire(&wal_dir, Duration::ZERO).unwrap();
+    let mut wal = DiskWal::open(
+        WalConfig {
+            dir: wal_dir,
+            segment_bytes: 3_200,
+            max_bytes: 1 << 20,
+            fsync: Fsync::Always,
+            // Room for three held payloads: the fourth unacknowledged one spills the oldest.
+            mode: WalMode::Spill(Spill {
+                after_ms: 5,
+                max_held_bytes: 3_000,
+            }),
+            max_payload_bytes: 1_000,
+            max_window_records: 8,
+            max_window_samples: 1_000,
+        },
+        lock,
+    )
+    .unwrap();
+    let mut dropped = Vec::with_capacity(8);
+    wal.set_write_through(false, 0, &mut dropped).unwrap();
+    let batch = RecordMeta {
+        seq: 0,
+        shard: 0,
+        samples: 25,
+        oldest_timestamp_ms: 1_000,
+        newest_timestamp_ms: 2_000,
+        bytes: 0,
+        raw_bytes: 0,
+    };
+    // Per round of 4 ms: a record is held and sent from memory; every other round's record
+    // is acknowledged at once, the others only after they spilled for their age.
+    let mut cycle = |wal: &mut DiskWal, round: u64| {
+        let now = round * 4;
+        let payload = [(round % 251) as u8; 1_000];
+        let meta = wal.append(batch, &payload, now, &mut dropped).unwrap();
+        assert_eq!(wal.read_payload(meta.seq).unwrap(), Some(&payload[..]));
+        let acked_now = |seq: u64| seq.is_multiple_of(2);
+        wal.release_held(acked_now);
+        wal.spill_due(now, &mut dropped).unwrap();
+        // The slow ones are acknowledged two rounds later, from disk.
+        wal.ack(meta.seq.saturating_sub(2));
+        wal.persist_ack_floor();
+    };
+    for round in 0..10 {
+        cycle(&mut wal, round);
+    }
+    let (held_before, appended_before) = (wal.held_records(), wal.counters.records_appended);
+    let (_, allocated) = allocations_in(|| {
+        for round in 10..40 {
+            cycle(&mut wal, round);
+        }
+    });
+    assert!(
+        allocated.is_empty(),
+        "spill-mode cycles allocated in {allocated:#?}"
+    );
+    assert!(held_before <= 2, "{held_before} held");
+    // Only the odd (slow) records were written: 15 in 30 rounds.
+    assert_eq!(wal.counters.records_appended - appended_before, 15);
+    assert!(dropped.is_empty());
 }

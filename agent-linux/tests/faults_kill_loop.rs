@@ -14,9 +14,11 @@
 //! arrives exactly once and in order, except at most the last number
 //! served before each kill, and it reports how many of those were lost.
 //!
-//! Run for each durability mode the agent has: today one (every scrape is
-//! appended before it is sent; `wal.fsync` only decides what a power loss
-//! can take, which a kill -9 does not exercise).
+//! Run in `append` mode (every scrape is appended before it is sent;
+//! `wal.fsync` only decides what a power loss can take, which a kill -9
+//! does not exercise). `spill` mode holds records in memory while the
+//! receiver answers, so a kill can take up to its spill window: that loss
+//! is measured by faults_wal_modes.rs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;

@@ -5,6 +5,13 @@
 //! rewritten to loopback, 1 s intervals; the kubelet/cAdvisor jobs are
 //! removed because no kubelet runs here).
 //!
+//! The node role's WAL defaults to spill mode, which writes nothing while
+//! the receiver takes every batch; the seed's step 3 (segment files with
+//! content) describes a WAL that appends everything. So cluster-03 runs
+//! its golden plan as it is and its WAL directory must hold no segment,
+//! and tenant-a runs with `append` mode, where step 3 holds as the seed
+//! wrote it.
+//!
 //! CI runs this test a second and third time against other builds of the
 //! agent (`OUTPOST_TEST_COMMAND`, see `outpost_test_support::Outpost::command`): the
 //! aarch64 binary under qemu-user and the container image under runc, with
@@ -12,6 +19,7 @@
 
 use std::time::Duration;
 
+use outpost_core::plan::WalMode;
 use outpost_test_support::*;
 
 fn result_count(body: &str) -> usize {
@@ -34,6 +42,10 @@ fn seed_verification_steps_pass_against_outpost() {
         let wal = dir.path().join(format!("wal-{name}"));
         to_loopback(&mut plan, &prom.write_url(), &wal);
         plan.scrape_jobs.clear();
+        assert!(matches!(plan.wal.mode, WalMode::Spill(_)), "{rel}");
+        if name == "tenant-a" {
+            plan.wal.mode = WalMode::Append;
+        }
         let path = write_plan(dir.path(), &format!("{name}.plan"), &plan);
         let listen = free_port();
         let log = dir.path().join(format!("{name}.log"));
@@ -97,8 +109,10 @@ fn seed_verification_steps_pass_against_outpost() {
         "nothing fails against a healthy receiver: {failing}"
     );
 
-    // Step 3: the WAL directory holds segment files with content.
+    // Step 3: the WAL directory holds segment files with content (append mode), none at all
+    // (spill mode with a healthy receiver).
     for (agent, _, wal) in agents.iter_mut() {
+        let spill = wal.ends_with("wal-cluster-03");
         assert_eq!(
             agent.terminate(Duration::from_secs(5)).and_then(|s| s.code()),
             Some(0)
@@ -114,6 +128,15 @@ fn seed_verification_steps_pass_against_outpost() {
             })
             .filter(|(n, _)| n.ends_with(".wal"))
             .collect();
+        if spill {
+            assert!(
+                wal.join("lock").exists(),
+                "the WAL directory {} is in use",
+                wal.display()
+            );
+            assert!(segments.is_empty(), "spill mode wrote {segments:?}");
+            continue;
+        }
         assert!(!segments.is_empty(), "no segments in {}", wal.display());
         assert!(segments.iter().any(|(_, len)| *len > 0), "{segments:?}");
     }

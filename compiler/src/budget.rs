@@ -2,7 +2,8 @@
 //! seed deployment asked.
 
 use crate::compile::AgentPlan;
-use crate::units::format_size;
+use crate::explain::{crash_loss_text, mode_name, power_loss_text};
+use crate::units::{format_duration, format_size};
 use outpost_core::plan::Role;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -29,6 +30,22 @@ pub struct ClusterBudget {
     pub worst_case_bytes: u64,
     pub seed_cpu_request_millis: u32,
     pub seed_memory_request_bytes: u64,
+    /// Each agent's WAL, in plan order.
+    pub wals: Vec<AgentWal>,
+}
+
+/// What an agent's WAL mode promises (see `outpost_core::durability`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentWal {
+    /// `node`, `cluster`, or `cluster/tenant-a`.
+    pub agent: String,
+    pub mode: &'static str,
+    pub crash_loss_ms: u64,
+    pub power_loss_ms: Option<u64>,
+    /// Both loss windows for people.
+    pub crash_loss: String,
+    pub power_loss: String,
+    pub outage_covered_ms: u64,
 }
 
 /// Per cluster: every cluster-role agent, one node-role agent per tenant
@@ -57,6 +74,19 @@ pub fn cluster_budgets(plans: &[AgentPlan]) -> Vec<ClusterBudget> {
         e.memory_request_bytes += b.memory_request_bytes;
         e.memory_limit_bytes += b.memory_limit_bytes;
         e.worst_case_bytes += a.plan.worst_case_memory().total();
+        let loss = a.plan.loss_window();
+        e.wals.push(AgentWal {
+            agent: match &a.tenant {
+                Some(t) => format!("{}/{t}", a.role.as_str()),
+                None => a.role.as_str().to_string(),
+            },
+            mode: mode_name(a.plan.wal.mode),
+            crash_loss_ms: loss.crash_ms,
+            power_loss_ms: loss.power_ms,
+            crash_loss: crash_loss_text(&a.plan),
+            power_loss: power_loss_text(&a.plan),
+            outage_covered_ms: a.plan.outage_covered_ms(),
+        });
         // The seed ran one Prometheus agent and one node_exporter per unit.
         if a.role == Role::Cluster {
             e.seed_cpu_request_millis += SEED_UNIT_CPU_MILLIS;
@@ -91,6 +121,30 @@ pub fn budget_text(budgets: &[ClusterBudget]) -> String {
             ),
         );
     }
+    let _ = writeln!(
+        o,
+        "\n{:<14} {:<16} {:<7} {:>10} {:>12} {:>16}",
+        "cluster", "agent", "wal", "crash loss", "power loss", "outage covered"
+    );
+    for b in budgets {
+        for w in &b.wals {
+            let _ = writeln!(
+                o,
+                "{:<14} {:<16} {:<7} {:>10} {:>12} {:>16}",
+                b.cluster,
+                w.agent,
+                w.mode,
+                w.crash_loss,
+                w.power_loss,
+                format_duration(w.outage_covered_ms)
+            );
+        }
+    }
+    o.push_str(
+        "\nLoss windows are the scrapes a crash (kill -9, OOM kill) or a power loss can take; the outage\n\
+         covered is how long the WAL holds every sample at the plan's worst-case ingest (every target at\n\
+         its sample limit) before it drops its oldest segment. Real scrapes compress better: longer.\n",
+    );
     o.push_str(
         "\nNode-role agents are counted once (one node); the DaemonSet adds that much per node.\n\
          Totals include kube-state-metrics at the seed's 50m/64Mi requests, 100m/128Mi limits.\n\
@@ -114,6 +168,13 @@ pub fn budget_json(budgets: &[ClusterBudget]) -> Value {
                     "worst_case_bytes": b.worst_case_bytes,
                     "seed_cpu_request_millis": b.seed_cpu_request_millis,
                     "seed_memory_request_bytes": b.seed_memory_request_bytes,
+                    "wal": b.wals.iter().map(|w| json!({
+                        "agent": w.agent,
+                        "mode": w.mode,
+                        "crash_loss_ms": w.crash_loss_ms,
+                        "power_loss_ms": w.power_loss_ms,
+                        "outage_covered_ms": w.outage_covered_ms,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect(),

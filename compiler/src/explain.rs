@@ -1,7 +1,8 @@
 //! `outpostc explain`: a decoded plan in words or JSON.
 
-use crate::units::format_size;
-use outpost_core::plan::{self, Plan, RelabelRule, StrId};
+use crate::units::{format_duration, format_size};
+use outpost_core::durability::KERNEL_WRITEBACK_MS;
+use outpost_core::plan::{self, Plan, RelabelRule, StrId, WalMode};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -93,6 +94,22 @@ pub fn explain_json(p: &Plan, plan_bytes: usize) -> Value {
             "max_bytes": p.wal.max_bytes,
             "segment_bytes": p.wal.segment_bytes,
             "fsync": fsync_text(p.wal.fsync),
+            "mode": mode_name(p.wal.mode),
+            "spill_after_ms": match p.wal.mode {
+                WalMode::Append => Value::Null,
+                WalMode::Spill(s) => json!(s.after_ms),
+            },
+            "max_held_bytes": match p.wal.mode {
+                WalMode::Append => Value::Null,
+                WalMode::Spill(s) => json!(s.max_held_bytes),
+            },
+            "crash_loss_ms": p.loss_window().crash_ms,
+            "power_loss_ms": p.loss_window().power_ms,
+            "outage_covered_ms": p.outage_covered_ms(),
+            "worst_case_ingest": {
+                "samples_per_s": p.worst_case_ingest().samples_per_s,
+                "wal_bytes_per_s": p.worst_case_ingest().wal_bytes_per_s,
+            },
         },
         "node": p.node.as_ref().map(|n| json!({
             "collectors": n.collectors.iter().map(|c| c.name()).collect::<Vec<_>>(),
@@ -249,6 +266,8 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
         format_size(u64::from(p.wal.segment_bytes)),
         fsync_text(p.wal.fsync)
     );
+    let _ = writeln!(o, "  mode: {}", mode_text(p.wal.mode));
+    let _ = writeln!(o, "  {}", durability_text(p));
     if let Some(n) = &p.node {
         let names: Vec<&str> = n.collectors.iter().map(|c| c.name()).collect();
         let _ = writeln!(
@@ -340,6 +359,56 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
         );
     }
     o
+}
+
+/// The spec's name for a WAL mode.
+pub fn mode_name(mode: WalMode) -> &'static str {
+    match mode {
+        WalMode::Append => "append",
+        WalMode::Spill(_) => "spill",
+    }
+}
+
+fn mode_text(mode: WalMode) -> String {
+    match mode {
+        WalMode::Append => "append (every record appended before it is sent)".to_string(),
+        WalMode::Spill(s) => format!(
+            "spill (records held in memory, up to {}; written when not acknowledged within {}, when the receiver fails and on SIGTERM)",
+            format_size(u64::from(s.max_held_bytes)),
+            format_duration(u64::from(s.after_ms))
+        ),
+    }
+}
+
+/// What a crash and a power loss can take, for people: `0s` in `append`
+/// mode for a crash.
+pub fn crash_loss_text(p: &Plan) -> String {
+    format_duration(p.loss_window().crash_ms)
+}
+
+/// What a power loss can take, or who decides.
+pub fn power_loss_text(p: &Plan) -> String {
+    match p.loss_window().power_ms {
+        Some(ms) => format_duration(ms),
+        None => format!(
+            "{} + the kernel's writeback (about {})",
+            format_duration(p.loss_window().crash_ms),
+            format_duration(KERNEL_WRITEBACK_MS)
+        ),
+    }
+}
+
+/// The loss windows and the outage the WAL holds, in one line.
+fn durability_text(p: &Plan) -> String {
+    let ingest = p.worst_case_ingest();
+    format!(
+        "loses at most {} of scrapes on a crash, {} on a power loss; holds a {} outage at the worst-case ingest ({} samples/s, {}/s of WAL)",
+        crash_loss_text(p),
+        power_loss_text(p),
+        format_duration(p.outage_covered_ms()),
+        ingest.samples_per_s,
+        format_size(ingest.wal_bytes_per_s)
+    )
 }
 
 fn fsync_text(f: plan::Fsync) -> String {

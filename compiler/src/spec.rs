@@ -154,6 +154,16 @@ pub struct WalSpec {
     /// `always`, `never`, or a duration such as `1s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsync: Option<String>,
+    /// `spill` (hold records in memory, write only what the receiver has not taken in time)
+    /// or `append` (append every record before it is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Spill mode: a record not acknowledged within this long is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_after: Option<String>,
+    /// Spill mode: compressed bytes held in memory at most; past it the oldest are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_held_size: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]

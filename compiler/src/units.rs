@@ -110,6 +110,32 @@ pub fn parse_cpu(text: &str) -> Result<u32, String> {
         .ok_or_else(bad)
 }
 
+/// A duration for people, the way a spec writes one, largest units first
+/// and at most three of them (the rest is cut, not rounded): `1h5m10s`,
+/// `30s`, `500ms`.
+pub fn format_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let mut rest = ms / 1000;
+    let mut out = String::new();
+    let mut parts = 0;
+    for (suffix, seconds) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= seconds && parts < 3 {
+            out.push_str(&format!("{}{suffix}", rest / seconds));
+            rest %= seconds;
+            parts += 1;
+        } else if parts > 0 {
+            // Keep the units that follow the first one contiguous.
+            parts += 1;
+        }
+    }
+    out
+}
+
 /// Bytes in the largest binary unit that divides them, for messages: `256Mi`.
 pub fn format_size(bytes: u64) -> String {
     for (suffix, factor) in [
@@ -143,6 +169,20 @@ mod tests {
         assert!(parse_duration("30s1m").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(500), "500ms");
+        assert_eq!(format_duration(30_000), "30s");
+        assert_eq!(format_duration(90_000), "1m30s");
+        assert_eq!(format_duration(3_910_020), "1h5m10s");
+        assert_eq!(format_duration(3_600_000), "1h");
+        assert_eq!(format_duration(90_061_000), "1d1h1m");
+        for text in ["30s", "1m30s", "1h5m10s", "2d3h"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 
     #[test]

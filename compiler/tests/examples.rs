@@ -37,9 +37,14 @@ fn fleet_has_one_plan_per_agent_at_the_documented_paths() {
 /// The fleet as it was before `collectors: default` and node options existed (the seed's 11
 /// collectors, listed) still compiles to the version-1 plan bytes the compiler wrote then,
 /// kept in agent-core/tests/data/node-v1.plan: a spec using nothing new gets identical plans.
+/// The node role's WAL mode is the one default that changed since (to `spill`, on purpose:
+/// flash wear), so the spec says `node_wal.mode: append` to ask for what it had.
 #[test]
 fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
     let text = std::fs::read_to_string(repo_path("examples/fleet.yaml")).unwrap();
+    let wal = "  node_wal:\n";
+    assert!(text.contains(wal));
+    let text = text.replace(wal, "  node_wal:\n    mode: append\n");
     let start = text.find("\nnode:\n").unwrap() + 1;
     let end = start + text[start..].find("  limits:\n").unwrap();
     let old = format!(

@@ -7,7 +7,7 @@
 #  3. the aarch64 `outpostc` compiles examples/fleet.yaml into exactly the
 #     golden plans in examples/plans;
 #  4. the seed's checks (peers_seed_checks: runtimeinfo, `up`, succeeded and
-#     failed samples on a real Prometheus 2.42, WAL segments after SIGTERM)
+#     failed samples on a real Prometheus 2.42, WAL segments after SIGTERM in append mode)
 #     against the aarch64 agent under qemu, driven by the golden node plans
 #     of cluster-03 and cluster-02/tenant-a with the receiver on loopback.
 set -euo pipefail

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use outpost_core::plan::{
     self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
-    RelabelRule, Role, Scheme, ScrapeJob, SelfScrape, StrId, Tls, Wal,
+    RelabelRule, Role, Scheme, ScrapeJob, SelfScrape, StrId, Tls, Wal, WalMode,
 };
 
 use crate::relabel::Rule;
@@ -95,6 +95,7 @@ impl PlanBuilder {
                     max_bytes: 64 << 20,
                     segment_bytes: 1 << 20,
                     fsync: Fsync::Never,
+                    mode: WalMode::Append,
                 },
                 node: None,
                 scrape_jobs: Vec::new(),
@@ -233,6 +234,12 @@ impl PlanBuilder {
 
     pub fn fsync(mut self, fsync: Fsync) -> Self {
         self.plan.wal.fsync = fsync;
+        self
+    }
+
+    /// `always` (the builder's default) or spill mode.
+    pub fn wal_mode(mut self, mode: WalMode) -> Self {
+        self.plan.wal.mode = mode;
         self
     }
 

@@ -73,6 +73,9 @@ use series_table::{
 use stage::Stage;
 use target::TARGET_LABEL_SLACK;
 
+/// Series every scrape adds per target: `up` and the four `scrape_*` ones.
+pub const SYNTHETIC_SERIES: usize = 5;
+
 /// One target's parse, relabel, limit and staleness state.
 pub struct TargetPipeline {
     pub target: TargetLabels,
@@ -373,7 +376,7 @@ impl TargetPipeline {
         sink: &mut dyn BatchSink,
     ) {
         let r = self.stage.report;
-        let series = [
+        let series: [(&str, f64); SYNTHETIC_SERIES] = [
             ("up", up),
             ("scrape_duration_seconds", duration_s),
             ("scrape_samples_scraped", r.samples_scraped as f64),

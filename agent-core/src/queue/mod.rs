@@ -221,6 +221,15 @@ impl Sender {
             .count()
     }
 
+    /// Whether record `seq` is acked or dropped: the WAL frees a record it
+    /// holds in memory once it is. False for a record not enqueued yet.
+    pub fn is_resolved(&self, seq: u64) -> bool {
+        match self.find(seq) {
+            Some(i) => self.entries[i].state == RecordState::Done,
+            None => self.ack_floor().is_some_and(|floor| seq < floor),
+        }
+    }
+
     /// Samples enqueued and not yet acked or dropped.
     pub fn pending_samples(&self) -> u64 {
         self.entries

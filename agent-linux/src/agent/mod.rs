@@ -392,10 +392,11 @@ impl Agent {
         .min()
     }
 
-    /// SIGTERM/SIGINT: every completed scrape is in the WAL already; it is
-    /// synced, then a short grace period lets sends in flight finish;
-    /// whatever is unsent stays in the WAL for the next start. A scrape
-    /// still in progress is abandoned, as Prometheus abandons it.
+    /// SIGTERM/SIGINT: a short grace period lets sends in flight finish;
+    /// then what spill mode still holds unacknowledged is written, the WAL
+    /// is synced, and whatever is unsent stays in it for the next start (in
+    /// `append` mode every completed scrape is in the WAL already). A
+    /// scrape still in progress is abandoned, as Prometheus abandons it.
     fn shutdown(mut self, signal: libc::c_int) -> i32 {
         let start = self.clock.now_ms();
         self.ship.now_ms = start;
@@ -414,6 +415,9 @@ impl Agent {
         if let Some(floor) = self.ship.sender.ack_floor() {
             self.ship.wal.ack(floor);
         }
+        let now = self.clock.now_ms();
+        self.ship.spill_for_shutdown(now);
+        self.ship.wal.sync(now);
         self.ship.wal.persist_ack_floor();
         log::info(
             "outpost stopped",

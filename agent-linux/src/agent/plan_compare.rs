@@ -131,11 +131,13 @@ impl SameMeaning for Wal {
             max_bytes,
             segment_bytes,
             fsync,
+            mode,
         } = self;
         dir.same_meaning(plan, &other.dir, other_plan)
             && *max_bytes == other.max_bytes
             && *segment_bytes == other.segment_bytes
             && *fsync == other.fsync
+            && *mode == other.mode
     }
 }
 

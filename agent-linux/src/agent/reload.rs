@@ -89,7 +89,7 @@ impl Agent {
             // The WAL's directory, bound and segment size shape the open
             // segments; moving them under a running sender is not supported.
             log::warn(
-                "reload: wal settings (dir, max_bytes, segment_bytes, fsync) are NOT applied; restart required",
+                "reload: wal settings (dir, max_bytes, segment_bytes, fsync, mode) are NOT applied; restart required",
                 &[("plan", &self.args.plan.display())],
             );
             // The running settings, with the directory's id in the new table.

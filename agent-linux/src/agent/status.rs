@@ -17,7 +17,7 @@ use crate::collectors::expo::{Expo, Kind};
 use crate::collectors::ProcessMetrics;
 use crate::log::{json_string, write_rfc3339};
 use crate::net::{Responder, Response};
-use crate::wal::WalCounters;
+use crate::wal::{DiskWal, SpillReason};
 
 /// A target's scrape history: failures by reason for `/metrics`, the last
 /// scrape for `/api/v1/targets`.
@@ -182,7 +182,7 @@ type PerTarget = (&'static str, &'static str, fn(&TargetStats) -> u64);
 
 /// The agent-level families that are not the sender's: scrape failures and
 /// limits per target, WAL health, build info.
-fn render_agent_metrics<'a, I>(expo: &mut Expo<'_>, targets: I, wal: &WalCounters, wal_bytes: u64)
+fn render_agent_metrics<'a, I>(expo: &mut Expo<'_>, targets: I, wal: &DiskWal)
 where
     I: Iterator<Item = &'a TargetStats> + Clone,
 {
@@ -262,40 +262,72 @@ where
             );
         }
     }
-    let wal_families: [(&str, &str, Kind, u64); 5] = [
+    let counters = &wal.counters;
+    let wal_families: [(&str, &str, Kind, u64); 8] = [
         (
             "outpost_wal_bytes",
             "Bytes held in WAL segments.",
             Kind::Gauge,
-            wal_bytes,
+            wal.total_bytes(),
         ),
         (
             "outpost_wal_records_appended_total",
-            "Batches appended to the WAL.",
+            "Records written to WAL segments.",
             Kind::Counter,
-            wal.records_appended,
+            counters.records_appended,
+        ),
+        (
+            "outpost_wal_bytes_appended_total",
+            "Bytes written to WAL segments, record headers included.",
+            Kind::Counter,
+            counters.bytes_appended,
+        ),
+        (
+            "outpost_wal_held_bytes",
+            "Spill mode: compressed bytes of the records held in memory until acknowledged.",
+            Kind::Gauge,
+            wal.held_bytes() as u64,
+        ),
+        (
+            "outpost_wal_held_records",
+            "Spill mode: records held in memory until acknowledged.",
+            Kind::Gauge,
+            wal.held_records() as u64,
         ),
         (
             "outpost_wal_fsyncs_total",
             "fsync calls on WAL segments.",
             Kind::Counter,
-            wal.fsyncs,
+            counters.fsyncs,
         ),
         (
             "outpost_wal_corruptions_total",
             "Torn or corrupt WAL tails truncated at start-up.",
             Kind::Counter,
-            wal.corruptions,
+            counters.corruptions,
         ),
         (
             "outpost_wal_replayed_samples_total",
             "Samples found unsent in the WAL at start-up.",
             Kind::Counter,
-            wal.replayed_samples,
+            counters.replayed_samples,
         ),
     ];
     for (name, help, kind, value) in wal_families {
         expo.single(&[name], &[help], kind, &[], value);
+    }
+    const SPILLED: &[&str] = &["outpost_wal_spilled_records_total"];
+    expo.family(
+        SPILLED,
+        &["Spill mode: records written to the WAL instead of only held in memory, by reason."],
+        Kind::Counter,
+    );
+    for reason in SpillReason::ALL {
+        expo.sample(
+            SPILLED,
+            &[("reason", reason.as_str())],
+            counters.spilled_records[reason as usize],
+        );
     }
     expo.build_info();
 }
@@ -361,7 +393,7 @@ impl SelfMetrics {
         out.clear();
         let _ = ship.sender.render_metrics(out, "outpost", &ship.side.url);
         let mut expo = Expo::new(out);
-        render_agent_metrics(&mut expo, targets, &ship.wal.counters, ship.wal.total_bytes());
+        render_agent_metrics(&mut expo, targets, &ship.wal);
         render_clock_metrics(
             &mut expo,
             clock::kernel_clock_synchronised(),

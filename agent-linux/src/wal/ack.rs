@@ -5,6 +5,9 @@
 use std::fs;
 use std::io::Write as _;
 
+use outpost_core::plan::WalMode;
+
+use super::window::Place;
 use super::DiskWal;
 use crate::log;
 
@@ -13,7 +16,15 @@ impl DiskWal {
     /// forget those records and delete segments that hold nothing else.
     pub fn ack(&mut self, floor: u64) {
         self.ack_floor = self.ack_floor.max(floor);
-        while self.window.front().is_some_and(|r| r.meta.seq < self.ack_floor) {
+        while let Some(r) = self
+            .window
+            .front()
+            .filter(|r| r.meta.seq < self.ack_floor)
+            .copied()
+        {
+            if let Place::Held { start } = r.place {
+                self.held.free(start);
+            }
             self.window.pop_front();
         }
         // Never the segment being appended to: it is still growing.
@@ -28,6 +39,20 @@ impl DiskWal {
             if self.cursor.is_some_and(|(i, _)| i == first.index) {
                 self.cursor = self.segments.front().map(|s| (s.index, 0));
             }
+        }
+        let all_done =
+            self.segments.len() == 1 && self.segments[0].last_seq.is_none_or(|last| last < self.ack_floor);
+        if all_done && matches!(self.cfg.mode, WalMode::Spill(_)) {
+            // Spill mode writes only now and then: a segment whose records
+            // are all acknowledged goes at once, and the next write starts
+            // a new one. An idle spill-mode WAL is an empty directory.
+            let index = self.segments[0].index;
+            self.segments.clear();
+            self.current = None;
+            self.cursor = None;
+            self.unsynced = false;
+            self.remove_segment_file(index);
+            return;
         }
         // A healthy WAL should not hold a whole segment of acknowledged
         // data: once the segment being appended to is all acknowledged and
@@ -45,9 +70,16 @@ impl DiskWal {
         }
     }
 
-    /// Writes the ack floor to `DIR/ack_floor` if it moved.
+    /// Writes the ack floor to `DIR/ack_floor` if it moved and a record on
+    /// disk needs it: one at or above the floor last written, which a
+    /// restart would otherwise send again. So nothing is written while
+    /// nothing is on disk (spill mode with a healthy receiver).
     pub fn persist_ack_floor(&mut self) {
-        if self.ack_floor == self.persisted_floor {
+        let needed = self
+            .segments
+            .iter()
+            .any(|s| s.last_seq.is_some_and(|last| last >= self.persisted_floor));
+        if self.ack_floor == self.persisted_floor || !needed {
             return;
         }
         let mut digits = [0u8; 21];

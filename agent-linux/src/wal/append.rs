@@ -1,7 +1,8 @@
-//! Appending: each record goes to the end of the newest segment, which
-//! rolls over at `wal.segment_bytes`; past `wal.max_bytes` (or when the
-//! disk fills first) the oldest segment is dropped and its unsent records
-//! reported. fsync follows `wal.fsync`.
+//! Appending: a record is held (spill mode, see [`super::spill`]) or goes
+//! to the end of the newest segment, which rolls over at
+//! `wal.segment_bytes`; past `wal.max_bytes` (or when the disk fills first)
+//! the oldest segment is dropped and its unsent records reported. fsync
+//! follows `wal.fsync`, and only ever follows a write.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -12,15 +13,18 @@ use outpost_core::wal_record::{encode_record, raw_len, Record, RecordKind};
 
 use super::error::DiskWalError;
 use super::segment::{segment_path, Segment, SegmentName};
-use super::window::Located;
+use super::spill::Disposition;
+use super::window::{Located, Place};
 use super::DiskWal;
 use crate::log;
 
 impl DiskWal {
-    /// Appends one closed batch and returns its metadata with its new
+    /// Takes one closed batch and returns its metadata with its new
     /// sequence number (`batch.seq` and `batch.bytes` are filled in here).
-    /// Records deleted to stay within `wal.max_bytes` are pushed to
-    /// `dropped` so the sender forgets them too.
+    /// In `append` mode it is written now; in spill mode it is held in
+    /// memory unless it must be written now ([`SpillReason`]). Records
+    /// deleted to stay within `wal.max_bytes` are pushed to `dropped` so
+    /// the sender forgets them too.
     pub fn append(
         &mut self,
         batch: RecordMeta,
@@ -34,8 +38,51 @@ impl DiskWal {
             raw_bytes: raw_len(payload),
             ..batch
         };
+        let reason = match self.disposition(&meta) {
+            Disposition::Hold => {
+                self.hold(meta, payload, now_ms, dropped)?;
+                self.next_seq += 1;
+                return Ok(meta);
+            }
+            Disposition::Write => None,
+            Disposition::Spill(reason) => {
+                // Held records are older: they go first, so the disk holds
+                // records in sequence order.
+                self.spill_all(reason, now_ms, dropped)?;
+                Some(reason)
+            }
+        };
         self.encode_buf.clear();
         encode_record(&meta, payload, &mut self.encode_buf);
+        let (segment, offset, len) = self.write_encoded(meta.seq, dropped)?;
+        if let Some(reason) = reason {
+            self.counters.spilled_records[reason as usize] += 1;
+        }
+        if self.cursor.is_none() {
+            if self.window.fits(meta.samples) {
+                self.window.push(Located {
+                    meta,
+                    place: Place::Disk { segment, offset, len },
+                });
+            } else {
+                // The window is full: this record and later ones wait on disk.
+                self.cursor = Some((segment, offset));
+            }
+        }
+        self.sync_by_policy(now_ms);
+        self.next_seq += 1;
+        Ok(meta)
+    }
+
+    /// Writes the record encoded in `encode_buf`, whose seq is `seq`, at
+    /// the end of the newest segment; gives where it went (segment,
+    /// offset, length). Leaves the fsync to the caller
+    /// ([`DiskWal::sync_by_policy`]).
+    pub(super) fn write_encoded(
+        &mut self,
+        seq: u64,
+        dropped: &mut Vec<RecordMeta>,
+    ) -> Result<(u32, u64, u32), DiskWalError> {
         let len = self.encode_buf.len() as u64;
         let floor = self.ack_floor;
         let roll = match self.segments.back() {
@@ -83,31 +130,20 @@ impl DiskWal {
         };
         let seg = self.segments.back_mut().expect("roll made a segment");
         seg.bytes += len;
-        seg.last_seq = Some(meta.seq);
-        let index = seg.index;
-        if self.cursor.is_none() {
-            if self.window.fits(meta.samples) {
-                self.window.push(Located {
-                    meta,
-                    segment: index,
-                    offset,
-                    len: len as u32,
-                });
-            } else {
-                // The window is full: this record and later ones wait on disk.
-                self.cursor = Some((index, offset));
-            }
-        }
-        self.next_seq += 1;
+        seg.last_seq = Some(seq);
         self.counters.records_appended += 1;
         self.counters.bytes_appended += len;
         self.unsynced = true;
+        Ok((seg.index, offset, len as u32))
+    }
+
+    /// fsyncs after a write when `wal.fsync` calls for it now.
+    pub(super) fn sync_by_policy(&mut self, now_ms: u64) {
         match self.cfg.fsync {
             Fsync::Always => self.sync(now_ms),
             Fsync::IntervalMs(ms) if now_ms >= self.last_fsync_ms + u64::from(ms) => self.sync(now_ms),
             _ => {}
         }
-        Ok(meta)
     }
 
     /// fsyncs the open segment if anything was written since the last one.
@@ -171,10 +207,18 @@ impl DiskWal {
             return Ok(());
         };
         let mut samples = 0u64;
-        while self.window.front().is_some_and(|r| r.segment == seg.index) {
-            let r = self.window.pop_front().expect("checked");
-            samples += u64::from(r.meta.samples);
-            dropped.push(r.meta);
+        // The segment's records lead the window, with held records that
+        // were acknowledged among them (never written, nothing to drop).
+        while let Some(r) = self.window.front().copied() {
+            match r.place {
+                Place::Disk { segment, .. } if segment == seg.index => {
+                    samples += u64::from(r.meta.samples);
+                    dropped.push(r.meta);
+                }
+                Place::Sent => {}
+                _ => break,
+            }
+            self.window.pop_front();
         }
         if let Some((index, offset)) = self.cursor.filter(|(i, _)| *i == seg.index) {
             // Records of this segment that never made it into the window.

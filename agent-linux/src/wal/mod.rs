@@ -2,18 +2,29 @@
 //!
 //! `DIR/00000001.wal`, `DIR/00000002.wal`, ... each hold records back to
 //! back in `outpost_core::wal_record`'s format (header with CRC, then the snappy
-//! `WriteRequest`). Each record is what one scrape put into one shard,
-//! appended when the scrape ends, before anything of it is sent; the
+//! `WriteRequest`). Each record is what one scrape put into one shard; the
 //! sender joins records into requests without rewriting them. A segment is
 //! deleted only once every record in it is acknowledged or dropped: the
 //! sender's `ack_floor` passes the segment's last sequence number.
+//!
+//! When a record is written depends on `wal.mode`:
+//! - `append` (append before send): when its scrape ends, before anything
+//!   of it is sent;
+//! - `spill`: it is held in memory ([`held`]) and sent from there, and
+//!   written only if the receiver has not acknowledged it within
+//!   `spill.after_ms`, when the held bytes are full, while the receiver
+//!   fails, or when the agent stops
+//!   ([`spill`]). An acknowledged held record never touches the disk.
+//!   Written records keep their sequence numbers and go to disk in
+//!   sequence order, so a restart replays them as in `append` mode.
 //!
 //! `DIR/lock` is held (`flock`) for as long as a [`DiskWal`] is open, so two
 //! agents never share a directory (see [`lock`]).
 //!
 //! The parts: [`segment`] (file names), [`scan`] (reading a segment from an
 //! offset), [`window`] (the records in memory, reading payloads back),
-//! [`append`] (append, roll, drop when full, fsync), [`ack`] (the ack floor,
+//! [`append`] (append, roll, drop when full, fsync), [`held`] and [`spill`]
+//! (spill mode's memory and when it is written), [`ack`] (the ack floor,
 //! deleting what is sent), [`chown`] (`outpost chown-wal`).
 //!
 //! Memory stays bounded whatever the WAL's size. The agent keeps a small
@@ -35,7 +46,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use outpost_core::plan::Fsync;
+use outpost_core::plan::{Fsync, WalMode};
 use outpost_core::wal_record::{Record, RecordKind, HEADER_LEN};
 
 use crate::log;
@@ -44,17 +55,21 @@ mod ack;
 mod append;
 mod chown;
 mod error;
+mod held;
 pub mod lock;
 mod scan;
 mod segment;
+mod spill;
 mod window;
 
 pub use chown::chown_dir;
 pub use error::DiskWalError;
+use held::Held;
 pub use lock::{LockError, WalLock};
 use scan::Scanner;
 pub use segment::SegmentName;
 use segment::{segment_path, Segment};
+pub use spill::SpillReason;
 use window::Window;
 
 #[derive(Debug, Clone)]
@@ -63,6 +78,8 @@ pub struct WalConfig {
     pub segment_bytes: u64,
     pub max_bytes: u64,
     pub fsync: Fsync,
+    /// Which records are written (see the module doc).
+    pub mode: WalMode,
     /// Largest payload a record may have: the snappy bound of one full
     /// batch (`snappy::max_compressed_len(queue.max_batch_bytes)`).
     pub max_payload_bytes: usize,
@@ -86,6 +103,9 @@ pub struct WalCounters {
     /// Unacknowledged records found at start-up.
     pub replayed_records: u64,
     pub replayed_samples: u64,
+    /// Spill mode: records written to disk, by why (indexed by
+    /// [`SpillReason`]).
+    pub spilled_records: [u64; SpillReason::ALL.len()],
 }
 
 pub struct DiskWal {
@@ -97,6 +117,12 @@ pub struct DiskWal {
     /// sequence order, at most `max_window_records` holding at most
     /// `max_window_samples` samples.
     window: Window,
+    /// Spill mode: payloads of the records held in memory.
+    held: Held,
+    /// Spill mode: records go straight to disk (the receiver fails). Off at
+    /// the start: a healthy receiver's records never touch the disk, and a
+    /// failing one turns it on with its first failed send.
+    write_through: bool,
     /// The next record on disk that is not in the window; `None` when the
     /// window holds everything up to the last append.
     cursor: Option<(u32, u64)>,
@@ -137,10 +163,16 @@ impl DiskWal {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
+        let held = match cfg.mode {
+            WalMode::Append => Held::new(0, 0),
+            WalMode::Spill(spill) => Held::new(spill.max_held_bytes as usize, cfg.max_window_records),
+        };
         let mut wal = DiskWal {
             encode_buf: Vec::with_capacity(HEADER_LEN + cfg.max_payload_bytes),
             scanner: Scanner::new(cfg.max_payload_bytes),
             window: Window::new(cfg.max_window_records, cfg.max_window_samples),
+            held,
+            write_through: false,
             cfg,
             segments: VecDeque::new(),
             current: None,
@@ -259,6 +291,7 @@ mod tests {
             segment_bytes,
             max_bytes,
             fsync: Fsync::Always,
+            mode: WalMode::Append,
             max_payload_bytes: 1024,
             max_window_records: 64,
             max_window_samples: 1 << 20,
@@ -474,6 +507,157 @@ mod tests {
         assert!(matches!(err, LockError::Held { .. }), "{err}");
         drop(wal);
         WalLock::acquire(dir.path(), std::time::Duration::ZERO).expect("released with the WAL");
+    }
+
+    fn spill_cfg(dir: &Path, max_held_bytes: u32) -> WalConfig {
+        WalConfig {
+            mode: WalMode::Spill(outpost_core::plan::Spill {
+                after_ms: 1_000,
+                max_held_bytes,
+            }),
+            ..cfg(dir, 10_000, 100_000)
+        }
+    }
+
+    /// The segment files in `dir`, and the bytes they hold.
+    fn on_disk(dir: &Path) -> (usize, u64) {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".wal")))
+            .fold((0, 0), |(n, b), e| (n + 1, b + e.metadata().unwrap().len()))
+    }
+
+    #[test]
+    fn spill_mode_holds_records_and_acknowledged_ones_never_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = open(spill_cfg(dir.path(), 1024));
+        for i in 0..3 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        assert_eq!((wal.held_records(), wal.held_bytes()), (3, 300));
+        assert_eq!(
+            wal.read_payload(1).unwrap(),
+            Some(&[1u8; 100][..]),
+            "sent from memory"
+        );
+        assert_eq!(unsent(&mut wal), vec![0, 1, 2]);
+        // Shard order: 1 is acknowledged before 0.
+        wal.release_held(|seq| seq == 1);
+        assert_eq!(wal.held_records(), 2);
+        assert_eq!(wal.read_payload(1).unwrap(), None);
+        wal.ack(3);
+        wal.persist_ack_floor();
+        assert_eq!((wal.held_records(), wal.held_bytes()), (0, 0));
+        assert_eq!(on_disk(dir.path()), (0, 0));
+        assert_eq!(wal.counters.bytes_appended, 0);
+        assert_eq!(wal.counters.fsyncs, 0);
+        assert!(
+            !dir.path().join("ack_floor").exists(),
+            "nothing on disk needs the floor"
+        );
+    }
+
+    #[test]
+    fn a_held_record_not_acknowledged_in_time_is_written_then_deleted_once_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = open(spill_cfg(dir.path(), 1024));
+        let batch = RecordMeta {
+            seq: 0,
+            shard: 0,
+            samples: 10,
+            oldest_timestamp_ms: 1_000,
+            newest_timestamp_ms: 2_000,
+            bytes: 0,
+            raw_bytes: 0,
+        };
+        wal.append(batch, &[7; 100], 0, &mut dropped).unwrap();
+        wal.append(batch, &[8; 100], 600, &mut dropped).unwrap();
+        assert_eq!(wal.next_spill_ms(), Some(1_000));
+        wal.spill_due(999, &mut dropped).unwrap();
+        assert_eq!(on_disk(dir.path()).0, 0);
+        wal.spill_due(1_000, &mut dropped).unwrap();
+        // Only the record that waited 1 s; the other is held.
+        assert_eq!(on_disk(dir.path()), (1, 144));
+        assert_eq!(wal.counters.spilled_records[SpillReason::Age as usize], 1);
+        assert_eq!((wal.held_records(), wal.next_spill_ms()), (1, Some(1_600)));
+        assert_eq!(
+            wal.read_payload(0).unwrap(),
+            Some(&[7u8; 100][..]),
+            "read back from disk"
+        );
+        wal.ack(2);
+        assert_eq!(on_disk(dir.path()), (0, 0), "truncated once acknowledged");
+        assert_eq!(wal.held_records(), 0);
+    }
+
+    #[test]
+    fn full_held_memory_writes_the_oldest_and_the_disk_keeps_sequence_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        // Room for two 100-byte payloads.
+        let mut wal = open(spill_cfg(dir.path(), 250));
+        for i in 0..5 {
+            append(&mut wal, i, 100, &mut dropped);
+        }
+        assert_eq!(wal.counters.spilled_records[SpillReason::Memory as usize], 3);
+        assert_eq!(wal.held_records(), 2);
+        // Record 3 was acknowledged before it had to go: it never is written.
+        wal.release_held(|seq| seq == 3);
+        wal.spill_for_shutdown(0, &mut dropped).unwrap();
+        assert_eq!(wal.counters.spilled_records[SpillReason::Shutdown as usize], 1);
+        drop(wal);
+        let mut wal = open(spill_cfg(dir.path(), 250));
+        assert_eq!(unsent(&mut wal), vec![0, 1, 2, 4]);
+        for seq in [0, 1, 2, 4] {
+            assert_eq!(wal.read_payload(seq).unwrap(), Some(&[seq as u8; 100][..]));
+        }
+    }
+
+    #[test]
+    fn a_failing_receiver_writes_what_is_held_and_every_record_until_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = open(spill_cfg(dir.path(), 1024));
+        // The receiver fails: every record is written.
+        wal.set_write_through(true, 0, &mut dropped).unwrap();
+        append(&mut wal, 0, 100, &mut dropped);
+        assert_eq!((wal.held_records(), on_disk(dir.path()).0), (0, 1));
+        wal.set_write_through(false, 0, &mut dropped).unwrap();
+        append(&mut wal, 1, 100, &mut dropped);
+        append(&mut wal, 2, 100, &mut dropped);
+        assert_eq!(wal.held_records(), 2);
+        wal.set_write_through(true, 0, &mut dropped).unwrap();
+        assert_eq!(wal.held_records(), 0);
+        append(&mut wal, 3, 100, &mut dropped);
+        assert_eq!(wal.counters.spilled_records[SpillReason::Receiver as usize], 4);
+        wal.set_write_through(false, 0, &mut dropped).unwrap();
+        append(&mut wal, 4, 100, &mut dropped);
+        assert_eq!(wal.held_records(), 1);
+        // Sent in order from disk, then memory.
+        assert_eq!(unsent(&mut wal), vec![0, 1, 2, 3, 4]);
+        assert_eq!(wal.read_payload(4).unwrap(), Some(&[4u8; 100][..]));
+        drop(wal);
+        let mut wal = open(spill_cfg(dir.path(), 1024));
+        assert_eq!(
+            unsent(&mut wal),
+            vec![0, 1, 2, 3],
+            "a crash takes only the held one"
+        );
+    }
+
+    #[test]
+    fn a_record_larger_than_the_held_memory_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dropped = Vec::new();
+        let mut wal = open(spill_cfg(dir.path(), 150));
+        append(&mut wal, 0, 100, &mut dropped);
+        append(&mut wal, 1, 200, &mut dropped);
+        // The held one goes first, so the disk stays in order.
+        assert_eq!(wal.counters.spilled_records[SpillReason::Memory as usize], 2);
+        assert_eq!(unsent(&mut wal), vec![0, 1]);
     }
 
     #[test]

@@ -20,9 +20,17 @@ use crate::log;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Located {
     pub meta: RecordMeta,
-    pub segment: u32,
-    pub offset: u64,
-    pub len: u32,
+    pub place: Place,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Place {
+    /// In a segment file: `len` bytes, header included, at `offset`.
+    Disk { segment: u32, offset: u64, len: u32 },
+    /// In memory, at `start` of the held bytes (spill mode).
+    Held { start: u32 },
+    /// Held, then acknowledged or given up: never written, nothing to read.
+    Sent,
 }
 
 /// The record locations held in memory, bounded in records and in samples.
@@ -70,9 +78,20 @@ impl Window {
         self.locations.front()
     }
 
+    pub(super) fn get(&self, index: usize) -> &Located {
+        &self.locations[index]
+    }
+
+    pub(super) fn index_of(&self, seq: u64) -> Option<usize> {
+        self.locations.binary_search_by_key(&seq, |l| l.meta.seq).ok()
+    }
+
     fn find(&self, seq: u64) -> Option<Located> {
-        let i = self.locations.binary_search_by_key(&seq, |l| l.meta.seq).ok()?;
-        Some(self.locations[i])
+        self.index_of(seq).map(|i| self.locations[i])
+    }
+
+    pub(super) fn set_place(&mut self, index: usize, place: Place) {
+        self.locations[index].place = place;
     }
 }
 
@@ -93,9 +112,11 @@ impl DiskWal {
                     }
                     window.push(Located {
                         meta: r.meta,
-                        segment: index,
-                        offset: at,
-                        len,
+                        place: Place::Disk {
+                            segment: index,
+                            offset: at,
+                            len,
+                        },
                     });
                 }
                 true
@@ -153,25 +174,30 @@ impl DiskWal {
         self.window.samples
     }
 
-    /// The payload of record `seq`, read back and checked against its CRC
-    /// (valid until the next call). `Ok(None)` when the record is gone
-    /// (acknowledged, or dropped because the WAL was full) or not in the
-    /// window.
+    /// The payload of record `seq`: from memory when it is held, else read
+    /// back from its segment and checked against its CRC (valid until the
+    /// next call). `Ok(None)` when the record is gone (acknowledged, or
+    /// dropped because the WAL was full) or not in the window.
     pub fn read_payload(&mut self, seq: u64) -> Result<Option<&[u8]>, DiskWalError> {
         let Some(loc) = self.window.find(seq) else {
             return Ok(None);
         };
-        if self.read_file.as_ref().is_none_or(|(i, _)| *i != loc.segment) {
-            let path = segment_path(&mut self.segment_path, &self.cfg.dir, loc.segment);
+        let (segment, offset, len) = match loc.place {
+            Place::Disk { segment, offset, len } => (segment, offset, len),
+            Place::Held { start } => return Ok(self.held.payload(start)),
+            Place::Sent => return Ok(None),
+        };
+        if self.read_file.as_ref().is_none_or(|(i, _)| *i != segment) {
+            let path = segment_path(&mut self.segment_path, &self.cfg.dir, segment);
             let file = File::open(path).map_err(DiskWalError::io("cannot open", path))?;
-            self.read_file = Some((loc.segment, file));
+            self.read_file = Some((segment, file));
         }
         let (_, file) = self.read_file.as_ref().expect("opened above");
         let record = &mut self.encode_buf;
         record.clear();
-        record.resize(loc.len as usize, 0);
-        let segment = SegmentName::of(loc.segment);
-        if let Err(err) = file.read_exact_at(record, loc.offset) {
+        record.resize(len as usize, 0);
+        let segment = SegmentName::of(segment);
+        if let Err(err) = file.read_exact_at(record, offset) {
             return Err(DiskWalError::Read { seq, segment, err });
         }
         match RecordReader::new(record, self.cfg.max_payload_bytes).next() {

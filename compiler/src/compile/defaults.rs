@@ -26,6 +26,26 @@ pub const DEFAULT_NODE_WAL_DIR: &str = "/var/lib/outpost/node-wal";
 pub const DEFAULT_NODE_WAL_MAX: &str = "512Mi";
 pub const DEFAULT_SEGMENT: &str = "8Mi";
 pub const DEFAULT_FSYNC: &str = "1s";
+/// The node role's WAL is on the board's own flash (SD card, eMMC): it
+/// writes only what the receiver has not taken in time.
+pub const DEFAULT_NODE_WAL_MODE: &str = "spill";
+/// The cluster role's WAL is on its PVC, as the seed's Prometheus agent's
+/// was: every record is appended before it is sent.
+pub const DEFAULT_WAL_MODE: &str = "append";
+/// A record not acknowledged this long after its scrape ended is written:
+/// well past the batch deadline (5s by default, 10s in the seed) plus a
+/// healthy receiver's answer, so a healthy receiver's records never are.
+/// It is also what a process crash can lose in spill mode.
+pub const DEFAULT_SPILL_AFTER: &str = "30s";
+/// A node agent's records (node collectors, kubelet) are tens of KiB
+/// compressed; this holds a spill window of them with room to spare, and
+/// keeps a node agent with two scrape jobs at the default limits within the
+/// default 256Mi (compiler/tests/memory_budget.rs). Raised to one compressed
+/// batch (`queue.max_batch_bytes`' snappy bound) when that is larger.
+pub const DEFAULT_NODE_MAX_HELD: &str = "2Mi";
+/// A cluster agent in spill mode holds kube-state-metrics scrapes: 50,000
+/// series take about 2.7 MB compressed.
+pub const DEFAULT_MAX_HELD: &str = "32Mi";
 pub const DEFAULT_BODY_SIZE: &str = "10Mi";
 pub const DEFAULT_SAMPLES: u64 = 100_000;
 // Prometheus has no label limits by default. Names and values have none
@@ -165,6 +185,7 @@ mod tests {
             DEFAULT_MAX_BACKOFF,
             DEFAULT_MAX_SAMPLE_AGE,
             DEFAULT_FSYNC,
+            DEFAULT_SPILL_AFTER,
             DEFAULT_MOUNT_TIMEOUT,
             MAX_MOUNT_TIMEOUT,
         ] {
@@ -174,6 +195,8 @@ mod tests {
             DEFAULT_WAL_MAX,
             DEFAULT_NODE_WAL_MAX,
             DEFAULT_SEGMENT,
+            DEFAULT_NODE_MAX_HELD,
+            DEFAULT_MAX_HELD,
             DEFAULT_BODY_SIZE,
             DEFAULT_MEMORY,
             DEFAULT_TEXTFILE_MAX_FILE_SIZE,

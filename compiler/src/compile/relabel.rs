@@ -85,6 +85,7 @@ fn probe_plan(strings: Vec<String>) -> Plan {
             max_bytes: 1024,
             segment_bytes: 1024,
             fsync: plan::Fsync::Never,
+            mode: plan::WalMode::Append,
         },
         node: None,
         scrape_jobs: Vec::new(),

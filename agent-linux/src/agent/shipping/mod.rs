@@ -20,6 +20,7 @@ use std::time::Duration;
 use outpost_core::plan::Plan;
 use outpost_core::queue::{DropReason, RecordMeta, Sender, Window, RECORDS_PER_SHARD};
 use outpost_core::request::RequestBuilder;
+use outpost_core::sizing::WAL_LOOKAHEAD_RECORDS;
 use outpost_core::snappy;
 
 use crate::agent::start_error::StartError;
@@ -35,10 +36,6 @@ pub(super) use wal_feed::ACK_FLOOR_PERSIST_MS;
 /// Sends in flight get at most this long to be answered, at shutdown and
 /// before a reload's rebuild.
 pub(super) const IN_FLIGHT_GRACE_MS: u64 = 4_000;
-
-/// Records the WAL keeps in memory ahead of the sender's window, so the
-/// sender's next records are at hand when it has room.
-const WAL_LOOKAHEAD_RECORDS: usize = 64;
 
 pub(super) struct Shipping {
     pub wal: DiskWal,
@@ -88,6 +85,7 @@ impl Shipping {
                 segment_bytes: u64::from(plan.wal.segment_bytes),
                 max_bytes: plan.wal.max_bytes,
                 fsync: plan.wal.fsync,
+                mode: plan.wal.mode,
                 max_payload_bytes: snappy::max_compressed_len(max_batch_bytes as u64) as usize,
                 // The sender's window plus a look-ahead: what may sit in memory.
                 max_window_records: window.records + WAL_LOOKAHEAD_RECORDS,
@@ -154,10 +152,16 @@ impl Shipping {
             Some(_) => None,
             None => self.sender.poll_timeout(),
         };
-        [conns, sender, self.wal.next_sync_ms(), rebuild]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            conns,
+            sender,
+            self.wal.next_sync_ms(),
+            self.wal.next_spill_ms(),
+            rebuild,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Works the receiver connections whose deadline passed.

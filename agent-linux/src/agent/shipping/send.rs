@@ -33,6 +33,7 @@ impl Shipping {
             let shard = usize::from(run.shard);
             if !self.connect(registry, shard) {
                 self.sender.handle_transport_error(run.id, now);
+                self.write_through(true);
                 continue;
             }
             let at = self.build_body(&run);
@@ -77,6 +78,7 @@ impl Shipping {
                 Err(e) => {
                     self.log_send_failure(&e);
                     self.sender.handle_transport_error(run.id, now);
+                    self.write_through(true);
                 }
             }
         }
@@ -200,6 +202,7 @@ impl Shipping {
                 self.side.endpoint.name.ask_soon(now);
                 self.log_send_failure(&err);
                 self.sender.handle_transport_error(run, now);
+                self.write_through(true);
             }
         }
     }
@@ -230,6 +233,12 @@ impl Shipping {
                     ("outcome", &outcome_name(&outcome)),
                 ],
             );
+        }
+        // Spill mode holds records only while the receiver takes requests.
+        match outcome {
+            Outcome::Retry { .. } => self.write_through(true),
+            Outcome::Acked { .. } | Outcome::Dropped { .. } => self.write_through(false),
+            Outcome::Unknown { .. } => {}
         }
     }
 }

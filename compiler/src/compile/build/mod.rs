@@ -83,7 +83,7 @@ impl Unit<'_> {
             .collect();
         let receiver = self.receiver(cx, &mut s);
         let (queue, queue_paths) = self.queue(cx);
-        let wal = self.wal(cx, &mut s, role, queue.max_batch_bytes);
+        let wal = self.wal(cx, &mut s, role, &queue);
         let (interval_ms, interval_path) = cx.duration_or(
             self.pick(|x| x.scrape_interval.as_ref(), &["scrape_interval"]),
             DEFAULT_SCRAPE_INTERVAL,
