@@ -38,7 +38,7 @@ fn ksm_series() -> Vec<Vec<(String, String)>> {
                     "uid".to_string(),
                     format!(
                         "{:08x}-1f2e-4d3c-9b8a-{:012x}",
-                        (i * 2_654_435_761) % (1 << 31),
+                        (i as u64 * 2_654_435_761) % (1 << 31),
                         i
                     ),
                 ),

@@ -8,7 +8,7 @@ builds is fixed, so the same binaries give the same digests: tar entries
 carry the SOURCE_DATE_EPOCH time, uid/gid 0 and no user names, gzip has no
 name and a zero time, JSON is written with sorted keys and no spaces.
 
-usage: oci_layout.py OUT_DIR TAG amd64=PATH arm64=PATH ...
+usage: oci_layout.py OUT_DIR TAG amd64=PATH arm64=PATH arm=PATH ...
 Prints the digest of the image index; that is the digest a registry shows
 after `skopeo copy --all --preserve-digests`.
 """
@@ -29,8 +29,9 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 USER = "65534:65534"
 BINARY = "outpost"
-# Docker and containerd name 64-bit ARM `arm64` with variant `v8`.
-VARIANTS = {"arm64": "v8"}
+# Docker and containerd name 64-bit ARM `arm64` with variant `v8`, and
+# 32-bit ARM with hardware float `arm` with variant `v7`.
+VARIANTS = {"arm64": "v8", "arm": "v7"}
 
 
 def canonical(obj):

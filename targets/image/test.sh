@@ -10,7 +10,7 @@
 #     (chown-wal as root with CAP_CHOWN, then the agent as 65534 with no
 #     capability, read-only root) and passes the seed's checks against a real
 #     Prometheus 2.42 (peers_seed_checks through runc-outpost.sh).
-# Expects the binaries from targets/x86_64-linux and targets/aarch64-linux to
+# Expects the binaries from targets/x86_64-linux and targets/cross-linux to
 # be built already or builds them (targets/image/build.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -53,10 +53,14 @@ raw="$(skopeo inspect --raw "oci:target/image:$tag")"
 declare -A binary=(
   [amd64]=target/x86_64-unknown-linux-gnu/release/outpost
   [arm64]=target/aarch64-unknown-linux-gnu/release/outpost
+  [arm]=target/armv7-unknown-linux-gnueabihf/release/outpost
 )
-for arch in amd64 arm64; do
-  skopeo inspect --override-os linux --override-arch "$arch" "oci:target/image:$tag" >"$work/inspect-$arch.json"
-  skopeo inspect --config --override-os linux --override-arch "$arch" "oci:target/image:$tag" >"$work/config-$arch.json"
+declare -A variant=([amd64]="" [arm64]=v8 [arm]=v7)
+for arch in amd64 arm64 arm; do
+  platform=(--override-os linux --override-arch "$arch")
+  [ -z "${variant[$arch]}" ] || platform+=(--override-variant "${variant[$arch]}")
+  skopeo inspect "${platform[@]}" "oci:target/image:$tag" >"$work/inspect-$arch.json"
+  skopeo inspect --config "${platform[@]}" "oci:target/image:$tag" >"$work/config-$arch.json"
   umoci unpack --image "target/image:$tag-$arch" "$work/bundle-$arch" >/dev/null
   python3 - "$arch" "$work" "${binary[$arch]}" "$first" <<'PY'
 import json, os, stat, sys
