@@ -152,7 +152,11 @@ fn ksm_body(series: usize) -> Vec<u8> {
             .unwrap();
         l.push(
             "uid",
-            &format!("{:08x}-0c1d-4e2f-9a8b-{:012x}", (i as u64 * 2654435761) % (1 << 32), i),
+            &format!(
+                "{:08x}-0c1d-4e2f-9a8b-{:012x}",
+                (i as u64 * 2654435761) % (1 << 32),
+                i
+            ),
         )
         .unwrap();
         b.push(&l, (i % 5) as f64, 1_700_000_000_000 + (i as i64 % 30) * 1000)
