@@ -362,7 +362,7 @@ fn reload_compares_plans_by_their_strings_not_their_string_ids() {
     let restarts = || {
         log_count(
             &log_path,
-            "reload: wal settings (dir, max_bytes, segment_bytes, fsync) are NOT applied; restart required",
+            "reload: wal settings (dir, max_bytes, segment_bytes, fsync, mode) are NOT applied; restart required",
         )
     };
     let rebuilds = || log_count(&log_path, "reload: remote write rebuilt");
