@@ -32,6 +32,7 @@ extern crate std;
 
 pub mod discovery;
 pub mod durability;
+pub mod duration;
 pub mod error;
 pub mod expfmt;
 pub mod labels;

@@ -14,9 +14,9 @@
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 
 use super::meta::{LabelList, ADDRESS};
+use crate::duration;
 use crate::labels::LabelSet;
 use crate::pipeline::TargetLabels;
 use crate::plan::{self, Plan, Scheme};
@@ -30,74 +30,6 @@ pub const MAX_DISCOVERED_LABELS: usize = 512;
 pub const MAX_TARGET_LABEL_BYTES: usize = 4096;
 /// What a stored label pair costs beside its text: two `String`s.
 pub const LABEL_PAIR_OVERHEAD: usize = 48;
-
-/// Prometheus's duration text (`model.Duration`): `30s`, `1m`, `1m30s`, `500ms`.
-pub fn format_duration(ms: u64, out: &mut String) {
-    if ms == 0 {
-        out.push_str("0s");
-        return;
-    }
-    let mut rest = ms;
-    const DAY: u64 = 24 * 3_600_000;
-    for (unit, size, exact) in [
-        ("y", 365 * DAY, true),
-        ("w", 7 * DAY, true),
-        ("d", DAY, false),
-        ("h", 3_600_000, false),
-        ("m", 60_000, false),
-        ("s", 1_000, false),
-        ("ms", 1, false),
-    ] {
-        if exact && !rest.is_multiple_of(size) {
-            continue;
-        }
-        let n = rest / size;
-        if n > 0 {
-            let _ = write!(out, "{n}{unit}");
-            rest -= n * size;
-        }
-    }
-}
-
-/// Parses Prometheus's duration text (units `y w d h m s ms`, largest first, each at most
-/// once); `None` when it is not one.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    const DAY: u64 = 24 * 3_600_000;
-    let units: [(&str, u64); 7] = [
-        ("y", 365 * DAY),
-        ("w", 7 * DAY),
-        ("d", DAY),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total: u64 = 0;
-    let mut next_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        // `ms` before `m`: the longer unit first.
-        let (i, (unit, size)) = units
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())?;
-        rest = &rest[unit.len()..];
-        total = total.checked_add(n.checked_mul(*size)?)?;
-        next_unit = i + 1;
-    }
-    Some(total)
-}
 
 /// A target ready to scrape.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,9 +80,9 @@ impl TargetBuilder {
             .map_err(|e| alloc::format!("target relabeling of job {}: {e}", plan.str(job.name)))?;
         relabel.reserve_labels(MAX_DISCOVERED_LABELS);
         let mut interval = String::new();
-        format_duration(u64::from(job.interval_ms), &mut interval);
+        let _ = duration::write(u64::from(job.interval_ms), &mut interval);
         let mut timeout = String::new();
-        format_duration(u64::from(job.timeout_ms), &mut timeout);
+        let _ = duration::write(u64::from(job.timeout_ms), &mut timeout);
         let scheme = match job.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -228,7 +160,7 @@ impl TargetBuilder {
         if address.contains('/') || parse_host_port(&address).is_err() {
             return Built::Failed("invalid_address");
         }
-        let duration = |name| l.get(name).and_then(parse_duration).filter(|&ms| ms > 0);
+        let duration = |name| l.get(name).and_then(duration::parse).filter(|&ms| ms > 0);
         let (Some(interval), Some(timeout)) =
             (duration("__scrape_interval__"), duration("__scrape_timeout__"))
         else {
@@ -514,31 +446,6 @@ impl TargetSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_and_write_as_prometheus_does() {
-        for (ms, text) in [
-            (0, "0s"),
-            (500, "500ms"),
-            (10_000, "10s"),
-            (30_000, "30s"),
-            (60_000, "1m"),
-            (90_000, "1m30s"),
-            (3_600_000, "1h"),
-            (86_400_000, "1d"),
-            (604_800_000, "1w"),
-            (691_200_000, "8d"),
-            (1_500, "1s500ms"),
-        ] {
-            let mut s = String::new();
-            format_duration(ms, &mut s);
-            assert_eq!(s, text);
-            assert_eq!(parse_duration(text), Some(ms), "{text}");
-        }
-        for bad in ["", "1", "s", "1x", "1s1m", "1m1m", "-1s"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn go_split_host_port_decides_the_default_port() {

@@ -291,31 +291,8 @@ struct PromDuration {
 impl PromDuration {
     fn new(ms: u64) -> PromDuration {
         let mut d = PromDuration { buf: [0; 48], len: 0 };
-        if ms == 0 {
-            let _ = d.write_str("0s");
-            return d;
-        }
-        const DAY: u64 = 24 * 3_600_000;
-        let units: [(&str, u64, bool); 7] = [
-            ("y", 365 * DAY, true),
-            ("w", 7 * DAY, true),
-            ("d", DAY, false),
-            ("h", 3_600_000, false),
-            ("m", 60_000, false),
-            ("s", 1_000, false),
-            ("ms", 1, false),
-        ];
-        let mut rest = ms;
-        for (unit, size, only_whole) in units {
-            if only_whole && !rest.is_multiple_of(size) {
-                continue;
-            }
-            let n = rest / size;
-            if n > 0 {
-                let _ = write!(d, "{n}{unit}");
-                rest -= n * size;
-            }
-        }
+        // 48 bytes hold the longest u64 duration, so the write cannot fail.
+        let _ = outpost_core::duration::write(ms, &mut d);
         d
     }
 
