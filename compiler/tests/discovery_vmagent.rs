@@ -12,6 +12,9 @@
 //!
 //! outpost's side is agent-core's sans-IO `KubeDiscovery`, driven here by a small blocking
 //! HTTP client: the agent does not run discovery yet. Skipped when vmagent is not installed.
+//!
+//! Not run by default (see its `ignore` reason) until the churn stages compare against a
+//! vmagent that cannot have seen a half-applied churn.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -649,6 +652,9 @@ impl Driver {
 }
 
 #[test]
+#[ignore = "fails about one run in five: vmagent 1.79 applies Kubernetes changes on a 30 s tick \
+            and can keep a target's labels from a churn it saw half applied; run it with \
+            `cargo test -p outpost-compiler --test discovery_vmagent -- --ignored` (issue 19)"]
 fn outpost_and_vmagent_discover_the_same_targets_with_the_same_labels() {
     let api = KubeApi::start();
     seed(&api);
