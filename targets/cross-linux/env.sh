@@ -51,6 +51,17 @@ case "$cross_arch" in
     CROSS_RUST_ARCH=arm
     CROSS_BUILD_STD="std,panic_abort"
     export RUSTC_BOOTSTRAP=1
+    # The build scripts of proc-macro2, anyhow and thiserror rerun when
+    # RUSTC_BOOTSTRAP changes, and everything built on them follows: in a
+    # shared target/ the armv7 and aarch64 builds would each rebuild the
+    # other's crates (four minutes of CI). armv7 gets a target dir of its
+    # own, and the usual path to its binaries is a link into it.
+    export CARGO_TARGET_DIR="$cross_root/target/build-std"
+    mkdir -p "$CARGO_TARGET_DIR/$CROSS_TARGET"
+    if [ ! -L "$cross_root/target/$CROSS_TARGET" ]; then
+      rm -rf "$cross_root/target/$CROSS_TARGET"
+      ln -s "build-std/$CROSS_TARGET" "$cross_root/target/$CROSS_TARGET"
+    fi
     ;;
   *)
     echo "env.sh: unknown architecture $cross_arch (aarch64 or armv7)" >&2

@@ -32,7 +32,7 @@ source targets/cross-linux/env.sh "$arch" >/dev/null
 target="$CROSS_TARGET"
 qemu="$CROSS_QEMU"
 rust_arch="$CROSS_RUST_ARCH"
-unset RUSTC RUSTDOC RUSTC_BOOTSTRAP
+unset RUSTC RUSTDOC RUSTC_BOOTSTRAP CARGO_TARGET_DIR
 if [[ " ${BINS:-outpost outpostc} " == *" outpostc "* ]]; then
   plans="$(mktemp -d)"
   trap 'rm -rf "$plans"' EXIT
