@@ -12,13 +12,12 @@
 use std::io;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_optional, set_path, Files, Names};
+use super::files::{invalid, numbered, push_span, read_optional, set_path, Files, Names, Span};
 use super::Paths;
 
 const BCACHE: &str = "fs/bcache";
 
 /// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// Files of a set, its `internal` directory and a period directory, in the order of the values.
 const SET_FILES: [&str; 6] = [
@@ -220,11 +219,12 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
                 value(paths, s, &[BCACHE, set, period, file])?;
             }
         }
-        st.set_values.push((push(&mut st.text, set), values));
+        st.set_values.push((push_span(&mut st.text, set), values));
 
         set_path(&mut s.path, &paths.sysfs, &[BCACHE, set]);
-        st.members
-            .read(&s.path, |name, _| member(name, "bdev") || member(name, "cache"))?;
+        st.members.read(&s.path, |name, _| {
+            numbered(name, "bdev") || numbered(name, "cache")
+        })?;
         for device in st.members.iter() {
             if device.starts_with("bdev") {
                 let mut values = [0f64; 13];
@@ -236,13 +236,15 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
                 for (slot, file) in values[6..].iter_mut().zip(PERIOD_FILES) {
                     *slot = value(paths, s, &[BCACHE, set, device, "stats_total", file])? as f64;
                 }
-                st.bdevs.push((set_index, push(&mut st.text, device), values));
+                st.bdevs
+                    .push((set_index, push_span(&mut st.text, device), values));
             } else {
                 let mut values = [0f64; 3];
                 for (slot, file) in values.iter_mut().zip(CACHE_FILES) {
                     *slot = value(paths, s, &[BCACHE, set, device, file])? as f64;
                 }
-                st.caches.push((set_index, push(&mut st.text, device), values));
+                st.caches
+                    .push((set_index, push_span(&mut st.text, device), values));
             }
         }
     }
@@ -283,18 +285,6 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         expo.end_family(mark);
     }
     Ok(())
-}
-
-fn push(text: &mut String, part: &str) -> Span {
-    let start = text.len();
-    text.push_str(part);
-    (start, text.len())
-}
-
-/// `bdev<digit>...` or `cache<digit>...`: the links to a set's backing and cache devices.
-fn member(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// One value file, `rel` under the sysfs root; an absent file counts as 0, as in node_exporter.

@@ -4,11 +4,10 @@
 use std::io;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_file, set_path, Files, Names};
+use super::files::{invalid, numbered, push_span, read_file, set_path, Files, Names, Span};
 use super::Paths;
 
 /// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// What the collector keeps between scrapes: the controllers, their rows and their counts.
 #[derive(Default)]
@@ -44,20 +43,20 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
     };
     for mc in st.controllers.iter() {
         let base = "devices/system/edac/mc";
-        let controller = push(&mut st.text, &mc["mc".len()..]);
+        let controller = push_span(&mut st.text, &mc["mc".len()..]);
         let ce = number(s, &[base, mc, "ce_count"])?;
         let ce_noinfo = number(s, &[base, mc, "ce_noinfo_count"])?;
         let ue = number(s, &[base, mc, "ue_count"])?;
         let ue_noinfo = number(s, &[base, mc, "ue_noinfo_count"])?;
         st.totals.push((controller, ce, ue));
-        let unknown = push(&mut st.text, "unknown");
+        let unknown = push_span(&mut st.text, "unknown");
         st.counts.push((controller, unknown, ce_noinfo, ue_noinfo));
         set_path(&mut s.path, &paths.sysfs, &[base, mc]);
         st.rows.read(&s.path, |name, _| numbered(name, "csrow"))?;
         for row in st.rows.iter() {
             let ce = number(s, &[base, mc, row, "ce_count"])?;
             let ue = number(s, &[base, mc, row, "ue_count"])?;
-            let row = push(&mut st.text, &row["csrow".len()..]);
+            let row = push_span(&mut st.text, &row["csrow".len()..]);
             st.counts.push((controller, row, ce, ue));
         }
     }
@@ -107,16 +106,4 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         expo.end_family(mark);
     }
     Ok(())
-}
-
-fn push(text: &mut String, part: &str) -> Span {
-    let start = text.len();
-    text.push_str(part);
-    (start, text.len())
-}
-
-/// `prefix` followed by digits only (or nothing), as the glob `prefix[0-9]*` matches them here.
-fn numbered(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }

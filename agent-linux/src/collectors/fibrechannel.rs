@@ -4,7 +4,7 @@
 use std::io;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_file, read_optional, set_path, Files, Names};
+use super::files::{invalid, read_file, read_optional, set_path, Files, Names, Span};
 use super::Paths;
 
 /// (attribute, label) of node_fibrechannel_info after `fc_host`; `node_name` is read (a host
@@ -84,9 +84,6 @@ const COUNTERS: [(&str, &str, &str); 14] = [
         "Number of aborted packets",
     ),
 ];
-
-/// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// What the collector keeps between scrapes.
 #[derive(Default)]

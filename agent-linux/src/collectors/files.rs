@@ -158,3 +158,21 @@ pub(super) fn parse_int(text: &str) -> Option<i64> {
     };
     Some(if negative { -magnitude } else { magnitude })
 }
+
+/// Where a string sits in a collector's reused text buffer, so a scrape's labels point into one
+/// `String` instead of owning one each.
+pub(super) type Span = (usize, usize);
+
+/// Appends `part` to `text` and says where it went.
+pub(super) fn push_span(text: &mut String, part: &str) -> Span {
+    let start = text.len();
+    text.push_str(part);
+    (start, text.len())
+}
+
+/// `prefix` followed by a digit, as the glob `prefix[0-9]*` matches sysfs entries
+/// (`thermal_zone0`, `mc1`, `bdev0`).
+pub(super) fn numbered(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}

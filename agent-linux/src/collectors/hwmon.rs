@@ -11,7 +11,7 @@ use std::path::Path;
 use rustix::fs::FileType;
 
 use super::expo::{Expo, Kind};
-use super::files::{set_path, Files, Names};
+use super::files::{set_path, Files, Names, Span};
 use super::Paths;
 
 /// The sensor types node_exporter reads; other files are ignored.
@@ -30,9 +30,6 @@ const SENSOR_TYPES: [&str; 13] = [
     "humidity",
     "intrusion",
 ];
-
-/// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// What the collector keeps between scrapes.
 #[derive(Default)]

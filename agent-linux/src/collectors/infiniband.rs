@@ -12,7 +12,7 @@ use std::io;
 use rustix::fs::FileType;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_file, read_optional, set_path, Files, Names};
+use super::files::{invalid, push_span, read_file, read_optional, set_path, Files, Names, Span};
 use super::Paths;
 
 const CLASS: &str = "class/infiniband";
@@ -249,7 +249,6 @@ const GAUGES: [(&str, &str); 3] = [
 ];
 
 /// A piece of `State::text`.
-type Span = (usize, usize);
 
 struct Port {
     device: usize,
@@ -280,7 +279,7 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
     set_path(&mut s.path, &paths.sysfs, &[CLASS]);
     st.devices.read(&s.path, |_, _| true)?;
     for (index, device) in st.devices.iter().enumerate() {
-        let mut info = [push(&mut st.text, device), (0, 0), (0, 0), (0, 0)];
+        let mut info = [push_span(&mut st.text, device), (0, 0), (0, 0), (0, 0)];
         for (slot, file) in info[1..].iter_mut().zip(["board_id", "fw_ver", "hca_type"]) {
             let value = match read_file(&mut s.path, &paths.sysfs, &[CLASS, device, file], &mut s.aux) {
                 Ok(value) => value.trim(),
@@ -288,7 +287,7 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
                 Err(e) if file == "hca_type" && e.kind() == io::ErrorKind::NotFound => "",
                 Err(e) => return Err(e),
             };
-            *slot = push(&mut st.text, value);
+            *slot = push_span(&mut st.text, value);
         }
         st.infos.push(info);
         set_path(&mut s.path, &paths.sysfs, &[CLASS, device, "ports"]);
@@ -403,12 +402,6 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         expo.end_family(mark);
     }
     Ok(())
-}
-
-fn push(text: &mut String, part: &str) -> Span {
-    let start = text.len();
-    text.push_str(part);
-    (start, text.len())
 }
 
 /// `4: ACTIVE`: the number before the colon.

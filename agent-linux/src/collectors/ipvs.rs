@@ -6,11 +6,8 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_file, Files};
+use super::files::{invalid, read_file, Files, Span};
 use super::Paths;
-
-/// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// What the collector keeps between scrapes: the backends, summed per label set.
 #[derive(Default)]

@@ -8,11 +8,11 @@ use super::files::{invalid, read_file, Files};
 use super::Paths;
 
 /// Procedure names per version, in the kernel's column order, as node_exporter labels them.
-const V2: [&str; 18] = [
+pub(super) const V2: [&str; 18] = [
     "Null", "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write", "Create",
     "Remove", "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat",
 ];
-const V3: [&str; 22] = [
+pub(super) const V3: [&str; 22] = [
     "Null",
     "GetAttr",
     "SetAttr",

@@ -6,36 +6,8 @@ use std::io;
 
 use super::expo::{Expo, Kind};
 use super::files::{invalid, read_file, Files};
-use super::Paths;
+use super::{nfs, Paths};
 
-/// Procedures node_exporter reports, in the kernel's column order after `Null`.
-const V2: [&str; 17] = [
-    "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write", "Create", "Remove",
-    "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat",
-];
-const V3: [&str; 21] = [
-    "GetAttr",
-    "SetAttr",
-    "Lookup",
-    "Access",
-    "ReadLink",
-    "Read",
-    "Write",
-    "Create",
-    "MkDir",
-    "SymLink",
-    "MkNod",
-    "Remove",
-    "RmDir",
-    "Rename",
-    "Link",
-    "ReadDir",
-    "ReadDirPlus",
-    "FsStat",
-    "FsInfo",
-    "PathConf",
-    "Commit",
-];
 /// NFSv4 operations of `proc4ops` by column (after the count); `None` ones are not reported.
 const V4_OPS: [Option<&str>; 38] = [
     None,
@@ -192,10 +164,11 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, expo: &mut Expo<'_>) -> io::
         &["Total number NFSd Requests by method and protocol."],
         Kind::Counter,
     );
-    for (method, value) in V2.iter().zip(&st.v2[1..]) {
+    // The server side reports every procedure but `Null`, with the client's names.
+    for (method, value) in nfs::V2[1..].iter().zip(&st.v2[1..]) {
         expo.sample(REQUESTS, &[("method", method), ("proto", "2")], *value);
     }
-    for (method, value) in V3.iter().zip(&st.v3[1..]) {
+    for (method, value) in nfs::V3[1..].iter().zip(&st.v3[1..]) {
         expo.sample(REQUESTS, &[("method", method), ("proto", "3")], *value);
     }
     for (method, value) in V4_OPS.iter().zip(&st.v4ops) {

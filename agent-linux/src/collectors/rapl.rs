@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io;
 
 use super::expo::{Expo, Kind, SmallNumber};
-use super::files::{invalid, read_file, read_optional, set_path, Files, Names};
+use super::files::{invalid, read_file, read_optional, set_path, Files, Names, Span};
 use super::Paths;
 
 /// What the collector keeps between scrapes.
@@ -16,9 +16,6 @@ pub(super) struct State {
     /// Sorted by metric name before writing.
     zones: Vec<Zone>,
 }
-
-/// A piece of `State::text`.
-type Span = (usize, usize);
 
 struct Zone {
     metric: Span,

@@ -18,10 +18,7 @@ use outpost_core::expfmt::{ExpositionFormat, Parser, Sample};
 use outpost_core::plan::Limits;
 
 use super::expo::{Expo, Kind};
-use super::files::{set_path, Files, Names};
-
-/// A piece of the file being read, as a byte range of its text.
-type Span = (usize, usize);
+use super::files::{set_path, Files, Names, Span};
 
 /// Labels of one textfile sample, at most (a stack array holds them while it is written).
 const MAX_LABELS: usize = 64;

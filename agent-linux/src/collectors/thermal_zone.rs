@@ -4,7 +4,7 @@
 use std::io;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_file, set_path, Files, Names};
+use super::files::{invalid, numbered, read_file, set_path, Files, Names};
 use super::Paths;
 
 /// What the collector keeps between scrapes: the directory's entries.
@@ -104,10 +104,4 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         expo.end_family(mark);
     }
     Ok(())
-}
-
-/// `prefix` followed by a digit, as the glob `prefix[0-9]*`.
-fn numbered(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }

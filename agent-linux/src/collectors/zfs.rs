@@ -11,7 +11,7 @@
 use std::io;
 
 use super::expo::{Expo, Kind};
-use super::files::{invalid, read_optional, set_path, Files, Names};
+use super::files::{invalid, push_span, read_optional, set_path, Files, Names, Span};
 use super::Paths;
 
 const KSTAT: &str = "spl/kstat/zfs";
@@ -35,7 +35,6 @@ const FILES: [(&str, &str); 11] = [
 const POOL_STATES: [&str; 6] = ["online", "degraded", "faulted", "offline", "removed", "unavail"];
 
 /// A piece of `State::text`.
-type Span = (usize, usize);
 
 /// A per-pool or per-dataset value, kept until every pool has been read so that each family is
 /// written in one piece.
@@ -90,7 +89,7 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
         }
     }
     for pool in st.pools.iter() {
-        let pool_span = push(&mut st.text, pool);
+        let pool_span = push_span(&mut st.text, pool);
         if let Some(text) = pool_file(paths, s, pool, "io")? {
             pool_io(text, pool_span, &mut st.text, &mut st.entries)?;
         }
@@ -156,12 +155,6 @@ pub(super) fn collect(paths: &Paths, s: &mut Files, st: &mut State, expo: &mut E
     }
     expo.end_family(mark);
     Ok(())
-}
-
-fn push(text: &mut String, part: &str) -> Span {
-    let start = text.len();
-    text.push_str(part);
-    (start, text.len())
 }
 
 /// node_exporter's metric name for a statistic: `-` becomes `_`.
@@ -233,7 +226,7 @@ fn pool_io(text: &str, pool: Span, out: &mut String, entries: &mut Vec<Entry>) -
                 .next()
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| invalid(KSTAT, "a pool's io line without a number for each name"))?;
-            let key = push(out, name);
+            let key = push_span(out, name);
             let start = out.len();
             push_metric_name(out, name);
             entries.push(Entry {
@@ -265,12 +258,12 @@ fn dataset(text: &str, pool: Span, out: &mut String, entries: &mut Vec<Entry>) -
             continue;
         };
         if key == "dataset_name" {
-            dataset = Some(push(out, value));
+            dataset = Some(push_span(out, value));
         } else if kind == "4" {
             let value = value
                 .parse()
                 .map_err(|_| invalid(KSTAT, "a kstat value that is not a number"))?;
-            let key_span = push(out, key);
+            let key_span = push_span(out, key);
             let start = out.len();
             push_metric_name(out, key);
             entries.push(Entry {
