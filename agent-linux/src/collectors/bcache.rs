@@ -17,8 +17,6 @@ use super::Paths;
 
 const BCACHE: &str = "fs/bcache";
 
-/// A piece of `State::text`.
-
 /// Files of a set, its `internal` directory and a period directory, in the order of the values.
 const SET_FILES: [&str; 6] = [
     "average_key_size",

@@ -7,8 +7,6 @@ use super::expo::{Expo, Kind};
 use super::files::{invalid, numbered, push_span, read_file, set_path, Files, Names, Span};
 use super::Paths;
 
-/// A piece of `State::text`.
-
 /// What the collector keeps between scrapes: the controllers, their rows and their counts.
 #[derive(Default)]
 pub(super) struct State {

@@ -248,8 +248,6 @@ const GAUGES: [(&str, &str); 3] = [
     ("rate_bytes_per_second", "Maximum signal transfer rate"),
 ];
 
-/// A piece of `State::text`.
-
 struct Port {
     device: usize,
     /// The port number as its label shows it.

@@ -34,8 +34,6 @@ const FILES: [(&str, &str); 11] = [
 /// Pool states node_exporter reports, one series each.
 const POOL_STATES: [&str; 6] = ["online", "degraded", "faulted", "offline", "removed", "unavail"];
 
-/// A piece of `State::text`.
-
 /// A per-pool or per-dataset value, kept until every pool has been read so that each family is
 /// written in one piece.
 struct Entry {
