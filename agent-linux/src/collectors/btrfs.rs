@@ -15,7 +15,7 @@ use std::io;
 use rustix::fs::FileType;
 
 use super::expo::{Expo, Kind};
-use super::files::{for_each_entry, read_file, read_optional, set_path, Files, Names};
+use super::files::{for_each_entry, read_file, read_optional, set_path, Files, Names, Span};
 use super::filesystem::{push_unescaped, strip_rootfs};
 use super::Paths;
 
@@ -23,9 +23,6 @@ const SYSFS: &str = "fs/btrfs";
 const GROUPS: [&str; 3] = ["data", "metadata", "system"];
 /// The per-device error counters, in the kernel's order (`enum btrfs_dev_stat_values`).
 const ERROR_TYPES: [&str; 5] = ["write", "read", "flush", "corruption", "generation"];
-
-/// A piece of `State::text`.
-type Span = (usize, usize);
 
 struct Filesystem {
     uuid: Span,
