@@ -314,3 +314,69 @@ fn discovered_pods_are_scraped_and_follow_adds_deletes_relists_and_outages() {
     let log = log_of();
     assert!(!log.contains("level=error"), "{log}");
 }
+
+/// Kilobytes of resident memory of process `pid`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A hundred annotated pods of the agent's node, each its own exposition server: all are
+/// discovered and scraped (up on `/api/v1/targets`). Prints the agent's RSS before the pods
+/// exist (discovery synced, nothing found) and with the hundred, for the memory
+/// note; run it with `OUTPOST_TEST_COMMAND` naming a release build to measure that.
+#[test]
+fn a_hundred_discovered_pods_are_all_scraped() {
+    const PODS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = RecordingReceiver::start(Box::new(|_| (200, Vec::new())));
+    let api = KubeApi::start();
+    let body = "# TYPE demo_value gauge\ndemo_value{kind=\"a\"} 1\ndemo_value{kind=\"b\"} 2\n";
+    let servers: Vec<TargetServer> = (0..PODS).map(|_| TargetServer::start(body)).collect();
+    let spec = spec(&api.url(), &receiver.url()).replace("max_targets: 20", "max_targets: 100");
+    let a = analyze("kube.yaml", &spec);
+    assert!(!a.has_errors(), "{}", a.render_text(100));
+    let node = a.plans.iter().find(|p| p.role == Role::Node).unwrap();
+    let plan = write_plan(dir.path(), "node.plan", &node.plan);
+    let listen = free_port();
+    let wal = dir.path().join("wal");
+    let log = dir.path().join("outpost.log");
+    let mut agent = outpost!().start_with(
+        &plan,
+        listen,
+        "node-a",
+        &log,
+        &["--wal-dir", wal.to_str().unwrap()],
+    );
+    wait_for("discovery synced", Duration::from_secs(30), || {
+        let page = get_metrics(listen)?;
+        (metric_value(&page, "outpost_discovery_synced{job=\"apps\"}") == Some(1.0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let before = rss_kib(agent.pid());
+    for (i, s) in servers.iter().enumerate() {
+        api.apply("pods", pod(&format!("web-{i}"), "node-a", Some(s.port)));
+    }
+    let up = || {
+        let (_, body) = http_get(listen, "/api/v1/targets?scrapePool=apps&state=active")?;
+        let page: Value = serde_json::from_str(&body).ok()?;
+        let targets = page["data"]["activeTargets"].as_array()?.clone();
+        Some(targets.iter().filter(|t| t["health"] == "up").count())
+    };
+    wait_for("every pod scraped", Duration::from_secs(60), || {
+        (up() == Some(PODS)).then_some(())
+    });
+    // A few more rounds of scrapes and sends.
+    std::thread::sleep(Duration::from_secs(5));
+    let with = rss_kib(agent.pid());
+    assert_eq!(
+        agent_metric(listen, "outpost_discovery_targets{job=\"apps\"}"),
+        PODS as f64
+    );
+    eprintln!("agent RSS: {before} KiB with discovery synced and no pods, {with} KiB with {PODS} discovered pods scraped");
+    agent.terminate(Duration::from_secs(10));
+}
