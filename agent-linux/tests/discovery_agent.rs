@@ -15,7 +15,8 @@
 //! - while the API server answers `500`, the targets found stay scraped and the failures are
 //!   counted on `/metrics`;
 //! - `/api/v1/targets` shows each discovered target's `__meta_kubernetes_*` labels and lists
-//!   the pod relabeling dropped under `droppedTargets`.
+//!   the pod relabeling dropped under `droppedTargets`;
+//! - after a SIGHUP reload the discovered targets go on and follow the API server.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -308,6 +309,19 @@ fn discovered_pods_are_scraped_and_follow_adds_deletes_relists_and_outages() {
     assert_eq!(
         agent_metric(listen, "outpost_discovery_targets{job=\"apps\"}"),
         3.0
+    );
+
+    // A reload lists afresh; the targets found are scraped on meanwhile, and a pod
+    // deleted after it still goes stale.
+    agent.signal(Signal::HUP);
+    wait_for("the reload", Duration::from_secs(20), || {
+        log_of().contains("plan reloaded").then_some(())
+    });
+    api.delete("pods", "apps", "web-1");
+    wait_for_pods(
+        &prom,
+        "after a reload",
+        &[("web-3", port(3)), ("web-4", port(4))],
     );
 
     agent.terminate(Duration::from_secs(10));
