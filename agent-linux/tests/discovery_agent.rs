@@ -318,11 +318,7 @@ fn discovered_pods_are_scraped_and_follow_adds_deletes_relists_and_outages() {
         log_of().contains("plan reloaded").then_some(())
     });
     api.delete("pods", "apps", "web-1");
-    wait_for_pods(
-        &prom,
-        "after a reload",
-        &[("web-3", port(3)), ("web-4", port(4))],
-    );
+    wait_for_pods(&prom, "after a reload", &[("web-3", port(3)), ("web-4", port(4))]);
 
     agent.terminate(Duration::from_secs(10));
     let log = log_of();
