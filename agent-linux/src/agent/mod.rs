@@ -20,8 +20,8 @@
 //!
 //! The parts: [`scraping`] (targets and their scrapes), [`discovery`]
 //! (Kubernetes discovery: watch connections, and the targets they add and
-//! retire), [`shipping`] (WAL, sender, receiver connections), [`resolver`] and [`endpoint`] (where to
-//! connect), [`secrets`] (credential files), [`signals`], [`status`] (the
+//! retire), [`shipping`] (WAL, sender, receiver connections), [`resolver`]
+//! and [`endpoint`] (where to connect), [`secrets`] (credential files), [`signals`], [`status`] (the
 //! status pages) and [`targets_api`] (`/api/v1/targets`), [`reload`]
 //! (SIGHUP), [`token`] (what a mio event is about), [`start_error`] (why a
 //! start failed).
