@@ -319,6 +319,10 @@ fn discovered_pods_are_scraped_and_follow_adds_deletes_relists_and_outages() {
     });
     api.delete("pods", "apps", "web-1");
     wait_for_pods(&prom, "after a reload", &[("web-3", port(3)), ("web-4", port(4))]);
+    assert!(
+        agent_metric(listen, "outpost_discovery_relists_total{job=\"apps\"}") >= 1.0,
+        "counters go on across a reload"
+    );
 
     agent.terminate(Duration::from_secs(10));
     let log = log_of();

@@ -43,7 +43,7 @@ impl Agent {
         };
         // Discovery lists afresh under the new plan; what it had found is
         // scraped on meanwhile.
-        let discovering = match Discovering::build(&plan, &self.args) {
+        let mut discovering = match Discovering::build(&plan, &self.args) {
             Ok(d) => d,
             Err(e) => return self.reload_failed(&e),
         };

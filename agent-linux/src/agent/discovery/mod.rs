@@ -272,12 +272,16 @@ impl Discovering {
     /// A reload's fresh discovery starts with the targets `old` found for
     /// the jobs that still discover under the same name, added to `new`
     /// (the reload then carries their series over as for any target that
-    /// stays); its own first lists replace them.
-    pub(super) fn carry_over(&self, old: &Discovering, plan: &Plan, new: &mut Scraping, now: u64) {
-        for (j, job) in self.jobs.iter().enumerate() {
+    /// stays); its own first lists replace them. Their counters go on from
+    /// where they were.
+    pub(super) fn carry_over(&mut self, old: &Discovering, plan: &Plan, new: &mut Scraping, now: u64) {
+        for (j, job) in self.jobs.iter_mut().enumerate() {
             let Some(was) = old.jobs.iter().find(|o| o.name == job.name) else {
                 continue;
             };
+            job.kube.counters = was.kube.counters;
+            job.kube.targets.counters = was.kube.targets.counters;
+            job.failures.clone_from(&was.failures);
             for f in was.kube.targets.slots.iter().filter_map(|s| s.found.as_deref()) {
                 let tls = match f.target.scheme {
                     Scheme::Https => job.target_tls.clone(),
