@@ -9,12 +9,16 @@ use crate::log::{Format, Level};
 pub const USAGE: &str = "usage: outpost run --plan FILE [--wal-dir DIR] [--wal-lock-wait DURATION]
                    [--listen ADDR:PORT] [--node-name NAME] [--node-ip IP]
                    [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]
+                   [--kube.service-account-dir DIR]
                    [--log-format logfmt|json] [--log-level debug|info|warn|error]
        outpost chown-wal --wal-dir DIR --owner UID:GID
        outpost --version
 
 --wal-lock-wait: how long to wait for another agent to release the WAL
 directory (e.g. 30s, 500ms, 2m; default 0: refuse at once).
+--kube.service-account-dir: where in-cluster discovery reads ca.crt and token
+(default /var/run/secrets/kubernetes.io/serviceaccount); the API server is
+KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT from the environment.
 exit codes: 0 stopped by a signal, 1 error, 2 usage, 3 WAL directory in use";
 
 /// Exit code when another process holds the WAL directory.
@@ -35,6 +39,27 @@ pub struct RunArgs {
     pub rootfs: PathBuf,
     pub log_format: Format,
     pub log_level: Level,
+    /// `host:port` of the in-cluster API server, from `KUBERNETES_SERVICE_HOST`
+    /// and `_PORT`; `None` outside a pod.
+    pub kube_service: Option<String>,
+    /// Where in-cluster discovery reads the service account's `ca.crt` and `token`.
+    pub service_account_dir: PathBuf,
+}
+
+/// Where Kubernetes mounts a pod's service-account credentials.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// `KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT`, an IPv6 host in brackets.
+fn kube_service(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let host = env("KUBERNETES_SERVICE_HOST").filter(|h| !h.is_empty())?;
+    let port = env("KUBERNETES_SERVICE_PORT")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "443".into());
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +106,8 @@ where
         rootfs: "/".into(),
         log_format: Format::Logfmt,
         log_level: Level::Info,
+        kube_service: kube_service(&env),
+        service_account_dir: SERVICE_ACCOUNT_DIR.into(),
     };
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
@@ -116,6 +143,7 @@ where
             "--path.procfs" => run.procfs = value()?.into(),
             "--path.sysfs" => run.sysfs = value()?.into(),
             "--path.rootfs" => run.rootfs = value()?.into(),
+            "--kube.service-account-dir" => run.service_account_dir = value()?.into(),
             "--log-format" | "--log.format" => {
                 let v = value()?;
                 run.log_format = match v.as_str() {
@@ -218,6 +246,30 @@ mod tests {
         assert_eq!(r.sysfs, PathBuf::from("/sys"));
         assert_eq!(r.log_format, Format::Json);
         assert_eq!(r.log_level, Level::Debug);
+        assert_eq!(r.kube_service, None);
+        assert_eq!(r.service_account_dir, PathBuf::from(SERVICE_ACCOUNT_DIR));
+    }
+
+    #[test]
+    fn in_cluster_api_server_comes_from_the_environment() {
+        let env = |host: &'static str| {
+            move |k: &str| match k {
+                "KUBERNETES_SERVICE_HOST" => Some(host.to_string()),
+                "KUBERNETES_SERVICE_PORT" => Some("6443".to_string()),
+                _ => None,
+            }
+        };
+        let run =
+            |host: &'static str, flags: &str| match parse(args(&format!("run --plan /p {flags}")), env(host))
+            {
+                Ok(Command::Run(r)) => r,
+                other => panic!("{other:?}"),
+            };
+        let r = run("10.96.0.1", "--kube.service-account-dir /sa");
+        assert_eq!(r.kube_service.as_deref(), Some("10.96.0.1:6443"));
+        assert_eq!(r.service_account_dir, PathBuf::from("/sa"));
+        assert_eq!(run("fd00::1", "").kube_service.as_deref(), Some("[fd00::1]:6443"));
+        assert_eq!(run("", "").kube_service, None);
     }
 
     #[test]

@@ -15,12 +15,7 @@ use std::collections::BTreeMap;
 
 fn example() -> Vec<AgentPlan> {
     let a = load_spec(&repo_path("examples/discovery.yaml")).unwrap();
-    // The one thing said about this spec: the agent does not run discovery yet.
-    assert!(
-        a.diagnostics.iter().all(|d| d.code == "discovery-not-run-yet"),
-        "{}",
-        a.render_text(100)
-    );
+    assert!(a.diagnostics.is_empty(), "{}", a.render_text(100));
     a.plans
 }
 

@@ -50,6 +50,8 @@ struct State {
     requests: Vec<String>,
     /// `410`s answered.
     gone: u64,
+    /// Every request is answered `500`, and open watches end.
+    failing: bool,
 }
 
 pub struct KubeApi {
@@ -187,6 +189,12 @@ impl KubeApi {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// While `failing`, every request is answered `500 Internal Server Error` and open
+    /// watches end: an API server that is down, as its clients see it.
+    pub fn set_failing(&self, failing: bool) {
+        self.state.lock().unwrap().failing = failing;
+    }
+
     /// `410 Gone` answers so far.
     pub fn gone(&self) -> u64 {
         self.state.lock().unwrap().gone
@@ -217,7 +225,10 @@ fn serve(mut s: TcpStream, stop: &AtomicBool, state: &Mutex<State>) {
         state.lock().unwrap().requests.push(format!("GET {target}"));
         let (path, q) = target.split_once('?').unwrap_or((&target, ""));
         let q = query(q);
-        let ok = if path == "/version" {
+        let failing = state.lock().unwrap().failing;
+        let ok = if failing {
+            respond(&mut s, 500, &status(500, "InternalError"))
+        } else if path == "/version" {
             let v = json!({"major": "1", "minor": "26", "gitVersion": "v1.26.0", "platform": "linux/amd64"});
             respond(&mut s, 200, &v)
         } else if let Some((ns, plural)) = resource(path) {
@@ -302,6 +313,9 @@ fn watch(
     while started.elapsed() < Duration::from_secs(timeout) && !stop.load(Ordering::Relaxed) {
         let (events, now) = {
             let mut st = state.lock().unwrap();
+            if st.failing {
+                break;
+            }
             if from < st.oldest_watchable {
                 st.gone += 1;
                 drop(st);

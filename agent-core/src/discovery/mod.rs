@@ -420,7 +420,10 @@ impl KubeDiscovery {
                 let pod: Pod = decode!(Pod);
                 self.moved_to(w, listing, &pod.metadata.resource_version);
                 // As in Prometheus, a pod's change reaches its endpoints' labels the next
-                // time their slice changes.
+                // time their slice changes. A pod first seen after a slice that names it
+                // (the watches of pods and slices are separate streams, so that order
+                // happens) labels the slice's endpoints at once, as the slice would have
+                // been labeled had its event come second.
                 let record = PodRecord {
                     key: key(&pod.metadata),
                     watch: w,
@@ -430,7 +433,12 @@ impl KubeDiscovery {
                     containers: pod.spec.containers,
                     cost,
                 };
+                let k = record.key.clone();
+                let new = !self.store.pods.iter().any(|p| p.key == k);
                 self.store_pod(record);
+                if new && !listing {
+                    self.rebuild_slices_of_pod(&k);
+                }
             }
             (KubeRole::EndpointSlice, _) => {
                 let slice: EndpointSlice = decode!(EndpointSlice);
@@ -571,6 +579,28 @@ impl KubeDiscovery {
                 let svc = meta::slice_service(&r.slice);
                 svc.is_some_and(|s| format!("{}/{s}", r.slice.metadata.namespace) == service_key)
             })
+            .map(|r| r.key.clone())
+            .collect();
+        for k in keys {
+            self.rebuild_slice(&k);
+        }
+    }
+
+    fn rebuild_slices_of_pod(&mut self, pod_key: &str) {
+        let names_pod = |e: &objects::Endpoint| {
+            e.target_ref.as_ref().is_some_and(|r| {
+                r.kind == "Pod"
+                    && pod_key
+                        .strip_prefix(r.namespace.as_str())
+                        .and_then(|k| k.strip_prefix('/'))
+                        == Some(r.name.as_str())
+            })
+        };
+        let keys: Vec<String> = self
+            .store
+            .slices
+            .iter()
+            .filter(|r| r.slice.endpoints.iter().any(names_pod))
             .map(|r| r.key.clone())
             .collect();
         for k in keys {

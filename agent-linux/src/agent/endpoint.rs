@@ -142,6 +142,8 @@ mod tests {
             rootfs: "/".into(),
             log_format: log::Format::Logfmt,
             log_level: log::Level::Info,
+            kube_service: None,
+            service_account_dir: "/nonexistent".into(),
         }
     }
 

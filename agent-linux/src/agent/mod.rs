@@ -18,9 +18,10 @@
 //! same path: the WAL lists the unsent records and the sender takes them as
 //! its window allows.
 //!
-//! The parts: [`scraping`] (targets and their scrapes), [`shipping`] (WAL,
-//! sender, receiver connections), [`resolver`] and [`endpoint`] (where to
-//! connect), [`secrets`] (credential files), [`signals`], [`status`] (the
+//! The parts: [`scraping`] (targets and their scrapes), [`discovery`]
+//! (Kubernetes discovery: watch connections, and the targets they add and
+//! retire), [`shipping`] (WAL, sender, receiver connections), [`resolver`]
+//! and [`endpoint`] (where to connect), [`secrets`] (credential files), [`signals`], [`status`] (the
 //! status pages) and [`targets_api`] (`/api/v1/targets`), [`reload`]
 //! (SIGHUP), [`token`] (what a mio event is about), [`start_error`] (why a
 //! start failed).
@@ -30,6 +31,7 @@
 //! [`DiskWal::append`]: crate::wal::DiskWal::append
 //! [`Sender`]: outpost_core::queue::Sender
 
+mod discovery;
 mod endpoint;
 mod plan_compare;
 mod reload;
@@ -56,6 +58,7 @@ use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::log;
 use crate::net::{HttpServer, ServerLimits};
+use discovery::Discovering;
 use resolver::ResolverThread;
 pub use resolver::{system_resolve, Resolution, ResolveFn};
 use scraping::{ScrapeIo, Scraping};
@@ -76,15 +79,15 @@ const RESHARD_CHECK_MS: u64 = 1_000;
 pub fn load_plan(path: &Path) -> Result<Plan, String> {
     let bytes = fs::read(path).map_err(|e| format!("plan {}: {e}", path.display()))?;
     let plan = plan::decode(&bytes).map_err(|e| format!("plan {}: {e}", path.display()))?;
-    // Target relabeling and Kubernetes discovery are planned but not run by this agent yet:
-    // refusing the plan beats scraping other targets than the spec asked for.
+    // Target relabeling runs on discovered targets only: refusing the plan
+    // beats scraping static targets other than the spec asked for.
     if let Some(job) = plan
         .scrape_jobs
         .iter()
-        .find(|j| j.targeting != Default::default())
+        .find(|j| !j.targeting.relabel.is_empty() && !j.targets.is_empty())
     {
         return Err(format!(
-            "plan {}: job {} relabels or discovers its targets, which this agent does not run yet",
+            "plan {}: job {} relabels its static targets, which this agent does not run yet (target relabeling applies to discovered targets)",
             path.display(),
             plan.str(job.name)
         ));
@@ -108,6 +111,7 @@ pub struct Agent {
     server: HttpServer,
     plan: Plan,
     scraping: Scraping,
+    discovering: Discovering,
     ship: Shipping,
     info: RuntimeInfo,
     ready: bool,
@@ -150,6 +154,7 @@ impl Agent {
             .map_err(setup("start the resolver thread"))?;
         let ship = Shipping::open(&plan, &args)?;
         let scraping = Scraping::build(&plan, &args, ship.sender.shards(), now).map_err(StartError::Plan)?;
+        let discovering = Discovering::build(&plan, &args).map_err(StartError::Plan)?;
         let server = HttpServer::bind(
             args.listen,
             poll.registry(),
@@ -197,6 +202,7 @@ impl Agent {
             server,
             plan,
             scraping,
+            discovering,
             ship,
             info,
             ready: false,
@@ -297,6 +303,7 @@ impl Agent {
                 let mut view = StatusView {
                     ship: &self.ship,
                     scraping: &self.scraping,
+                    discovering: &self.discovering,
                     info: &self.info,
                     procfs: &self.args.procfs,
                     node_name: &self.args.node_name,
@@ -310,6 +317,7 @@ impl Agent {
                 let (scraping, mut io) = self.scraping_and_io();
                 scraping.handle_event(i, now, &mut io);
             }
+            Token::Watch(i) => self.discovering.handle_event(registry, i, now),
         }
     }
 
@@ -322,6 +330,7 @@ impl Agent {
             self_metrics: &mut self.self_metrics,
             procfs: &self.args.procfs,
             max_sample_age_ms: self.plan.queue.max_sample_age_ms,
+            discovering: &self.discovering,
         };
         (&mut self.scraping, io)
     }
@@ -338,6 +347,7 @@ impl Agent {
                 .name
                 .apply(&answer, now, refresh, "receiver");
             self.scraping.take_answer(&answer, now, refresh);
+            self.discovering.take_answer(&answer, now, refresh);
         }
     }
 
@@ -347,6 +357,21 @@ impl Agent {
         self.server.handle_timeout(registry, now);
         self.ship.side.endpoint.name.ask_if_due(now, &self.resolver);
         self.scraping.ask_names_if_due(now, &self.resolver);
+        self.discovering.ask_names_if_due(now, &self.resolver);
+        self.discovering.tick(registry, now);
+        if !self.reload_waiting {
+            // Discovered targets come and go between scrapes' turns; a
+            // reload waiting for its scrapes to end takes what was found.
+            let wall = self.clock.wall_ms();
+            self.discovering.apply(
+                &self.plan,
+                &mut self.scraping,
+                registry,
+                &mut self.ship,
+                wall,
+                now,
+            );
+        }
         let starting = !self.reload_waiting;
         let (scraping, mut io) = self.scraping_and_io();
         scraping.tick(now, starting, &mut io);
@@ -384,6 +409,7 @@ impl Agent {
     fn next_deadline(&mut self) -> Option<u64> {
         [
             self.scraping.next_deadline(!self.reload_waiting),
+            self.discovering.next_deadline(),
             self.ship.next_deadline(),
             self.server.deadline_ms(),
         ]
@@ -399,6 +425,7 @@ impl Agent {
     /// scrape still in progress is abandoned, as Prometheus abandons it.
     fn shutdown(mut self, signal: libc::c_int) -> i32 {
         let start = self.clock.now_ms();
+        self.discovering.close(self.poll.registry());
         self.ship.now_ms = start;
         self.ship.wal.sync(start);
         let mut events = Events::with_capacity(64);

@@ -7,6 +7,7 @@
 
 use outpost_core::plan::{Plan, StrId, Wal};
 
+use super::discovery::Discovering;
 use super::plan_compare::SameMeaning;
 use super::scraping::Scraping;
 use super::shipping::ReceiverSide;
@@ -36,10 +37,19 @@ impl Agent {
         } else {
             self.ship.sender.shards()
         };
-        let new = match Scraping::build(&plan, &self.args, shards, now) {
+        let mut new = match Scraping::build(&plan, &self.args, shards, now) {
             Ok(new) => new,
             Err(e) => return self.reload_failed(&e),
         };
+        // Discovery lists afresh under the new plan; what it had found is
+        // scraped on meanwhile.
+        let mut discovering = match Discovering::build(&plan, &self.args) {
+            Ok(d) => d,
+            Err(e) => return self.reload_failed(&e),
+        };
+        discovering.carry_over(&self.discovering, &plan, &mut new, now);
+        let mut old_discovering = std::mem::replace(&mut self.discovering, discovering);
+        old_discovering.close(self.poll.registry());
         // Same target in both plans: keep its staleness memory and
         // counters. Gone from the new plan: its series go stale.
         let mut old = std::mem::replace(&mut self.scraping, new);
@@ -57,13 +67,13 @@ impl Agent {
                         .pipeline
                         .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
                     {
-                        t.pipeline.retire(wall, &mut old.batcher, &mut self.ship);
+                        t.retire(wall, &mut old.batcher, &mut self.ship);
                     }
                     std::mem::swap(&mut n.stats, &mut t.stats);
                     n.too_old_logged_ms = t.too_old_logged_ms;
                     n.too_old_unlogged = t.too_old_unlogged;
                 }
-                None => t.pipeline.retire(wall, &mut old.batcher, &mut self.ship),
+                None => t.retire(wall, &mut old.batcher, &mut self.ship),
             }
         }
         old.batcher.close_all(&mut self.ship);

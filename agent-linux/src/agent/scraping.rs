@@ -2,7 +2,9 @@
 //! schedule (over HTTP, from the node collectors, or from the agent's own
 //! `/metrics`), its body fed through its [`TargetPipeline`] into the
 //! [`Batcher`], whose records go to the WAL when the scrape ends. Rebuilt
-//! whole on reload (see [`super::reload`]).
+//! whole on reload (see [`super::reload`]); discovered targets come and go
+//! one by one ([`Scraping::add_discovered`], [`Scraping::retire_target`],
+//! driven by [`super::discovery`]).
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -10,12 +12,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mio::Registry;
+use outpost_core::discovery::targets::MAX_TARGET_LABEL_BYTES;
 use outpost_core::error::ScrapeError;
 use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{job_labels, Batcher, TargetLabels, TargetPipeline};
 use outpost_core::plan::{self, Plan, Scheme};
 use rustls::ClientConfig;
 
+use super::discovery::Discovered;
 use super::endpoint::{fill_node_vars, split_host_port, tls_config};
 use super::resolver::{Answer, Name, ResolverThread};
 use super::secrets::Authorization;
@@ -90,6 +94,8 @@ pub(super) struct Target {
     /// were refused since.
     pub too_old_logged_ms: Option<u64>,
     pub too_old_unlogged: u64,
+    /// Where discovery found it; `None` for the plan's own targets.
+    pub discovered: Option<Box<Discovered>>,
 }
 
 /// What running a scrape needs from the rest of the agent.
@@ -103,6 +109,8 @@ pub(super) struct ScrapeIo<'a> {
     pub procfs: &'a Path,
     /// `queue.max_sample_age`, named when samples are refused as too old.
     pub max_sample_age_ms: u64,
+    /// Its counters are on the self-scrape's page.
+    pub discovering: &'a super::discovery::Discovering,
 }
 
 /// Everything built from the scrape side of a plan; replaced on reload.
@@ -124,6 +132,7 @@ impl Scraping {
             let bytes = l.series_label_bytes();
             max_label_bytes = max_label_bytes.max(bytes + t.job.len() + t.instance.len() + 64);
         };
+        let (mut discovered_labels, mut discovered_bytes) = (0, 0);
         let mut node = None;
         if let Some(n) = &plan.node {
             let labels = TargetLabels {
@@ -148,6 +157,15 @@ impl Scraping {
             node = Some(NodeCollector::from_plan(paths, plan, n)?);
         }
         for job in &plan.scrape_jobs {
+            if job.targeting.discovery.is_some() {
+                // A discovered target's labels are bounded by the core (a
+                // label takes at least two bytes); the batcher is sized for
+                // the largest it may bring.
+                discovered_labels =
+                    discovered_labels.max(job.limits.max_labels() + 2 + MAX_TARGET_LABEL_BYTES / 2);
+                discovered_bytes =
+                    discovered_bytes.max(job.limits.series_label_bytes() + MAX_TARGET_LABEL_BYTES + 64);
+            }
             let tls = match job.scheme {
                 Scheme::Https => {
                     tls_config(plan, &job.tls).map_err(|e| format!("job {}: {e}", plan.str(job.name)))?
@@ -186,7 +204,12 @@ impl Scraping {
             t.next_at_ms = now + t.interval_ms * i as u64 / n.max(1) / 4;
         }
         Ok(Scraping {
-            batcher: Batcher::new(plan, shards, max_labels, max_label_bytes)?,
+            batcher: Batcher::new(
+                plan,
+                shards,
+                max_labels.max(discovered_labels),
+                max_label_bytes.max(discovered_bytes),
+            )?,
             targets,
             node,
             node_body: String::with_capacity(256 * 1024),
@@ -262,6 +285,49 @@ impl Scraping {
         self.targets.iter().any(|t| t.started_ms.is_some())
     }
 
+    /// Starts scraping a target discovery found for `job`; its first scrape
+    /// is due at once.
+    pub(super) fn add_discovered(
+        &mut self,
+        plan: &Plan,
+        job: &plan::ScrapeJob,
+        tls: &Option<Arc<ClientConfig>>,
+        found: Discovered,
+        now: u64,
+    ) -> Result<(), String> {
+        let t = &found.target;
+        let pipeline = TargetPipeline::new(plan, t.labels.clone(), job.limits, &job.metric_relabel)?;
+        let mut http = HttpTarget::build(plan, job, tls, t.address.clone(), self.targets.len())
+            .map_err(|e| format!("target {e}"))?;
+        http.scheme = t.scheme;
+        http.path = t.path.clone();
+        http.timeout_ms = u64::from(t.timeout_ms);
+        http.timeout_header = format!("{}", f64::from(t.timeout_ms) / 1000.0);
+        let mut target = Target::new(pipeline, Source::Http(Box::new(http)), t.interval_ms);
+        target.next_at_ms = now;
+        target.discovered = Some(Box::new(found));
+        self.targets.push(target);
+        Ok(())
+    }
+
+    /// Stops scraping target `i` (discovery lost it): a scrape in progress
+    /// is abandoned, and every series the target had gets a staleness
+    /// marker stamped `wall_ms`, as a reload retires a removed target. The
+    /// last target takes its place.
+    pub(super) fn retire_target(&mut self, i: usize, wall_ms: i64, registry: &Registry, ship: &mut Shipping) {
+        let mut t = self.targets.swap_remove(i);
+        if let Source::Http(h) = &mut t.source {
+            h.conn.close(registry);
+        }
+        t.retire(wall_ms, &mut self.batcher, ship);
+        self.batcher.close_all(ship);
+        if let Some(Source::Http(h)) = self.targets.get_mut(i).map(|t| &mut t.source) {
+            let token = Token::Target(i).into();
+            h.conn.set_token(registry, token);
+            h.dial.token = token;
+        }
+    }
+
     fn start_scrape(&mut self, i: usize, now: u64, io: &mut ScrapeIo<'_>) {
         let t = &mut self.targets[i];
         if let Source::Http(h) = &t.source {
@@ -296,7 +362,7 @@ impl Scraping {
             }
             Source::SelfScrape => {
                 let stats = self.targets.iter().map(|t| &t.stats);
-                let text = io.self_metrics.render(io.ship, stats, io.procfs);
+                let text = io.self_metrics.render(io.ship, stats, io.discovering, io.procfs);
                 let t = &mut self.targets[i];
                 t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);
@@ -552,6 +618,7 @@ impl Target {
             interval_ms: self.interval_ms,
             timeout_ms,
             stats: &self.stats,
+            discovered: None,
         }
     }
 
@@ -572,7 +639,14 @@ impl Target {
             stats,
             too_old_logged_ms: None,
             too_old_unlogged: 0,
+            discovered: None,
         }
+    }
+
+    /// The target is no longer scraped: its series go stale (see
+    /// [`TargetPipeline::retire`]).
+    pub(super) fn retire(&mut self, wall_ms: i64, batcher: &mut Batcher, ship: &mut Shipping) {
+        self.pipeline.retire(wall_ms, batcher, ship);
     }
 
     /// Samples refused as too old are logged when a target first sends

@@ -9,7 +9,8 @@
 use std::fmt::{self, Display, Write as _};
 use std::path::Path;
 
-use super::scraping::{Scraping, Target, NODE_PAGE};
+use super::discovery::Discovering;
+use super::scraping::{Scraping, NODE_PAGE};
 use super::shipping::Shipping;
 use super::targets_api;
 use crate::clock;
@@ -385,7 +386,13 @@ impl SelfMetrics {
 
     /// What a Prometheus agent exports, plus outpost's scrape and WAL
     /// families and process metrics.
-    pub(super) fn render<'a, I>(&mut self, ship: &Shipping, targets: I, procfs: &Path) -> &str
+    pub(super) fn render<'a, I>(
+        &mut self,
+        ship: &Shipping,
+        targets: I,
+        discovering: &Discovering,
+        procfs: &Path,
+    ) -> &str
     where
         I: Iterator<Item = &'a TargetStats> + Clone,
     {
@@ -394,6 +401,7 @@ impl SelfMetrics {
         let _ = ship.sender.render_metrics(out, "outpost", &ship.side.url);
         let mut expo = Expo::new(out);
         render_agent_metrics(&mut expo, targets, &ship.wal);
+        discovering.render_metrics(&mut expo);
         render_clock_metrics(
             &mut expo,
             clock::kernel_clock_synchronised(),
@@ -409,6 +417,7 @@ impl SelfMetrics {
 pub(super) struct StatusView<'a> {
     pub ship: &'a Shipping,
     pub scraping: &'a Scraping,
+    pub discovering: &'a Discovering,
     pub info: &'a RuntimeInfo,
     pub procfs: &'a Path,
     /// Put in place of loopback hosts in `/api/v1/targets`' `globalUrl`.
@@ -430,7 +439,9 @@ impl Responder for StatusView<'_> {
         match path {
             "/metrics" => {
                 let stats = targets.iter().map(|t| &t.stats);
-                let text = self.self_metrics.render(self.ship, stats, self.procfs);
+                let text = self
+                    .self_metrics
+                    .render(self.ship, stats, self.discovering, self.procfs);
                 out.content_type = TEXT_FORMAT;
                 out.push_page(text.as_bytes());
             }
@@ -447,9 +458,16 @@ impl Responder for StatusView<'_> {
             },
             "/api/v1/targets" => {
                 let text = &mut self.self_metrics.text;
-                // Discovery will list the targets its relabeling dropped here.
-                let dropped = std::iter::empty();
-                let active = targets.iter().map(Target::active);
+                let discovering = self.discovering;
+                let dropped = discovering.dropped();
+                let active = targets.iter().map(|t| {
+                    let mut a = t.active();
+                    a.discovered = t
+                        .discovered
+                        .as_deref()
+                        .and_then(|d| discovering.discovered_labels(d));
+                    a
+                });
                 targets_api::render(text, query, self.node_name, active, dropped);
                 out.content_type = "application/json";
                 out.push_page(text.as_bytes());

@@ -44,6 +44,9 @@ pub(super) struct ActiveTarget<'a> {
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub stats: &'a TargetStats,
+    /// The labels discovery found the target with; `None` for a static
+    /// target, whose are made up from its address and job as Prometheus's.
+    pub discovered: Option<&'a [(String, String)]>,
 }
 
 /// A target discovery found and relabeling dropped: its scrape pool and the
@@ -163,14 +166,16 @@ where
     out.push_str("]}}");
 }
 
-fn active_target(out: &mut String, t: &ActiveTarget<'_>, node_name: &str) {
-    let interval = PromDuration::new(t.interval_ms);
-    let timeout = PromDuration::new(t.timeout_ms);
+/// Prometheus's labels of a static target before relabeling; the job's
+/// static labels come from its target group.
+fn static_discovered(
+    out: &mut String,
+    t: &ActiveTarget<'_>,
+    interval: &PromDuration,
+    timeout: &PromDuration,
+) {
     let labels = t.labels;
     let extra = labels.extra.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-    out.push_str("{\"discoveredLabels\":");
-    // Prometheus's labels of a static target before relabeling; the
-    // job's static labels come from its target group.
     let discovered = [
         ("__address__", t.address),
         ("__metrics_path__", t.path),
@@ -179,7 +184,20 @@ fn active_target(out: &mut String, t: &ActiveTarget<'_>, node_name: &str) {
         ("__scrape_timeout__", timeout.as_str()),
         ("job", labels.job.as_str()),
     ];
-    label_object(out, discovered.into_iter().chain(extra.clone()));
+    label_object(out, discovered.into_iter().chain(extra));
+}
+
+fn active_target(out: &mut String, t: &ActiveTarget<'_>, node_name: &str) {
+    let interval = PromDuration::new(t.interval_ms);
+    let timeout = PromDuration::new(t.timeout_ms);
+    let labels = t.labels;
+    let extra = labels.extra.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    out.push_str("{\"discoveredLabels\":");
+    if let Some(found) = t.discovered {
+        label_object(out, found.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    } else {
+        static_discovered(out, t, &interval, &timeout);
+    }
     out.push_str(",\"labels\":");
     let attached = [
         ("instance", labels.instance.as_str()),
@@ -338,6 +356,7 @@ mod tests {
             interval_ms: 1_000,
             timeout_ms: 800,
             stats,
+            discovered: None,
         }
     }
 

@@ -3,9 +3,9 @@
 //!
 //! The encoding: the three fixed sources first, then the status server's
 //! connections (a contiguous range, as [`crate::net::HttpServer`] numbers
-//! them), then targets and receiver shards interleaved, even numbers for
-//! targets and odd ones for shards, so neither count limits the other and a
-//! reload that changes both needs no renumbering.
+//! them), then targets, receiver shards and discovery watches interleaved
+//! (every third number for each), so no count limits another and a reload
+//! or a discovered target that changes one needs no renumbering.
 
 /// How many status connections the server keeps open at once.
 pub(super) const STATUS_CONNS: usize = 16;
@@ -14,7 +14,9 @@ const SIGNALS: usize = 0;
 const RESOLVER: usize = 1;
 const LISTENER: usize = 2;
 const FIRST_STATUS_CONN: usize = 3;
-const FIRST_TARGET_OR_SHARD: usize = FIRST_STATUS_CONN + STATUS_CONNS;
+const FIRST_INTERLEAVED: usize = FIRST_STATUS_CONN + STATUS_CONNS;
+/// Targets, shards and watches take turns.
+const KINDS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Token {
@@ -30,17 +32,19 @@ pub(super) enum Token {
     Target(usize),
     /// The receiver connection of shard `i`.
     Shard(usize),
+    /// The connection of discovery watch `i` (see [`super::discovery::Discovering`]).
+    Watch(usize),
 }
 
 impl From<Token> for mio::Token {
-    /// Panics only for an index no agent can have (past `usize::MAX / 2`
-    /// targets or shards) or a status connection past [`STATUS_CONNS`]:
+    /// Panics only for an index no agent can have (past `usize::MAX / 3`
+    /// targets, shards or watches) or a status connection past [`STATUS_CONNS`]:
     /// both are bugs, and two sources sharing a number would be worse.
     fn from(token: Token) -> mio::Token {
-        let spread = |i: usize, odd: usize| {
-            i.checked_mul(2)
-                .and_then(|n| n.checked_add(FIRST_TARGET_OR_SHARD + odd))
-                .expect("target or shard index fits a mio token")
+        let spread = |i: usize, kind: usize| {
+            i.checked_mul(KINDS)
+                .and_then(|n| n.checked_add(FIRST_INTERLEAVED + kind))
+                .expect("target, shard or watch index fits a mio token")
         };
         mio::Token(match token {
             Token::Signals => SIGNALS,
@@ -52,6 +56,7 @@ impl From<Token> for mio::Token {
             }
             Token::Target(i) => spread(i, 0),
             Token::Shard(i) => spread(i, 1),
+            Token::Watch(i) => spread(i, 2),
         })
     }
 }
@@ -62,13 +67,13 @@ impl From<mio::Token> for Token {
             SIGNALS => Token::Signals,
             RESOLVER => Token::Resolver,
             LISTENER => Token::Listener,
-            n if n < FIRST_TARGET_OR_SHARD => Token::StatusConn(n - FIRST_STATUS_CONN),
+            n if n < FIRST_INTERLEAVED => Token::StatusConn(n - FIRST_STATUS_CONN),
             n => {
-                let i = (n - FIRST_TARGET_OR_SHARD) / 2;
-                if (n - FIRST_TARGET_OR_SHARD).is_multiple_of(2) {
-                    Token::Target(i)
-                } else {
-                    Token::Shard(i)
+                let i = (n - FIRST_INTERLEAVED) / KINDS;
+                match (n - FIRST_INTERLEAVED) % KINDS {
+                    0 => Token::Target(i),
+                    1 => Token::Shard(i),
+                    _ => Token::Watch(i),
                 }
             }
         }
@@ -91,9 +96,9 @@ mod tests {
             1_000,
             999_999,
             1_000_000,
-            usize::MAX / 2 - FIRST_TARGET_OR_SHARD,
+            (usize::MAX - FIRST_INTERLEAVED) / KINDS - 1,
         ] {
-            tokens.extend([Token::Target(i), Token::Shard(i)]);
+            tokens.extend([Token::Target(i), Token::Shard(i), Token::Watch(i)]);
         }
         let mut seen = std::collections::HashSet::new();
         for t in tokens {

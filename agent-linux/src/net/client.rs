@@ -154,6 +154,20 @@ impl HttpClientConn {
         self.token
     }
 
+    /// Moves the connection to another token (its owner moved in the loop's table). A socket
+    /// that cannot be moved is closed; the next request reconnects under the new token.
+    pub fn set_token(&mut self, registry: &Registry, token: Token) {
+        self.token = token;
+        if let Some(s) = self.stream.as_mut() {
+            if registry
+                .reregister(s, token, Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                self.close(registry);
+            }
+        }
+    }
+
     /// When the loop must call [`Self::handle_event`] even without an event, if a request is in
     /// flight.
     pub fn deadline_ms(&self) -> Option<u64> {

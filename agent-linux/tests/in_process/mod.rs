@@ -21,5 +21,7 @@ pub fn run_args(plan: PathBuf, node_name: &str, log_level: log::Level) -> RunArg
         rootfs: "/".into(),
         log_format: log::Format::Logfmt,
         log_level,
+        kube_service: None,
+        service_account_dir: outpost_agent::cli::SERVICE_ACCOUNT_DIR.into(),
     }
 }

@@ -39,20 +39,6 @@ impl Unit<'_> {
             );
             return None;
         };
-        // Said at compile time so nobody learns it from a node that will not start.
-        cx.push(
-            Diagnostic::warning(
-                "discovery-not-run-yet",
-                path.clone(),
-                format!(
-                    "this version of `outpost` does not run Kubernetes discovery: it refuses a plan with job `{}`",
-                    j.name
-                ),
-            )
-            .on_key()
-            .label("planned, not run")
-            .help("list the job's targets under `targets` until the agent runs discovery (see README, what outpost does not do)"),
-        );
         if j.scope == Scope::Node && role != KubeRole::Pod {
             cx.push(
                 Diagnostic::error(

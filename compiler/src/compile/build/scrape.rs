@@ -180,6 +180,22 @@ impl Unit<'_> {
             relabel.extend(self.preset_rules(cx, s, preset, role, &jpath.at("relabel_preset")));
         }
         relabel.extend(relabel_rules(cx, s, &j.relabel, &jpath.at("relabel")));
+        if !relabel.is_empty() && !j.targets.is_empty() {
+            // Said at compile time so nobody learns it from a node that will not start.
+            cx.push(
+                Diagnostic::warning(
+                    "static-target-relabel-not-run",
+                    jpath.at("targets"),
+                    format!(
+                        "this version of `outpost` runs target relabeling on discovered targets only: it refuses a plan whose job `{}` relabels static targets",
+                        j.name
+                    ),
+                )
+                .on_key()
+                .label("static targets with target relabeling")
+                .help("move the static targets to a job without `relabel`/`relabel_preset`, or give the labels with `labels`"),
+            );
+        }
         Some(plan::ScrapeJob {
             name,
             interval_ms: clamp_u32(interval),
