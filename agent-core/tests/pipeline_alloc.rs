@@ -8,7 +8,7 @@
 
 use outpost_core::expfmt::ExpositionFormat;
 use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
-use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role};
+use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role, Sharing};
 use outpost_core::remote_write::BatchBuilder;
 use outpost_test_support::{count_allocations, CountingAllocator, PlanBuilder, Rule};
 use std::fmt::Write as _;
@@ -88,6 +88,9 @@ fn plan() -> Plan {
     PlanBuilder::new()
         .external_labels(&[("cluster", "c1"), ("region", "eu")])
         .queue(queue())
+        // The targets here are built beside the plan, not from it: a pool
+        // of the default size holds them.
+        .sharing(Sharing::DEFAULT)
         .build()
 }
 
@@ -286,6 +289,7 @@ fn sharded_plan_with_write_relabel() -> Plan {
             max_shards: 2,
             ..queue()
         })
+        .sharing(Sharing::DEFAULT)
         .build()
 }
 

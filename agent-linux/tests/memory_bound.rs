@@ -18,7 +18,7 @@ use std::time::Duration;
 use in_process::run_args;
 use outpost_agent::agent::Agent;
 use outpost_agent::log;
-use outpost_core::plan::{Limits, Plan, Queue};
+use outpost_core::plan::{Limits, Plan, Queue, Sharing};
 use outpost_test_support::{
     peak_heap_bytes, reset_heap_bytes, write_plan, CountingAllocator, PlanBuilder, RecordingReceiver,
     TargetServer, QUEUE,
@@ -181,6 +181,15 @@ const BENCH_QUEUE: Queue = Queue {
     ..QUEUE
 };
 
+/// The benchmark's sharing (`benches/fleet-bench.yaml`): the default
+/// concurrency, and a series pool its 52k series fit in, as an operator
+/// sizes it for the targets they know.
+const BENCH_SHARING: Sharing = Sharing {
+    scrape_concurrency: 4,
+    max_series: 200_000,
+    max_series_bytes: 48 << 20,
+};
+
 #[test]
 fn the_bound_holds_and_is_within_twice_the_peak_on_the_benchmark_plan() {
     let ksm = TargetServer::start(ksm_body(50_000));
@@ -189,6 +198,7 @@ fn the_bound_holds_and_is_within_twice_the_peak_on_the_benchmark_plan() {
         "benchmark plan, 50k series",
         |b| {
             b.queue(BENCH_QUEUE)
+                .sharing(BENCH_SHARING)
                 .wal_bounds(256 << 20, 16 << 20)
                 .scrape_job("node", &[node.address()])
                 .job_timing(2_000, 1_900)

@@ -55,7 +55,7 @@ impl Agent {
                     // external labels) starts afresh; its old series go stale.
                     if !n
                         .pipeline
-                        .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
+                        .adopt_series(&mut t.pipeline, &old.batcher, &mut self.scraping.batcher)
                     {
                         t.pipeline.retire(wall, &mut old.batcher, &mut self.ship);
                     }

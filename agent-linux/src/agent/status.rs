@@ -42,6 +42,10 @@ pub(super) struct TargetStats {
     pub last_duration_s: f64,
     /// Why the last scrape failed; empty when it did not.
     pub last_error: LastError,
+    /// Scrapes skipped because no scrape slot freed within their timeout.
+    pub skipped_concurrency: u64,
+    /// Due and waiting for a scrape slot now.
+    pub waiting: bool,
 }
 
 impl TargetStats {
@@ -228,6 +232,26 @@ where
     // Prometheus's name; per target, since the count is only actionable
     // with the target that sends the old samples (Prometheus names it in
     // its log line instead). `sum()` gives Prometheus's single series.
+    const SKIPPED: &[&str] = &["outpost_target_scrapes_skipped_total"];
+    expo.family(
+        SKIPPED,
+        &["Scrapes skipped, per target and reason (concurrency: no scrape slot freed within the scrape timeout)."],
+        Kind::Counter,
+    );
+    for t in targets.clone() {
+        expo.sample(
+            SKIPPED,
+            &[("job", &t.job), ("instance", &t.instance), ("reason", "concurrency")],
+            t.skipped_concurrency,
+        );
+    }
+    expo.single(
+        &["outpost_scrapes_waiting"],
+        &["Scrapes due and waiting for a free scrape slot."],
+        Kind::Gauge,
+        &[],
+        targets.clone().filter(|t| t.waiting).count() as u64,
+    );
     let per_target: [PerTarget; 2] = [
         (
             "prometheus_target_scrapes_sample_out_of_bounds_total",
