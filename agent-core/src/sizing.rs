@@ -349,7 +349,7 @@ impl Plan {
     pub fn worst_case_memory(&self) -> MemoryBreakdown {
         let groups = self.target_groups();
         let sum = |part: fn(&TargetCost) -> u64| groups.iter().map(|g| g.targets * part(&g.per_target)).sum();
-        let sharing = self.sharing_or_legacy();
+        let sharing = self.sharing_bounds();
         let mut scrape_slots = u64::from(sharing.scrape_concurrency) * self.scrape_slot_bytes();
         // The textfile collector reads one file at a time into its own parser.
         if let Some(n) = &self.node {
@@ -430,6 +430,26 @@ impl Plan {
         l.max_line_bytes() as u64 + l.series_scratch_bytes()
     }
 
+    /// What the agent really makes of [`Plan::sharing_or_legacy`]: no more
+    /// slots than targets, and no larger a pool than every target's series
+    /// table at its cap (plus one table's growth) could reserve.
+    pub fn sharing_bounds(&self) -> Sharing {
+        let s = self.sharing_or_legacy();
+        let groups = self.target_groups();
+        let targets: u64 = groups.iter().map(|g| g.targets).sum();
+        let tables: u64 = groups.iter().map(|g| g.targets * g.per_target.series_cap).sum();
+        let growth = groups.iter().map(|g| g.per_target.series_cap).max().unwrap_or(0);
+        let entries: u64 = groups
+            .iter()
+            .map(|g| g.targets * g.per_target.series_cap_entries)
+            .sum();
+        Sharing {
+            scrape_concurrency: u64::from(s.scrape_concurrency).min(targets).max(1) as u16,
+            max_series: s.max_series.min(entries),
+            max_series_bytes: s.max_series_bytes.min(tables + growth),
+        }
+    }
+
     /// The plan's [`Sharing`], or for a plan older than format version 4
     /// what its agents did: a slot per target, and a pool that holds every
     /// target's series table at its caps, plus one table's growth.
@@ -443,7 +463,10 @@ impl Plan {
         let growth = groups.iter().map(|g| g.per_target.series_cap).max().unwrap_or(0);
         Sharing {
             scrape_concurrency: targets.clamp(1, u64::from(u16::MAX)) as u16,
-            max_series: groups.iter().map(|g| g.targets * g.per_target.series_cap_entries).sum(),
+            max_series: groups
+                .iter()
+                .map(|g| g.targets * g.per_target.series_cap_entries)
+                .sum(),
             max_series_bytes: tables + growth,
         }
     }

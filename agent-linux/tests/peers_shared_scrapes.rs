@@ -15,7 +15,11 @@ const LARGE: u64 = 5_000;
 fn series(name: &str, n: u64, scrape: u64) -> String {
     let mut body = format!("# TYPE {name} gauge\n");
     for i in 0..n {
-        body.push_str(&format!("{name}{{shard=\"s{}\",item=\"i{i:05}\"}} {}\n", i % 8, scrape + i));
+        body.push_str(&format!(
+            "{name}{{shard=\"s{}\",item=\"i{i:05}\"}} {}\n",
+            i % 8,
+            scrape + i
+        ));
     }
     body
 }
@@ -56,17 +60,24 @@ fn a_full_series_pool_fails_the_target_that_outgrows_it_and_costs_the_other_noth
     let port = free_port();
     let mut agent = outpost!().start(&plan_path, port, "pool-node", &dir.path().join("outpost.log"));
 
-    let count = wait_for("the small target's series in Prometheus", Duration::from_secs(30), || {
-        let body = prom.query("count(pool_small_series)");
-        body.contains(&format!("\"{SMALL}\"")).then_some(SMALL)
-    });
+    let count = wait_for(
+        "the small target's series in Prometheus",
+        Duration::from_secs(30),
+        || {
+            let body = prom.query("count(pool_small_series)");
+            body.contains(&format!("\"{SMALL}\"")).then_some(SMALL)
+        },
+    );
     let one = prom.query("pool_small_series{item=\"i00007\"}");
     let metrics = wait_for("the large target's failures", Duration::from_secs(30), || {
         let (_, m) = http_get(port, "/metrics")?;
         (metric_sum(
             &m,
             "outpost_target_scrape_failures_total",
-            &[&format!("instance=\"{}\"", large.address()), "reason=\"series_pool_full\""],
+            &[
+                &format!("instance=\"{}\"", large.address()),
+                "reason=\"series_pool_full\"",
+            ],
         ) >= 2.0)
             .then_some(m)
     });
@@ -91,8 +102,14 @@ fn a_full_series_pool_fails_the_target_that_outgrows_it_and_costs_the_other_noth
         &[&format!("instance=\"{}\"", small.address())],
     );
     assert_eq!(small_failures, 0.0, "{metrics}");
-    assert!(large_up.contains("\"0\"]"), "the large target is down: {large_up}");
-    assert!(!large_series.contains("\"value\""), "nothing of the large target: {large_series}");
+    assert!(
+        large_up.contains("\"0\"]"),
+        "the large target is down: {large_up}"
+    );
+    assert!(
+        !large_series.contains("\"value\""),
+        "nothing of the large target: {large_series}"
+    );
     assert!(
         targets.contains("series_pool.max_series 2000"),
         "lastError names the pool and its limit: {targets}"

@@ -147,10 +147,10 @@ pub fn explain_json(p: &Plan, plan_bytes: usize) -> Value {
             "total": mem.total(),
             "by_buffer": memory,
             "shared": {
-                "scrape_concurrency": p.sharing_or_legacy().scrape_concurrency,
+                "scrape_concurrency": p.sharing_bounds().scrape_concurrency,
                 "scrape_slot_bytes": p.scrape_slot_bytes(),
-                "series_pool_max_series": p.sharing_or_legacy().max_series,
-                "series_pool_max_bytes": p.sharing_or_legacy().max_series_bytes,
+                "series_pool_max_series": p.sharing_bounds().max_series,
+                "series_pool_max_bytes": p.sharing_bounds().max_series_bytes,
             },
             "by_job": p.target_groups().iter().map(|g| json!({
                 "job": g.job,
@@ -345,7 +345,7 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
     for (name, bytes) in mem.rows() {
         let _ = writeln!(o, "  {name:<14} {:>12} B  {}", bytes, format_size(bytes));
     }
-    let sharing = p.sharing_or_legacy();
+    let sharing = p.sharing_bounds();
     let _ = writeln!(
         o,
         "  shared: scrape_concurrency {} x {} per slot (sized for the largest limits); series_pool max_series {}, max_size {}{}",

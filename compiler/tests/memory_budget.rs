@@ -62,7 +62,9 @@ fn number_after(text: &str, key: &str) -> u64 {
         .nth(1)
         .unwrap_or_else(|| panic!("no {key} in {text}"));
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no number after {key} in {text}"))
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key} in {text}"))
 }
 
 fn worst_mib(plan: &Plan) -> f64 {
@@ -93,8 +95,16 @@ fn thirty_static_targets_at_the_default_limits_fit_the_default_budget() {
     assert_eq!(plan.target_groups().iter().map(|g| g.targets).sum::<u64>(), 32);
     assert!(m.total() <= 256 * MIB);
     // The shared parts are charged once, whatever the number of targets.
-    let sharing = plan.sharing.expect("a version-4 plan");
-    assert_eq!(m.scrape_slots, u64::from(sharing.scrape_concurrency) * plan.scrape_slot_bytes());
+    let sharing = plan.sharing_bounds();
+    assert_eq!(
+        Some(sharing),
+        plan.sharing,
+        "the defaults, as 32 targets need them"
+    );
+    assert_eq!(
+        m.scrape_slots,
+        u64::from(sharing.scrape_concurrency) * plan.scrape_slot_bytes()
+    );
     assert_eq!(m.series_pool, sharing.max_series_bytes);
 }
 
@@ -109,25 +119,33 @@ fn a_discovery_job_allowed_a_hundred_targets_fits_the_default_budget() {
 
 #[test]
 fn too_many_scrape_slots_are_refused_at_scrape_concurrency_with_one_that_fits() {
-    let spec = with_defaults(&node_spec(2, 1), "  scrape_concurrency: 40\n");
+    // 40 slots for 42 targets (a slot beyond the targets would never be used).
+    let spec = with_defaults(&node_spec(2, 20), "  scrape_concurrency: 40\n");
     let d = budget_error(&spec);
     assert_eq!(d.path.to_string(), "defaults.scrape_concurrency");
     assert!(d.message.contains("scrape_concurrency 40 x"), "{}", d.message);
     let help = d.help.as_deref().unwrap();
     let fits = number_after(help, "scrape_concurrency <= ");
-    let fixed = with_defaults(&node_spec(2, 1), &format!("  scrape_concurrency: {fits}\n"));
+    let fixed = with_defaults(&node_spec(2, 20), &format!("  scrape_concurrency: {fits}\n"));
     assert!(node_plan(&fixed).worst_case_memory().total() <= 256 * MIB);
-    budget_error(&with_defaults(&node_spec(2, 1), &format!("  scrape_concurrency: {}\n", fits + 1)));
+    budget_error(&with_defaults(
+        &node_spec(2, 20),
+        &format!("  scrape_concurrency: {}\n", fits + 1),
+    ));
 }
 
 #[test]
 fn a_series_pool_too_large_is_refused_at_its_max_size_with_one_that_fits() {
-    let spec = with_defaults(&node_spec(1, 1), "  series_pool:\n    max_size: 300Mi\n");
+    // Eight targets whose tables could together reserve more than 300Mi.
+    let spec = with_defaults(&node_spec(4, 2), "  series_pool:\n    max_size: 300Mi\n");
     let d = budget_error(&spec);
     assert_eq!(d.path.to_string(), "defaults.series_pool.max_size");
     assert!(d.message.contains("series_pool holds the most"), "{}", d.message);
     let fits = number_after(d.help.as_deref().unwrap(), "series_pool.max_size <= ");
-    let fixed = with_defaults(&node_spec(1, 1), &format!("  series_pool:\n    max_size: {fits}Ki\n"));
+    let fixed = with_defaults(
+        &node_spec(4, 2),
+        &format!("  series_pool:\n    max_size: {fits}Ki\n"),
+    );
     assert!(node_plan(&fixed).worst_case_memory().total() <= 256 * MIB);
 }
 
@@ -136,7 +154,11 @@ fn thousands_of_targets_are_refused_at_their_job_with_a_count_that_fits() {
     let spec = node_spec(1, 2500);
     let d = budget_error(&spec);
     assert_eq!(d.path.to_string(), "scrape_jobs[0].name");
-    assert!(d.message.contains("job app-0 holds the most: 2500 target(s)"), "{}", d.message);
+    assert!(
+        d.message.contains("job app-0 holds the most: 2500 target(s)"),
+        "{}",
+        d.message
+    );
     let fits = number_after(d.help.as_deref().unwrap(), "at most ");
     let plan = node_plan(&node_spec(1, fits as usize));
     assert!(plan.worst_case_memory().total() <= 256 * MIB);

@@ -85,7 +85,7 @@ impl Batcher {
             write_relabel,
             counters: BatcherCounters::default(),
             series_pool: {
-                let sharing = plan.sharing_or_legacy();
+                let sharing = plan.sharing_bounds();
                 SeriesPool::new(sharing.max_series, sharing.max_series_bytes)
             },
         })

@@ -53,7 +53,10 @@ impl SeriesPool {
 
     /// Gives back what a [`SeriesPool::reserve`] took.
     pub fn release(&mut self, series: u64, bytes: u64) {
-        debug_assert!(series <= self.series && bytes <= self.bytes, "released more than reserved");
+        debug_assert!(
+            series <= self.series && bytes <= self.bytes,
+            "released more than reserved"
+        );
         self.series -= series.min(self.series);
         self.bytes -= bytes.min(self.bytes);
     }

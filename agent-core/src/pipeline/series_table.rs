@@ -170,7 +170,9 @@ impl SeriesTable {
         if self.entries.capacity() >= self.max_entries {
             return Err(self.bytes_limit());
         }
-        let want = (2 * self.entries.capacity()).max(FIRST_ENTRIES).min(self.max_entries);
+        let want = (2 * self.entries.capacity())
+            .max(FIRST_ENTRIES)
+            .min(self.max_entries);
         self.resize(want, self.arena_bytes, pool)
     }
 

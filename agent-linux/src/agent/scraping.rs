@@ -202,7 +202,7 @@ impl Scraping {
         for t in &mut targets {
             t.pipeline.drop_scratch();
         }
-        let concurrency = usize::from(plan.sharing_or_legacy().scrape_concurrency.max(1));
+        let concurrency = usize::from(plan.sharing_bounds().scrape_concurrency.max(1));
         let slots: Vec<ScrapeScratch> = (0..concurrency).map(|_| ScrapeScratch::new(&needs)).collect();
         // Spread first scrapes over each interval so targets do not all
         // fire in the same millisecond.

@@ -241,7 +241,11 @@ where
     for t in targets.clone() {
         expo.sample(
             SKIPPED,
-            &[("job", &t.job), ("instance", &t.instance), ("reason", "concurrency")],
+            &[
+                ("job", &t.job),
+                ("instance", &t.instance),
+                ("reason", "concurrency"),
+            ],
             t.skipped_concurrency,
         );
     }

@@ -77,7 +77,11 @@ impl Unit<'_> {
             .rev()
             .max_by_key(|g| (g.total(), matches!(g.source, TargetSource::ScrapeJob(_))));
         let job_total = job.map_or(0, |g| g.total());
-        let most = mem.queue.max(mem.scrape_slots).max(mem.series_pool).max(job_total);
+        let most = mem
+            .queue
+            .max(mem.scrape_slots)
+            .max(mem.series_pool)
+            .max(job_total);
         if most == mem.scrape_slots && mem.scrape_slots > mem.queue {
             return self.slots_over_memory(cx, plan, role, total, sharing_paths);
         }
@@ -219,7 +223,7 @@ impl Unit<'_> {
     fn slots_over_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, total: u64, paths: &SharingPaths) {
         let limit = plan.budget.memory_limit_bytes;
         let mem = plan.worst_case_memory();
-        let sharing = plan.sharing_or_legacy();
+        let sharing = plan.sharing_bounds();
         let slot = plan.scrape_slot_bytes();
         let groups = plan.target_groups();
         let Some(job) = groups.iter().max_by_key(|g| g.per_target.scrape_slot) else {
@@ -255,7 +259,10 @@ impl Unit<'_> {
                 format_size(total)
             )
         };
-        let path = paths.scrape_concurrency.clone().unwrap_or_else(|| self.job_path(job));
+        let path = paths
+            .scrape_concurrency
+            .clone()
+            .unwrap_or_else(|| self.job_path(job));
         cx.push(
             Diagnostic::error("memory-budget", path, message)
                 .label("these scrape slots hold the most of the worst case")
@@ -285,7 +292,10 @@ impl Unit<'_> {
         } else {
             format!("raise the memory limit to at least {}", format_size(total))
         };
-        let path = paths.max_size.clone().unwrap_or_else(|| self.unit_path.at("name"));
+        let path = paths
+            .max_size
+            .clone()
+            .unwrap_or_else(|| self.unit_path.at("name"));
         cx.push(
             Diagnostic::error("memory-budget", path, message)
                 .label("this series pool holds the most of the worst case")
