@@ -64,7 +64,6 @@ pub use target::{job_labels, TargetLabels};
 use crate::error::ScrapeError;
 use crate::expfmt::{ExpositionFormat, Parser, Sample, SampleSink};
 use crate::labels::LabelSet;
-use crate::labels::LabelSet as SyntheticLabels;
 use crate::plan::{Limits, Plan, RelabelRule};
 use crate::relabel::RelabelProgram;
 use crate::remote_write::STALE_NAN_BITS;
@@ -91,7 +90,7 @@ pub struct TargetPipeline {
     /// The synthetic series' labels (`__name__` and the target's), kept
     /// apart from the scrape buffers so that a target retired without a
     /// slot still writes them.
-    synthetic: SyntheticLabels,
+    synthetic: LabelSet,
     /// The [`Batcher`] fingerprint the table's label lists were made with.
     finalized_for: Option<u64>,
     /// What the table's keys and labels depend on: target labels,
@@ -123,7 +122,7 @@ impl TargetPipeline {
             rename_bytes: (limits.label_name_bytes as usize).min(limits.max_line_bytes()) + 64,
             relabel: relabel.scratch_room(),
         };
-        let synthetic = SyntheticLabels::with_capacity(
+        let synthetic = LabelSet::with_capacity(
             target.pairs().count() + 1,
             target.bytes() + "__name__scrape_samples_post_metric_relabeling".len(),
         );
