@@ -102,6 +102,16 @@ fn a_full_series_pool_fails_the_target_that_outgrows_it_and_costs_the_other_noth
         &[&format!("instance=\"{}\"", small.address())],
     );
     assert_eq!(small_failures, 0.0, "{metrics}");
+    // The pool says what it holds and what it refused.
+    assert!(
+        metric_sum(&metrics, "outpost_series_pool_refused_total", &[]) >= 2.0,
+        "{metrics}"
+    );
+    let reserved = metric_sum(&metrics, "outpost_series_pool_series", &[]);
+    assert!(
+        (768.0..=2_000.0).contains(&reserved),
+        "{reserved} series reserved: {metrics}"
+    );
     assert!(
         large_up.contains("\"0\"]"),
         "the large target is down: {large_up}"

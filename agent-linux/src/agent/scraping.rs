@@ -378,7 +378,8 @@ impl Scraping {
             }
             Source::SelfScrape => {
                 let stats = self.targets.iter().map(|t| &t.stats);
-                let text = io.self_metrics.render(io.ship, stats, io.procfs);
+                let pool = &self.batcher.series_pool;
+                let text = io.self_metrics.render(io.ship, stats, pool, io.procfs);
                 let t = &mut self.targets[i];
                 t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);

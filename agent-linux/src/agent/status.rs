@@ -9,6 +9,8 @@
 use std::fmt::{self, Display, Write as _};
 use std::path::Path;
 
+use outpost_core::pipeline::SeriesPool;
+
 use super::scraping::{Scraping, Target, NODE_PAGE};
 use super::shipping::Shipping;
 use super::targets_api;
@@ -179,6 +181,46 @@ fn render_runtimeinfo(info: &RuntimeInfo, out: &mut String) {
     out.push_str(",\"walDir\":");
     json_string(out, &info.wal_dir);
     out.push_str("}}");
+}
+
+/// The shared series pool: what the series tables reserve, its limits, and
+/// the growths it refused (each failed a scrape with `series_pool_full`).
+fn render_pool_metrics(expo: &mut Expo<'_>, pool: &SeriesPool) {
+    let families: [(&str, &str, Kind, u64); 5] = [
+        (
+            "outpost_series_pool_bytes",
+            "Bytes the targets' series tables reserve in the shared series pool.",
+            Kind::Gauge,
+            pool.bytes(),
+        ),
+        (
+            "outpost_series_pool_max_bytes",
+            "The series pool's size (series_pool.max_size).",
+            Kind::Gauge,
+            pool.max_bytes(),
+        ),
+        (
+            "outpost_series_pool_series",
+            "Series entries the targets' series tables reserve in the shared series pool.",
+            Kind::Gauge,
+            pool.series(),
+        ),
+        (
+            "outpost_series_pool_max_series",
+            "The series pool's entries (series_pool.max_series).",
+            Kind::Gauge,
+            pool.max_series(),
+        ),
+        (
+            "outpost_series_pool_refused_total",
+            "Series-table growths the pool refused.",
+            Kind::Counter,
+            pool.refused,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        expo.single(&[name], &[help], kind, &[], value);
+    }
 }
 
 /// A counter family with one series per target: name, help, value.
@@ -413,7 +455,13 @@ impl SelfMetrics {
 
     /// What a Prometheus agent exports, plus outpost's scrape and WAL
     /// families and process metrics.
-    pub(super) fn render<'a, I>(&mut self, ship: &Shipping, targets: I, procfs: &Path) -> &str
+    pub(super) fn render<'a, I>(
+        &mut self,
+        ship: &Shipping,
+        targets: I,
+        pool: &SeriesPool,
+        procfs: &Path,
+    ) -> &str
     where
         I: Iterator<Item = &'a TargetStats> + Clone,
     {
@@ -422,6 +470,7 @@ impl SelfMetrics {
         let _ = ship.sender.render_metrics(out, "outpost", &ship.side.url);
         let mut expo = Expo::new(out);
         render_agent_metrics(&mut expo, targets, &ship.wal);
+        render_pool_metrics(&mut expo, pool);
         render_clock_metrics(
             &mut expo,
             clock::kernel_clock_synchronised(),
@@ -458,7 +507,8 @@ impl Responder for StatusView<'_> {
         match path {
             "/metrics" => {
                 let stats = targets.iter().map(|t| &t.stats);
-                let text = self.self_metrics.render(self.ship, stats, self.procfs);
+                let pool = &self.scraping.batcher.series_pool;
+                let text = self.self_metrics.render(self.ship, stats, pool, self.procfs);
                 out.content_type = TEXT_FORMAT;
                 out.push_page(text.as_bytes());
             }
