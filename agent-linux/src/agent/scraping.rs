@@ -192,16 +192,14 @@ impl Scraping {
             Source::SelfScrape,
             plan.self_scrape.interval_ms,
         ));
-        // The targets scrape in shared slots: sized for the largest needs,
-        // allocated once here.
+        // The targets scrape in shared slots (each target gave up its own
+        // buffers as it was built): sized for the largest needs, allocated
+        // once here.
         let needs = targets
             .iter()
             .map(|t| t.pipeline.scratch_needs())
             .reduce(|a, b| a.max(b))
             .expect("the self-scrape is a target");
-        for t in &mut targets {
-            t.pipeline.drop_scratch();
-        }
         let concurrency = usize::from(plan.sharing_bounds().scrape_concurrency.max(1));
         let slots: Vec<ScrapeScratch> = (0..concurrency).map(|_| ScrapeScratch::new(&needs)).collect();
         // Spread first scrapes over each interval so targets do not all
@@ -640,7 +638,11 @@ impl Target {
         }
     }
 
-    fn new(pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+    /// A target of `pipeline`, whose own scrape buffers are dropped at once
+    /// (so that building many targets never holds more than one target's):
+    /// it scrapes in a slot lent for each scrape.
+    fn new(mut pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+        pipeline.drop_scratch();
         let stats = TargetStats {
             job: pipeline.target.job.clone(),
             instance: pipeline.target.instance.clone(),
