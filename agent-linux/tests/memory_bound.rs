@@ -266,3 +266,38 @@ fn the_bound_holds_for_small_targets_at_the_test_limits() {
         m.bound
     );
 }
+
+/// Thirty targets at the compiler's default limits (10Mi bodies, 100,000
+/// samples, label limits of their own none) sharing the default slots and
+/// pool: what per-target buffers made impossible in 256Mi. Their start
+/// must not hold thirty targets' scrape buffers at once either.
+#[test]
+fn the_bound_holds_for_thirty_targets_at_the_default_limits() {
+    let targets: Vec<TargetServer> = (0..30).map(|_| TargetServer::start(node_body(50))).collect();
+    let addresses: Vec<String> = targets.iter().map(TargetServer::address).collect();
+    let defaults = Limits {
+        body_bytes: 10 << 20,
+        samples: 100_000,
+        label_count: 1024,
+        label_name_bytes: u16::MAX,
+        label_value_bytes: u32::MAX,
+    };
+    let m = run_through_outage(
+        "thirty targets at the default limits",
+        |b| {
+            b.sharing(Sharing::DEFAULT)
+                .scrape_job("app", &addresses)
+                .job_timing(1_000, 900)
+                .job_limits(defaults)
+        },
+        (3_000, 3_000),
+        ("node_cpu_seconds_total", 30 * 50),
+    );
+    assert!(m.bound <= 256 << 20, "bound {} over 256Mi", m.bound);
+    assert!(
+        m.peak_heap < m.bound,
+        "peak heap {} over the bound {}",
+        m.peak_heap,
+        m.bound
+    );
+}
