@@ -391,6 +391,10 @@ def start_outpost(agent, env):
         # About 180 bytes per KSM line; 25% headroom, whole MiB.
         "@KSM_BODY_SIZE@": "%dMi" % (env["n"] * 225 // 1048576 + 1),
         "@KSM_SAMPLES@": str(env["n"] * 5 // 4 + 1000),
+        # What N KSM series and node_exporter's keep in their series tables,
+        # with room for a table's doubling (agent-linux/tests/memory_bound.rs).
+        "@SERIES_POOL_SIZE@": "%dMi" % (env["n"] * 960 // 1048576 + 3),
+        "@SERIES_POOL_SERIES@": str(max(200000, env["n"] * 3)),
     }.items():
         spec = spec.replace(key, value)
     spec_path = write_file(os.path.join(agent.dir, "fleet-bench.yaml"), spec)

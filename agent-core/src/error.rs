@@ -28,6 +28,10 @@ pub enum ScrapeError {
     /// The target's series, encoded, outgrew the series table sized from
     /// its limits (long target or relabel-added labels on many series).
     SeriesBytesLimit { limit: u64 },
+    /// The agent-wide series pool (`series_pool` in the spec) had no room
+    /// for the target's table to grow: the target's new series are refused
+    /// this scrape, every other target's are untouched.
+    SeriesPoolFull { max_series: u64, max_bytes: u64 },
 }
 
 impl ScrapeError {
@@ -45,6 +49,7 @@ impl ScrapeError {
             ScrapeError::DuplicateSeries { .. } => "duplicate_series",
             ScrapeError::Truncated => "truncated",
             ScrapeError::SeriesBytesLimit { .. } => "series_bytes_limit",
+            ScrapeError::SeriesPoolFull { .. } => "series_pool_full",
         }
     }
 }
@@ -84,6 +89,10 @@ impl fmt::Display for ScrapeError {
             ScrapeError::SeriesBytesLimit { limit } => write!(
                 f,
                 "encoded series exceed the series table's {limit} bytes (sized from limits.body_bytes and limits.samples)"
+            ),
+            ScrapeError::SeriesPoolFull { max_series, max_bytes } => write!(
+                f,
+                "the shared series pool is full (series_pool.max_series {max_series}, series_pool.max_size {max_bytes} bytes): the target's new series do not fit beside the other targets'"
             ),
         }
     }

@@ -136,6 +136,17 @@ impl Parser {
         }
     }
 
+    /// Enforces `limits` from now on. The buffers stay as they are: a parser
+    /// shared by targets is sized for the largest limits of them all
+    /// ([`Parser::new`] with those), and holds each target to its own.
+    pub fn set_limits(&mut self, limits: &Limits) {
+        self.body_limit = limits.body_bytes;
+        self.line_limit = limits.max_line_bytes().min(self.partial_line.capacity());
+        self.lines.label_count = limits.label_count;
+        self.lines.label_name_bytes = limits.label_name_bytes;
+        self.lines.label_value_bytes = limits.label_value_bytes;
+    }
+
     /// Starts a new scrape body in `format`, keeping the buffers.
     pub fn reset(&mut self, format: ExpositionFormat) {
         self.partial_line.clear();

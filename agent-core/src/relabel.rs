@@ -111,7 +111,7 @@ impl fmt::Display for RelabelBuildError {
 /// Compiled rules plus the buffers `apply` works in.
 pub struct RelabelProgram {
     rules: Vec<Rule>,
-    scratch: Scratch,
+    scratch: RelabelScratch,
     dropped_at_limit: u64,
 }
 
@@ -390,7 +390,10 @@ impl NameChars {
     }
 }
 
-struct Scratch {
+/// The buffers [`RelabelProgram::apply`] works in. A program owns one, sized
+/// for its rules; a target's metric relabeling borrows one from the scrape
+/// slot it runs in instead (see [`RelabelProgram::lend_scratch`]).
+pub struct RelabelScratch {
     joined: String,
     value: String,
     target: String,
@@ -431,7 +434,7 @@ impl RelabelProgram {
         };
         Ok(RelabelProgram {
             rules: compiled,
-            scratch: Scratch {
+            scratch: RelabelScratch {
                 joined: String::with_capacity(joined_cap.max(MIN_SCRATCH_BYTES)),
                 value: String::with_capacity(value_cap),
                 target: String::with_capacity(value_cap),
@@ -494,6 +497,40 @@ impl RelabelProgram {
             + snapshot
     }
 
+    /// What this program's scratch needs, to size a shared one that fits
+    /// several programs (see [`RelabelScratch::with_room`]).
+    pub fn scratch_room(&self) -> ScratchRoom {
+        let s = &self.scratch;
+        ScratchRoom {
+            joined: s.joined.capacity(),
+            value: s.value.capacity().max(s.target.capacity()),
+            slots: s.slots.len(),
+            snapshot_labels: s.snapshot.max_labels(),
+            snapshot_bytes: if s.snapshot.max_labels() > 0 || self.needs_snapshot() {
+                s.max_label_bytes
+            } else {
+                0
+            },
+            max_label_bytes: s.max_label_bytes,
+        }
+    }
+
+    fn needs_snapshot(&self) -> bool {
+        self.rules.iter().any(|r| r.action == RelabelAction::LabelMap)
+    }
+
+    /// Gives up the program's own scratch: from now on it runs only in a
+    /// scratch lent to it with [`RelabelProgram::lend_scratch`].
+    pub fn drop_scratch(&mut self) {
+        self.scratch = RelabelScratch::with_room(&ScratchRoom::default());
+    }
+
+    /// Swaps the program's scratch with `other`: lending a shared scratch
+    /// in, and taking it back out after the work, each without allocating.
+    pub fn lend_scratch(&mut self, other: &mut RelabelScratch) {
+        core::mem::swap(&mut self.scratch, other);
+    }
+
     /// Rules that run the regex engine (each with its own lazy DFA cache).
     pub fn regex_count(&self) -> usize {
         self.rules
@@ -533,6 +570,45 @@ impl RelabelProgram {
             }
         }
         Ok(!labels.is_empty())
+    }
+}
+
+/// Sizes of a [`RelabelScratch`]; [`ScratchRoom::max`] of several programs'
+/// sizes one scratch that serves any of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScratchRoom {
+    pub joined: usize,
+    pub value: usize,
+    pub slots: usize,
+    pub snapshot_labels: usize,
+    pub snapshot_bytes: usize,
+    pub max_label_bytes: usize,
+}
+
+impl ScratchRoom {
+    pub fn max(self, o: ScratchRoom) -> ScratchRoom {
+        ScratchRoom {
+            joined: self.joined.max(o.joined),
+            value: self.value.max(o.value),
+            slots: self.slots.max(o.slots),
+            snapshot_labels: self.snapshot_labels.max(o.snapshot_labels),
+            snapshot_bytes: self.snapshot_bytes.max(o.snapshot_bytes),
+            max_label_bytes: self.max_label_bytes.max(o.max_label_bytes),
+        }
+    }
+}
+
+impl RelabelScratch {
+    /// A scratch of the given sizes (all zero: one that holds nothing).
+    pub fn with_room(room: &ScratchRoom) -> RelabelScratch {
+        RelabelScratch {
+            joined: String::with_capacity(room.joined),
+            value: String::with_capacity(room.value),
+            target: String::with_capacity(room.value),
+            slots: alloc::vec![None; room.slots],
+            snapshot: LabelSet::with_capacity(room.snapshot_labels, room.snapshot_bytes),
+            max_label_bytes: room.max_label_bytes,
+        }
     }
 }
 
@@ -659,7 +735,7 @@ fn join_sources(rule: &Rule, labels: &LabelSet, out: &mut String, limit: usize) 
 }
 
 /// Runs one rule; false means the series is dropped.
-fn run_rule(rule: &mut Rule, s: &mut Scratch, labels: &mut LabelSet) -> Result<bool, LabelError> {
+fn run_rule(rule: &mut Rule, s: &mut RelabelScratch, labels: &mut LabelSet) -> Result<bool, LabelError> {
     use RelabelAction as A;
     let limit = s.max_label_bytes;
     match rule.action {

@@ -1,10 +1,17 @@
 //! The worst-case memory model: what a plan's bounds cost the agent.
 //!
-//! The agent sizes every buffer once, from the plan, with the functions and
+//! The agent sizes its buffers from the plan, with the functions and
 //! constants here ([`Limits::max_line_bytes`], [`Limits::series_table_entries`],
-//! ...), and never grows them; [`Plan::worst_case_memory`] adds the same
-//! numbers up, so the compiler can refuse a plan that does not fit its
-//! memory limit and the agent stays within what was promised. The model
+//! ...); [`Plan::worst_case_memory`] adds the same numbers up, so the
+//! compiler can refuse a plan that does not fit its memory limit and the
+//! agent stays within what was promised.
+//!
+//! What the targets share is charged once, not per target:
+//! `scrape_concurrency` scrape slots, each sized for the largest limits of
+//! any target (the only buffers a body is parsed in), and the series pool
+//! at its `max_size` (every series table grows inside it, a growth charged
+//! old + new). Per target only what it holds at rest: its connection with
+//! its receive and inflate buffers, its labels and its empty table. The model
 //! charges each part by its own unit: a series-table entry, an index slot,
 //! a string's bookkeeping, a record of the sender's window. Where that unit
 //! is the size of a type, the type's module asserts it at compile time.
@@ -12,9 +19,10 @@
 //! The plan format ([`crate::plan`]) knows nothing of this model: the
 //! model reads the plan, never the other way round.
 
+use crate::discovery::targets::MAX_TARGET_LABEL_BYTES;
 use crate::discovery::Resource;
 use crate::pipeline::series_table;
-use crate::plan::{Discovery, Limits, Plan, Textfile, WalMode, SELF_SCRAPE_LIMITS};
+use crate::plan::{Discovery, Limits, Plan, Sharing, Textfile, WalMode, SELF_SCRAPE_LIMITS};
 use crate::remote_write;
 use crate::snappy::{self, max_compressed_len};
 use crate::wal_record::RecordMeta;
@@ -88,9 +96,14 @@ pub const INFLATE_STATE_BYTES: u64 = 48 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct MemoryBreakdown {
     pub fixed: u64,
-    pub scrape_buffers: u64,
+    /// `scrape_concurrency` slots of [`TargetCost::scrape_slot`] at its
+    /// largest, and the textfile collector's own parser.
+    pub scrape_slots: u64,
     pub inflate: u64,
-    pub series_state: u64,
+    /// The series pool's `max_size`.
+    pub series_pool: u64,
+    /// What every target holds at rest beside its connection.
+    pub targets: u64,
     pub batching: u64,
     pub queue: u64,
     pub connections: u64,
@@ -105,9 +118,10 @@ pub struct MemoryBreakdown {
 impl MemoryBreakdown {
     pub fn total(&self) -> u64 {
         self.fixed
-            + self.scrape_buffers
+            + self.scrape_slots
             + self.inflate
-            + self.series_state
+            + self.series_pool
+            + self.targets
             + self.batching
             + self.queue
             + self.connections
@@ -117,12 +131,13 @@ impl MemoryBreakdown {
     }
 
     /// `(name, bytes)` rows, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 10] {
+    pub fn rows(&self) -> [(&'static str, u64); 11] {
         [
             ("fixed", self.fixed),
-            ("scrape_buffers", self.scrape_buffers),
+            ("scrape_slots", self.scrape_slots),
             ("inflate", self.inflate),
-            ("series_state", self.series_state),
+            ("series_pool", self.series_pool),
+            ("targets", self.targets),
             ("batching", self.batching),
             ("queue", self.queue),
             ("connections", self.connections),
@@ -134,6 +149,19 @@ impl MemoryBreakdown {
 }
 
 impl Limits {
+    /// Every limit the larger of the two: what a buffer that serves targets
+    /// of either limits is sized for. Every size below grows with each
+    /// limit, so this covers both.
+    pub fn max_of(&self, o: &Limits) -> Limits {
+        Limits {
+            body_bytes: self.body_bytes.max(o.body_bytes),
+            samples: self.samples.max(o.samples),
+            label_count: self.label_count.max(o.label_count),
+            label_name_bytes: self.label_name_bytes.max(o.label_name_bytes),
+            label_value_bytes: self.label_value_bytes.max(o.label_value_bytes),
+        }
+    }
+
     /// Longest exposition line (one series) a target within these limits
     /// can send: what its label limits allow, and at most a sixteenth of
     /// `body_bytes` (but [`MIN_LINE_BYTES`], or the whole body when it is
@@ -196,46 +224,65 @@ impl Limits {
         2 * (u64::from(self.body_bytes) + u64::from(self.samples) * per_series)
     }
 
-    /// What one target within these limits holds, whether it scrapes or
-    /// not; `added_label_bytes` as for [`Limits::series_arena_bytes`].
-    /// The body itself is not held: the pipeline parses it chunk by chunk
-    /// as it arrives, and only a line that spans chunks is kept, in the
-    /// line buffer.
+    /// What one target within these limits costs; `added_label_bytes` as
+    /// for [`Limits::series_arena_bytes`]. The body itself is not held: the
+    /// pipeline parses it chunk by chunk as it arrives, and only a line
+    /// that spans chunks is kept, in the line buffer.
     pub fn target_cost(&self, added_label_bytes: u64) -> TargetCost {
         let entries = self.series_table_entries();
         let arena = self.series_arena_bytes(added_label_bytes);
         TargetCost {
-            scrape_buffers: self.max_line_bytes() as u64 + self.series_scratch_bytes() + RECV_CHUNK_BYTES,
+            scrape_slot: self.max_line_bytes() as u64 + self.series_scratch_bytes(),
             inflate: INFLATE_STATE_BYTES,
-            series_state: series_table::max_heap_bytes(entries, arena as usize),
-            connection: CONNECTION_BYTES,
+            at_rest: TARGET_AT_REST_BYTES,
+            series_cap: series_table::reserved_bytes(entries, arena as usize),
+            series_cap_entries: entries as u64,
+            connection: CONNECTION_BYTES + RECV_CHUNK_BYTES,
         }
-    }
-
-    /// What a target's series table holds beside [`TargetCost::series_state`]
-    /// while one of its indexes doubles. The agent has one thread, so only
-    /// one index of one target grows at a time: the plan pays the largest.
-    pub fn series_growth_bytes(&self, added_label_bytes: u64) -> u64 {
-        let arena = self.series_arena_bytes(added_label_bytes);
-        series_table::growth_bytes(self.series_table_entries(), arena as usize)
     }
 }
 
-/// What one target holds, by part (the rows of [`MemoryBreakdown`] it
-/// adds to).
+/// Bytes of target labels (names, values and the pipeline's two separators
+/// each) a discovered target may bring: the core fails a target whose
+/// labels take more than [`MAX_TARGET_LABEL_BYTES`] of names and values,
+/// and a label takes at least two of those.
+pub const DISCOVERED_TARGET_LABEL_BYTES: usize = 2 * MAX_TARGET_LABEL_BYTES;
+/// How many labels a discovered target may bring, by the same rule.
+pub const DISCOVERED_TARGET_LABELS: usize = MAX_TARGET_LABEL_BYTES / 2;
+/// What a discovered target's labels add to [`TARGET_AT_REST_BYTES`]: the
+/// same three copies, at [`DISCOVERED_TARGET_LABEL_BYTES`].
+pub const DISCOVERED_AT_REST_EXTRA_BYTES: u64 =
+    3 * (DISCOVERED_TARGET_LABEL_BYTES - SERIES_TARGET_LABEL_BYTES) as u64;
+
+/// What one target holds at rest, beside its connection: its labels
+/// (twice: the pipeline's and the status page's), the synthetic series'
+/// label set, its compiled rules' headers, and its empty series table's
+/// three smallest indexes.
+pub const TARGET_AT_REST_BYTES: u64 = 3 * SERIES_TARGET_LABEL_BYTES as u64 + 3 * 1024 + 1024;
+
+/// What one target costs, by part (the rows of [`MemoryBreakdown`] it adds
+/// to, or, for the shared parts, its claim on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct TargetCost {
-    /// The line buffer, one series' scratch and the socket read buffer.
-    pub scrape_buffers: u64,
+    /// The line buffer and one series' scratch: what a scrape slot must
+    /// hold for this target (slots are shared, see
+    /// [`MemoryBreakdown::scrape_slots`]).
+    pub scrape_slot: u64,
     pub inflate: u64,
-    /// The series table: entries, indexes, id lists and strings.
-    pub series_state: u64,
+    /// Held whether it scrapes or not; see [`TARGET_AT_REST_BYTES`].
+    pub at_rest: u64,
+    /// The most its series table may reserve in the series pool (the
+    /// fairness cap from its limits), and its entries.
+    pub series_cap: u64,
+    pub series_cap_entries: u64,
+    /// Its connection with its receive buffer.
     pub connection: u64,
 }
 
 impl TargetCost {
-    pub fn total(&self) -> u64 {
-        self.scrape_buffers + self.inflate + self.series_state + self.connection
+    /// What the target holds of its own, outside the shared slots and pool.
+    pub fn own(&self) -> u64 {
+        self.inflate + self.at_rest + self.connection
     }
 }
 
@@ -261,9 +308,9 @@ pub struct TargetGroup<'a> {
 }
 
 impl TargetGroup<'_> {
-    /// What the job's targets hold together.
+    /// What the job's targets hold of their own together.
     pub fn total(&self) -> u64 {
-        self.targets * self.per_target.total()
+        self.targets * self.per_target.own()
     }
 }
 
@@ -294,12 +341,16 @@ impl Plan {
             groups.push(group(self.str(n.job), TargetSource::Node, 1, n.limits));
         }
         for (i, j) in self.scrape_jobs.iter().enumerate() {
-            groups.push(group(
+            let mut g = group(
                 self.str(j.name),
                 TargetSource::ScrapeJob(i),
                 j.max_targets(),
                 j.limits,
-            ));
+            );
+            if j.targeting.discovery.is_some() {
+                g.per_target.at_rest += DISCOVERED_AT_REST_EXTRA_BYTES;
+            }
+            groups.push(g);
         }
         groups.push(group(
             self.str(self.self_scrape.job),
@@ -315,11 +366,12 @@ impl Plan {
     pub fn worst_case_memory(&self) -> MemoryBreakdown {
         let groups = self.target_groups();
         let sum = |part: fn(&TargetCost) -> u64| groups.iter().map(|g| g.targets * part(&g.per_target)).sum();
-        let mut scrape_buffers: u64 = sum(|c| c.scrape_buffers);
+        let sharing = self.sharing_bounds();
+        let mut scrape_slots = u64::from(sharing.scrape_concurrency) * self.scrape_slot_bytes();
         // The textfile collector reads one file at a time into its own parser.
         if let Some(n) = &self.node {
             if let Some(t) = &n.options.textfile {
-                scrape_buffers += t.worst_case_bytes(&n.limits);
+                scrape_slots += t.worst_case_bytes(&n.limits);
             }
         }
         let q = &self.queue;
@@ -348,27 +400,24 @@ impl Plan {
             .map(|g| g.limits.series_label_bytes())
             .max()
             .unwrap_or(0) as u64;
-        let series = series + SERIES_TARGET_LABEL_BYTES as u64 + self.external_label_bytes();
+        let (target_label_bytes, target_labels) = self.widest_target_labels();
+        let series = series + target_label_bytes as u64 + self.external_label_bytes();
         let labels = groups.iter().map(|g| g.limits.max_labels()).max().unwrap_or(0) as u64;
+        let labels = labels + target_labels as u64;
         let batching = 3 * batch
             + max_compressed_len(batch)
             + JOIN_PREAMBLE_BYTES
             + RUN_LIST_BYTES
             + BATCHER_SCRATCH_COPIES * series
             + 2 * 16 * (labels + self.external_labels.len() as u64 + 8);
-        let added = TARGET_LABEL_BYTES + self.external_label_bytes();
-        let growth = groups
-            .iter()
-            .map(|g| g.limits.series_growth_bytes(added))
-            .max()
-            .unwrap_or(0);
         // The receiver's shards, and four for the status server and lookups.
         let connections: u64 = sum(|c| c.connection) + (shards + 4) * CONNECTION_BYTES;
         MemoryBreakdown {
             fixed: FIXED_OVERHEAD_BYTES,
-            scrape_buffers,
+            scrape_slots,
             inflate: sum(|c| c.inflate),
-            series_state: sum(|c| c.series_state) + growth,
+            series_pool: sharing.max_series_bytes,
+            targets: sum(|c| c.at_rest),
             batching,
             queue,
             connections,
@@ -380,6 +429,85 @@ impl Plan {
                 .map(Discovery::worst_case_bytes)
                 .sum(),
             held_records: self.held_records_bytes(),
+        }
+    }
+
+    /// The largest limits of any target, field by field: what every scrape
+    /// slot is sized for.
+    pub fn slot_limits(&self) -> Limits {
+        self.target_groups()
+            .iter()
+            .map(|g| g.limits)
+            .reduce(|a, b| a.max_of(&b))
+            .unwrap_or(SELF_SCRAPE_LIMITS)
+    }
+
+    /// What one scrape slot holds: the line buffer and one series' scratch
+    /// at [`Plan::slot_limits`].
+    /// With discovery, a slot also holds the widest target labels
+    /// ([`Plan::widest_target_labels`]) in each copy of a series' labels.
+    pub fn scrape_slot_bytes(&self) -> u64 {
+        let l = self.slot_limits();
+        let (bytes, labels) = self.widest_target_labels();
+        let wider = (bytes - SERIES_TARGET_LABEL_BYTES) as u64;
+        l.max_line_bytes() as u64
+            + l.series_scratch_bytes()
+            + SERIES_SCRATCH_COPIES * wider
+            + labels as u64 * LABEL_SLOT_BYTES
+    }
+
+    /// The most bytes and the most labels beyond a series' own that a
+    /// target's labels may add: [`SERIES_TARGET_LABEL_BYTES`] (already in
+    /// the per-series scratch) and none for targets named in the plan; a
+    /// discovered target's relabeled labels
+    /// ([`DISCOVERED_TARGET_LABEL_BYTES`], [`DISCOVERED_TARGET_LABELS`])
+    /// when a job discovers.
+    pub fn widest_target_labels(&self) -> (usize, usize) {
+        if self.scrape_jobs.iter().any(|j| j.targeting.discovery.is_some()) {
+            (DISCOVERED_TARGET_LABEL_BYTES, DISCOVERED_TARGET_LABELS)
+        } else {
+            (SERIES_TARGET_LABEL_BYTES, 0)
+        }
+    }
+
+    /// What the agent really makes of [`Plan::sharing_or_legacy`]: no more
+    /// slots than targets, and no larger a pool than every target's series
+    /// table at its cap (plus one table's growth) could reserve.
+    pub fn sharing_bounds(&self) -> Sharing {
+        let s = self.sharing_or_legacy();
+        let groups = self.target_groups();
+        let targets: u64 = groups.iter().map(|g| g.targets).sum();
+        let tables: u64 = groups.iter().map(|g| g.targets * g.per_target.series_cap).sum();
+        let growth = groups.iter().map(|g| g.per_target.series_cap).max().unwrap_or(0);
+        let entries: u64 = groups
+            .iter()
+            .map(|g| g.targets * g.per_target.series_cap_entries)
+            .sum();
+        Sharing {
+            scrape_concurrency: u64::from(s.scrape_concurrency).min(targets).max(1) as u16,
+            max_series: s.max_series.min(entries),
+            max_series_bytes: s.max_series_bytes.min(tables + growth),
+        }
+    }
+
+    /// The plan's [`Sharing`], or for a plan older than format version 4
+    /// what its agents did: a slot per target, and a pool that holds every
+    /// target's series table at its caps, plus one table's growth.
+    pub fn sharing_or_legacy(&self) -> Sharing {
+        if let Some(s) = self.sharing {
+            return s;
+        }
+        let groups = self.target_groups();
+        let targets: u64 = groups.iter().map(|g| g.targets).sum();
+        let tables: u64 = groups.iter().map(|g| g.targets * g.per_target.series_cap).sum();
+        let growth = groups.iter().map(|g| g.per_target.series_cap).max().unwrap_or(0);
+        Sharing {
+            scrape_concurrency: targets.clamp(1, u64::from(u16::MAX)) as u16,
+            max_series: groups
+                .iter()
+                .map(|g| g.targets * g.per_target.series_cap_entries)
+                .sum(),
+            max_series_bytes: tables + growth,
         }
     }
 

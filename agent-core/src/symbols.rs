@@ -57,6 +57,15 @@ impl Index {
         }
     }
 
+    /// Lets the index grow to hold `max_ids` ids (never lowers it).
+    pub(crate) fn raise_max(&mut self, max_ids: usize) {
+        assert!(
+            max_ids < Slot::MAX as usize,
+            "{max_ids} ids do not fit an index slot"
+        );
+        self.max_slots = self.max_slots.max(Self::max_slots(max_ids));
+    }
+
     fn home(&self, key: u64) -> usize {
         // FNV-style hashes keep their entropy in the high bits.
         ((key ^ (key >> 29)) as usize) & (self.slots.len() - 1)
@@ -275,6 +284,28 @@ impl Symbols {
             max_symbols,
             max_bytes,
         }
+    }
+
+    /// Raises the table's limits to `max_symbols` strings of `max_bytes`,
+    /// allocating the stores for them now (the series table does this when
+    /// its reservation in the series pool grows). Never lowers them.
+    pub fn grow_to(&mut self, max_symbols: usize, max_bytes: usize) {
+        if max_symbols > self.max_symbols {
+            self.spans.reserve_exact(max_symbols - self.spans.len());
+            self.refs.reserve_exact(max_symbols - self.refs.len());
+            self.keys.reserve_exact(max_symbols - self.keys.len());
+            self.free.reserve_exact(max_symbols - self.free.len());
+            self.index.raise_max(max_symbols);
+            self.max_symbols = max_symbols;
+        }
+        if max_bytes > self.max_bytes {
+            self.text.reserve_exact(max_bytes - self.text.len());
+            // The spare holds nothing between compactions.
+            self.spare.clear();
+            self.spare.reserve_exact(max_bytes);
+            self.max_bytes = max_bytes;
+        }
+        self.debug_check_capacities();
     }
 
     /// Nothing grew past its sizing (a push past capacity would have

@@ -123,7 +123,7 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
     let line = limits.max_line_bytes();
     assert_eq!(line, 640 * 1024, "a sixteenth of the default body");
     let m = plan.worst_case_memory();
-    let charged = m.scrape_buffers + m.series_state + m.batching;
+    let charged = m.scrape_slots + m.series_pool + m.targets + m.batching;
 
     reset_heap_bytes();
     // As the agent builds its scrape side for this plan: the job's target,
@@ -158,8 +158,8 @@ fn the_longest_series_the_defaults_allow_stays_within_the_worst_case_bound() {
     let peak = peak_heap_bytes() - body_bytes;
     eprintln!(
         "line bound {line} B; built {built} B; peak {peak} B; charged by the bound {charged} B \
-         (scrape_buffers {}, series_state {}, batching {})",
-        m.scrape_buffers, m.series_state, m.batching
+         (scrape_slots {}, series_pool {}, targets {}, batching {})",
+        m.scrape_slots, m.series_pool, m.targets, m.batching
     );
     assert!(
         peak > 0 && (peak as u64) <= charged,

@@ -7,8 +7,8 @@
 //! to find where one comes from.
 
 use outpost_core::expfmt::ExpositionFormat;
-use outpost_core::pipeline::{BatchSink, Batcher, TargetLabels, TargetPipeline};
-use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role};
+use outpost_core::pipeline::{BatchSink, Batcher, SeriesPool, TargetLabels, TargetPipeline};
+use outpost_core::plan::{Limits, Plan, Queue, RelabelAction, Role, Sharing};
 use outpost_core::remote_write::BatchBuilder;
 use outpost_test_support::{count_allocations, CountingAllocator, PlanBuilder, Rule};
 use std::fmt::Write as _;
@@ -114,6 +114,9 @@ fn a_warm_scrape_batch_compress_cycle_allocates_nothing() {
     let labels = target_labels("node", "h:9100", &[("team", "edge")]);
     let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
     let mut batcher = Batcher::new(&plan, 1, 32, 8192).unwrap();
+    // The target is built beside the plan, not from it: a pool of the
+    // default size holds it.
+    batcher.series_pool = SeriesPool::new(Sharing::DEFAULT.max_series, Sharing::DEFAULT.max_series_bytes);
     let mut sink = Compress::for_plan(&plan);
     let bodies: Vec<String> = (0..8).map(body).collect();
 
@@ -205,6 +208,9 @@ fn staleness_and_failed_scrapes_allocate_nothing_either() {
     let labels = target_labels("node", "h:9100", &[]);
     let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
     let mut batcher = Batcher::new(&plan, 1, 32, 8192).unwrap();
+    // The target is built beside the plan, not from it: a pool of the
+    // default size holds it.
+    batcher.series_pool = SeriesPool::new(Sharing::DEFAULT.max_series, Sharing::DEFAULT.max_series_bytes);
     let mut sink = Compress::for_plan(&plan);
     // Series vanish and come back, a scrape fails and every series is new
     // again after it: the table is emptied and refilled within its bounds.
@@ -320,6 +326,9 @@ fn write_relabel_and_two_shards_allocate_nothing_with_socket_sized_chunks() {
     let labels = target_labels("kube-state-metrics", "ksm:8080", &[]);
     let mut target = TargetPipeline::new(&plan, labels, limits, &[]).unwrap();
     let mut batcher = Batcher::new(&plan, 2, 32, 4096).unwrap();
+    // The target is built beside the plan, not from it: a pool of the
+    // default size holds it.
+    batcher.series_pool = SeriesPool::new(Sharing::DEFAULT.max_series, Sharing::DEFAULT.max_series_bytes);
     let mut sink = Compress::for_plan(&plan);
     let bodies = [ksm_body(0), ksm_body(1)];
     let mut scrape = |round: usize, sink: &mut Compress| {

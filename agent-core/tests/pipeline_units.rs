@@ -183,7 +183,12 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     let (mut old, mut b, mut sink) = (f.target(false, 100), f.batcher(), Collect::default());
     scrape(&mut old, &mut b, &mut sink, "a 1\nb 2\n", 1000).unwrap();
     let mut new = f.target(false, 100);
-    assert!(new.adopt_series(&mut old, &b, &b));
+    // A reload builds a new batcher, whose series pool takes the adopted table.
+    let mut reloaded = f.batcher();
+    assert!(new.adopt_series(&mut old, &b, &mut reloaded));
+    assert_eq!(reloaded.series_pool.bytes(), new.series_reserved().1);
+    assert!(new.series_reserved().1 > 0);
+    let mut b = reloaded;
     sink.0.clear();
     let report = scrape(&mut new, &mut b, &mut sink, "a 1\n", 2000).unwrap();
     assert_eq!(report.series_added, 0);
@@ -195,6 +200,8 @@ fn staleness_survives_a_reload_and_retired_targets_go_stale() {
     sink.0.clear();
     new.retire(3000, &mut b, &mut sink);
     b.close_all(&mut sink);
+    // A retired target gives its table's room back to the pool.
+    assert_eq!((b.series_pool.series(), b.series_pool.bytes()), (0, 0));
     let mut stale = sink.stale();
     stale.sort();
     assert_eq!(stale.len(), 6, "{stale:?}");
@@ -335,10 +342,12 @@ fn a_reload_that_changes_external_labels_does_not_adopt() {
     let mut other = Fixture::new(None);
     let c1 = other.plan.strings.iter().position(|s| s == "c1").unwrap();
     other.plan.strings[c1] = "c2".into();
-    let b2 = other.batcher();
+    let mut b2 = other.batcher();
     let mut new = other.target(false, 100);
-    assert!(!new.adopt_series(&mut old, &b, &b2));
-    assert!(new.adopt_series(&mut old, &b, &b));
+    assert!(!new.adopt_series(&mut old, &b, &mut b2));
+    assert_eq!(b2.series_pool.bytes(), 0);
+    let mut same = f.batcher();
+    assert!(new.adopt_series(&mut old, &b, &mut same));
 }
 
 /// A target that flips the label order of every series on every scrape

@@ -94,10 +94,10 @@ fn an_option_naming_a_missing_string_is_refused() {
 #[test]
 fn a_newer_version_is_refused_with_the_range_this_agent_reads() {
     let mut bytes = golden_node_plan();
-    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&5u16.to_le_bytes());
     let error = plan::decode(&bytes).unwrap_err().to_string();
     assert!(
-        error.contains("version 4 is not supported by this agent (it reads versions 1 to 3)"),
+        error.contains("version 5 is not supported by this agent (it reads versions 1 to 4)"),
         "{error}"
     );
 }
@@ -201,6 +201,39 @@ fn a_spill_window_of_zero_or_held_memory_below_one_batch_is_refused() {
     let bytes = plan::encode(&plan).unwrap();
     match plan::decode(&bytes) {
         Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "wal.mode.spill.max_held_bytes"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sharing_makes_a_version_four_plan_and_older_plans_keep_a_slot_and_a_table_per_target() {
+    let fixed = PlanBuilder::new()
+        .scrape_job("app", &["127.0.0.1:9100", "127.0.0.1:9101"])
+        .build();
+    let old = plan::decode(&plan::encode(&fixed).unwrap()).unwrap();
+    assert_eq!(old.sharing, None);
+    // Before version 4 every target had its own: node-less, two targets and the self-scrape.
+    let legacy = old.sharing_or_legacy();
+    assert_eq!(legacy.scrape_concurrency, 3);
+    let caps: u64 = old
+        .target_groups()
+        .iter()
+        .map(|g| g.targets * g.per_target.series_cap)
+        .sum();
+    assert!(legacy.max_series_bytes > caps);
+
+    let mut shared = fixed.clone();
+    shared.sharing = Some(plan::Sharing::DEFAULT);
+    let bytes = plan::encode(&shared).unwrap();
+    assert_eq!(version(&bytes), 4);
+    assert_eq!(plan::decode(&bytes).unwrap(), shared);
+    let mut none = shared.clone();
+    none.sharing = Some(plan::Sharing {
+        scrape_concurrency: 0,
+        ..plan::Sharing::DEFAULT
+    });
+    match plan::decode(&plan::encode(&none).unwrap()) {
+        Err(PlanError::Invalid { field, .. }) => assert_eq!(field, "sharing.scrape_concurrency"),
         other => panic!("{other:?}"),
     }
 }

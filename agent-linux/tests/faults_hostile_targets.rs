@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use outpost_core::plan::Sharing;
 use outpost_test_support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,7 +49,8 @@ impl Hostility {
             Hostility::OversizedBody => &["body_size_limit"],
             Hostility::EndlessChunked => &["body_size_limit", "timeout"],
             Hostility::Slowloris => &["timeout"],
-            Hostility::MillionSeries => &["sample_limit", "body_size_limit"],
+            // Its series may outgrow the shared series pool before the sample limit.
+            Hostility::MillionSeries => &["sample_limit", "body_size_limit", "series_pool_full"],
             Hostility::HugeLabelValue => &["label_value_length_limit", "line_too_long"],
             Hostility::InvalidUtf8 => &["invalid_utf8"],
             Hostility::MalformedLines => &["parse_error"],
@@ -345,6 +347,9 @@ fn hostile_targets_fail_by_name_and_stay_within_the_memory_bound() {
     let plan = PlanBuilder::new()
         .receiver_url(&receiver.url())
         .wal_dir(&dir.path().join("wal"))
+        // The default slots and series pool, shared by the good target and
+        // the hostile ones.
+        .sharing(Sharing::DEFAULT)
         .scrape_job("testapp", &targets)
         // Inflating and parsing the bomb's first 4 MiB takes a debug build
         // well past the default 800 ms on a starved machine. Slowloris

@@ -18,7 +18,7 @@ use std::time::Duration;
 use in_process::run_args;
 use outpost_agent::agent::Agent;
 use outpost_agent::log;
-use outpost_core::plan::{Limits, Plan, Queue};
+use outpost_core::plan::{Limits, Plan, Queue, Sharing};
 use outpost_test_support::{
     peak_heap_bytes, reset_heap_bytes, write_plan, CountingAllocator, PlanBuilder, RecordingReceiver,
     TargetServer, QUEUE,
@@ -181,6 +181,16 @@ const BENCH_QUEUE: Queue = Queue {
     ..QUEUE
 };
 
+/// The benchmark's sharing (`benches/fleet-bench.yaml` as the harness fills
+/// it at N = 50,000): the default concurrency, and a series pool its 52k
+/// series fit in (N x 960 B + 3Mi), as an operator sizes it for the targets
+/// they know.
+const BENCH_SHARING: Sharing = Sharing {
+    scrape_concurrency: 4,
+    max_series: 200_000,
+    max_series_bytes: 48 << 20,
+};
+
 #[test]
 fn the_bound_holds_and_is_within_twice_the_peak_on_the_benchmark_plan() {
     let ksm = TargetServer::start(ksm_body(50_000));
@@ -189,6 +199,7 @@ fn the_bound_holds_and_is_within_twice_the_peak_on_the_benchmark_plan() {
         "benchmark plan, 50k series",
         |b| {
             b.queue(BENCH_QUEUE)
+                .sharing(BENCH_SHARING)
                 .wal_bounds(256 << 20, 16 << 20)
                 .scrape_job("node", &[node.address()])
                 .job_timing(2_000, 1_900)
@@ -215,6 +226,30 @@ fn the_bound_holds_and_is_within_twice_the_peak_on_the_benchmark_plan() {
 }
 
 #[test]
+fn the_bound_holds_for_small_targets_sharing_the_default_slots_and_pool() {
+    let targets: Vec<TargetServer> = (0..4).map(|_| TargetServer::start(node_body(200))).collect();
+    let addresses: Vec<String> = targets.iter().map(TargetServer::address).collect();
+    let m = run_through_outage(
+        "four small targets, default sharing",
+        |b| {
+            b.sharing(Sharing::DEFAULT)
+                .scrape_job("app", &addresses)
+                .job_timing(1_000, 900)
+        },
+        (3_000, 3_000),
+        ("node_cpu_seconds_total", 4 * 200),
+    );
+    assert!(
+        m.peak_heap < m.bound,
+        "peak heap {} over the bound {}",
+        m.peak_heap,
+        m.bound
+    );
+}
+
+/// A plan of format version 3 (no sharing): a slot per target and a pool
+/// of every table at its cap, the old proof.
+#[test]
 fn the_bound_holds_for_small_targets_at_the_test_limits() {
     let targets: Vec<TargetServer> = (0..4).map(|_| TargetServer::start(node_body(200))).collect();
     let addresses: Vec<String> = targets.iter().map(TargetServer::address).collect();
@@ -224,6 +259,41 @@ fn the_bound_holds_for_small_targets_at_the_test_limits() {
         (3_000, 3_000),
         ("node_cpu_seconds_total", 4 * 200),
     );
+    assert!(
+        m.peak_heap < m.bound,
+        "peak heap {} over the bound {}",
+        m.peak_heap,
+        m.bound
+    );
+}
+
+/// Thirty targets at the compiler's default limits (10Mi bodies, 100,000
+/// samples, label limits of their own none) sharing the default slots and
+/// pool: what per-target buffers made impossible in 256Mi. Their start
+/// must not hold thirty targets' scrape buffers at once either.
+#[test]
+fn the_bound_holds_for_thirty_targets_at_the_default_limits() {
+    let targets: Vec<TargetServer> = (0..30).map(|_| TargetServer::start(node_body(50))).collect();
+    let addresses: Vec<String> = targets.iter().map(TargetServer::address).collect();
+    let defaults = Limits {
+        body_bytes: 10 << 20,
+        samples: 100_000,
+        label_count: 1024,
+        label_name_bytes: u16::MAX,
+        label_value_bytes: u32::MAX,
+    };
+    let m = run_through_outage(
+        "thirty targets at the default limits",
+        |b| {
+            b.sharing(Sharing::DEFAULT)
+                .scrape_job("app", &addresses)
+                .job_timing(1_000, 900)
+                .job_limits(defaults)
+        },
+        (3_000, 3_000),
+        ("node_cpu_seconds_total", 30 * 50),
+    );
+    assert!(m.bound <= 256 << 20, "bound {} over 256Mi", m.bound);
     assert!(
         m.peak_heap < m.bound,
         "peak heap {} over the bound {}",

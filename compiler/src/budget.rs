@@ -32,6 +32,22 @@ pub struct ClusterBudget {
     pub seed_memory_request_bytes: u64,
     /// Each agent's WAL, in plan order.
     pub wals: Vec<AgentWal>,
+    /// Each agent's shared scrape parts, in plan order.
+    pub shares: Vec<AgentShares>,
+}
+
+/// What an agent's targets share, and the largest cap one of them has in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentShares {
+    pub agent: String,
+    pub worst_case_bytes: u64,
+    pub scrape_slots: u16,
+    pub slot_bytes: u64,
+    pub pool_series: u64,
+    pub pool_bytes: u64,
+    /// The largest series-table cap of one target, and its job.
+    pub largest_cap_bytes: u64,
+    pub largest_cap_job: String,
 }
 
 /// What an agent's WAL mode promises (see `outpost_core::durability`).
@@ -75,11 +91,25 @@ pub fn cluster_budgets(plans: &[AgentPlan]) -> Vec<ClusterBudget> {
         e.memory_limit_bytes += b.memory_limit_bytes;
         e.worst_case_bytes += a.plan.worst_case_memory().total();
         let loss = a.plan.loss_window();
+        let agent = match &a.tenant {
+            Some(t) => format!("{}/{t}", a.role.as_str()),
+            None => a.role.as_str().to_string(),
+        };
+        let sharing = a.plan.sharing_bounds();
+        let groups = a.plan.target_groups();
+        let largest = groups.iter().max_by_key(|g| g.per_target.series_cap);
+        e.shares.push(AgentShares {
+            agent: agent.clone(),
+            worst_case_bytes: a.plan.worst_case_memory().total(),
+            scrape_slots: sharing.scrape_concurrency,
+            slot_bytes: a.plan.scrape_slot_bytes(),
+            pool_series: sharing.max_series,
+            pool_bytes: sharing.max_series_bytes,
+            largest_cap_bytes: largest.map_or(0, |g| g.per_target.series_cap),
+            largest_cap_job: largest.map_or(String::new(), |g| g.job.to_string()),
+        });
         e.wals.push(AgentWal {
-            agent: match &a.tenant {
-                Some(t) => format!("{}/{t}", a.role.as_str()),
-                None => a.role.as_str().to_string(),
-            },
+            agent,
             mode: mode_name(a.plan.wal.mode),
             crash_loss_ms: loss.crash_ms,
             power_loss_ms: loss.power_ms,
@@ -120,6 +150,26 @@ pub fn budget_text(budgets: &[ClusterBudget]) -> String {
                 format_size(b.seed_memory_request_bytes)
             ),
         );
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<14} {:<16} {:>10} {:>16} {:>22}   largest target cap in the pool",
+        "cluster", "agent", "worst case", "scrape slots", "series pool"
+    );
+    for b in budgets {
+        for s in &b.shares {
+            let _ = writeln!(
+                o,
+                "{:<14} {:<16} {:>10} {:>16} {:>22}   {} ({})",
+                b.cluster,
+                s.agent,
+                format_size(s.worst_case_bytes),
+                format!("{} x {}", s.scrape_slots, format_size(s.slot_bytes)),
+                format!("{} / {} series", format_size(s.pool_bytes), s.pool_series),
+                format_size(s.largest_cap_bytes),
+                s.largest_cap_job
+            );
+        }
     }
     let _ = writeln!(
         o,

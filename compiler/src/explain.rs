@@ -146,6 +146,12 @@ pub fn explain_json(p: &Plan, plan_bytes: usize) -> Value {
         "worst_case_memory": {
             "total": mem.total(),
             "by_buffer": memory,
+            "shared": {
+                "scrape_concurrency": p.sharing_bounds().scrape_concurrency,
+                "scrape_slot_bytes": p.scrape_slot_bytes(),
+                "series_pool_max_series": p.sharing_bounds().max_series,
+                "series_pool_max_bytes": p.sharing_bounds().max_series_bytes,
+            },
             "by_job": p.target_groups().iter().map(|g| json!({
                 "job": g.job,
                 "targets": g.targets,
@@ -339,23 +345,35 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
     for (name, bytes) in mem.rows() {
         let _ = writeln!(o, "  {name:<14} {:>12} B  {}", bytes, format_size(bytes));
     }
+    let sharing = p.sharing_bounds();
     let _ = writeln!(
         o,
-        "  by job (targets x one target's series table + scrape buffers + inflate + connection):"
+        "  shared: scrape_concurrency {} x {} per slot (sized for the largest limits); series_pool max_series {}, max_size {}{}",
+        sharing.scrape_concurrency,
+        format_size(p.scrape_slot_bytes()),
+        sharing.max_series,
+        format_size(sharing.max_series_bytes),
+        if p.sharing.is_none() { " (format before 4: per target)" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "  by job (targets x own: inflate + connection + at rest; caps: slot need, series table cap in the pool):"
     );
     for g in p.target_groups() {
         let c = &g.per_target;
         let _ = writeln!(
             o,
-            "    {:<16} {} x {} = {}  ({} + {} + {} + {})",
+            "    {:<16} {} x {} = {}  ({} + {} + {}; slot {}, series cap {} entries / {})",
             g.job,
             g.targets,
-            format_size(c.total()),
+            format_size(c.own()),
             format_size(g.total()),
-            format_size(c.series_state),
-            format_size(c.scrape_buffers),
             format_size(c.inflate),
-            format_size(c.connection)
+            format_size(c.connection),
+            format_size(c.at_rest),
+            format_size(c.scrape_slot),
+            c.series_cap_entries,
+            format_size(c.series_cap)
         );
     }
     o

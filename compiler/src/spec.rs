@@ -116,6 +116,23 @@ pub struct Settings {
     /// Budget of each node-role agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_resources: Option<ResourcesSpec>,
+    /// Scrapes whose bodies an agent parses at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_concurrency: Option<u64>,
+    /// What an agent's series tables may hold together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_pool: Option<SeriesPoolSpec>,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoolSpec {
+    /// Series entries, all targets together (default 200000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_series: Option<u64>,
+    /// Bytes, all targets together (default 64Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, Default, PartialEq)]

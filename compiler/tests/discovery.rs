@@ -49,8 +49,12 @@ fn the_example_plans_say_what_each_agent_watches() {
 
     for agent in &plans {
         let bytes = plan::encode(&agent.plan).unwrap();
-        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 4);
         assert_eq!(plan::decode(&bytes).unwrap(), agent.plan);
+        let mut unshared = agent.plan.clone();
+        unshared.sharing = None;
+        let bytes = plan::encode(&unshared).unwrap();
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
     }
 }
 

@@ -64,10 +64,14 @@ fn a_spec_using_nothing_new_compiles_to_the_bytes_it_always_had() {
         .unwrap();
     // The fixture was written when the fleet's node limit was 128Mi; the limit
     // rose to 160Mi when the memory model began to charge what the series
-    // tables really reserve. Everything else must be the bytes of then.
+    // tables really reserve. Every plan now says what its targets share
+    // (format version 4); without that, everything else must be the bytes
+    // of then.
     let mut then = node.plan.clone();
     assert_eq!(then.budget.memory_limit_bytes, 160 << 20);
     then.budget.memory_limit_bytes = 128 << 20;
+    assert_eq!(then.sharing, Some(plan::Sharing::DEFAULT));
+    then.sharing = None;
     let bytes = plan::encode(&then).unwrap();
     let before = std::fs::read(repo_path("agent-core/tests/data/node-v1.plan")).unwrap();
     assert!(bytes == before, "the plan of a spec without new keys changed");

@@ -50,42 +50,25 @@ fn budget_error(spec: &str) -> outpost_compiler::Diagnostic {
     d
 }
 
-/// `spec` with every job's limits set through `defaults`: `samples`, and `body_size` if given.
-fn with_default_limits(spec: &str, samples: u64, body_size: Option<&str>) -> String {
-    let body = body_size
-        .map(|b| format!("    body_size: {b}\n"))
-        .unwrap_or_default();
-    format!("defaults:\n  limits:\n    samples: {samples}\n{body}{spec}")
+/// `spec` with `settings` (YAML lines, two spaces in) under `defaults`.
+fn with_defaults(spec: &str, settings: &str) -> String {
+    format!("defaults:\n{settings}{spec}")
 }
 
-/// The first limits the error's help suggests (`samples <= N`, with `and
-/// body_size <= S` when both must go down). They must fit; one more sample
-/// alone must not. Returns the spec with them.
-fn check_suggested_limits(spec: &str, d: &outpost_compiler::Diagnostic) -> String {
-    let help = d.help.as_deref().unwrap();
-    let after = help
-        .split("samples <= ")
+/// The number after `key` in `text`, up to a separator.
+fn number_after(text: &str, key: &str) -> u64 {
+    let after = text
+        .split(key)
         .nth(1)
-        .unwrap_or_else(|| panic!("no samples in {help}"));
-    let samples: u64 = after
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no samples in {help}"));
-    let body = after
-        .strip_prefix(&format!("{samples} and body_size <= "))
-        .and_then(|s| s.split([';', ',', ' ']).next());
-    let fixed = with_default_limits(spec, samples, body);
-    let worst = node_plan(&fixed).worst_case_memory().total();
-    eprintln!(
-        "fits at samples {samples}, body_size {body:?}: {:.1} MiB",
-        worst as f64 / MIB as f64
-    );
-    assert!(worst <= 256 * MIB);
-    if body.is_none() {
-        budget_error(&with_default_limits(spec, samples + 1, body));
-    }
-    fixed
+        .unwrap_or_else(|| panic!("no {key} in {text}"));
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key} in {text}"))
+}
+
+fn worst_mib(plan: &Plan) -> f64 {
+    plan.worst_case_memory().total() as f64 / MIB as f64
 }
 
 #[test]
@@ -98,40 +81,87 @@ fn the_node_and_two_jobs_at_the_default_limits_fit_the_default_budget() {
 }
 
 #[test]
-fn four_jobs_at_the_default_limits_are_refused_naming_a_job_with_limits_that_fit() {
-    let spec = node_spec(4, 1);
-    let d = budget_error(&spec);
-    assert!(
-        d.message.contains("job app-0 holds the most: 1 target(s)"),
-        "{}",
-        d.message
-    );
-    assert_eq!(d.path.to_string(), "scrape_jobs[0].name");
-    let help = d.help.as_deref().unwrap();
-    assert!(
-        help.contains("job app-0 and the other 4 job(s) with the same limits"),
-        "{help}"
-    );
-    check_suggested_limits(&spec, &d);
+fn four_jobs_at_the_default_limits_fit_the_default_budget() {
+    let plan = node_plan(&node_spec(4, 1));
+    eprintln!("node + 4 jobs: {:.1} MiB", worst_mib(&plan));
+    assert!(plan.worst_case_memory().total() <= 256 * MIB);
 }
 
 #[test]
-fn thirty_targets_at_the_default_limits_are_refused_naming_the_job_with_limits_that_fit() {
-    let spec = node_spec(1, 30);
+fn thirty_static_targets_at_the_default_limits_fit_the_default_budget() {
+    let plan = node_plan(&node_spec(1, 30));
+    let m = plan.worst_case_memory();
+    eprintln!("node + 30 targets: {:.1} MiB {m:?}", worst_mib(&plan));
+    assert_eq!(plan.target_groups().iter().map(|g| g.targets).sum::<u64>(), 32);
+    assert!(m.total() <= 256 * MIB);
+    // The shared parts are charged once, whatever the number of targets.
+    let sharing = plan.sharing_bounds();
+    assert_eq!(
+        Some(sharing),
+        plan.sharing,
+        "the defaults, as 32 targets need them"
+    );
+    assert_eq!(
+        m.scrape_slots,
+        u64::from(sharing.scrape_concurrency) * plan.scrape_slot_bytes()
+    );
+    assert_eq!(m.series_pool, sharing.max_series_bytes);
+}
+
+#[test]
+fn a_discovery_job_allowed_a_hundred_targets_fits_the_default_budget() {
+    let spec = "receiver:\n  url: https://receive.example.net/api/v1/receive\nnode:\n  collectors: default\nscrape_jobs:\n  - name: pods\n    scope: node\n    discovery:\n      role: pod\n      max_targets: 100\nclusters:\n  - name: edge-1\n    role: edge\n";
+    let plan = node_plan(spec);
+    eprintln!("node + discovery of 100: {:.1} MiB", worst_mib(&plan));
+    assert_eq!(plan.target_groups().iter().map(|g| g.targets).sum::<u64>(), 102);
+    assert!(plan.worst_case_memory().total() <= 256 * MIB);
+}
+
+#[test]
+fn too_many_scrape_slots_are_refused_at_scrape_concurrency_with_one_that_fits() {
+    // 40 slots for 42 targets (a slot beyond the targets would never be used).
+    let spec = with_defaults(&node_spec(2, 20), "  scrape_concurrency: 40\n");
     let d = budget_error(&spec);
+    assert_eq!(d.path.to_string(), "defaults.scrape_concurrency");
+    assert!(d.message.contains("scrape_concurrency 40 x"), "{}", d.message);
+    let help = d.help.as_deref().unwrap();
+    let fits = number_after(help, "scrape_concurrency <= ");
+    let fixed = with_defaults(&node_spec(2, 20), &format!("  scrape_concurrency: {fits}\n"));
+    assert!(node_plan(&fixed).worst_case_memory().total() <= 256 * MIB);
+    budget_error(&with_defaults(
+        &node_spec(2, 20),
+        &format!("  scrape_concurrency: {}\n", fits + 1),
+    ));
+}
+
+#[test]
+fn a_series_pool_too_large_is_refused_at_its_max_size_with_one_that_fits() {
+    // Eight targets whose tables could together reserve more than 300Mi.
+    let spec = with_defaults(&node_spec(4, 2), "  series_pool:\n    max_size: 300Mi\n");
+    let d = budget_error(&spec);
+    assert_eq!(d.path.to_string(), "defaults.series_pool.max_size");
+    assert!(d.message.contains("series_pool holds the most"), "{}", d.message);
+    let fits = number_after(d.help.as_deref().unwrap(), "series_pool.max_size <= ");
+    let fixed = with_defaults(
+        &node_spec(4, 2),
+        &format!("  series_pool:\n    max_size: {fits}Ki\n"),
+    );
+    assert!(node_plan(&fixed).worst_case_memory().total() <= 256 * MIB);
+}
+
+#[test]
+fn thousands_of_targets_are_refused_at_their_job_with_a_count_that_fits() {
+    let spec = node_spec(1, 2500);
+    let d = budget_error(&spec);
+    assert_eq!(d.path.to_string(), "scrape_jobs[0].name");
     assert!(
-        d.message.contains("job app-0 holds the most: 30 target(s)"),
+        d.message.contains("job app-0 holds the most: 2500 target(s)"),
         "{}",
         d.message
     );
-    assert_eq!(d.path.to_string(), "scrape_jobs[0].name");
-    check_suggested_limits(&spec, &d);
-    // With the job's own limits, the error points at them.
-    let own = spec.replace(
-        "    scope: node\n",
-        "    scope: node\n    limits:\n      body_size: 10Mi\n",
-    );
-    assert_eq!(budget_error(&own).path.to_string(), "scrape_jobs[0].limits");
+    let fits = number_after(d.help.as_deref().unwrap(), "at most ");
+    let plan = node_plan(&node_spec(1, fits as usize));
+    assert!(plan.worst_case_memory().total() <= 256 * MIB);
 }
 
 #[test]

@@ -218,14 +218,16 @@ fn options_reach_the_plan_as_node_exporters_flags() {
     let t = o.textfile.as_ref().unwrap();
     assert_eq!(p.str(t.directory), "/var/lib/node_exporter/textfile_collector");
     assert_eq!((t.max_files, t.max_file_bytes), (8, 64 << 10));
-    // Options need plan format version 2 (the node role's default spill-mode WAL, version 3),
-    // and the plan round-trips through the agent's decoder.
+    // Options need plan format version 2 (the node role's default spill-mode WAL, version 3;
+    // what the targets share, which the compiler always writes, version 4), and the plan
+    // round-trips through the agent's decoder.
     let mut appending = p.clone();
     appending.wal.mode = plan::WalMode::Append;
+    appending.sharing = None;
     let bytes = plan::encode(&appending).unwrap();
     assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2);
     let bytes = plan::encode(p).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 4);
     assert_eq!(&plan::decode(&bytes).unwrap(), p);
     // The file buffer and its parser count in the worst case the budget is checked against.
     let mut without = p.clone();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use outpost_core::plan::{
     self, Agent, Auth, Budget, Collector, Fsync, LabelPair, Limits, NodeCollectors, Plan, Queue, Receiver,
-    RelabelRule, Role, Scheme, ScrapeJob, SelfScrape, StrId, Tls, Wal, WalMode,
+    RelabelRule, Role, Scheme, ScrapeJob, SelfScrape, Sharing, StrId, Tls, Wal, WalMode,
 };
 
 use crate::relabel::Rule;
@@ -104,6 +104,7 @@ impl PlanBuilder {
                     job: StrId(u32::MAX),
                 },
                 budget: BUDGET,
+                sharing: None,
             },
             cluster: None,
             receiver_url: String::new(),
@@ -316,6 +317,14 @@ impl PlanBuilder {
     pub fn self_scrape(mut self, interval_ms: u32, job: &str) -> Self {
         self.plan.self_scrape.interval_ms = interval_ms;
         self.self_scrape_job = job.into();
+        self
+    }
+
+    /// Scrape slots and series pool shared by the targets (format
+    /// version 4); without it the plan is an older one's, every target
+    /// with its own.
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.plan.sharing = Some(sharing);
         self
     }
 

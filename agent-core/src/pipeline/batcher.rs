@@ -2,6 +2,7 @@
 //! one remote-write batch per shard that closes into a [`BatchSink`].
 
 use super::fingerprint::output_fingerprint;
+use super::series_pool::SeriesPool;
 use super::series_table::id_pairs;
 use super::target::TARGET_LABEL_SLACK;
 use crate::labels::LabelSet;
@@ -51,6 +52,10 @@ pub struct Batcher {
     /// in series tables are valid only for the same fingerprint.
     pub(super) fingerprint: u64,
     pub counters: BatcherCounters,
+    /// The agent-wide ledger of series-table memory. It rides here because
+    /// every target's scrape already borrows the batcher mutably; see
+    /// [`SeriesPool`].
+    pub series_pool: SeriesPool,
 }
 
 impl Batcher {
@@ -79,6 +84,10 @@ impl Batcher {
             external,
             write_relabel,
             counters: BatcherCounters::default(),
+            series_pool: {
+                let sharing = plan.sharing_bounds();
+                SeriesPool::new(sharing.max_series, sharing.max_series_bytes)
+            },
         })
     }
 

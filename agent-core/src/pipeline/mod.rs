@@ -49,11 +49,15 @@
 
 mod batcher;
 mod fingerprint;
+mod scratch;
+mod series_pool;
 pub(crate) mod series_table;
 mod stage;
 mod target;
 
 pub use batcher::{BatchSink, Batcher, BatcherCounters, Unsent};
+pub use scratch::{ScrapeScratch, ScratchNeeds};
+pub use series_pool::SeriesPool;
 pub use stage::ScrapeReport;
 pub use target::{job_labels, TargetLabels};
 
@@ -81,6 +85,12 @@ pub struct TargetPipeline {
     pub target: TargetLabels,
     parser: Parser,
     stage: Stage,
+    /// What [`TargetPipeline::swap_scratch`] needs lent.
+    needs: ScratchNeeds,
+    /// The synthetic series' labels (`__name__` and the target's), kept
+    /// apart from the scrape buffers so that a target retired without a
+    /// slot still writes them.
+    synthetic: LabelSet,
     /// The [`Batcher`] fingerprint the table's label lists were made with.
     finalized_for: Option<u64>,
     /// What the table's keys and labels depend on: target labels,
@@ -93,6 +103,30 @@ pub struct TargetPipeline {
     max_sample_age_ms: u64,
 }
 
+/// What a scrape of a target of `job` (its `limits` and metric relabeling
+/// `rules`, its own labels `target_pairs` pairs taking `target_bytes`) needs
+/// of a slot's buffers, with its compiled rules.
+fn scratch_needs(
+    plan: &Plan,
+    job: &str,
+    limits: Limits,
+    rules: &[RelabelRule],
+    target_pairs: usize,
+    target_bytes: usize,
+) -> Result<(ScratchNeeds, RelabelProgram), String> {
+    let label_bytes = limits.series_label_bytes() + target_bytes + TARGET_LABEL_SLACK;
+    let relabel = RelabelProgram::build(plan, rules, label_bytes)
+        .map_err(|e| format!("metric_relabel of job {job}: {e}"))?;
+    let needs = ScratchNeeds {
+        limits,
+        label_count: limits.max_labels() + target_pairs + 4,
+        label_bytes,
+        rename_bytes: (limits.label_name_bytes as usize).min(limits.max_line_bytes()) + 64,
+        relabel: relabel.scratch_room(),
+    };
+    Ok((needs, relabel))
+}
+
 impl TargetPipeline {
     pub fn new(
         plan: &Plan,
@@ -100,20 +134,29 @@ impl TargetPipeline {
         limits: Limits,
         rules: &[RelabelRule],
     ) -> Result<Self, String> {
-        let label_bytes = limits.series_label_bytes() + target.bytes() + TARGET_LABEL_SLACK;
-        let relabel = RelabelProgram::build(plan, rules, label_bytes)
-            .map_err(|e| format!("metric_relabel of job {}: {e}", target.job))?;
+        let (needs, relabel) = scratch_needs(
+            plan,
+            &target.job,
+            limits,
+            rules,
+            target.pairs().count(),
+            target.bytes(),
+        )?;
+        let (label_count, label_bytes) = (needs.label_count, needs.label_bytes);
         let arena = limits.series_arena_bytes(TARGET_LABEL_BYTES + plan.external_label_bytes());
-        let label_count = limits.max_labels() + target.pairs().count() + 4;
+        let synthetic = LabelSet::with_capacity(
+            target.pairs().count() + 1,
+            target.bytes() + "__name__scrape_samples_post_metric_relabeling".len(),
+        );
         Ok(TargetPipeline {
             parser: Parser::new(&limits),
+            needs,
+            synthetic,
             stage: Stage {
                 relabel,
                 labels: LabelSet::with_capacity(label_count, label_bytes),
-                rename: String::with_capacity(
-                    (limits.label_name_bytes as usize).min(limits.max_line_bytes()) + 64,
-                ),
-                table: SeriesTable::with_capacity(limits.series_table_entries(), arena as usize),
+                rename: String::with_capacity(needs.rename_bytes),
+                table: SeriesTable::with_caps(limits.series_table_entries(), arena as usize),
                 report: ScrapeReport::default(),
                 over_limit: false,
                 oldest_allowed_ms: i64::MIN,
@@ -130,6 +173,12 @@ impl TargetPipeline {
 
     pub fn limits(&self) -> &Limits {
         &self.stage.limits
+    }
+
+    /// What the target's series table holds in the series pool: entries,
+    /// bytes.
+    pub fn series_reserved(&self) -> (u64, u64) {
+        self.stage.table.reserved()
     }
 
     /// Series the target had in its last good scrape.
@@ -320,7 +369,7 @@ impl TargetPipeline {
         self.scrape_ts_ms = ts_ms;
         self.staging = false;
         self.mark_live_stale(batcher, sink);
-        self.stage.table.clear();
+        self.stage.table.free(&mut batcher.series_pool);
         self.push_synthetic(true, 0.0, 0.0, batcher, sink);
     }
 
@@ -334,15 +383,18 @@ impl TargetPipeline {
         &mut self,
         old: &mut TargetPipeline,
         old_batcher: &Batcher,
-        new_batcher: &Batcher,
+        new_batcher: &mut Batcher,
     ) -> bool {
+        let (new, was) = (&self.stage.table, &old.stage.table);
         let same = old.fingerprint == self.fingerprint
             && old_batcher.fingerprint == new_batcher.fingerprint
-            && old.stage.table.entries.capacity() == self.stage.table.entries.capacity()
-            && old.stage.table.ids.capacity() == self.stage.table.ids.capacity();
+            && (was.max_entries, was.max_bytes) == (new.max_entries, new.max_bytes)
+            && was.charge_to(&mut new_batcher.series_pool).is_ok();
         if same {
             core::mem::swap(&mut self.stage.table, &mut old.stage.table);
             self.finalized_for = old.finalized_for;
+            // The old table, now this one's empty one, held nothing in the
+            // new pool.
             old.stage.table.clear();
         }
         same
@@ -389,15 +441,16 @@ impl TargetPipeline {
         let stale = f64::from_bits(STALE_NAN_BITS);
         for (name, value) in series {
             let value = if retiring { stale } else { value };
-            self.stage.labels.clear();
-            let ok = self.stage.labels.push("__name__", name).is_ok()
+            let labels = &mut self.synthetic;
+            labels.clear();
+            let ok = labels.push("__name__", name).is_ok()
                 && self
                     .target
                     .pairs()
-                    .all(|(n, v)| v.is_empty() || self.stage.labels.push(n, v).is_ok());
+                    .all(|(n, v)| v.is_empty() || labels.push(n, v).is_ok());
             if ok {
-                self.stage.labels.sort();
-                batcher.push(&self.stage.labels, value, self.scrape_ts_ms, sink);
+                labels.sort();
+                batcher.push(labels, value, self.scrape_ts_ms, sink);
             }
         }
     }

@@ -2,6 +2,8 @@
 //! and latest staged value, its final labels as string ids, and two
 //! indexes to find it by.
 
+use super::series_pool::SeriesPool;
+use crate::error::ScrapeError;
 use crate::labels::LabelSet;
 use crate::sizing::SERIES_ENTRY_BYTES;
 use crate::symbols::{Index, Symbols, BOOKKEEPING_BYTES_PER_SYMBOL};
@@ -56,6 +58,11 @@ const _: () = assert!(core::mem::size_of::<SeriesEntry>() as u64 == SERIES_ENTRY
 /// without allocating); and two indexes: by the series as exposed, and by
 /// its labels, which finds duplicates and series whose exposition changed
 /// but whose labels did not.
+///
+/// The table starts empty and grows by doubling, its entries and its
+/// arena (id lists and strings) apart, up to the caps its target's limits
+/// give; each growth is reserved first in the agent's [`SeriesPool`]. It
+/// never shrinks: a target that once held many series keeps their room.
 pub(super) struct SeriesTable {
     by_raw: Index,
     by_hash: Index,
@@ -72,11 +79,18 @@ pub(super) struct SeriesTable {
     /// next sample's entry: checking it first walks the entries in order
     /// instead of jumping through the index (a cache miss per sample).
     pub(super) cursor: usize,
+    /// The fairness caps from the target's limits: entries, arena bytes.
+    pub(super) max_entries: usize,
+    pub(super) max_bytes: usize,
+    /// The arena bytes the table is sized for now.
+    arena_bytes: usize,
+    /// What the table has reserved in the series pool: entries, bytes.
+    reserved: (u64, u64),
 }
 
-/// The most a table made by [`SeriesTable::with_capacity`] holds: its
-/// entries, its two indexes at their largest, the id lists and the string
-/// table.
+/// The most a table sized for `entries` entries and `bytes` arena bytes
+/// holds: its entries, its two indexes at their largest, the id lists and
+/// the string table.
 pub(crate) fn max_heap_bytes(entries: usize, bytes: usize) -> u64 {
     entries as u64 * SERIES_ENTRY_BYTES
         + 2 * Index::max_heap_bytes(entries)
@@ -89,25 +103,111 @@ pub(crate) fn growth_bytes(entries: usize, bytes: usize) -> u64 {
     Index::growth_bytes(entries).max(Symbols::growth_bytes(max_symbols(bytes)))
 }
 
+/// What a table sized for `entries` and `bytes` reserves in the series
+/// pool: all it may hold at that size, an index's growth included.
+pub(crate) fn reserved_bytes(entries: usize, bytes: usize) -> u64 {
+    if entries == 0 && bytes == 0 {
+        return 0;
+    }
+    max_heap_bytes(entries, bytes) + growth_bytes(entries, bytes)
+}
+
+/// Entries and arena bytes a table's first growth reserves.
+pub(crate) const FIRST_ENTRIES: usize = 256;
+pub(crate) const FIRST_ARENA_BYTES: usize = 32 * 1024;
+
 fn max_symbols(bytes: usize) -> usize {
     bytes / 2 / BOOKKEEPING_BYTES_PER_SYMBOL
 }
 
 impl SeriesTable {
-    /// A table of at most `entries` series whose ids and strings take at
-    /// most `bytes`: a quarter for id lists, a quarter for string text, half
-    /// for the strings' bookkeeping (the text's compaction spare comes on
-    /// top, see [`max_heap_bytes`]).
-    pub(super) fn with_capacity(entries: usize, bytes: usize) -> Self {
+    /// An empty table that may grow to `entries` series whose ids and
+    /// strings take at most `bytes`: a quarter for id lists, a quarter for
+    /// string text, half for the strings' bookkeeping (the text's
+    /// compaction spare comes on top, see [`max_heap_bytes`]).
+    pub(super) fn with_caps(entries: usize, bytes: usize) -> Self {
         SeriesTable {
-            by_raw: Index::new(entries),
-            by_hash: Index::new(entries),
-            entries: Vec::with_capacity(entries),
-            ids: Vec::with_capacity(bytes / 4),
-            symbols: Symbols::with_limits(max_symbols(bytes), bytes / 4),
+            by_raw: Index::new(0),
+            by_hash: Index::new(0),
+            entries: Vec::new(),
+            ids: Vec::new(),
+            symbols: Symbols::with_limits(0, 0),
             rekeyed: 0,
             cursor: 0,
+            max_entries: entries,
+            max_bytes: bytes,
+            arena_bytes: 0,
+            reserved: (0, 0),
         }
+    }
+
+    /// Resizes to `entries` and `arena` bytes, first reserving the new
+    /// size beside the old one in `pool`, then giving the old one back.
+    fn resize(&mut self, entries: usize, arena: usize, pool: &mut SeriesPool) -> Result<(), ScrapeError> {
+        let new = (entries as u64, reserved_bytes(entries, arena));
+        pool.reserve(new.0.saturating_sub(self.reserved.0), new.1)?;
+        if entries > self.entries.capacity() {
+            self.entries.reserve_exact(entries - self.entries.len());
+            self.by_raw.raise_max(entries);
+            self.by_hash.raise_max(entries);
+        }
+        if arena > self.arena_bytes {
+            self.ids.reserve_exact(arena / 4 - self.ids.len());
+            self.symbols.grow_to(max_symbols(arena), arena / 4);
+            self.arena_bytes = arena;
+        }
+        pool.release(0, self.reserved.1);
+        self.reserved = new;
+        Ok(())
+    }
+
+    /// Makes room for one more entry: Ok when there is room (growing if
+    /// need be), the pool's refusal, or the target's own cap.
+    pub(super) fn entry_room(&mut self, pool: &mut SeriesPool) -> Result<(), ScrapeError> {
+        if self.entries.len() < self.entries.capacity() {
+            return Ok(());
+        }
+        if self.entries.capacity() >= self.max_entries {
+            return Err(self.bytes_limit());
+        }
+        let want = (2 * self.entries.capacity())
+            .max(FIRST_ENTRIES)
+            .min(self.max_entries);
+        self.resize(want, self.arena_bytes, pool)
+    }
+
+    /// Doubles the arena (id lists and strings) for a series that did not
+    /// fit: the pool's refusal, or the target's own cap when it is there.
+    pub(super) fn grow_arena(&mut self, pool: &mut SeriesPool) -> Result<(), ScrapeError> {
+        if self.arena_bytes >= self.max_bytes {
+            return Err(self.bytes_limit());
+        }
+        let want = (2 * self.arena_bytes).max(FIRST_ARENA_BYTES).min(self.max_bytes);
+        self.resize(self.entries.capacity(), want, pool)
+    }
+
+    /// The error of a table at its own cap.
+    pub(super) fn bytes_limit(&self) -> ScrapeError {
+        ScrapeError::SeriesBytesLimit {
+            limit: self.max_bytes as u64,
+        }
+    }
+
+    /// What the table holds in the series pool: entries, bytes.
+    pub(super) fn reserved(&self) -> (u64, u64) {
+        self.reserved
+    }
+
+    /// Charges the table, as it is, to `pool` (a reload hands it to the
+    /// new plan's pool); nothing when the pool has no room for it.
+    pub(super) fn charge_to(&self, pool: &mut SeriesPool) -> Result<(), ScrapeError> {
+        pool.reserve(self.reserved.0, self.reserved.1)
+    }
+
+    /// Frees everything the table holds and gives its reservation back.
+    pub(super) fn free(&mut self, pool: &mut SeriesPool) {
+        pool.release(self.reserved.0, self.reserved.1);
+        *self = SeriesTable::with_caps(self.max_entries, self.max_bytes);
     }
 
     fn find_raw(&self, raw: u64) -> Result<usize, usize> {
@@ -135,8 +235,8 @@ impl SeriesTable {
         self.entries.len() == self.entries.capacity()
     }
 
-    /// Adds `entry` at the slots a failed lookup gave; the caller checked
-    /// [`SeriesTable::is_full`].
+    /// Adds `entry` at the slots a failed lookup gave; the caller made room
+    /// ([`SeriesTable::entry_room`]).
     pub(super) fn push(&mut self, raw_slot: usize, hash_slot: Option<usize>, entry: SeriesEntry) {
         debug_assert!(
             !self.is_full(),

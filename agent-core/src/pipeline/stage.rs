@@ -75,7 +75,7 @@ impl Stage {
         };
         if !self.build_labels(target, s)? {
             // Dropped by metric relabeling: remember that, if there is room.
-            if !self.table.is_full() {
+            if self.table.entry_room(&mut batcher.series_pool).is_ok() {
                 let at = self.table.ids.len() as u32;
                 let entry = SeriesEntry {
                     hash: 0,
@@ -112,21 +112,21 @@ impl Stage {
             return Ok(());
         }
         let table = &mut self.table;
-        let series_bytes_limit = ScrapeError::SeriesBytesLimit {
-            limit: (table.ids.capacity() * 4) as u64,
-        };
-        if table.is_full() {
-            return Err(series_bytes_limit);
-        }
+        table.entry_room(&mut batcher.series_pool)?;
         let at = table.ids.len();
-        let (state, len, wire_len) = match batcher.finalize(&self.labels) {
-            Ok(labels) => (
-                0,
-                table.store_labels(labels).map_err(|()| series_bytes_limit)?,
-                remote_write::encoded_labels_len(labels) as u32,
-            ),
-            Err(Unsent::DroppedByWriteRelabel) => (DROPPED, 0, 0),
-            Err(Unsent::Invalid) => (INVALID, 0, 0),
+        let (state, len, wire_len) = loop {
+            let stored = match batcher.finalize(&self.labels) {
+                Ok(labels) => table
+                    .store_labels(labels)
+                    .map(|len| (0, len, remote_write::encoded_labels_len(labels) as u32)),
+                Err(Unsent::DroppedByWriteRelabel) => Ok((DROPPED, 0, 0)),
+                Err(Unsent::Invalid) => Ok((INVALID, 0, 0)),
+            };
+            match stored {
+                Ok(stored) => break stored,
+                // The arena is full: grow it and finalize again.
+                Err(()) => table.grow_arena(&mut batcher.series_pool)?,
+            }
         };
         let entry = SeriesEntry {
             hash,

@@ -17,6 +17,9 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
         let targeting: Vec<&Targeting> = plan.scrape_jobs.iter().map(|j| &j.targeting).collect();
         payload.extend_from_slice(&postcard::to_allocvec(&targeting)?);
     }
+    if version >= 4 {
+        payload.extend_from_slice(&postcard::to_allocvec(&plan.sharing)?);
+    }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -30,9 +33,13 @@ pub fn encode(plan: &Plan) -> Result<Vec<u8>, postcard::Error> {
 impl Plan {
     /// The oldest format version that holds this plan: 1 unless the node section names a
     /// collector added in version 2 or sets an option (2), or the WAL holds records in memory or
-    /// a job relabels or discovers its targets (3), so that plans which need nothing new stay
+    /// a job relabels or discovers its targets (3), or the targets share scrape slots and a
+    /// series pool (4), so that plans which need nothing new stay
     /// readable by older agents (and byte-identical to what older compilers wrote).
     pub fn format_version(&self) -> u16 {
+        if self.sharing.is_some() {
+            return 4;
+        }
         let default = Targeting::default();
         if matches!(self.wal.mode, WalMode::Spill(_))
             || self.scrape_jobs.iter().any(|j| j.targeting != default)
@@ -114,6 +121,12 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
         for (job, t) in plan.scrape_jobs.iter_mut().zip(targeting) {
             job.targeting = t;
         }
+        rest = after;
+    }
+    if version >= 4 {
+        let (sharing, after): (Option<Sharing>, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(PlanError::Payload)?;
+        plan.sharing = sharing;
         rest = after;
     }
     if version == 1 && plan.format_version() > 1 {

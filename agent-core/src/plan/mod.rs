@@ -39,7 +39,7 @@ pub use error::PlanError;
 
 pub const MAGIC: [u8; 8] = *b"OUTPOST\0";
 /// The newest format version: what [`encode`] writes for a plan that needs it.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version [`decode`] reads.
 pub const MIN_FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 20;
@@ -66,6 +66,39 @@ pub struct Plan {
     /// The agent's own `/metrics`, shipped like any target.
     pub self_scrape: SelfScrape,
     pub budget: Budget,
+    /// What the targets share: how many scrape at once and the series pool.
+    /// Not part of the postcard `Plan`: written last, in version 4 only (see
+    /// [`encode`]). `None` in older plans, whose agents gave every target
+    /// its own worst case: as many scrapes at once as targets, and a pool
+    /// that holds every target's series table at its caps.
+    #[serde(skip)]
+    pub sharing: Option<Sharing>,
+}
+
+/// Scrape resources the targets share (format version 4).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharing {
+    /// Scrapes whose bodies are parsed at once; each holds one scrape slot
+    /// (parser, label sets, relabeling scratch) for its duration. A due
+    /// scrape waits for a slot, and is skipped (counted) if none frees
+    /// before its timeout. At least 1.
+    pub scrape_concurrency: u16,
+    /// Series entries every target's series table together may reserve.
+    pub max_series: u64,
+    /// Bytes every target's series table together may reserve.
+    pub max_series_bytes: u64,
+}
+
+impl Sharing {
+    /// The compiler's defaults: four scrapes at once (a node agent's jobs
+    /// rarely overlap more), and room for 200,000 series in 64 MiB (about
+    /// 335 bytes a series: entry, indexes, id list and strings of a
+    /// typical series with room to double).
+    pub const DEFAULT: Sharing = Sharing {
+        scrape_concurrency: 4,
+        max_series: 200_000,
+        max_series_bytes: 64 << 20,
+    };
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

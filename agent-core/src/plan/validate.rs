@@ -6,6 +6,12 @@ use super::*;
 impl Plan {
     /// Checks every cross-reference and range the agent relies on.
     pub fn validate(&self) -> Result<(), PlanError> {
+        if self.sharing.is_some_and(|s| s.scrape_concurrency == 0) {
+            return Err(PlanError::Invalid {
+                field: "sharing.scrape_concurrency",
+                reason: "must be at least 1",
+            });
+        }
         let n = self.strings.len();
         let s = |field: &'static str, id: StrId| -> Result<(), PlanError> {
             if (id.0 as usize) < n {

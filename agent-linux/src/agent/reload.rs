@@ -65,7 +65,7 @@ impl Agent {
                     // external labels) starts afresh; its old series go stale.
                     if !n
                         .pipeline
-                        .adopt_series(&mut t.pipeline, &old.batcher, &self.scraping.batcher)
+                        .adopt_series(&mut t.pipeline, &old.batcher, &mut self.scraping.batcher)
                     {
                         t.retire(wall, &mut old.batcher, &mut self.ship);
                     }

@@ -6,6 +6,7 @@
 //! one by one ([`Scraping::add_discovered`], [`Scraping::retire_target`],
 //! driven by [`super::discovery`]).
 
+use std::collections::VecDeque;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,8 +16,11 @@ use mio::Registry;
 use outpost_core::discovery::targets::MAX_TARGET_LABEL_BYTES;
 use outpost_core::error::ScrapeError;
 use outpost_core::expfmt::ExpositionFormat;
-use outpost_core::pipeline::{job_labels, Batcher, TargetLabels, TargetPipeline};
+use outpost_core::pipeline::{
+    job_labels, Batcher, ScrapeScratch, ScratchNeeds, TargetLabels, TargetPipeline,
+};
 use outpost_core::plan::{self, Plan, Scheme};
+use outpost_core::sizing::{DISCOVERED_TARGET_LABELS, DISCOVERED_TARGET_LABEL_BYTES};
 use rustls::ClientConfig;
 
 use super::discovery::Discovered;
@@ -89,6 +93,10 @@ pub(super) struct Target {
     /// Its wall-clock time: the timestamp of its samples.
     started_wall_ms: i64,
     begun: bool,
+    /// The scrape slot lent to the scrape in progress.
+    slot: Option<usize>,
+    /// Due, and waiting in [`Scraping::waiting`] for a free slot.
+    waiting: bool,
     pub stats: TargetStats,
     /// When samples refused as too old were last logged, and how many
     /// were refused since.
@@ -117,6 +125,14 @@ pub(super) struct ScrapeIo<'a> {
 pub(super) struct Scraping {
     pub targets: Vec<Target>,
     pub batcher: Batcher,
+    /// `scrape_concurrency` scrape slots, each sized for every target; a
+    /// scrape borrows one from its start to its end.
+    slots: Vec<ScrapeScratch>,
+    /// Slots not lent.
+    free_slots: Vec<usize>,
+    /// Targets due but without a slot, first come first served; each waits
+    /// at most its scrape timeout, then that scrape is skipped (counted).
+    waiting: VecDeque<usize>,
     node: Option<NodeCollector>,
     /// The node collectors' text, parsed like a scrape body.
     node_body: String,
@@ -197,6 +213,34 @@ impl Scraping {
             Source::SelfScrape,
             plan.self_scrape.interval_ms,
         ));
+        // The targets scrape in shared slots (each target gave up its own
+        // buffers as it was built): sized for the largest needs, allocated
+        // once here.
+        let mut needs = targets
+            .iter()
+            .map(|t| t.pipeline.scratch_needs())
+            .reduce(|a, b| a.max(b))
+            .expect("the self-scrape is a target");
+        // Targets discovery finds later scrape in the same slots: sized for
+        // the widest labels the core lets a discovered target keep.
+        for job in plan
+            .scrape_jobs
+            .iter()
+            .filter(|j| j.targeting.discovery.is_some())
+        {
+            let (bytes, pairs) = (DISCOVERED_TARGET_LABEL_BYTES, DISCOVERED_TARGET_LABELS);
+            let name = plan.str(job.name);
+            needs = needs.max(ScratchNeeds::for_job(
+                plan,
+                name,
+                job.limits,
+                &job.metric_relabel,
+                pairs,
+                bytes,
+            )?);
+        }
+        let concurrency = usize::from(plan.sharing_bounds().scrape_concurrency.max(1));
+        let slots: Vec<ScrapeScratch> = (0..concurrency).map(|_| ScrapeScratch::new(&needs)).collect();
         // Spread first scrapes over each interval so targets do not all
         // fire in the same millisecond.
         let n = targets.len() as u64;
@@ -210,6 +254,9 @@ impl Scraping {
                 max_labels.max(discovered_labels),
                 max_label_bytes.max(discovered_bytes),
             )?,
+            free_slots: (0..slots.len()).rev().collect(),
+            slots,
+            waiting: VecDeque::with_capacity(targets.len()),
             targets,
             node,
             node_body: String::with_capacity(256 * 1024),
@@ -262,9 +309,57 @@ impl Scraping {
             if timed_out {
                 self.handle_event(i, now, io);
             }
-            if starting && self.targets[i].started_ms.is_none() && now >= self.targets[i].next_at_ms {
-                self.start_scrape(i, now, io);
+            let t = &mut self.targets[i];
+            if starting && t.started_ms.is_none() && !t.waiting && now >= t.next_at_ms {
+                t.waiting = true;
+                t.stats.waiting = true;
+                self.waiting.push_back(i);
             }
+        }
+        self.serve_waiting(now, starting, io);
+    }
+
+    /// Lends free slots to the waiting targets in order, and skips the
+    /// scrapes that waited past their timeout.
+    fn serve_waiting(&mut self, now: u64, starting: bool, io: &mut ScrapeIo<'_>) {
+        let targets = &mut self.targets;
+        let slots = self.slots.len();
+        self.waiting.retain(|&i| {
+            let t = &mut targets[i];
+            if now < t.next_at_ms + t.timeout_ms() {
+                return true;
+            }
+            t.skipped(now, slots);
+            false
+        });
+        while starting && !self.free_slots.is_empty() {
+            let Some(i) = self.waiting.pop_front() else {
+                break;
+            };
+            let t = &mut self.targets[i];
+            t.waiting = false;
+            t.stats.waiting = false;
+            self.start_scrape(i, now, io);
+        }
+    }
+
+    /// Lends a free slot to target `i`'s scrape.
+    fn take_slot(&mut self, i: usize) {
+        let t = &mut self.targets[i];
+        if t.slot.is_none() {
+            if let Some(k) = self.free_slots.pop() {
+                t.pipeline.swap_scratch(&mut self.slots[k]);
+                t.slot = Some(k);
+            }
+        }
+    }
+
+    /// Takes back the slot target `i`'s scrape held.
+    fn give_slot_back(&mut self, i: usize) {
+        let t = &mut self.targets[i];
+        if let Some(k) = t.slot.take() {
+            t.pipeline.swap_scratch(&mut self.slots[k]);
+            self.free_slots.push(k);
         }
     }
 
@@ -275,6 +370,10 @@ impl Scraping {
             .iter()
             .filter_map(|t| match (&t.source, t.started_ms) {
                 (Source::Http(h), Some(_)) => h.conn.deadline_ms(),
+                // A waiting target needs the loop when a slot frees (at once,
+                // if one is free) or when it has waited its timeout.
+                _ if t.waiting && starting && !self.free_slots.is_empty() => Some(0),
+                _ if t.waiting => Some(t.next_at_ms + t.timeout_ms()),
                 _ => starting.then_some(t.next_at_ms),
             })
             .min()
@@ -315,6 +414,16 @@ impl Scraping {
     /// marker stamped `wall_ms`, as a reload retires a removed target. The
     /// last target takes its place.
     pub(super) fn retire_target(&mut self, i: usize, wall_ms: i64, registry: &Registry, ship: &mut Shipping) {
+        // Its slot goes back before it is dropped, and the queue forgets it
+        // and follows the target that moves into its place.
+        self.give_slot_back(i);
+        let last = self.targets.len() - 1;
+        self.waiting.retain(|&w| w != i);
+        for w in &mut self.waiting {
+            if *w == last {
+                *w = i;
+            }
+        }
         let mut t = self.targets.swap_remove(i);
         if let Source::Http(h) = &mut t.source {
             h.conn.close(registry);
@@ -338,6 +447,8 @@ impl Scraping {
         }
         // Keep the phase: the next scrape is one interval after this one was due.
         t.next_at_ms = (t.next_at_ms + t.interval_ms).max(now + 1);
+        self.take_slot(i);
+        let t = &mut self.targets[i];
         t.stats.scrapes += 1;
         t.begun = false;
         t.started_ms = Some(now);
@@ -362,7 +473,10 @@ impl Scraping {
             }
             Source::SelfScrape => {
                 let stats = self.targets.iter().map(|t| &t.stats);
-                let text = io.self_metrics.render(io.ship, stats, io.discovering, io.procfs);
+                let pool = &self.batcher.series_pool;
+                let text = io
+                    .self_metrics
+                    .render(io.ship, stats, io.discovering, pool, io.procfs);
                 let t = &mut self.targets[i];
                 t.pipeline.begin(ExpositionFormat::PrometheusText, wall);
                 let result = t.pipeline.handle_chunk(text.as_bytes(), &mut self.batcher);
@@ -429,6 +543,7 @@ impl Scraping {
         let duration = now.saturating_sub(t.started_ms.unwrap_or(now)) as f64 / 1000.0;
         t.started_ms = None;
         let committed = t.pipeline.finish(duration, &mut self.batcher, io.ship);
+        self.give_slot_back(i);
         // The scrape is in the WAL before the next one of the target starts.
         self.batcher.close_all(io.ship);
         let t = &mut self.targets[i];
@@ -483,6 +598,7 @@ impl Scraping {
         t.stats.failed(t.started_wall_ms, duration, reason, msg);
         t.pipeline
             .fail(t.started_wall_ms, duration, &mut self.batcher, ship);
+        self.give_slot_back(i);
         self.batcher.close_all(ship);
         self.targets[i].log_down(was_down, reason);
     }
@@ -622,7 +738,11 @@ impl Target {
         }
     }
 
-    fn new(pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+    /// A target of `pipeline`, whose own scrape buffers are dropped at once
+    /// (so that building many targets never holds more than one target's):
+    /// it scrapes in a slot lent for each scrape.
+    fn new(mut pipeline: TargetPipeline, source: Source, interval_ms: u32) -> Target {
+        pipeline.drop_scratch();
         let stats = TargetStats {
             job: pipeline.target.job.clone(),
             instance: pipeline.target.instance.clone(),
@@ -636,6 +756,8 @@ impl Target {
             started_ms: None,
             started_wall_ms: 0,
             begun: false,
+            slot: None,
+            waiting: false,
             stats,
             too_old_logged_ms: None,
             too_old_unlogged: 0,
@@ -647,6 +769,34 @@ impl Target {
     /// [`TargetPipeline::retire`]).
     pub(super) fn retire(&mut self, wall_ms: i64, batcher: &mut Batcher, ship: &mut Shipping) {
         self.pipeline.retire(wall_ms, batcher, ship);
+    }
+
+    /// How long a due scrape may wait for a slot: its timeout (in-process
+    /// scrapes: their interval).
+    fn timeout_ms(&self) -> u64 {
+        match &self.source {
+            Source::Http(h) => h.timeout_ms,
+            _ => self.interval_ms,
+        }
+    }
+
+    /// The due scrape found no free slot within its timeout: it is skipped,
+    /// counted and logged; the target's series are untouched and its next
+    /// scrape is one interval later.
+    fn skipped(&mut self, now: u64, slots: usize) {
+        self.waiting = false;
+        self.stats.waiting = false;
+        self.stats.skipped_concurrency += 1;
+        self.next_at_ms = (self.next_at_ms + self.interval_ms).max(now + 1);
+        log::warn(
+            "scrape skipped: no scrape slot freed within its timeout",
+            &[
+                ("job", &self.stats.job),
+                ("instance", &self.stats.instance),
+                ("reason", &"concurrency"),
+                ("scrape_concurrency", &slots),
+            ],
+        );
     }
 
     /// Samples refused as too old are logged when a target first sends

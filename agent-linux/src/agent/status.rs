@@ -9,6 +9,8 @@
 use std::fmt::{self, Display, Write as _};
 use std::path::Path;
 
+use outpost_core::pipeline::SeriesPool;
+
 use super::discovery::Discovering;
 use super::scraping::{Scraping, NODE_PAGE};
 use super::shipping::Shipping;
@@ -43,6 +45,10 @@ pub(super) struct TargetStats {
     pub last_duration_s: f64,
     /// Why the last scrape failed; empty when it did not.
     pub last_error: LastError,
+    /// Scrapes skipped because no scrape slot freed within their timeout.
+    pub skipped_concurrency: u64,
+    /// Due and waiting for a scrape slot now.
+    pub waiting: bool,
 }
 
 impl TargetStats {
@@ -178,6 +184,46 @@ fn render_runtimeinfo(info: &RuntimeInfo, out: &mut String) {
     out.push_str("}}");
 }
 
+/// The shared series pool: what the series tables reserve, its limits, and
+/// the growths it refused (each failed a scrape with `series_pool_full`).
+fn render_pool_metrics(expo: &mut Expo<'_>, pool: &SeriesPool) {
+    let families: [(&str, &str, Kind, u64); 5] = [
+        (
+            "outpost_series_pool_bytes",
+            "Bytes the targets' series tables reserve in the shared series pool.",
+            Kind::Gauge,
+            pool.bytes(),
+        ),
+        (
+            "outpost_series_pool_max_bytes",
+            "The series pool's size (series_pool.max_size).",
+            Kind::Gauge,
+            pool.max_bytes(),
+        ),
+        (
+            "outpost_series_pool_series",
+            "Series entries the targets' series tables reserve in the shared series pool.",
+            Kind::Gauge,
+            pool.series(),
+        ),
+        (
+            "outpost_series_pool_max_series",
+            "The series pool's entries (series_pool.max_series).",
+            Kind::Gauge,
+            pool.max_series(),
+        ),
+        (
+            "outpost_series_pool_refused_total",
+            "Series-table growths the pool refused.",
+            Kind::Counter,
+            pool.refused,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        expo.single(&[name], &[help], kind, &[], value);
+    }
+}
+
 /// A counter family with one series per target: name, help, value.
 type PerTarget = (&'static str, &'static str, fn(&TargetStats) -> u64);
 
@@ -229,6 +275,30 @@ where
     // Prometheus's name; per target, since the count is only actionable
     // with the target that sends the old samples (Prometheus names it in
     // its log line instead). `sum()` gives Prometheus's single series.
+    const SKIPPED: &[&str] = &["outpost_target_scrapes_skipped_total"];
+    expo.family(
+        SKIPPED,
+        &["Scrapes skipped, per target and reason (concurrency: no scrape slot freed within the scrape timeout)."],
+        Kind::Counter,
+    );
+    for t in targets.clone() {
+        expo.sample(
+            SKIPPED,
+            &[
+                ("job", &t.job),
+                ("instance", &t.instance),
+                ("reason", "concurrency"),
+            ],
+            t.skipped_concurrency,
+        );
+    }
+    expo.single(
+        &["outpost_scrapes_waiting"],
+        &["Scrapes due and waiting for a free scrape slot."],
+        Kind::Gauge,
+        &[],
+        targets.clone().filter(|t| t.waiting).count() as u64,
+    );
     let per_target: [PerTarget; 2] = [
         (
             "prometheus_target_scrapes_sample_out_of_bounds_total",
@@ -391,6 +461,7 @@ impl SelfMetrics {
         ship: &Shipping,
         targets: I,
         discovering: &Discovering,
+        pool: &SeriesPool,
         procfs: &Path,
     ) -> &str
     where
@@ -402,6 +473,7 @@ impl SelfMetrics {
         let mut expo = Expo::new(out);
         render_agent_metrics(&mut expo, targets, &ship.wal);
         discovering.render_metrics(&mut expo);
+        render_pool_metrics(&mut expo, pool);
         render_clock_metrics(
             &mut expo,
             clock::kernel_clock_synchronised(),
@@ -439,9 +511,10 @@ impl Responder for StatusView<'_> {
         match path {
             "/metrics" => {
                 let stats = targets.iter().map(|t| &t.stats);
+                let pool = &self.scraping.batcher.series_pool;
                 let text = self
                     .self_metrics
-                    .render(self.ship, stats, self.discovering, self.procfs);
+                    .render(self.ship, stats, self.discovering, pool, self.procfs);
                 out.content_type = TEXT_FORMAT;
                 out.push_page(text.as_bytes());
             }

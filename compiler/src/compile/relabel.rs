@@ -99,6 +99,7 @@ fn probe_plan(strings: Vec<String>) -> Plan {
             memory_request_bytes: 0,
             memory_limit_bytes: limits.body_bytes.into(),
         },
+        sharing: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Checks of a built plan as the agent will see it: its worst case fits the
 //! memory limit, and the agent's own builder accepts every rule list.
 
-use super::build::QueuePaths;
+use super::build::{QueuePaths, SharingPaths};
 use super::context::Cx;
 use super::defaults::default_limits;
 use super::layers::Unit;
@@ -54,9 +54,17 @@ impl Unit<'_> {
     }
 
     /// The plan's worst case must fit the memory limit. When it does not,
-    /// the error points at what holds the most, a job's targets or the
-    /// queue, says by how much and which settings would fit.
-    pub(super) fn check_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, paths: &QueuePaths) {
+    /// the error points at what holds the most (the scrape slots, the
+    /// series pool, a job's targets or the queue), says by how much and
+    /// which settings would fit.
+    pub(super) fn check_memory(
+        &self,
+        cx: &mut Cx,
+        plan: &Plan,
+        role: Role,
+        paths: &QueuePaths,
+        sharing_paths: &SharingPaths,
+    ) {
         let mem = plan.worst_case_memory();
         let limit = plan.budget.memory_limit_bytes;
         let total = mem.total();
@@ -64,12 +72,23 @@ impl Unit<'_> {
             return;
         }
         let groups = plan.target_groups();
-        if let Some(job) = groups
+        let job = groups
             .iter()
             .rev()
-            .max_by_key(|g| (g.total(), matches!(g.source, TargetSource::ScrapeJob(_))))
-            .filter(|g| g.total() > mem.queue)
-        {
+            .max_by_key(|g| (g.total(), matches!(g.source, TargetSource::ScrapeJob(_))));
+        let job_total = job.map_or(0, |g| g.total());
+        let most = mem
+            .queue
+            .max(mem.scrape_slots)
+            .max(mem.series_pool)
+            .max(job_total);
+        if most == mem.scrape_slots && mem.scrape_slots > mem.queue {
+            return self.slots_over_memory(cx, plan, role, total, sharing_paths);
+        }
+        if most == mem.series_pool && mem.series_pool > mem.queue {
+            return self.pool_over_memory(cx, plan, role, total, sharing_paths);
+        }
+        if let Some(job) = job.filter(|g| g.total() == most && g.total() > mem.queue) {
             return self.job_over_memory(cx, plan, role, job, total);
         }
         let q = &plan.queue;
@@ -112,13 +131,13 @@ impl Unit<'_> {
             )
         } else {
             message = format!(
-                "worst-case memory of {agent} is {}, over its memory limit of {} even without the queue ({} for scrape buffers)",
+                "worst-case memory of {agent} is {}, over its memory limit of {} even without the queue ({} for scrapes and series)",
                 format_size(total),
                 format_size(limit),
                 format_size(rest)
             );
             format!(
-                "lower the targets' limits (body_size, samples) or raise the memory limit to at least {}",
+                "lower scrape_concurrency, series_pool.max_size or the targets' limits, or raise the memory limit to at least {}",
                 format_size(total)
             )
         };
@@ -141,24 +160,155 @@ impl Unit<'_> {
     /// target count or memory limit that would fit.
     fn job_over_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, job: &TargetGroup, total: u64) {
         let limit = plan.budget.memory_limit_bytes;
-        let l = job.limits;
         let per = job.per_target;
         let agent = format!("{}/{}.plan", self.name(), role.as_str());
         let message = format!(
-            "worst-case memory of {agent} is {}, over its memory limit of {}; job {} holds the most: {} target(s) x {} = {} (a target's series table {} for samples {} and body_size {}, its scrape buffers {})",
+            "worst-case memory of {agent} is {}, over its memory limit of {}; job {} holds the most: {} target(s) x {} = {} (a target's connection, receive and inflate buffers and labels)",
             format_size(total),
             format_size(limit),
             job.job,
             job.targets,
-            format_size(per.total()),
+            format_size(per.own()),
             format_size(job.total()),
-            format_size(per.series_state),
-            l.samples,
-            format_size(u64::from(l.body_bytes)),
-            format_size(per.scrape_buffers),
         );
-        // Jobs with the same limits (from the same defaults, usually) are
-        // lowered together: one of them alone rarely makes the difference.
+        let mut ways = Vec::new();
+        let rest = total - job.total();
+        let targets = limit.saturating_sub(rest) / per.own().max(1);
+        if matches!(job.source, TargetSource::ScrapeJob(_)) && targets >= 1 && targets < job.targets {
+            ways.push(format!("at most {targets} target(s)"));
+        }
+        let help = if ways.is_empty() {
+            format!("raise the memory limit to at least {}", format_size(total))
+        } else {
+            format!(
+                "give job {} {}; or raise the memory limit to at least {}",
+                job.job,
+                ways.join(", or "),
+                format_size(total)
+            )
+        };
+        let path = self.job_path(job);
+        cx.push(
+            Diagnostic::error("memory-budget", path, message)
+                .label("this job's targets hold the most of the worst case")
+                .help(help),
+        );
+    }
+
+    /// Where a job's limits are set in the spec, or its name.
+    fn job_path(&self, job: &TargetGroup) -> DocPath {
+        let root = DocPath::root();
+        match job.source {
+            TargetSource::ScrapeJob(_) => self
+                .fleet
+                .scrape_jobs
+                .iter()
+                .position(|s| s.name == job.job)
+                .map(|si| {
+                    let at = root.at("scrape_jobs").at(si);
+                    match self.fleet.scrape_jobs[si].limits {
+                        Some(_) => at.at("limits"),
+                        None => at.at("name"),
+                    }
+                })
+                .unwrap_or_else(|| self.unit_path.at("name")),
+            TargetSource::Node => root.at("node"),
+            TargetSource::SelfScrape => self.unit_path.at("name"),
+        }
+    }
+
+    /// The memory-budget error for a plan whose largest part is its scrape
+    /// slots: how many, what one holds and which job's limits size it, and
+    /// the concurrency or limits that would fit.
+    fn slots_over_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, total: u64, paths: &SharingPaths) {
+        let limit = plan.budget.memory_limit_bytes;
+        let mem = plan.worst_case_memory();
+        let sharing = plan.sharing_bounds();
+        let slot = plan.scrape_slot_bytes();
+        let groups = plan.target_groups();
+        let Some(job) = groups.iter().max_by_key(|g| g.per_target.scrape_slot) else {
+            return;
+        };
+        let l = job.limits;
+        let agent = format!("{}/{}.plan", self.name(), role.as_str());
+        let message = format!(
+            "worst-case memory of {agent} is {}, over its memory limit of {}; its scrape slots hold the most: scrape_concurrency {} x {} = {} (a slot is sized for the largest limits, job {}'s: body_size {}, label limits {} x {} B)",
+            format_size(total),
+            format_size(limit),
+            sharing.scrape_concurrency,
+            format_size(slot),
+            format_size(mem.scrape_slots),
+            job.job,
+            format_size(u64::from(l.body_bytes)),
+            l.label_count,
+            l.label_value_bytes,
+        );
+        let rest = total - mem.scrape_slots;
+        let fitting = limit.saturating_sub(rest) / slot.max(1);
+        let mut ways = Vec::new();
+        if fitting >= 1 && fitting < u64::from(sharing.scrape_concurrency) {
+            ways.push(format!("scrape_concurrency <= {fitting}"));
+        }
+        ways.extend(self.fitting_limits(plan, job));
+        let help = if ways.is_empty() {
+            format!("raise the memory limit to at least {}", format_size(total))
+        } else {
+            format!(
+                "set {}; or raise the memory limit to at least {}",
+                ways.join(", or "),
+                format_size(total)
+            )
+        };
+        let path = paths
+            .scrape_concurrency
+            .clone()
+            .unwrap_or_else(|| self.job_path(job));
+        cx.push(
+            Diagnostic::error("memory-budget", path, message)
+                .label("these scrape slots hold the most of the worst case")
+                .help(help),
+        );
+    }
+
+    /// The memory-budget error for a plan whose largest part is its series
+    /// pool, with the `max_size` that would fit.
+    fn pool_over_memory(&self, cx: &mut Cx, plan: &Plan, role: Role, total: u64, paths: &SharingPaths) {
+        let limit = plan.budget.memory_limit_bytes;
+        let mem = plan.worst_case_memory();
+        let agent = format!("{}/{}.plan", self.name(), role.as_str());
+        let message = format!(
+            "worst-case memory of {agent} is {}, over its memory limit of {}; its series_pool holds the most: max_size {} (every target's series table together)",
+            format_size(total),
+            format_size(limit),
+            format_size(mem.series_pool),
+        );
+        let rest = total - mem.series_pool;
+        let help = if rest < limit {
+            format!(
+                "set series_pool.max_size <= {}Ki; or raise the memory limit to at least {}",
+                (limit - rest) / 1024,
+                format_size(total)
+            )
+        } else {
+            format!("raise the memory limit to at least {}", format_size(total))
+        };
+        let path = paths
+            .max_size
+            .clone()
+            .unwrap_or_else(|| self.unit_path.at("name"));
+        cx.push(
+            Diagnostic::error("memory-budget", path, message)
+                .label("this series pool holds the most of the worst case")
+                .help(help),
+        );
+    }
+
+    /// Limits for `job` (and the jobs that share its limits) that would
+    /// make the plan fit, as suggestions: `samples <= N`, `body_size <= S`,
+    /// or both.
+    fn fitting_limits(&self, plan: &Plan, job: &TargetGroup) -> Vec<String> {
+        let limit = plan.budget.memory_limit_bytes;
+        let l = job.limits;
         let shared = plan
             .target_groups()
             .iter()
@@ -174,6 +324,8 @@ impl Unit<'_> {
             }
             p.worst_case_memory().total() <= limit
         };
+        // Jobs with the same limits (from the same defaults, usually) are
+        // lowered together: one of them alone rarely makes the difference.
         let mut ways = Vec::new();
         if job.source != TargetSource::SelfScrape {
             if let Some(samples) = largest_fitting(l.samples, |v| fits(plan::Limits { samples: v, ..l })) {
@@ -199,51 +351,15 @@ impl Unit<'_> {
                 }
             }
         }
-        let rest = total - job.total();
-        let targets = limit.saturating_sub(rest) / per.total().max(1);
-        if matches!(job.source, TargetSource::ScrapeJob(_)) && targets >= 1 && targets < job.targets {
-            ways.push(format!("at most {targets} target(s) at these limits"));
-        }
-        let help = if ways.is_empty() {
-            format!("raise the memory limit to at least {}", format_size(total))
-        } else {
-            let whom = match shared {
-                0 | 1 => format!("job {}", job.job),
-                n => format!(
-                    "job {} and the other {} job(s) with the same limits",
-                    job.job,
-                    n - 1
-                ),
-            };
-            format!(
-                "give {whom} {}; or raise the memory limit to at least {}",
-                ways.join(", or "),
-                format_size(total)
-            )
+        let whom = match shared {
+            0 | 1 => format!("job {}", job.job),
+            n => format!(
+                "job {} and the other {} job(s) with the same limits",
+                job.job,
+                n - 1
+            ),
         };
-        let root = DocPath::root();
-        let path = match job.source {
-            TargetSource::ScrapeJob(_) => self
-                .fleet
-                .scrape_jobs
-                .iter()
-                .position(|s| s.name == job.job)
-                .map(|si| {
-                    let at = root.at("scrape_jobs").at(si);
-                    match self.fleet.scrape_jobs[si].limits {
-                        Some(_) => at.at("limits"),
-                        None => at.at("name"),
-                    }
-                })
-                .unwrap_or_else(|| self.unit_path.at("name")),
-            TargetSource::Node => root.at("node"),
-            TargetSource::SelfScrape => self.unit_path.at("name"),
-        };
-        cx.push(
-            Diagnostic::error("memory-budget", path, message)
-                .label("this job's targets hold the most of the worst case")
-                .help(help),
-        );
+        ways.into_iter().map(|w| format!("{w} for {whom}")).collect()
     }
 }
 

@@ -9,6 +9,7 @@ mod queue;
 mod receiver;
 mod resources;
 mod scrape;
+mod sharing;
 mod wal;
 
 use super::context::Cx;
@@ -22,6 +23,7 @@ use outpost_core::plan::{self, Plan, Role};
 use scrape::{Inherited, TIMEOUT_OVER_INTERVAL_HELP};
 
 pub(super) use queue::QueuePaths;
+pub(super) use sharing::SharingPaths;
 
 /// A bound the plan holds in 32 bits, at least 1.
 fn clamp_u32(v: u64) -> u32 {
@@ -127,6 +129,7 @@ impl Unit<'_> {
             job: s.id(SELF_JOB),
         };
         let budget = self.budget(cx, role);
+        let (sharing, sharing_paths) = self.sharing(cx);
         let plan = Plan {
             strings: s.into_strings(),
             agent,
@@ -138,8 +141,9 @@ impl Unit<'_> {
             scrape_jobs,
             self_scrape,
             budget,
+            sharing: Some(sharing),
         };
-        self.check_memory(cx, &plan, role, &queue_paths);
+        self.check_memory(cx, &plan, role, &queue_paths, &sharing_paths);
         self.check_agent_accepts_rules(cx, &plan);
         self.check_node_mixin(cx, &plan);
         Some(plan)
