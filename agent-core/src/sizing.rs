@@ -10,8 +10,9 @@
 //! `scrape_concurrency` scrape slots, each sized for the largest limits of
 //! any target (the only buffers a body is parsed in), and the series pool
 //! at its `max_size` (every series table grows inside it, a growth charged
-//! old + new). Per target only what it holds at rest: its connection with
-//! its receive and inflate buffers, its labels and its empty table. The model
+//! old + new), and a gzip state per slot (lent to the target's connection
+//! for each scrape). Per target only what it holds at rest: its connection
+//! with its receive buffers, its labels and its empty table. The model
 //! charges each part by its own unit: a series-table entry, an index slot,
 //! a string's bookkeeping, a record of the sender's window. Where that unit
 //! is the size of a type, the type's module asserts it at compile time.
@@ -91,6 +92,11 @@ pub const HELD_SPAN_BYTES: u64 = 24;
 pub const CONNECTION_BYTES: u64 = 64 * 1024;
 /// miniz_oxide's inflate state with its 32 KiB window.
 pub const INFLATE_STATE_BYTES: u64 = 48 * 1024;
+/// The inflate output buffer of a scrape slot's gzip state: the piece of
+/// a gzip body handed to the parser per call. The agent sizes it so.
+pub const INFLATE_OUT_BYTES: usize = 32 * 1024;
+/// A scrape slot's gzip state, lent with the slot.
+pub const SLOT_GZIP_BYTES: u64 = INFLATE_STATE_BYTES + INFLATE_OUT_BYTES as u64;
 
 /// An agent's worst-case memory by what holds it, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -99,6 +105,10 @@ pub struct MemoryBreakdown {
     /// `scrape_concurrency` slots of [`TargetCost::scrape_slot`] at its
     /// largest, and the textfile collector's own parser.
     pub scrape_slots: u64,
+    /// Gzip states: one per scrape slot, lent with it to the connection of
+    /// the target that scrapes ([`SLOT_GZIP_BYTES`]), and each remote-write
+    /// shard's own (its output buffer is in its connection). Targets hold
+    /// none at rest.
     pub inflate: u64,
     /// The series pool's `max_size`.
     pub series_pool: u64,
@@ -233,7 +243,6 @@ impl Limits {
         let arena = self.series_arena_bytes(added_label_bytes);
         TargetCost {
             scrape_slot: self.max_line_bytes() as u64 + self.series_scratch_bytes(),
-            inflate: INFLATE_STATE_BYTES,
             at_rest: TARGET_AT_REST_BYTES,
             series_cap: series_table::reserved_bytes(entries, arena as usize),
             series_cap_entries: entries as u64,
@@ -268,7 +277,6 @@ pub struct TargetCost {
     /// hold for this target (slots are shared, see
     /// [`MemoryBreakdown::scrape_slots`]).
     pub scrape_slot: u64,
-    pub inflate: u64,
     /// Held whether it scrapes or not; see [`TARGET_AT_REST_BYTES`].
     pub at_rest: u64,
     /// The most its series table may reserve in the series pool (the
@@ -282,7 +290,7 @@ pub struct TargetCost {
 impl TargetCost {
     /// What the target holds of its own, outside the shared slots and pool.
     pub fn own(&self) -> u64 {
-        self.inflate + self.at_rest + self.connection
+        self.at_rest + self.connection
     }
 }
 
@@ -415,7 +423,7 @@ impl Plan {
         MemoryBreakdown {
             fixed: FIXED_OVERHEAD_BYTES,
             scrape_slots,
-            inflate: sum(|c| c.inflate),
+            inflate: u64::from(sharing.scrape_concurrency) * SLOT_GZIP_BYTES + shards * INFLATE_STATE_BYTES,
             series_pool: sharing.max_series_bytes,
             targets: sum(|c| c.at_rest),
             batching,

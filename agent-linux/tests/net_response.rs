@@ -3,7 +3,7 @@
 mod net_support;
 
 use net_support::gzip;
-use outpost_agent::net::{BodyLimits, Failure, Feed, NetError, ResponseHead, ResponseParser};
+use outpost_agent::net::{BodyLimits, Failure, Feed, GzipState, NetError, ResponseHead, ResponseParser};
 
 type Outcome = Result<(ResponseHead, Vec<u8>, usize), Failure<&'static str>>;
 
@@ -114,6 +114,42 @@ fn gzip_with_name_field_and_two_members_is_decoded() {
     input.extend(&b);
     let (_, body, _) = all_same(parse(&input, ROOMY, false)).unwrap();
     assert_eq!(body, b"first member\nsecond member\n");
+}
+
+#[test]
+fn a_gzip_body_needs_a_lent_gzip_state_and_the_state_serves_the_next_parser() {
+    let plain = b"lent_state_series{i=\"1\"} 1\n".repeat(500);
+    let z = gzip(&plain);
+    let mut input = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        z.len()
+    )
+    .into_bytes();
+    input.extend(&z);
+    let mut first = ResponseParser::with_gzip(1024, GzipState::none());
+    let mut second = ResponseParser::with_gzip(1024, GzipState::none());
+    let mut slot = GzipState::new(64);
+    // Without a state the body fails by name; nothing is decoded.
+    first.begin(ROOMY, false);
+    let err = parse_in_steps(&mut first, &input, 100, false).unwrap_err();
+    assert_eq!(err, Failure::Net(NetError::NoGzipState));
+    assert_eq!(NetError::NoGzipState.reason(), "no_gzip_state");
+    // The one state, lent to each parser in turn (stopped mid-stream by
+    // the first, so reset by the second's begin), decodes both bodies.
+    for (which, step) in [(0, 7), (1, 1000), (0, input.len())] {
+        let parser = if which == 0 { &mut first } else { &mut second };
+        parser.swap_gzip(&mut slot);
+        assert!(!slot.is_some(), "the parser holds the state while lent");
+        parser.begin(ROOMY, false);
+        let half = parse_in_steps(parser, &input[..input.len() / 2], step, false);
+        assert!(half.is_err(), "half a body is not a response");
+        parser.begin(ROOMY, false);
+        let (head, body, _) = parse_in_steps(parser, &input, step, false).unwrap();
+        assert!(head.gzip);
+        assert_eq!(body, plain);
+        parser.swap_gzip(&mut slot);
+        assert!(slot.is_some(), "given back");
+    }
 }
 
 #[test]

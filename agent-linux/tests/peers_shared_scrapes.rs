@@ -2,8 +2,11 @@
 //! small for two targets fails the second by name while the first's series
 //! reach a real Prometheus 2.42 whole; and with one scrape slot, slow targets
 //! delay each other and the scrapes that cannot start within their timeout
-//! are skipped and counted, never lost silently.
+//! are skipped and counted, never lost silently; and gzip targets that
+//! take turns with the one slot's gzip state are each delivered whole.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outpost_core::plan::Sharing;
@@ -184,4 +187,113 @@ fn one_scrape_slot_delays_slow_targets_and_counts_every_scrape_it_skips() {
         (served as f64) <= elapsed.as_secs_f64() / 1.2 + 1.0,
         "{served} scrapes in {elapsed:?} through one slot"
     );
+}
+
+/// `plain` as one gzip member (RFC 1952), as a Prometheus exporter sends it.
+fn gzip(plain: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(plain, 6));
+    out.extend_from_slice(&crc32fast::hash(plain).to_le_bytes());
+    out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    out
+}
+
+const GZIP_SERIES: u64 = 2_000;
+
+/// A target that answers the n-th scrape with `name`'s series at `n + i`,
+/// gzip-encoded when the request accepts gzip; counts the gzip answers.
+struct GzipTarget {
+    gzipped: Arc<AtomicU64>,
+    server: LoopbackServer,
+}
+
+impl GzipTarget {
+    fn start(name: &'static str) -> GzipTarget {
+        let gzipped = Arc::new(AtomicU64::new(0));
+        let served = Arc::new(AtomicU64::new(0));
+        let count = gzipped.clone();
+        let server = LoopbackServer::start("127.0.0.1:0", move |s, stop| {
+            serve_connection(s, stop, |req| {
+                let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+                let body = series(name, GZIP_SERIES, n).into_bytes();
+                let accepts = req
+                    .headers
+                    .get("accept-encoding")
+                    .is_some_and(|v| v.contains("gzip"));
+                if !accepts {
+                    return (200, Vec::new(), body);
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let headers = vec![("Content-Encoding".to_string(), "gzip".to_string())];
+                (200, headers, gzip(&body))
+            })
+        });
+        GzipTarget { gzipped, server }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.server.port())
+    }
+}
+
+#[test]
+fn gzip_targets_taking_turns_with_one_slots_gzip_state_are_each_delivered_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(prom) = Prometheus::start(&dir.path().join("prom")) else {
+        return;
+    };
+    let a = GzipTarget::start("gz_a_series");
+    let b = GzipTarget::start("gz_b_series");
+    // One slot: both connections (and the self-scrape) scrape with the one
+    // gzip state in turn, each giving it back after its scrape.
+    let plan = PlanBuilder::new()
+        .receiver_url(&prom.write_url())
+        .wal_dir(&dir.path().join("wal"))
+        .sharing(Sharing {
+            scrape_concurrency: 1,
+            ..Sharing::DEFAULT
+        })
+        .scrape_job("gz_a", &[a.address()])
+        .job_timing(1_000, 900)
+        .scrape_job("gz_b", &[b.address()])
+        .job_timing(1_000, 900)
+        .build();
+    let plan_path = write_plan(dir.path(), "plan.bin", &plan);
+    let port = free_port();
+    let mut agent = outpost!().start(&plan_path, port, "gzip-node", &dir.path().join("outpost.log"));
+
+    // Each body inflates to more than one inflate output buffer (32 KiB).
+    assert!(series("gz_a_series", GZIP_SERIES, 1).len() > 64 * 1024);
+    // The first five scrapes of each target, every series at its value, in
+    // Prometheus: the last series of each scrape carries `n + 1999`.
+    let last = format!("i{:05}", GZIP_SERIES - 1);
+    let mut held = Vec::new();
+    for name in ["gz_a_series", "gz_b_series"] {
+        let q = format!("{name}{{item=\"{last}\"}}[5m]");
+        held.push(wait_for(
+            &format!("five scrapes of {name}"),
+            Duration::from_secs(60),
+            || {
+                let body = prom.query(&q);
+                (1..=5)
+                    .all(|n| body.contains(&format!("\"{}\"]", n + GZIP_SERIES - 1)))
+                    .then_some(body)
+            },
+        ));
+    }
+    let counts: Vec<String> = ["gz_a", "gz_b"]
+        .iter()
+        .map(|job| prom.query(&format!("count({job}_series{{job=\"{job}\"}})")))
+        .collect();
+    let (_, metrics) = http_get(port, "/metrics").expect("agent /metrics");
+    agent.terminate(Duration::from_secs(10));
+
+    for (target, count) in [&a, &b].iter().zip(&counts) {
+        assert!(target.gzipped.load(Ordering::SeqCst) >= 5, "gzip answers");
+        assert!(count.contains(&format!("\"{GZIP_SERIES}\"")), "{count}");
+        let instance = format!("instance=\"{}\"", target.address());
+        let failures = metric_sum(&metrics, "outpost_target_scrape_failures_total", &[&instance]);
+        assert_eq!(failures, 0.0, "{metrics}");
+    }
+    eprintln!("{}", held.join("\n"));
 }

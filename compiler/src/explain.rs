@@ -357,18 +357,17 @@ pub fn explain_text(p: &Plan, plan_bytes: usize) -> String {
     );
     let _ = writeln!(
         o,
-        "  by job (targets x own: inflate + connection + at rest; caps: slot need, series table cap in the pool):"
+        "  by job (targets x own: connection + at rest; caps: slot need, series table cap in the pool):"
     );
     for g in p.target_groups() {
         let c = &g.per_target;
         let _ = writeln!(
             o,
-            "    {:<16} {} x {} = {}  ({} + {} + {}; slot {}, series cap {} entries / {})",
+            "    {:<16} {} x {} = {}  ({} + {}; slot {}, series cap {} entries / {})",
             g.job,
             g.targets,
             format_size(c.own()),
             format_size(g.total()),
-            format_size(c.inflate),
             format_size(c.connection),
             format_size(c.at_rest),
             format_size(c.scrape_slot),

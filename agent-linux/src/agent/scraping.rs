@@ -20,7 +20,7 @@ use outpost_core::pipeline::{
     job_labels, Batcher, ScrapeScratch, ScratchNeeds, TargetLabels, TargetPipeline,
 };
 use outpost_core::plan::{self, Plan, Scheme};
-use outpost_core::sizing::{DISCOVERED_TARGET_LABELS, DISCOVERED_TARGET_LABEL_BYTES};
+use outpost_core::sizing::{DISCOVERED_TARGET_LABELS, DISCOVERED_TARGET_LABEL_BYTES, INFLATE_OUT_BYTES};
 use rustls::ClientConfig;
 
 use super::discovery::Discovered;
@@ -35,7 +35,9 @@ use crate::cli::RunArgs;
 use crate::clock::Clock;
 use crate::collectors::{NodeCollector, Paths};
 use crate::log;
-use crate::net::{BodyLimits, ConnBuffers, Failure, HttpClientConn, Progress, Request, ResponseHead};
+use crate::net::{
+    BodyLimits, ConnBuffers, Failure, GzipState, HttpClientConn, Progress, Request, ResponseHead,
+};
 
 const SCRAPE_ACCEPT: &[u8] =
     b"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
@@ -78,6 +80,14 @@ enum Source {
     },
     SelfScrape,
     Http(Box<HttpTarget>),
+}
+
+/// One scrape slot: what a scrape works in, lent to a target for the
+/// scrape and taken back at its end. Its gzip state goes to the target's
+/// connection (in-process scrapes leave it in the slot).
+struct Slot {
+    scratch: ScrapeScratch,
+    gzip: GzipState,
 }
 
 /// The status page that serves the node collectors' text.
@@ -127,7 +137,7 @@ pub(super) struct Scraping {
     pub batcher: Batcher,
     /// `scrape_concurrency` scrape slots, each sized for every target; a
     /// scrape borrows one from its start to its end.
-    slots: Vec<ScrapeScratch>,
+    slots: Vec<Slot>,
     /// Slots not lent.
     free_slots: Vec<usize>,
     /// Targets due but without a slot, first come first served; each waits
@@ -240,7 +250,12 @@ impl Scraping {
             )?);
         }
         let concurrency = usize::from(plan.sharing_bounds().scrape_concurrency.max(1));
-        let slots: Vec<ScrapeScratch> = (0..concurrency).map(|_| ScrapeScratch::new(&needs)).collect();
+        let slots: Vec<Slot> = (0..concurrency)
+            .map(|_| Slot {
+                scratch: ScrapeScratch::new(&needs),
+                gzip: GzipState::new(INFLATE_OUT_BYTES),
+            })
+            .collect();
         // Spread first scrapes over each interval so targets do not all
         // fire in the same millisecond.
         let n = targets.len() as u64;
@@ -348,7 +363,7 @@ impl Scraping {
         let t = &mut self.targets[i];
         if t.slot.is_none() {
             if let Some(k) = self.free_slots.pop() {
-                t.pipeline.swap_scratch(&mut self.slots[k]);
+                t.swap_slot(&mut self.slots[k]);
                 t.slot = Some(k);
             }
         }
@@ -358,7 +373,7 @@ impl Scraping {
     fn give_slot_back(&mut self, i: usize) {
         let t = &mut self.targets[i];
         if let Some(k) = t.slot.take() {
-            t.pipeline.swap_scratch(&mut self.slots[k]);
+            t.swap_slot(&mut self.slots[k]);
             self.free_slots.push(k);
         }
     }
@@ -632,7 +647,8 @@ impl HttpTarget {
             read_bytes: 16 * 1024,
             head_bytes: 8 * 1024,
             request_bytes: 4 * 1024,
-            inflate_out_bytes: 32 * 1024,
+            // The gzip state is lent with a slot for each scrape.
+            inflate_out_bytes: None,
         };
         let conn = HttpClientConn::new(addr, tls.clone(), &server_name, token, bufs)
             .map_err(|e| format!("{instance}: {e}"))?;
@@ -669,8 +685,12 @@ impl HttpTarget {
             };
             // The name moved (or resolved for the first time): the
             // next request connects to the new address.
-            let conn = HttpClientConn::new(addr, d.tls.clone(), &d.server_name, d.token, d.bufs)
+            let mut conn = HttpClientConn::new(addr, d.tls.clone(), &d.server_name, d.token, d.bufs)
                 .map_err(|e| ("dns_failed", e.to_string()))?;
+            // The gzip state lent to this scrape moves to the new connection.
+            let mut lent = GzipState::none();
+            self.conn.swap_gzip(&mut lent);
+            conn.swap_gzip(&mut lent);
             self.conn.close(registry);
             self.conn = conn;
             d.conn_addr = Some(addr);
@@ -711,6 +731,15 @@ fn agent_address(args: &RunArgs) -> String {
 }
 
 impl Target {
+    /// Exchanges what the target holds with what `slot` holds: lends the
+    /// slot, and (called again with the same slot) gives it back.
+    fn swap_slot(&mut self, slot: &mut Slot) {
+        self.pipeline.swap_scratch(&mut slot.scratch);
+        if let Source::Http(h) = &mut self.source {
+            h.conn.swap_gzip(&mut slot.gzip);
+        }
+    }
+
     /// What `/api/v1/targets` shows of this target.
     pub(super) fn active(&self) -> ActiveTarget<'_> {
         let labels = &self.pipeline.target;

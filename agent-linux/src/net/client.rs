@@ -21,7 +21,7 @@ use rustls::{ClientConfig, ClientConnection};
 use rustls_pki_types::ServerName;
 
 use super::error::{Failure, NetError, Phase};
-use super::response::{BodyLimits, BodySink, Feed, ResponseHead, ResponseParser};
+use super::response::{BodyLimits, BodySink, Feed, GzipState, ResponseHead, ResponseParser};
 
 /// Buffer sizes for one connection; the runtime derives them from the plan's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,10 @@ pub struct ConnBuffers {
     pub head_bytes: usize,
     /// A serialized request including its body (remote-write batches must fit).
     pub request_bytes: usize,
-    /// Inflate output handed to the sink per call.
-    pub inflate_out_bytes: usize,
+    /// Inflate output handed to the sink per call, with the connection's
+    /// own gzip state; `None`: it holds none, and one is lent to it for each
+    /// exchange that may get a gzip body ([`HttpClientConn::swap_gzip`]).
+    pub inflate_out_bytes: Option<usize>,
 }
 
 impl Default for ConnBuffers {
@@ -42,7 +44,7 @@ impl Default for ConnBuffers {
             read_bytes: 16 * 1024,
             head_bytes: 8 * 1024,
             request_bytes: 8 * 1024,
-            inflate_out_bytes: 32 * 1024,
+            inflate_out_bytes: Some(32 * 1024),
         }
     }
 }
@@ -134,7 +136,10 @@ impl HttpClientConn {
             out_cap: bufs.request_bytes,
             out_pos: 0,
             rbuf: vec![0u8; bufs.read_bytes.max(512)].into_boxed_slice(),
-            parser: ResponseParser::new(bufs.head_bytes, bufs.inflate_out_bytes),
+            parser: ResponseParser::with_gzip(
+                bufs.head_bytes,
+                bufs.inflate_out_bytes.map_or(GzipState::none(), GzipState::new),
+            ),
             exchange: Exchange::Idle,
             head_request: false,
             limits: BodyLimits {
@@ -148,6 +153,12 @@ impl HttpClientConn {
             requests_on_conn: 0,
             connects: 0,
         })
+    }
+
+    /// Exchanges the connection's gzip state with `other`: a scrape is lent
+    /// its slot's state for the exchange and gives it back after.
+    pub fn swap_gzip(&mut self, other: &mut GzipState) {
+        self.parser.swap_gzip(other);
     }
 
     pub fn token(&self) -> Token {

@@ -61,6 +61,9 @@ pub enum NetError {
     BadGzip { what: &'static str },
     /// A `Content-Encoding` other than gzip or identity.
     UnsupportedEncoding,
+    /// A gzip body arrived on a connection that holds no gzip state (none
+    /// was lent to it for this exchange).
+    NoGzipState,
     /// The serialized request did not fit the connection's request buffer.
     RequestTooLarge { limit: usize },
     /// The request itself is unusable (e.g. CR/LF in a header value).
@@ -85,6 +88,7 @@ impl NetError {
             NetError::DecompressedTooLarge { .. } => "decompressed_size_limit",
             NetError::BadGzip { .. } => "bad_gzip",
             NetError::UnsupportedEncoding => "unsupported_encoding",
+            NetError::NoGzipState => "no_gzip_state",
             NetError::RequestTooLarge { .. } => "request_too_large",
             NetError::BadRequest { .. } => "bad_request",
             NetError::Busy => "busy",
@@ -133,6 +137,9 @@ impl fmt::Display for NetError {
             NetError::BadGzip { what } => write!(f, "bad gzip body: {what}"),
             NetError::UnsupportedEncoding => {
                 write!(f, "response Content-Encoding is neither gzip nor identity")
+            }
+            NetError::NoGzipState => {
+                write!(f, "gzip body on a connection that holds no gzip state")
             }
             NetError::RequestTooLarge { limit } => {
                 write!(f, "request does not fit the request buffer ({limit} bytes)")

@@ -14,6 +14,6 @@ mod tls;
 
 pub use client::{ConnBuffers, HttpClientConn, Progress, Request};
 pub use error::{Failure, NetError, Phase};
-pub use response::{BodyLimits, BodySink, Feed, ResponseHead, ResponseParser};
+pub use response::{BodyLimits, BodySink, Feed, GzipState, ResponseHead, ResponseParser};
 pub use server::{HttpServer, Responder, Response, ServerLimits, ServerStats};
 pub use tls::{client_config, TlsError};

@@ -128,7 +128,7 @@ pub fn small_bufs() -> ConnBuffers {
         read_bytes: 4096,
         head_bytes: 4096,
         request_bytes: 64 * 1024,
-        inflate_out_bytes: 8192,
+        inflate_out_bytes: Some(8192),
     }
 }
 

@@ -9,7 +9,9 @@ use crate::diag::Diagnostic;
 use crate::tree::DocPath;
 use crate::units::format_size;
 use outpost_core::plan::{self, Plan, Role};
-use outpost_core::sizing::{TargetGroup, TargetSource, CONNECTION_BYTES, MIN_SAMPLE_BYTES};
+use outpost_core::sizing::{
+    TargetGroup, TargetSource, CONNECTION_BYTES, INFLATE_STATE_BYTES, MIN_SAMPLE_BYTES, SLOT_GZIP_BYTES,
+};
 use outpost_core::snappy::max_compressed_len;
 
 impl Unit<'_> {
@@ -96,9 +98,10 @@ impl Unit<'_> {
             (u64::from(q.max_batch_bytes) / u64::from(q.max_samples_per_send)).max(MIN_SAMPLE_BYTES);
         let per_shard = (u64::from(q.capacity) + u64::from(q.max_samples_per_send)) * per_sample
             + max_compressed_len(u64::from(q.max_batch_bytes))
-            + CONNECTION_BYTES;
+            + CONNECTION_BYTES
+            + INFLATE_STATE_BYTES;
         let shards = u64::from(q.max_shards);
-        let rest = total - mem.queue - shards * CONNECTION_BYTES;
+        let rest = total - mem.queue - shards * (CONNECTION_BYTES + INFLATE_STATE_BYTES);
         let room = limit.saturating_sub(rest);
         let fitting_shards = room / per_shard;
         let agent = format!("{}/{}.plan", self.name(), role.as_str());
@@ -163,7 +166,7 @@ impl Unit<'_> {
         let per = job.per_target;
         let agent = format!("{}/{}.plan", self.name(), role.as_str());
         let message = format!(
-            "worst-case memory of {agent} is {}, over its memory limit of {}; job {} holds the most: {} target(s) x {} = {} (a target's connection, receive and inflate buffers and labels)",
+            "worst-case memory of {agent} is {}, over its memory limit of {}; job {} holds the most: {} target(s) x {} = {} (a target's connection, receive buffers and labels)",
             format_size(total),
             format_size(limit),
             job.job,
@@ -243,8 +246,10 @@ impl Unit<'_> {
             l.label_count,
             l.label_value_bytes,
         );
-        let rest = total - mem.scrape_slots;
-        let fitting = limit.saturating_sub(rest) / slot.max(1);
+        // Each slot brings its gzip state too.
+        let gzip = u64::from(sharing.scrape_concurrency) * SLOT_GZIP_BYTES;
+        let rest = total - mem.scrape_slots - gzip;
+        let fitting = limit.saturating_sub(rest) / (slot + SLOT_GZIP_BYTES);
         let mut ways = Vec::new();
         if fitting >= 1 && fitting < u64::from(sharing.scrape_concurrency) {
             ways.push(format!("scrape_concurrency <= {fitting}"));

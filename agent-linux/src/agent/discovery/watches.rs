@@ -24,7 +24,7 @@ const BUFFERS: ConnBuffers = ConnBuffers {
     read_bytes: 16 * 1024,
     head_bytes: 8 * 1024,
     request_bytes: 16 * 1024,
-    inflate_out_bytes: 0,
+    inflate_out_bytes: Some(0),
 };
 
 /// Lists and watches end when the server says; their bodies are bounded by

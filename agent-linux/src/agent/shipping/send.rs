@@ -111,7 +111,7 @@ impl Shipping {
             read_bytes: 16 * 1024,
             head_bytes: 8 * 1024,
             request_bytes: self.body.capacity() + 4096,
-            inflate_out_bytes: 16 * 1024,
+            inflate_out_bytes: Some(16 * 1024),
         };
         let side = &self.side;
         match HttpClientConn::new(

@@ -46,6 +46,43 @@ const FEXTRA: u8 = 4;
 const FNAME: u8 = 8;
 const FCOMMENT: u8 = 16;
 
+/// A connection's gzip state: its own, one lent to it for an exchange
+/// ([`crate::net::HttpClientConn::swap_gzip`]), or none. Lending is a swap
+/// of two of these: no allocation.
+pub struct GzipState(Option<Gunzip>);
+
+impl GzipState {
+    /// The inflate state and an output buffer of `out_bytes` (the piece
+    /// handed to the sink per call), allocated now.
+    pub fn new(out_bytes: usize) -> Self {
+        GzipState(Some(Gunzip::new(out_bytes)))
+    }
+
+    /// No state, and no allocation: a gzip body fails until one is lent.
+    pub const fn none() -> Self {
+        GzipState(None)
+    }
+
+    pub fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(super) fn get(&mut self) -> Option<&mut Gunzip> {
+        self.0.as_mut()
+    }
+
+    pub(super) fn reset(&mut self) {
+        if let Some(g) = &mut self.0 {
+            g.reset();
+        }
+    }
+
+    /// The stream ended at a member's end (never, without a state).
+    pub(super) fn finished(&self) -> bool {
+        self.0.as_ref().is_some_and(Gunzip::finished)
+    }
+}
+
 pub(super) struct Gunzip {
     state: Gz,
     inflater: Box<InflateState>,

@@ -2,7 +2,8 @@
 //! until close) and bounded gzip inflate. Bytes go in via [`ResponseParser::feed`], the decoded
 //! body comes out through the caller's sink. No socket and no clock here, so it can be fuzzed.
 //!
-//! Every buffer is allocated in [`ResponseParser::new`] and reused for every response.
+//! Every buffer is allocated in [`ResponseParser::new`] and reused for every response; the gzip
+//! state may instead be lent for each exchange ([`ResponseParser::swap_gzip`]).
 
 mod chunked;
 mod gzip;
@@ -10,7 +11,7 @@ mod head;
 
 use super::error::{Failure, NetError};
 use chunked::{Chunk, Step};
-use gzip::Gunzip;
+pub use gzip::GzipState;
 pub use head::ResponseHead;
 
 /// Where the decoded body goes, piece by piece, with the response head. Returning `Err` stops
@@ -64,7 +65,7 @@ pub struct ResponseParser {
     body_bytes: u64,
     /// Bytes handed to the sink so far.
     decoded_bytes: u64,
-    gunzip: Gunzip,
+    gunzip: GzipState,
     /// The request was HEAD, so no body follows whatever the headers say.
     head_request: bool,
     /// Response bytes seen since `begin`; lets the client tell "closed before any answer".
@@ -76,6 +77,11 @@ impl ResponseParser {
     /// `head_bytes` bounds the status line plus headers; `inflate_out_bytes` is the inflate
     /// window handed to the sink per call.
     pub fn new(head_bytes: usize, inflate_out_bytes: usize) -> Self {
+        Self::with_gzip(head_bytes, GzipState::new(inflate_out_bytes))
+    }
+
+    /// As [`ResponseParser::new`], with `gzip` as its gzip state (perhaps none).
+    pub fn with_gzip(head_bytes: usize, gzip: GzipState) -> Self {
         ResponseParser {
             head_buf: vec![0u8; head_bytes.max(64)].into_boxed_slice(),
             head_len: 0,
@@ -89,7 +95,7 @@ impl ResponseParser {
             },
             body_bytes: 0,
             decoded_bytes: 0,
-            gunzip: Gunzip::new(inflate_out_bytes),
+            gunzip: gzip,
             head_request: false,
             seen: 0,
             sticky: None,
@@ -109,6 +115,12 @@ impl ResponseParser {
         self.head_request = head_request;
         self.seen = 0;
         self.sticky = None;
+    }
+
+    /// Exchanges its gzip state with `other`: how a state is lent for one
+    /// exchange and taken back.
+    pub fn swap_gzip(&mut self, other: &mut GzipState) {
+        core::mem::swap(&mut self.gunzip, other);
     }
 
     /// The head, once it has been parsed.
@@ -303,8 +315,13 @@ impl ResponseParser {
         let head = self.head;
         if head.gzip {
             let limit = self.limits.max_decoded_bytes;
+            let Some(gunzip) = self.gunzip.get() else {
+                // Lending gives every scrape a state before its request
+                // goes out; a body that finds none fails by name.
+                return Err(NetError::NoGzipState.into());
+            };
             let mut inner = |b: &[u8]| sink(&head, b);
-            self.gunzip.feed(data, &mut self.decoded_bytes, limit, &mut inner)
+            gunzip.feed(data, &mut self.decoded_bytes, limit, &mut inner)
         } else {
             let total = self.decoded_bytes + data.len() as u64;
             if total > self.limits.max_decoded_bytes {
