@@ -35,20 +35,25 @@
 //!   would write a label with an empty name, which later fails the series).
 //! - `labelmap` visits labels in the set's order, not name order; this only
 //!   matters when two labels map to the same name.
+//!
+//! This file holds the program, its rules and their scratch; beside it,
+//! `regex.rs` matches a rule's regex and `template.rs` expands its templates.
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::fmt::Write as _;
 use md5::{Digest, Md5};
 
-use regex_automata::meta;
 use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Input, PatternID};
+
+mod regex;
+mod template;
 
 use crate::labels::{LabelError, LabelSet};
 use crate::plan::{Plan, RelabelAction, RelabelRule};
+use regex::{compile_regex, Matcher};
+use template::{NameChars, Template};
 
 /// Prometheus's default regex; compiled to nothing, it always matches and
 /// captures the whole value as group 1.
@@ -134,262 +139,6 @@ struct Rule {
     replacement: Template,
 }
 
-enum Matcher {
-    /// Actions that never look at the regex.
-    Unused,
-    /// The default `(.*)`: matches anything, group 1 is the whole value.
-    All,
-    /// `lit`, `lit.*` and alternations of them, the usual shape of
-    /// `drop`/`labeldrop` patterns: string compares instead of a regex
-    /// search. Only group 0 exists, as in the regex.
-    Literals(Vec<Branch>),
-    /// Boxed: the regex and its cache are large next to the other variants.
-    Regex(Box<CompiledRegex>),
-}
-
-struct Branch {
-    text: String,
-    /// The branch ended in `.*`, which under `(?s)` matches any rest.
-    any_suffix: bool,
-}
-
-impl Branch {
-    fn matches(&self, hay: &str) -> bool {
-        if self.any_suffix {
-            hay.starts_with(self.text.as_str())
-        } else {
-            hay == self.text
-        }
-    }
-}
-
-/// Splits a pattern made only of literal text, `.*` suffixes and `|` into
-/// its branches; `None` for anything a regex must handle.
-fn literal_branches(pattern: &str) -> Option<Vec<Branch>> {
-    pattern
-        .split('|')
-        .map(|branch| {
-            let (text, any_suffix) = match branch.strip_suffix(".*") {
-                Some(text) => (text, true),
-                None => (branch, false),
-            };
-            if text.chars().any(|c| r"\.+*?()|[]{}^$".contains(c)) {
-                return None;
-            }
-            Some(Branch {
-                text: String::from(text),
-                any_suffix,
-            })
-        })
-        .collect()
-}
-
-struct CompiledRegex {
-    re: meta::Regex,
-    cache: meta::Cache,
-}
-
-impl Matcher {
-    fn is_match(&mut self, hay: &str) -> bool {
-        match self {
-            Matcher::Unused | Matcher::All => true,
-            Matcher::Literals(branches) => branches.iter().any(|b| b.matches(hay)),
-            Matcher::Regex(c) => {
-                c.re.search_half_with(&mut c.cache, &Input::new(hay).earliest(true))
-                    .is_some()
-            }
-        }
-    }
-
-    /// Fills `slots` (group `i` at `2i`, `2i+1`) and returns how many it set,
-    /// or `None` when the regex does not match.
-    fn captures(&mut self, hay: &str, slots: &mut [Option<NonMaxUsize>]) -> Option<usize> {
-        match self {
-            Matcher::Unused => None,
-            Matcher::All => {
-                let end = NonMaxUsize::new(hay.len());
-                let start = NonMaxUsize::new(0);
-                slots[..4].copy_from_slice(&[start, end, start, end]);
-                Some(4)
-            }
-            Matcher::Literals(branches) => {
-                if !branches.iter().any(|b| b.matches(hay)) {
-                    return None;
-                }
-                slots[0] = NonMaxUsize::new(0);
-                slots[1] = NonMaxUsize::new(hay.len());
-                Some(2)
-            }
-            Matcher::Regex(c) => {
-                let n = c.re.group_info().slot_len();
-                c.re.search_slots_with(&mut c.cache, &Input::new(hay), &mut slots[..n])?;
-                Some(n)
-            }
-        }
-    }
-
-    fn slot_len(&self) -> usize {
-        match self {
-            Matcher::Unused => 0,
-            Matcher::All => 4,
-            Matcher::Literals(_) => 2,
-            Matcher::Regex(c) => c.re.group_info().slot_len(),
-        }
-    }
-
-    /// Group index behind a `$name` reference, as Go resolves it.
-    fn group_named(&self, name: &str) -> Option<usize> {
-        match self {
-            Matcher::Regex(c) => c.re.group_info().to_index(PatternID::ZERO, name),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Group(usize),
-}
-
-/// A replacement or target template, parsed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Template {
-    pieces: Vec<Piece>,
-}
-
-impl Template {
-    fn literal(text: &str) -> Template {
-        let pieces = if text.is_empty() {
-            Vec::new()
-        } else {
-            alloc::vec![Piece::Text(String::from(text))]
-        };
-        Template { pieces }
-    }
-
-    /// Parses Go's `Regexp.Expand` template syntax, resolving names against
-    /// `matcher` so that expansion is a plain copy loop.
-    fn parse(template: &str, matcher: &Matcher, name_chars: &mut NameChars) -> Template {
-        let mut pieces = Vec::new();
-        let mut text = String::new();
-        let mut rest = template;
-        while let Some(dollar) = rest.find('$') {
-            text.push_str(&rest[..dollar]);
-            rest = &rest[dollar + 1..];
-            if let Some(after) = rest.strip_prefix('$') {
-                text.push('$');
-                rest = after;
-                continue;
-            }
-            let Some((name, after)) = name_chars.reference(rest) else {
-                // Malformed reference: Go keeps the dollar as text.
-                text.push('$');
-                continue;
-            };
-            rest = after;
-            let group = match go_group_number(name) {
-                Some(n) => Some(n),
-                None => matcher.group_named(name),
-            };
-            // A group the regex does not have expands to nothing.
-            if let Some(g) = group.filter(|g| 2 * g + 1 < matcher.slot_len()) {
-                if !text.is_empty() {
-                    pieces.push(Piece::Text(core::mem::take(&mut text)));
-                }
-                pieces.push(Piece::Group(g));
-            }
-        }
-        text.push_str(rest);
-        if !text.is_empty() {
-            pieces.push(Piece::Text(text));
-        }
-        Template { pieces }
-    }
-
-    /// Writes the expansion into `out` (cleared first), never past its
-    /// capacity: a result that would not fit could not be stored as a label.
-    fn expand(
-        &self,
-        hay: &str,
-        slots: &[Option<NonMaxUsize>],
-        out: &mut String,
-        limit: usize,
-    ) -> Result<(), LabelError> {
-        out.clear();
-        for piece in &self.pieces {
-            let part = match piece {
-                Piece::Text(t) => t.as_str(),
-                Piece::Group(g) => match (slots[2 * g], slots[2 * g + 1]) {
-                    (Some(start), Some(end)) => &hay[start.get()..end.get()],
-                    _ => "",
-                },
-            };
-            push_bounded(out, part, limit)?;
-        }
-        Ok(())
-    }
-}
-
-/// Go's number rule: all ASCII digits, below 1e8, no leading zero.
-fn go_group_number(name: &str) -> Option<usize> {
-    if name.len() > 1 && name.starts_with('0') {
-        return None;
-    }
-    let mut n: usize = 0;
-    for b in name.bytes() {
-        if !b.is_ascii_digit() || n >= 100_000_000 {
-            return None;
-        }
-        n = n * 10 + usize::from(b - b'0');
-    }
-    Some(n)
-}
-
-/// Classifies name characters of a template reference the way Go does
-/// (`unicode.IsLetter`, `unicode.IsDigit`, `_`). ASCII is decided inline; the
-/// Unicode classes are compiled only if a template needs them.
-struct NameChars {
-    unicode: Option<meta::Regex>,
-}
-
-impl NameChars {
-    fn is_name_char(&mut self, c: char) -> bool {
-        if c.is_ascii() {
-            return c.is_ascii_alphanumeric() || c == '_';
-        }
-        let re = self.unicode.get_or_insert_with(|| {
-            // A fixed, valid pattern: it cannot fail to compile.
-            meta::Regex::new(r"^[\p{L}\p{Nd}]$").expect("fixed pattern")
-        });
-        let mut buf = [0u8; 4];
-        re.is_match(c.encode_utf8(&mut buf) as &str)
-    }
-
-    /// Splits `$`-less text after a dollar into the referenced name and the
-    /// rest, or `None` when the reference is malformed.
-    fn reference<'t>(&mut self, after_dollar: &'t str) -> Option<(&'t str, &'t str)> {
-        let (braced, body) = match after_dollar.strip_prefix('{') {
-            Some(b) => (true, b),
-            None => (false, after_dollar),
-        };
-        let end = body
-            .char_indices()
-            .find(|&(_, c)| !self.is_name_char(c))
-            .map_or(body.len(), |(i, _)| i);
-        if end == 0 {
-            return None;
-        }
-        let name = &body[..end];
-        if braced {
-            let rest = body[end..].strip_prefix('}')?;
-            Some((name, rest))
-        } else {
-            Some((name, &body[end..]))
-        }
-    }
-}
-
 /// The buffers [`RelabelProgram::apply`] works in. A program owns one, sized
 /// for its rules; a target's metric relabeling borrows one from the scrape
 /// slot it runs in instead (see [`RelabelProgram::lend_scratch`]).
@@ -412,7 +161,7 @@ impl RelabelProgram {
         rules: &[RelabelRule],
         max_label_bytes: usize,
     ) -> Result<RelabelProgram, RelabelBuildError> {
-        let mut name_chars = NameChars { unicode: None };
+        let mut name_chars = NameChars::default();
         let mut compiled = Vec::with_capacity(rules.len());
         let mut joined_cap = 0;
         let mut slots_len = 0;
@@ -481,12 +230,7 @@ impl RelabelProgram {
             .map(|r| {
                 let strings: usize =
                     r.sources.iter().map(String::capacity).sum::<usize>() + r.separator.capacity();
-                let matcher = match &r.matcher {
-                    Matcher::Regex(c) => c.re.memory_usage() + c.cache.memory_usage(),
-                    Matcher::Literals(b) => b.iter().map(|b| b.text.capacity()).sum(),
-                    Matcher::Unused | Matcher::All => 0,
-                };
-                core::mem::size_of::<Rule>() + strings + matcher
+                core::mem::size_of::<Rule>() + strings + r.matcher.heap_bytes()
             })
             .sum();
         rules
@@ -677,28 +421,6 @@ fn compile_rule(
     })
 }
 
-fn compile_regex(pattern: &str) -> Result<Matcher, String> {
-    if let Some(branches) = literal_branches(pattern) {
-        return Ok(Matcher::Literals(branches));
-    }
-    let translated = translate_go_syntax(pattern);
-    let mut anchored = String::with_capacity(translated.len() + 8);
-    anchored.push_str("^(?s:");
-    anchored.push_str(&translated);
-    anchored.push_str(")$");
-    let config = meta::Config::new().hybrid_cache_capacity(DFA_CACHE_BYTES);
-    let re = meta::Builder::new()
-        .configure(config)
-        .build(&anchored)
-        .map_err(|e| {
-            let mut reason = String::new();
-            let _ = write!(reason, "{e}");
-            reason
-        })?;
-    let cache = re.create_cache();
-    Ok(Matcher::Regex(Box::new(CompiledRegex { re, cache })))
-}
-
 /// Longest joined value a rule can build from labels of `max_label_bytes`.
 /// A label listed twice is counted twice.
 fn joined_bound(rule: &Rule, max_label_bytes: usize) -> usize {
@@ -715,7 +437,7 @@ fn joined_bound(rule: &Rule, max_label_bytes: usize) -> usize {
     most_repeats * max_label_bytes + (n - 1) * rule.separator.len()
 }
 
-fn push_bounded(out: &mut String, part: &str, limit: usize) -> Result<(), LabelError> {
+pub(super) fn push_bounded(out: &mut String, part: &str, limit: usize) -> Result<(), LabelError> {
     if out.len() + part.len() > out.capacity() {
         return Err(LabelError::TooManyBytes { limit });
     }
@@ -746,7 +468,7 @@ fn run_rule(rule: &mut Rule, s: &mut RelabelScratch, labels: &mut LabelSet) -> R
         }
         A::KeepEqual | A::DropEqual => {
             join_sources(rule, labels, &mut s.joined, limit)?;
-            let target = target_name(&rule.target);
+            let target = rule.target.literal_text();
             let equal = labels.get(target).unwrap_or("") == s.joined;
             Ok(equal == (rule.action == A::KeepEqual))
         }
@@ -773,7 +495,7 @@ fn run_rule(rule: &mut Rule, s: &mut RelabelScratch, labels: &mut LabelSet) -> R
                 let mut buf = [0u8; 4];
                 push_bounded(&mut s.value, mapped.encode_utf8(&mut buf), limit)?;
             }
-            labels.set(target_name(&rule.target), &s.value)?;
+            labels.set(rule.target.literal_text(), &s.value)?;
             Ok(true)
         }
         A::HashMod => {
@@ -785,7 +507,7 @@ fn run_rule(rule: &mut Rule, s: &mut RelabelScratch, labels: &mut LabelSet) -> R
             s.value.clear();
             // The scratch holds at least MIN_SCRATCH_BYTES, enough for any u64.
             let _ = write!(s.value, "{bucket}");
-            labels.set(target_name(&rule.target), &s.value)?;
+            labels.set(rule.target.literal_text(), &s.value)?;
             Ok(true)
         }
         A::LabelMap => {
@@ -815,14 +537,6 @@ fn run_rule(rule: &mut Rule, s: &mut RelabelScratch, labels: &mut LabelSet) -> R
     }
 }
 
-/// Target of actions that take `target_label` literally.
-fn target_name(t: &Template) -> &str {
-    match t.pieces.first() {
-        Some(Piece::Text(text)) => text,
-        _ => "",
-    }
-}
-
 /// Go's `unicode.ToLower` is a one-to-one mapping; Rust's full mapping only
 /// expands `İ`, whose simple lowercase is the first character, `i`.
 fn lower_char(c: char) -> char {
@@ -844,89 +558,10 @@ fn upper_char(c: char) -> char {
     }
 }
 
-/// Rewrites Go RE2 syntax into regex-automata syntax where the two differ in
-/// meaning: Perl classes and word boundaries are ASCII in Go, `[` inside a
-/// class is literal in Go, and `&&`/`~~` are not class operators in Go.
-fn translate_go_syntax(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut chars = pattern.chars().peekable();
-    let mut in_class = false;
-    // A `]` right after `[` or `[^` is a literal in both syntaxes.
-    let mut class_start = false;
-    while let Some(c) = chars.next() {
-        let at_class_start = class_start;
-        class_start = false;
-        match c {
-            '\\' => {
-                let Some(e) = chars.next() else {
-                    out.push('\\');
-                    break;
-                };
-                let (positive, negated) = match e {
-                    'd' | 'D' => ("0-9", e == 'D'),
-                    'w' | 'W' => ("0-9A-Za-z_", e == 'W'),
-                    's' | 'S' => (r"\t\n\f\r ", e == 'S'),
-                    'b' | 'B' if !in_class => {
-                        out.push_str(if e == 'b' { r"(?-u:\b)" } else { r"(?-u:\B)" });
-                        continue;
-                    }
-                    _ => {
-                        out.push('\\');
-                        out.push(e);
-                        continue;
-                    }
-                };
-                match (in_class, negated) {
-                    (true, false) => out.push_str(positive),
-                    _ => {
-                        out.push('[');
-                        if negated {
-                            out.push('^');
-                        }
-                        out.push_str(positive);
-                        out.push(']');
-                    }
-                }
-            }
-            '[' if !in_class => {
-                out.push('[');
-                in_class = true;
-                class_start = true;
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-            }
-            '[' => {
-                if chars.peek() == Some(&':') {
-                    // POSIX class `[:alpha:]`: same meaning in both, copy it.
-                    out.push('[');
-                    for p in chars.by_ref() {
-                        out.push(p);
-                        if p == ']' {
-                            break;
-                        }
-                    }
-                } else {
-                    out.push_str(r"\[");
-                }
-            }
-            ']' if in_class && !at_class_start => {
-                out.push(']');
-                in_class = false;
-            }
-            '&' | '~' if in_class => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::regex::translate_go_syntax;
+    use super::template::{go_group_number, Piece};
     use super::*;
     use std::string::ToString;
     use std::vec;
@@ -982,7 +617,7 @@ mod tests {
     #[test]
     fn template_parse_follows_go_expand() {
         let m = compile_regex("(?P<first>a)(b)").ok().unwrap();
-        let mut nc = NameChars { unicode: None };
+        let mut nc = NameChars::default();
         let t = |s: &str, nc: &mut NameChars| Template::parse(s, &m, nc).pieces;
         assert_eq!(t("$1", &mut nc), vec![Piece::Group(1)]);
         assert_eq!(
